@@ -1,0 +1,35 @@
+# `make demo` and `make test` each create .venv and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test test-slow lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	MPLBACKEND=Agg $(PY) -m stability.demo
+
+test: $(VENV)/.installed-test
+	MPLBACKEND=Agg $(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed-test
+	MPLBACKEND=Agg $(PY) -m pytest -q -m slow
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check stability tests benchmarks examples
+	$(VENV)/bin/ruff format --check stability tests benchmarks examples
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_regions.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
