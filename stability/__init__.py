@@ -1,0 +1,57 @@
+"""stability: exact and certified stability analysis of stochastic-gradient optimizers.
+
+The symbolic core represents an optimizer as a memory-M algorithm (:class:`MemoryAlgorithm`)
+and derives its update matrix, characteristic polynomial ``chi = P - lambda Q``, multistep form
+and effective learning rate exactly. Conventions follow MATH.md (Yarotsky & Velikanov, 2025).
+"""
+
+from __future__ import annotations
+
+from . import symbols
+from .algorithms import (
+    METHODS,
+    MemoryAlgorithm,
+    Method,
+    gd,
+    get_method,
+    heavy_ball,
+    memory1,
+    momentum_kick,
+    nesterov,
+)
+from .charpoly import CharPoly, Multistep, Triplet, from_multistep
+from .errors import ConfigError, StabilityError
+from .optimizers import (
+    ConfiguredOptimizer,
+    from_keras_sgd,
+    from_optax_sgd,
+    from_optimizer,
+    from_torch_sgd,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "METHODS",
+    "CharPoly",
+    "ConfigError",
+    "ConfiguredOptimizer",
+    "MemoryAlgorithm",
+    "Method",
+    "Multistep",
+    "StabilityError",
+    "Triplet",
+    "__version__",
+    "from_keras_sgd",
+    "from_multistep",
+    "from_optax_sgd",
+    "from_optimizer",
+    "from_torch_sgd",
+    "gd",
+    "get_method",
+    "heavy_ball",
+    "memory1",
+    "momentum_kick",
+    "nesterov",
+    "symbols",
+]

@@ -1,0 +1,263 @@
+"""Characteristic polynomial, multistep form and effective learning rate (MATH.md §2).
+
+Convention (the paper authors' own):
+``chi_lambda(xi) = det(xi I - S_lambda) = P(xi) - lambda Q(xi)`` with
+
+* ``P(xi) = (xi - 1) det(xi I - D)`` -- monic, degree ``M + 1``, ``P(1) = 0``;
+* ``Q(xi) = r^T adj(xi I - S_0) v`` -- degree at most ``M``.
+
+Every function here is exact: it returns sympy objects and never rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import sympy as sp
+
+from . import symbols as S
+from ._values import to_sympy
+from .algorithms import MemoryAlgorithm
+from .errors import ConfigError, StabilityError
+
+__all__ = [
+    "CharPoly",
+    "Multistep",
+    "Triplet",
+    "charpoly",
+    "effective_lr",
+    "from_multistep",
+    "leading_eigenvalue_series",
+    "to_multistep",
+    "triplet",
+    "update_matrix",
+]
+
+
+class CharPoly(NamedTuple):
+    """``chi = P - lambda Q`` as sympy ``Poly`` objects in ``xi``."""
+
+    P: sp.Poly
+    Q: sp.Poly
+    chi: sp.Poly
+
+    def at(self, lam: Any) -> sp.Poly:
+        """``chi_lambda`` at a given curvature (number or expression)."""
+        return sp.Poly(self.chi.as_expr().subs(S.lam, lam), S.xi)
+
+
+class Multistep(NamedTuple):
+    r"""Theorem 1 coefficients: ``w_{t+1} = sum_j p_j w_{t-M+j} + q_j grad L(w_{t-M+j})``.
+
+    ``p[j]`` and ``q[j]`` (``j = 0..M``) belong to the iterate ``M - j`` steps older than
+    ``w_t``; ``sum(p) == 1``.
+    """
+
+    p: tuple[sp.Expr, ...]
+    q: tuple[sp.Expr, ...]
+
+    @property
+    def M(self) -> int:
+        return len(self.p) - 1
+
+    def as_equation(self) -> sp.Eq:
+        """The recurrence as a sympy equation in ``w_t`` and ``g_t = grad L(w_t)``."""
+        t = sp.Symbol("t", integer=True)
+        w, g = sp.IndexedBase("w"), sp.IndexedBase("g")
+        M = self.M
+        rhs = sp.Add(*(self.p[j] * w[t - M + j] + self.q[j] * g[t - M + j] for j in range(M + 1)))
+        return sp.Eq(w[t + 1], rhs, evaluate=False)
+
+
+class Triplet(NamedTuple):
+    """Memory-1 invariants: ``chi = xi^2 - (1 + beta + lambda q1) xi + (beta - lambda q0)``."""
+
+    beta: sp.Expr
+    q0: sp.Expr
+    q1: sp.Expr
+
+
+def update_matrix(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.ImmutableMatrix:
+    """``S_lambda = S_0 + lambda v r^T`` for one eigen-direction of curvature ``lam``.
+
+    >>> from stability import heavy_ball
+    >>> update_matrix(heavy_ball(S.alpha, S.beta))
+    Matrix([
+    [-alpha*lambda + 1, beta],
+    [    -alpha*lambda, beta]])
+    """
+    lam = to_sympy(lam, "lam")
+    return sp.ImmutableMatrix(alg.S0 + lam * alg.v * alg.r.T)
+
+
+def _det(matrix: sp.Matrix) -> sp.Expr:
+    return sp.Integer(1) if matrix.rows == 0 else matrix.det(method="berkowitz")
+
+
+def charpoly(alg: MemoryAlgorithm) -> CharPoly:
+    """``P``, ``Q`` and ``chi = P - lambda Q`` (MATH.md §2).
+
+    ``P`` comes from ``D`` alone and ``Q`` from the adjugate of ``xi I - S_0``; neither is read
+    off ``det(xi I - S_lambda)``, so the identity ``det(xi I - S_lambda) = P - lambda Q`` is a
+    real check (see the tests).
+
+    >>> from stability import nesterov
+    >>> cp = charpoly(nesterov(S.alpha, S.beta))
+    >>> cp.Q.as_expr()
+    alpha*beta + xi*(-alpha*beta - alpha)
+    """
+    M, xi = alg.M, S.xi
+    P = sp.Poly(sp.expand((xi - 1) * _det(xi * sp.eye(M) - alg.D)), xi)
+    adj = (xi * sp.eye(M + 1) - alg.S0).adjugate(method="berkowitz")
+    Q = sp.Poly(sp.expand((alg.r.T * adj * alg.v)[0, 0]), xi)
+    chi = sp.Poly(P.as_expr() - S.lam * Q.as_expr(), xi)
+    return CharPoly(P, Q, chi)
+
+
+def to_multistep(alg: MemoryAlgorithm) -> Multistep:
+    """Coefficients ``(p_j, q_j)`` of the equivalent (M+1)-step recurrence (Theorem 1).
+
+    >>> from stability import heavy_ball
+    >>> to_multistep(heavy_ball(S.alpha, S.beta))
+    Multistep(p=(-beta, beta + 1), q=(0, -alpha))
+    """
+    P, Q, _ = alg.charpoly()
+    M = alg.M
+    p = tuple(sp.expand(-P.coeff_monomial(S.xi**j)) for j in range(M + 1))
+    q = tuple(sp.expand(Q.coeff_monomial(S.xi**j)) for j in range(M + 1))
+    return Multistep(p, q)
+
+
+def from_multistep(
+    p: Sequence[Any] | Multistep, q: Sequence[Any] | None = None, *, name: str | None = None
+) -> MemoryAlgorithm:
+    """Realise a multistep recurrence as a memory-M algorithm (Theorem 1, converse).
+
+    ``P = xi^{M+1} - sum_j p_j xi^j`` must vanish at 1 (``sum(p) == 1``; floats within 1e-12).
+    Writing ``P = (xi - 1) R``, the realisation has ``a = 0``, ``D`` the companion matrix of
+    ``R``, ``c = e_M``, ``alpha = -[xi^M] Q`` and ``b`` the coefficients of ``Q + alpha R``.
+
+    >>> alg = from_multistep([-S.beta, 1 + S.beta], [0, -S.alpha])
+    >>> alg.charpoly().Q.as_expr()
+    -alpha*xi
+    """
+    if isinstance(p, Multistep):
+        p, q = p.p, p.q
+    if q is None:
+        raise ConfigError("q is required: the gradient coefficients q_0..q_M")
+    if isinstance(p, str) or isinstance(q, str):
+        raise ConfigError("p and q must be sequences of numbers, not strings")
+    p_ = [to_sympy(x, f"p[{j}]") for j, x in enumerate(p)]
+    q_ = [to_sympy(x, f"q[{j}]") for j, x in enumerate(q)]
+    if not p_:
+        raise ConfigError("p must have length M + 1 >= 1, got an empty sequence")
+    if len(q_) != len(p_):
+        raise ConfigError(f"q must have length M + 1 = {len(p_)} (the length of p), got {len(q_)}")
+    M, xi = len(p_) - 1, S.xi
+    total = sp.expand(sum(p_) - 1)
+    if not total.is_zero:
+        numeric = not total.free_symbols
+        if not numeric or not total.has(sp.Float) or abs(float(total)) > 1e-12 * max(
+            1.0, *(abs(float(x)) for x in p_)
+        ):
+            raise ConfigError(
+                f"p must sum to 1 (so that P(1) = 0 and constants are fixed points), "
+                f"got sum(p) = {sp.expand(sum(p_))}"
+            )
+    P = sp.Poly(xi ** (M + 1) - sum(p_[j] * xi**j for j in range(M + 1)), xi)
+    R, _remainder = sp.div(P, sp.Poly(xi - 1, xi))  # remainder is P(1): zero, or float dust
+    Rc = [R.coeff_monomial(xi**j) for j in range(M)]  # r_0..r_{M-1}; R is monic
+    D = sp.zeros(M, M)
+    for i in range(M - 1):
+        D[i, i + 1] = 1
+    if M:
+        D[M - 1, :] = sp.Matrix([[-x for x in Rc]])
+    alpha = -q_[M]
+    Qpoly = sp.Poly(sum(q_[j] * xi**j for j in range(M + 1)), xi)
+    rest = Qpoly + alpha * R if M else sp.Poly(0, xi)
+    b = [sp.expand(rest.coeff_monomial(xi**j)) for j in range(M)]
+    c = [0] * (M - 1) + [1] if M else []
+    return MemoryAlgorithm(alpha, b, c, D, name=name or f"multistep-{M}")
+
+
+def effective_lr(alg: MemoryAlgorithm, method: str = "charpoly") -> sp.Expr:
+    """Effective learning rate ``alpha_eff`` (paper eq. 22); independent of ``a``.
+
+    ``method="charpoly"`` uses ``-Q(1) / P'(1)``; ``method="direct"`` uses
+    ``alpha - b^T (I - D)^{-1} c``. Both are exact and must agree; an algorithm whose ``D`` has
+    the eigenvalue 1 has no effective learning rate (``StabilityError``).
+
+    >>> from stability import heavy_ball, momentum_kick
+    >>> effective_lr(heavy_ball(S.alpha, S.beta))
+    -alpha/(beta - 1)
+    >>> effective_lr(momentum_kick(S.eta, S.eta_kick, S.beta), method="direct")
+    (beta*eta' - eta - eta')/(beta - 1)
+    >>> effective_lr(heavy_ball(0.1, 0.9))  # floats: exact binary values, rounded once
+    1.00000000000000
+    """
+    has_float = any(x.has(sp.Float) for x in (alg.alpha, alg.a, alg.b, alg.c, alg.D))
+    if has_float:  # evaluate on the exact binary values, round once at the end
+        return sp.N(effective_lr(alg.to_exact(), method))
+    M = alg.M
+    det_I_minus_D = sp.factor(_det(sp.eye(M) - alg.D))
+    if det_I_minus_D.is_zero:
+        raise StabilityError(
+            "effective learning rate undefined: D has the eigenvalue 1 (P'(1) = 0)"
+        )
+    if method == "charpoly":
+        P, Q, _ = alg.charpoly()
+        value = -Q.eval(1) / P.diff(S.xi).eval(1)
+    elif method == "direct":
+        if M == 0:
+            value = alg.alpha
+        else:
+            value = alg.alpha - (alg.b.T * (sp.eye(M) - alg.D).LUsolve(alg.c))[0, 0]
+    else:
+        raise ConfigError(f"method must be 'charpoly' or 'direct', got {method!r}")
+    return sp.factor(sp.cancel(value))
+
+
+def triplet(alg: MemoryAlgorithm) -> Triplet:
+    """The memory-1 invariants ``(beta, q0, q1)`` with ``Q = q0 + q1 xi`` (any ``a``).
+
+    >>> from stability import MemoryAlgorithm
+    >>> triplet(MemoryAlgorithm(S.alpha, [S.beta], [-S.alpha], [[S.beta]], a=[S.beta]))
+    Triplet(beta=beta, q0=alpha*beta, q1=-alpha*beta - alpha)
+    """
+    if alg.M != 1:
+        raise ConfigError(f"triplet() needs a memory-1 algorithm, got memory M = {alg.M}")
+    Q = alg.charpoly().Q
+    return Triplet(alg.D[0, 0], sp.expand(Q.coeff_monomial(1)), sp.expand(Q.coeff_monomial(S.xi)))
+
+
+def leading_eigenvalue_series(alg: MemoryAlgorithm, order: int = 1) -> sp.Expr:
+    """Series in ``lambda`` of the eigenvalue of ``S_lambda`` that equals 1 at ``lambda = 0``.
+
+    Theorem 4: ``1 - alpha_eff lambda + O(lambda^2)``. Coefficients come from solving
+    ``chi(xi(lambda), lambda) = 0`` order by order (implicit function theorem; needs
+    ``P'(1) != 0``, i.e. 1 is not an eigenvalue of ``D``).
+
+    >>> from stability import heavy_ball
+    >>> leading_eigenvalue_series(heavy_ball(S.alpha, S.beta), 1)
+    1 + alpha*lambda/(beta - 1) + O(lambda**2)
+    """
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
+        raise ConfigError(f"order must be an integer >= 1, got {order!r}")
+    P, _, chi = alg.charpoly()
+    dP1 = sp.factor(P.diff(S.xi).eval(1))
+    if dP1.is_zero:
+        raise StabilityError("no analytic leading eigenvalue: D has the eigenvalue 1 (P'(1) = 0)")
+    lam, xi = S.lam, S.xi
+    coeffs: list[sp.Expr] = []
+    e = sp.symbols(f"e1:{order + 1}")
+    expansion = 1 + sum(e[k] * lam ** (k + 1) for k in range(order))
+    poly = sp.Poly(sp.expand(chi.as_expr().subs(xi, expansion)), lam)
+    for k in range(1, order + 1):
+        ck = poly.coeff_monomial(lam**k).subs(dict(zip(e, coeffs, strict=False)))
+        # ck is linear in e_k with slope P'(1)
+        sol = sp.solve(ck, e[k - 1])
+        if len(sol) != 1:
+            raise StabilityError(f"could not solve order {k} of the eigenvalue expansion")
+        coeffs.append(sp.factor(sp.cancel(sol[0])))
+    return 1 + sum(c * lam ** (k + 1) for k, c in enumerate(coeffs)) + sp.O(lam ** (order + 1))

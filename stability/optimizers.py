@@ -1,0 +1,301 @@
+"""Adapters from real optimizer configurations to memory-M algorithms (MATH.md §1).
+
+Each adapter returns a :class:`ConfiguredOptimizer`: the :class:`MemoryAlgorithm` that
+reproduces the library's update rule, plus the *curvature shift* caused by coupled weight decay
+(every Hessian eigenvalue ``lambda`` is seen as ``lambda + weight_decay``) and notes on
+conventions. No deep-learning framework is imported: torch optimizers are read through their
+``param_groups`` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ._values import check_range
+from .algorithms import MemoryAlgorithm, gd
+from .errors import ConfigError
+
+__all__ = [
+    "ConfiguredOptimizer",
+    "from_keras_sgd",
+    "from_optax_sgd",
+    "from_optimizer",
+    "from_torch_sgd",
+]
+
+
+@dataclass(frozen=True)
+class ConfiguredOptimizer:
+    """A framework optimizer configuration read as a memory-M algorithm.
+
+    Attributes
+    ----------
+    algorithm : MemoryAlgorithm
+        Reproduces the framework's update on the loss ``L``.
+    curvature_shift : sympy expression
+        Coupled (L2) weight decay ``omega``: the algorithm sees curvatures ``lambda + omega``.
+    source : str
+        The framework rule that was read, e.g. ``"torch.optim.SGD"``.
+    config : dict
+        The validated hyperparameters.
+    notes : tuple of str
+        Conventions and caveats worth showing to a user.
+    undamped_first_step : bool
+        torch fills its momentum buffer with the raw gradient on the first step (``m <- g``,
+        no dampening). With dampening this differs from the memory form started at ``u = 0``;
+        :meth:`simulate` replays it. It changes the transient only, never stability.
+    """
+
+    algorithm: MemoryAlgorithm
+    curvature_shift: sp.Expr
+    source: str
+    config: Mapping[str, Any]
+    notes: tuple[str, ...] = ()
+    undamped_first_step: bool = False
+
+    def curvature(self, lam: Any) -> Any:
+        """The curvature the algorithm actually sees for a loss eigenvalue ``lam``."""
+        return lam + self.curvature_shift
+
+    def simulate(self, grad: Callable[[np.ndarray], np.ndarray], w0: Any, steps: int) -> np.ndarray:
+        """Replay the framework's update rule on ``grad`` (weight decay included).
+
+        Returns iterates ``w_0 .. w_steps`` as an array of shape ``(steps + 1, d)``.
+        """
+        from .simulate import simulate
+
+        omega = float(self.curvature_shift)
+
+        def full_grad(w: np.ndarray) -> np.ndarray:
+            return np.asarray(grad(w), dtype=float) + omega * w
+
+        w0 = np.asarray(w0, dtype=float)
+        if not (self.undamped_first_step and steps > 0):
+            return simulate(self.algorithm, full_grad, w0, steps)
+        g0 = full_grad(w0)  # torch's first step: m <- g, theta <- theta - lr m
+        w1 = w0 - float(self.config["lr"]) * g0
+        rest = simulate(self.algorithm, full_grad, w1, steps - 1, u0=g0[None, :])
+        return np.vstack([w0[None, :], rest])
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def from_torch_sgd(
+    lr: Any,
+    momentum: Any = 0,
+    dampening: Any = 0,
+    weight_decay: Any = 0,
+    nesterov: Any = False,
+    *,
+    maximize: Any = False,
+) -> ConfiguredOptimizer:
+    """``torch.optim.SGD`` as a memory-1 algorithm (memory 0 when ``momentum == 0``).
+
+    torch: ``g <- grad + wd*theta``; ``m <- mu m + (1 - tau) g`` (first step ``m <- g``);
+    ``g <- g + mu m`` if nesterov else ``m``; ``theta <- theta - lr g``. With ``u = m``:
+    non-Nesterov ``alpha = lr(1-tau), b = -lr mu, c = 1-tau, D = mu``; Nesterov
+    ``alpha = lr(1+mu), b = -lr mu^2, c = 1, D = mu``.
+
+    >>> opt = from_torch_sgd(lr=0.1, momentum=0.9)
+    >>> opt.algorithm.effective_lr()
+    1.00000000000000
+    >>> from_torch_sgd(lr=0.1, momentum=1.0)
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: momentum must be in [0, 1), got 1.0
+    """
+    lr = check_range(lr, "lr", 0, None, low_open=True)
+    mu = check_range(momentum, "momentum", 0, 1, high_open=True)
+    tau = check_range(dampening, "dampening", 0, 1, high_open=True)
+    omega = check_range(weight_decay, "weight_decay", 0, None)
+    nest = _flag(nesterov, "nesterov")
+    if _flag(maximize, "maximize"):
+        raise ConfigError("maximize must be false (gradient ascent is not analysed), got True")
+    if nest and (mu.is_zero or not tau.is_zero):
+        raise ConfigError(
+            "nesterov=True requires momentum > 0 and dampening = 0 "
+            f"(as torch does), got momentum={momentum!r}, dampening={dampening!r}"
+        )
+    config = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": omega,
+              "nesterov": nest}
+    notes = []
+    if not omega.is_zero:
+        notes.append(f"weight_decay={omega} shifts every curvature: lambda -> lambda + {omega}")
+    if mu.is_zero:
+        if not tau.is_zero:
+            notes.append("dampening has no effect when momentum = 0 (torch keeps no buffer)")
+        return ConfiguredOptimizer(gd(lr), omega, "torch.optim.SGD", config, tuple(notes))
+    if nest:
+        alg = MemoryAlgorithm(lr * (1 + mu), [-lr * mu**2], [1], [[mu]], name="torch_sgd_nesterov")
+    else:
+        alg = MemoryAlgorithm(lr * (1 - tau), [-lr * mu], [1 - tau], [[mu]], name="torch_sgd")
+    undamped = not tau.is_zero
+    if undamped:
+        notes.append("torch's first momentum step is undamped (m = g); transient only")
+    return ConfiguredOptimizer(alg, omega, "torch.optim.SGD", config, tuple(notes), undamped)
+
+
+def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = False
+                   ) -> ConfiguredOptimizer:
+    """``optax.sgd``: trace ``m <- g + mu m`` then ``-lr * (g + mu m if nesterov else m)``.
+
+    Identical to ``torch.optim.SGD`` with zero dampening; ``momentum=None`` (or 0) is plain GD.
+    A learning-rate schedule (a callable) is refused: it is not time-invariant.
+
+    >>> from_optax_sgd(0.1, momentum=0.9).algorithm == from_torch_sgd(0.1, 0.9).algorithm
+    True
+    """
+    if callable(learning_rate):
+        raise ConfigError(
+            "learning_rate must be a number (a schedule is time-varying; use the LTV view), "
+            f"got {learning_rate!r}"
+        )
+    nest = _flag(nesterov, "nesterov")
+    mu = check_range(0 if momentum is None else momentum, "momentum", 0, 1, high_open=True)
+    notes: tuple[str, ...] = ()
+    if nest and mu.is_zero:  # optax accepts it: the trace is the gradient itself
+        notes = ("nesterov has no effect without momentum",)
+        nest = False
+    base = from_torch_sgd(learning_rate, mu, 0, 0, nest)
+    cfg = {"learning_rate": base.config["lr"], "momentum": momentum, "nesterov": nest}
+    return ConfiguredOptimizer(base.algorithm, base.curvature_shift, "optax.sgd", cfg,
+                               notes + base.notes)
+
+
+def from_keras_sgd(learning_rate: Any, momentum: Any = 0, nesterov: Any = False
+                   ) -> ConfiguredOptimizer:
+    """Keras ``SGD``: ``v <- mu v - lr g``; ``w <- w + v`` (Nesterov: ``w <- w + mu v - lr g``).
+
+    Non-Nesterov is heavy ball with ``u = v = w_t - w_{t-1}``; Nesterov has
+    ``alpha = lr(1+mu), b = mu^2, c = -lr, D = mu``, whose triplet is Nesterov's.
+
+    >>> from stability import heavy_ball
+    >>> from_keras_sgd(0.1, 0.9).algorithm.triplet() == heavy_ball(0.1, 0.9).triplet()
+    True
+    """
+    lr = check_range(learning_rate, "learning_rate", 0, None, low_open=True)
+    mu = check_range(momentum, "momentum", 0, 1, high_open=True)
+    nest = _flag(nesterov, "nesterov")
+    cfg = {"learning_rate": lr, "momentum": mu, "nesterov": nest}
+    if mu.is_zero:
+        return ConfiguredOptimizer(gd(lr), sp.Integer(0), "keras.optimizers.SGD", cfg)
+    if nest:
+        alg = MemoryAlgorithm(lr * (1 + mu), [mu**2], [-lr], [[mu]], name="keras_sgd_nesterov")
+    else:
+        alg = MemoryAlgorithm(lr, [mu], [-lr], [[mu]], name="keras_sgd")
+    return ConfiguredOptimizer(alg, sp.Integer(0), "keras.optimizers.SGD", cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# from_optimizer: mappings and duck-typed torch optimizer objects
+# ---------------------------------------------------------------------------------------
+_ADAPTERS: dict[str, tuple[Callable[..., ConfiguredOptimizer], frozenset[str]]] = {
+    "torch.sgd": (from_torch_sgd,
+                  frozenset({"lr", "momentum", "dampening", "weight_decay", "nesterov",
+                             "maximize"})),
+    "optax.sgd": (from_optax_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
+    "keras.sgd": (from_keras_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
+}
+_ALIASES = {"sgd": "torch.sgd", "torch.optim.sgd": "torch.sgd", "optax": "optax.sgd",
+            "keras": "keras.sgd", "keras.optimizers.sgd": "keras.sgd"}
+# keys of a torch SGD param group that carry no hyperparameter of the update rule
+_TORCH_INERT_KEYS = frozenset({"params", "foreach", "differentiable", "fused", "initial_lr",
+                               "param_names", "name", "capturable"})
+
+
+def _call_adapter(kind: str, values: Mapping[str, Any]) -> ConfiguredOptimizer:
+    adapter, allowed = _ADAPTERS[kind]
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} for optimizer {kind!r}; allowed keys: {sorted(allowed)}"
+        )
+    required = "lr" if kind == "torch.sgd" else "learning_rate"
+    if required not in values:
+        raise ConfigError(f"{required} is required for optimizer {kind!r}")
+    return adapter(**values)
+
+
+def _torch_group(group: Mapping[str, Any], index: int) -> ConfiguredOptimizer:
+    values = {k: v for k, v in group.items() if k not in _TORCH_INERT_KEYS}
+    try:
+        return _call_adapter("torch.sgd", values)
+    except ConfigError as exc:
+        raise ConfigError(f"param group {index}: {exc}") from None
+
+
+def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
+    """Read an optimizer configuration; returns one :class:`ConfiguredOptimizer` per group.
+
+    ``obj`` is either
+
+    * a mapping ``{"optimizer": "torch.sgd" | "optax.sgd" | "keras.sgd" | "sgd", ...}`` with
+      the framework's own keyword names (``"sgd"`` means torch); unknown keys are rejected;
+    * a torch optimizer state dict or any mapping with ``"param_groups"`` (read as torch SGD);
+    * a ``torch.optim.SGD`` object (duck-typed through ``param_groups``; torch is never
+      imported). Other optimizer classes are refused with a reason.
+
+    >>> [o.algorithm.name for o in from_optimizer({"optimizer": "sgd", "lr": 0.1,
+    ...                                             "momentum": 0.9})]
+    ['torch_sgd']
+    >>> from_optimizer({"optimizer": "sgd", "lr": 0.1, "momentun": 0.9})
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: unknown key(s) ['momentun'] for optimizer 'torch.sgd'; ...
+    """
+    if isinstance(obj, Mapping):
+        if "param_groups" in obj:
+            extra = sorted(set(obj) - {"param_groups", "state", "optimizer"})
+            if extra:
+                raise ConfigError(f"unknown key(s) {extra} beside param_groups")
+            kind = obj.get("optimizer", "torch.sgd")
+            if str(kind).lower() not in ("sgd", "torch.sgd", "torch.optim.sgd"):
+                raise ConfigError(f"param_groups are read as torch SGD, got optimizer {kind!r}")
+            return [_torch_group(g, i) for i, g in enumerate(_groups(obj["param_groups"]))]
+        values = dict(obj)
+        kind_raw = values.pop("optimizer", None)
+        if kind_raw is None:
+            raise ConfigError(
+                "optimizer is required: one of 'torch.sgd', 'optax.sgd', 'keras.sgd' ('sgd')"
+            )
+        if not isinstance(kind_raw, str):
+            raise ConfigError(f"optimizer must be a string name, got {kind_raw!r}")
+        kind = _ALIASES.get(kind_raw.strip().lower(), kind_raw.strip().lower())
+        if kind not in _ADAPTERS:
+            raise ConfigError(
+                f"optimizer must be one of {sorted(_ADAPTERS)} (or 'sgd'), got {kind_raw!r}"
+            )
+        return [_call_adapter(kind, values)]
+    if hasattr(obj, "param_groups"):
+        cls = type(obj).__name__
+        if cls != "SGD":
+            raise ConfigError(
+                f"optimizer object must be torch.optim.SGD (time-invariant and linear on "
+                f"quadratics), got {cls}"
+            )
+        return [_torch_group(g, i) for i, g in enumerate(_groups(obj.param_groups))]
+    raise ConfigError(
+        f"expected a mapping or a torch optimizer object, got {type(obj).__name__}"
+    )
+
+
+def _groups(groups: Any) -> list[Mapping[str, Any]]:
+    if isinstance(groups, Mapping) or isinstance(groups, str) or not hasattr(groups, "__iter__"):
+        raise ConfigError(f"param_groups must be a list of mappings, got {groups!r}")
+    out = list(groups)
+    if not out:
+        raise ConfigError("param_groups must not be empty")
+    for i, g in enumerate(out):
+        if not isinstance(g, Mapping):
+            raise ConfigError(f"param group {i} must be a mapping, got {type(g).__name__}")
+    return out
+

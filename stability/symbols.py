@@ -1,0 +1,36 @@
+"""Every sympy Symbol of the package, defined once with its assumptions.
+
+Names follow MATH.md: ``lam`` is a Hessian eigenvalue (curvature), ``xi`` the variable of
+characteristic polynomials, ``alpha``/``beta`` learning rate and momentum, ``q0``/``q1`` the
+memory-1 triplet coefficients, ``eta``/``eta_kick`` the momentum+kick step sizes.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+__all__ = [
+    "alpha",
+    "beta",
+    "delta",
+    "eta",
+    "eta_kick",
+    "h",
+    "lam",
+    "lam_max",
+    "q0",
+    "q1",
+    "xi",
+]
+
+lam = sp.Symbol("lambda", positive=True)
+lam_max = sp.Symbol("lambda_max", positive=True)
+xi = sp.Symbol("xi")
+alpha = sp.Symbol("alpha", positive=True)
+beta = sp.Symbol("beta", real=True)
+delta = sp.Symbol("delta", real=True)
+q0 = sp.Symbol("q0", real=True)
+q1 = sp.Symbol("q1", real=True)
+eta = sp.Symbol("eta", positive=True)
+eta_kick = sp.Symbol("eta'", nonnegative=True)
+h = sp.Symbol("h", positive=True)
