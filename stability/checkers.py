@@ -9,7 +9,7 @@ relative ``1e-12`` of zero are re-decided in exact rational arithmetic (certifie
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -18,12 +18,12 @@ import sympy as sp
 from . import symbols as S
 from .errors import ConfigError
 
-__all__ = ["Memory1Margins", "family_triplet", "memory1_margins"]
+__all__ = ["Memory1Margins", "family_triplet", "lr_momentum_grid", "memory1_margins"]
 
 _CERTIFY_RTOL = 1e-12
 
 
-@lru_cache(maxsize=None)
+@cache
 def _theorem61():
     from .regions import theorem61_conditions
 
@@ -91,7 +91,7 @@ def memory1_margins(*, beta: Any, q0: Any, q1: Any, lambda_max: Any) -> Memory1M
     return Memory1Margins(names, margins, stable, int(idx.size))
 
 
-@lru_cache(maxsize=None)
+@cache
 def family_triplet(name: str):
     """``(params, f)`` where ``f(*params) -> (beta, q0, q1)`` for a registered family.
 
@@ -121,3 +121,32 @@ def family_triplet(name: str):
         params = method.symbols
     t = triplet(alg)
     return params, sp.lambdify(params, list(t), modules="numpy", cse=True)
+
+
+def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
+                     **fixed: float) -> tuple[np.ndarray, np.ndarray, Memory1Margins]:
+    """Certified stability of a memory-1 family on an ``lr x momentum`` grid.
+
+    Returns ``(LR, MOM, margins)`` with ``LR``/``MOM`` from :func:`numpy.meshgrid`. Extra
+    family parameters (e.g. ``dampening`` for ``torch_sgd``) are passed by name.
+
+    >>> LR, MOM, m = lr_momentum_grid("heavy_ball", lambda_max=1.0, lr=[1.0, 3.0], momentum=[0.5])
+    >>> m.stable.tolist()
+    [[True, False]]
+    """
+    params, f = family_triplet(family)
+    LR, MOM = np.meshgrid(np.asarray(lr, dtype=float), np.asarray(momentum, dtype=float))
+    values = {"alpha": LR, "lr": LR, "eta": LR, "beta": MOM, "momentum": MOM}
+    args = []
+    for p in params:
+        name = p.name
+        if name in fixed:
+            args.append(np.broadcast_to(np.asarray(fixed.pop(name), dtype=float), LR.shape))
+        elif name in values:
+            args.append(values[name])
+        else:
+            raise ConfigError(f"family {family!r} needs parameter {name!r}")
+    if fixed:
+        raise ConfigError(f"unknown parameter(s) {sorted(fixed)} for family {family!r}")
+    beta, q0, q1 = (np.broadcast_to(np.asarray(x, dtype=float), LR.shape) for x in f(*args))
+    return LR, MOM, memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=lambda_max)

@@ -24,6 +24,7 @@ __all__ = [
     "Triangle",
     "convergence_rate",
     "eigenvalue_locus",
+    "eigenvalues_over",
     "gd_optimal",
     "heavy_ball_optimal",
     "real_complex_boundaries",
@@ -149,12 +150,12 @@ def real_complex_boundaries(alg: Any) -> tuple[sp.Expr, ...]:
     return tuple(sorted({r for r in roots if r > 0}, key=float))
 
 
-def spectral_radius(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
-    """``max |eig(S_lambda)|`` for each curvature in ``lam`` (float64, any memory).
+def eigenvalues_over(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
+    """Eigenvalues of ``S_lambda`` (complex, shape ``lam.shape + (M+1,)``), any memory.
 
     >>> from stability import gd
-    >>> float(spectral_radius(gd(0.5), 3.0))
-    0.5
+    >>> eigenvalues_over(gd(0.5), [1.0, 3.0])[:, 0].real
+    array([ 0.5, -0.5])
     """
     p = alg.numeric_arrays()
     lam_arr = np.asarray(lam, dtype=float)
@@ -164,8 +165,17 @@ def spectral_radius(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
     v = np.array([-p["alpha"], *p["c"]])
     r = np.array([1.0, *p["a"]])
     mats = S0 + lam_arr.reshape(-1, 1, 1) * np.outer(v, r)
-    rho = np.abs(np.linalg.eigvals(mats)).max(axis=-1)
-    return rho.reshape(lam_arr.shape)
+    return np.linalg.eigvals(mats).reshape(*lam_arr.shape, alg.M + 1)
+
+
+def spectral_radius(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
+    """``max |eig(S_lambda)|`` for each curvature in ``lam`` (float64, any memory).
+
+    >>> from stability import gd
+    >>> float(spectral_radius(gd(0.5), 3.0))
+    0.5
+    """
+    return np.abs(eigenvalues_over(alg, lam)).max(axis=-1)
 
 
 def convergence_rate(alg: MemoryAlgorithm, eigenvalues: Any) -> float:

@@ -1,0 +1,107 @@
+"""Matplotlib figures (imported lazily: the symbolic core never imports matplotlib).
+
+Every function takes ``ax=`` (a new figure is made when omitted) and returns the artists it
+drew; library code never calls ``plt.show()``. Numbers come from :mod:`stability.checkers`,
+:mod:`stability.geometry` and :mod:`stability.regions`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .algorithms import MemoryAlgorithm
+from .checkers import lr_momentum_grid
+from .geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
+from .regions import is_strictly_stable
+
+__all__ = ["plot_eigenvalue_locus", "plot_lr_momentum_region", "plot_stability_triangle"]
+
+
+def _axes(ax: Any):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    return ax
+
+
+def plot_stability_triangle(beta: float, lambda_max: float = 1.0,
+                            configs: list[MemoryAlgorithm] | None = None, ax: Any = None):
+    """The stable ``(q0, q1)`` triangle at fixed ``beta`` (Theorem 6.1), configs marked.
+
+    Stable configs (exact verdict on ``(0, lambda_max]``) are filled dots, unstable ones crosses.
+    """
+    ax = _axes(ax)
+    tri = stability_triangle(beta, lambda_max)
+    pts = np.array([[float(a), float(b)] for a, b in tri.vertices])
+    artists = [ax.fill(pts[:, 0], pts[:, 1], alpha=0.25, color="tab:green",
+                       label=f"stable, beta={float(beta):g}")[0]]
+    closed = np.vstack([pts, pts[:1]])
+    artists += ax.plot(closed[:, 0], closed[:, 1], color="tab:green")
+    artists.append(ax.annotate("right angle", pts[0], textcoords="offset points",
+                               xytext=(5, 5), fontsize=8))
+    for alg in configs or []:
+        t = alg.triplet()
+        ok = bool(is_strictly_stable(alg, lambda_max))
+        artists += ax.plot(float(t.q0), float(t.q1), "o" if ok else "x",
+                           color="tab:blue" if ok else "tab:red", label=alg.name)
+    ax.set_xlabel(r"$q_0$")
+    ax.set_ylabel(r"$q_1$")
+    ax.set_title(rf"memory-1 stability triangle, $\lambda_{{max}}={lambda_max:g}$")
+    ax.axhline(0, color="0.7", lw=0.5)
+    ax.axvline(0, color="0.7", lw=0.5)
+    ax.legend(fontsize=8)
+    return artists
+
+
+def plot_lr_momentum_region(family: str = "heavy_ball", lambda_max: float = 1.0,
+                            lr: Any = None, momentum: Any = None, ax: Any = None,
+                            configs: list[tuple[float, float]] | None = None, **fixed: float):
+    """Certified stable region in the ``(lr, momentum)`` plane at a given ``lambda_max``."""
+    ax = _axes(ax)
+    lr = np.linspace(1e-3, 5.0 / lambda_max, 400) if lr is None else np.asarray(lr)
+    momentum = np.linspace(0.0, 0.999, 300) if momentum is None else np.asarray(momentum)
+    LR, MOM, m = lr_momentum_grid(family, lambda_max=lambda_max, lr=lr, momentum=momentum,
+                                  **fixed)
+    artists = [ax.contourf(LR, MOM, m.stable.astype(float), levels=[0.5, 1.5],
+                           colors=["tab:green"], alpha=0.35)]
+    artists.append(ax.contour(LR, MOM, m.min_margin, levels=[0.0], colors="k", linewidths=1))
+    for lr_i, mom_i in configs or []:
+        artists += ax.plot(lr_i, mom_i, "k*", ms=10)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("momentum")
+    ax.set_title(f"{family}: strictly stable for all curvatures <= {lambda_max:g}")
+    return artists
+
+
+def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600, ax: Any = None):
+    """Eigenvalues of ``S_lambda`` for ``lambda`` in ``(0, lambda_max]`` with the unit circle
+    and, for memory 1, the Theorem 6.2 circle (or line)."""
+    ax = _axes(ax)
+    lams = np.linspace(lambda_max / n, lambda_max, n)
+    ev = eigenvalues_over(alg, lams)
+    artists = []
+    for j in range(ev.shape[-1]):
+        artists.append(ax.scatter(ev[:, j].real, ev[:, j].imag, c=lams, s=4, cmap="viridis"))
+    t = np.linspace(0, 2 * np.pi, 400)
+    artists += ax.plot(np.cos(t), np.sin(t), color="0.5", lw=0.8, label="unit circle")
+    if alg.M == 1:
+        try:
+            locus = eigenvalue_locus(alg)
+        except ValueError:
+            locus = None
+        if locus is not None and locus.kind == "circle":
+            c, r = float(locus.center), float(locus.radius)
+            artists += ax.plot(c + r * np.cos(t), r * np.sin(t), "r--", lw=1,
+                               label="Theorem 6.2 circle")
+        elif locus is not None and locus.kind == "line":
+            artists.append(ax.axvline(float(locus.line_re), color="r", ls="--",
+                                      label="Theorem 6.2 line"))
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"Re $\xi$")
+    ax.set_ylabel(r"Im $\xi$")
+    ax.set_title(rf"eigenvalues of $S_\lambda$, $0<\lambda\leq{lambda_max:g}$")
+    ax.legend(fontsize=8, loc="upper left")
+    return artists
