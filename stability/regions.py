@@ -13,6 +13,7 @@ coefficients, and positivity on an interval is decided by Sturm root counting.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
     elif isinstance(poly, Sequence) and not isinstance(poly, str):
         coeffs = [to_sympy(c, f"coefficient[{i}]") for i, c in enumerate(poly)]
     else:
-        raise ConfigError(f"poly must be a sympy Poly, expression or coefficient list, got {poly!r}")
+        raise ConfigError(
+            f"poly must be a sympy Poly, expression or coefficient list, got {poly!r}"
+        )
     coeffs = [sp.expand(to_exact(c if isinstance(c, sp.Basic) else to_sympy(c, "coefficient")))
               for c in coeffs]
     while coeffs and coeffs[0].is_zero:
@@ -259,7 +262,7 @@ def strict_stability_conditions(
     if M == 0:
         conds = [Condition("alpha > 0", alg.alpha),
                  Condition("alpha lambda_max < 2", 2 - alg.alpha * lam_max)]
-        return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "GD: |1 - alpha lam| < 1")
+        return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "|1 - alpha lam| < 1")
     if M == 1:
         t = alg.triplet()
         conds = theorem61_conditions(t.beta, t.q0, t.q1, lam_max)
@@ -422,7 +425,7 @@ def stable_curvature_intervals(alg: MemoryAlgorithm) -> list[tuple[sp.Expr, sp.E
     roots = sorted({r for _, p in polys for r in _positive_roots(p)}, key=lambda r: float(r))
     points = [sp.Integer(0), *roots, sp.oo]
     intervals = []
-    for lo, hi in zip(points[:-1], points[1:], strict=True):
+    for lo, hi in itertools.pairwise(points):
         mid = _rational_between(lo, hi)
         if all(p.eval(mid) > 0 for _, p in polys):
             intervals.append((lo, hi))  # at a root some condition is 0: never merge
@@ -439,7 +442,9 @@ def _rational_between(lo: sp.Expr, hi: sp.Expr) -> sp.Rational:
 def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
     if isinstance(spectrum, tuple):
         if len(spectrum) != 2:
-            raise ConfigError(f"an interval spectrum must be (lambda_min, lambda_max), got {spectrum!r}")
+            raise ConfigError(
+                f"an interval spectrum must be (lambda_min, lambda_max), got {spectrum!r}"
+            )
         lo = to_sympy(spectrum[0], "lambda_min")
         hi = to_sympy(spectrum[1], "lambda_max")
         if lo.free_symbols or hi.free_symbols:

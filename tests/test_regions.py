@@ -421,7 +421,7 @@ def test_locus_literature_cases():
     assert m1.eigenvalue_locus(stb.memory1(Fraction(1, 2), 1, -2)).kind == "real"
     line = m1.eigenvalue_locus(stb.memory1(Fraction(1, 2), -1, 0))
     assert line.kind == "line" and line.line_re == sp.Rational(3, 4)
-    with pytest.raises(stb.ConfigError, match="Theorem 6.2 needs"):
+    with pytest.raises(stb.ConfigError, match=r"Theorem 6\.2 needs"):
         m1.eigenvalue_locus(stb.memory1(Fraction(1, 2), 1, 1))
 
 
