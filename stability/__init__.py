@@ -21,12 +21,19 @@ from .algorithms import (
 )
 from .charpoly import CharPoly, Multistep, Triplet, from_multistep
 from .errors import ConfigError, StabilityError
+from .noise import critical_batch_size, noise_term, power_law, stability_sum
 from .optimizers import (
     ConfiguredOptimizer,
     from_keras_sgd,
     from_optax_sgd,
     from_optimizer,
     from_torch_sgd,
+)
+from .regions import (
+    hurwitz_conditions,
+    is_strictly_stable,
+    schur_conditions,
+    strict_stability_conditions,
 )
 
 __version__ = "0.1.0.dev0"
@@ -42,6 +49,7 @@ __all__ = [
     "StabilityError",
     "Triplet",
     "__version__",
+    "critical_batch_size",
     "from_keras_sgd",
     "from_multistep",
     "from_optax_sgd",
@@ -50,8 +58,15 @@ __all__ = [
     "gd",
     "get_method",
     "heavy_ball",
+    "hurwitz_conditions",
+    "is_strictly_stable",
     "memory1",
     "momentum_kick",
     "nesterov",
+    "noise_term",
+    "power_law",
+    "schur_conditions",
+    "stability_sum",
+    "strict_stability_conditions",
     "symbols",
 ]

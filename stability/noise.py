@@ -1,0 +1,507 @@
+"""Mini-batch noise (MATH.md §4): SE noise models, the per-eigenvalue Lyapunov term, the
+stability sum ``U`` and the exact second-moment recursion of the loss.
+
+The noise is the *spectrally expressible* (SE) model ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH``;
+it is exact for Gaussian features with ``(tau1, tau2) = (1, -1)`` (the default preset) and an
+approximation otherwise: results say so in their ``notes``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from . import symbols as S
+from ._values import to_float, to_sympy
+from .algorithms import MemoryAlgorithm
+from .errors import ConfigError
+
+__all__ = [
+    "NOISE_MODELS",
+    "NoiseModel",
+    "NoiseResult",
+    "PowerLawSpectrum",
+    "Spectrum",
+    "critical_batch_size",
+    "get_noise_model",
+    "loss_trajectory",
+    "noise_term",
+    "power_law",
+    "stability_sum",
+    "ubar",
+]
+
+SE_NOTE = ("SE noise model: exact for Gaussian features with (tau1, tau2) = (1, -1); an "
+           "approximation for other data; quadratic (linearised) loss")
+
+
+# ---------------------------------------------------------------------------------------
+# Noise models
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoiseModel:
+    """SE noise ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH`` (MATH.md eq. 15)."""
+
+    tau1: float
+    tau2: float
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for label in ("tau1", "tau2"):
+            value = getattr(self, label)
+            if not isinstance(value, int | float) or isinstance(value, bool) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"{label} must be a finite number, got {value!r}")
+        if self.tau1 < 0:
+            raise ConfigError(f"tau1 must be in [0, inf), got {self.tau1!r}")
+        if self.tau2 > self.tau1:
+            raise ConfigError(f"tau2 must be <= tau1 = {self.tau1!r}, got {self.tau2!r}")
+
+    @property
+    def exact_for_gaussian(self) -> bool:
+        return (self.tau1, self.tau2) == (1.0, -1.0)
+
+
+NOISE_MODELS = {
+    "gaussian": NoiseModel(1.0, -1.0, "gaussian"),
+    "translation_invariant": NoiseModel(1.0, 1.0, "translation_invariant"),
+    "se0": NoiseModel(1.0, 0.0, "se0"),
+}
+
+
+def get_noise_model(noise: Any = "gaussian") -> NoiseModel:
+    """A preset name (``gaussian``, ``translation_invariant``, ``se0``), a :class:`NoiseModel`
+    or an explicit ``(tau1, tau2)`` pair.
+
+    >>> get_noise_model("se0")
+    NoiseModel(tau1=1.0, tau2=0.0, name='se0')
+    >>> get_noise_model((1, 2))
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: tau2 must be <= tau1 = 1.0, got 2.0
+    """
+    if isinstance(noise, NoiseModel):
+        return noise
+    if isinstance(noise, str):
+        key = noise.strip().lower().replace("-", "_")
+        if key not in NOISE_MODELS:
+            raise ConfigError(f"noise must be one of {sorted(NOISE_MODELS)} or (tau1, tau2), "
+                              f"got {noise!r}")
+        return NOISE_MODELS[key]
+    if isinstance(noise, tuple | list) and len(noise) == 2:
+        return NoiseModel(to_float(noise[0], "tau1"), to_float(noise[1], "tau2"))
+    raise ConfigError(f"noise must be a preset name or (tau1, tau2), got {noise!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# Spectra
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spectrum:
+    """A finite spectrum: eigenvalues ``lam`` with multiplicities/weights ``weights`` and
+    optional target coefficients ``c2`` (``c_k^2 = <e_k, w*>^2``)."""
+
+    lam: np.ndarray
+    weights: np.ndarray
+    c2: np.ndarray | None = None
+
+    @classmethod
+    def from_arrays(cls, lam: Any, weights: Any = None, c2: Any = None) -> Spectrum:
+        lam_a = _positive_array(lam, "eigenvalues")
+        w = np.ones_like(lam_a) if weights is None else _array(weights, "weights", lam_a.shape)
+        if np.any(w < 0):
+            raise ConfigError(f"weights must be >= 0, got min {w.min()!r}")
+        c = None if c2 is None else _array(c2, "c2", lam_a.shape)
+        if c is not None and np.any(c < 0):
+            raise ConfigError(f"c2 must be >= 0 (squared coefficients), got min {c.min()!r}")
+        return cls(lam_a, w, c)
+
+    @property
+    def lambda_max(self) -> float:
+        return float(self.lam.max())
+
+
+def _array(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(x, str | bytes):
+        raise ConfigError(f"{name} must be numeric, got a string")
+    a = np.asarray(x, dtype=float).ravel()
+    if a.shape != shape:
+        raise ConfigError(f"{name} must have shape {shape} (one per eigenvalue), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"{name} must be finite")
+    return a
+
+
+def _positive_array(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, str | bytes):
+        raise ConfigError(f"{name} must be numeric, got a string")
+    a = np.asarray(x, dtype=float).ravel()
+    if a.size == 0:
+        raise ConfigError(f"{name} must not be empty")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"{name} must be finite, got NaN or inf")
+    if np.any(a <= 0):
+        raise ConfigError(f"{name} must be > 0, got min {a.min()!r}")
+    return a
+
+
+@dataclass(frozen=True)
+class PowerLawSpectrum:
+    """``lambda_k = Lambda k^-nu`` (k = 1..N, or to infinity when ``N is None``) with target
+    ``lambda_k c_k^2 = Q k^(-zeta nu - 1)`` (MATH.md §4.2)."""
+
+    nu: float
+    Lambda: float = 1.0
+    zeta: float | None = None
+    Q: float = 1.0
+    N: int | None = None
+
+    @property
+    def lambda_max(self) -> float:
+        return self.Lambda
+
+    def eigenvalues(self, n: int | None = None) -> np.ndarray:
+        count = self.N if n is None else n
+        if count is None:
+            raise ConfigError("an infinite power law has no finite eigenvalue array; pass n")
+        return self.Lambda * np.arange(1, count + 1, dtype=float) ** (-self.nu)
+
+    def truncated(self, n: int) -> Spectrum:
+        lam = self.eigenvalues(n)
+        c2 = None
+        if self.zeta is not None:
+            k = np.arange(1, n + 1, dtype=float)
+            c2 = self.Q * k ** (-self.zeta * self.nu - 1) / lam
+        return Spectrum(lam, np.ones(n), c2)
+
+
+def power_law(nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0,
+              N: Any = None) -> PowerLawSpectrum:
+    """A power-law spectrum; infinite when ``N is None`` (sums then need ``nu > 1``)."""
+    nu_f = to_float(nu, "nu")
+    if nu_f <= 0.5:
+        raise ConfigError(f"nu must be in (0.5, inf) (sum of lambda^2 finite), got {nu!r}")
+    lam_f = to_float(Lambda, "Lambda")
+    if lam_f <= 0:
+        raise ConfigError(f"Lambda must be in (0, inf), got {Lambda!r}")
+    zeta_f = None if zeta is None else to_float(zeta, "zeta")
+    if zeta_f is not None and zeta_f <= 0:
+        raise ConfigError(f"zeta must be in (0, inf), got {zeta!r}")
+    q_f = to_float(Q, "Q")
+    n_i = None
+    if N is not None:
+        n_f = to_float(N, "N")
+        if n_f < 1 or n_f != int(n_f):
+            raise ConfigError(f"N must be a positive integer, got {N!r}")
+        n_i = int(n_f)
+    return PowerLawSpectrum(nu_f, lam_f, zeta_f, q_f, n_i)
+
+
+def as_spectrum(spectrum: Any) -> Spectrum | PowerLawSpectrum:
+    if isinstance(spectrum, Spectrum | PowerLawSpectrum):
+        return spectrum
+    if isinstance(spectrum, int | float) and not isinstance(spectrum, bool):
+        return Spectrum.from_arrays([spectrum])
+    return Spectrum.from_arrays(spectrum)
+
+
+# ---------------------------------------------------------------------------------------
+# Per-eigenvalue term
+# ---------------------------------------------------------------------------------------
+def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
+    """``Ubar_lambda = lambda^2 r^T X r`` with ``X = S X S^T + v v^T`` (exact, symbolic).
+
+    Memory 0 and 1 use the closed form (MATH.md eq. 25, written with the triplet); larger
+    memories solve the Lyapunov system symbolically (small M only).
+
+    >>> from stability import gd, heavy_ball
+    >>> noise_term(gd(S.alpha))
+    -alpha*lambda/(alpha*lambda - 2)
+    >>> noise_term(heavy_ball(sp.Rational(1, 2), sp.Rational(1, 2)), 1)
+    3/5
+    """
+    lam_e = to_sympy(lam, "lam")
+    if alg.M == 0:
+        return sp.factor(alg.alpha * lam_e / (2 - alg.alpha * lam_e))
+    if alg.M == 1:
+        beta, q0, q1 = alg.triplet()
+        num = lam_e * (-(1 + beta) * (q0 + q1) + lam_e * q0 * (q0 - q1))
+        den = (1 - beta + lam_e * q0) * (2 * (1 + beta) - lam_e * (q0 - q1))
+        return sp.factor(sp.cancel(num / den))
+    n = alg.M + 1
+    Smat = alg.update_matrix(lam_e)
+    Xs = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"x_{min(i, j)}{max(i, j)}"))
+    eqs = Xs - Smat * Xs * Smat.T - alg.v * alg.v.T
+    unknowns = sorted(Xs.free_symbols, key=str)
+    sol = sp.solve(list(eqs), unknowns, dict=True)
+    if len(sol) != 1:
+        raise ConfigError("the Lyapunov system has no unique solution (S_lambda not stable?)")
+    X = Xs.subs(sol[0])
+    return sp.factor(sp.cancel(lam_e**2 * (alg.r.T * X * alg.r)[0, 0]))
+
+
+def ubar(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
+    """Numeric ``Ubar_lambda`` for an array of curvatures (float64, any memory).
+
+    Solves the Lyapunov equation as a batched linear system ``(I - S (x) S) vec X = vec vv^T``.
+    Meaningful only where ``S_lambda`` is strictly stable.
+    """
+    p = alg.numeric_arrays()
+    lam_a = np.asarray(lam, dtype=float)
+    n = alg.M + 1
+    S0 = np.array(alg.S0.evalf(), dtype=float)
+    v = np.array([-p["alpha"], *p["c"]])
+    r = np.array([1.0, *p["a"]])
+    flat = lam_a.reshape(-1)
+    if n == 1:
+        s = 1 - p["alpha"] * flat
+        out = flat**2 * p["alpha"] ** 2 / (1 - s**2)
+        return out.reshape(lam_a.shape)
+    mats = S0 + flat[:, None, None] * np.outer(v, r)
+    kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
+    rhs = np.broadcast_to(np.outer(v, v).reshape(n * n), (flat.size, n * n))
+    X = np.linalg.solve(np.eye(n * n) - kron, rhs[..., None])[..., 0].reshape(-1, n, n)
+    out = flat**2 * np.einsum("i,kij,j->k", r, X, r)
+    return out.reshape(lam_a.shape)
+
+
+def _second_moment_radius(alg: MemoryAlgorithm, lam: np.ndarray, kappa: float) -> np.ndarray:
+    """Spectral radius of ``A_lambda(X) = S X S^T - kappa lambda^2 (r^T X r) v v^T``."""
+    p = alg.numeric_arrays()
+    n = alg.M + 1
+    S0 = np.array(alg.S0.evalf(), dtype=float)
+    v = np.array([-p["alpha"], *p["c"]])
+    r = np.array([1.0, *p["a"]])
+    mats = S0 + lam[:, None, None] * np.outer(v, r)
+    kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
+    rank1 = np.outer(np.outer(v, v).ravel(), np.outer(r, r).ravel())
+    ops = kron - kappa * lam[:, None, None] ** 2 * rank1
+    return np.abs(np.linalg.eigvals(ops)).max(axis=-1)
+
+
+# ---------------------------------------------------------------------------------------
+# Stability sum
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoiseResult:
+    """The stability sum ``U`` (``inf`` when a second-moment map is not strictly stable).
+
+    ``bounded`` is ``U < 1`` with every ``A_lambda`` strictly stable (Theorem 3); ``margin`` is
+    ``1 - U``. ``tail`` and ``tolerance`` describe infinite sums.
+    """
+
+    U: float
+    bounded: bool
+    reason: str
+    batch_size: float
+    noise: NoiseModel
+    tolerance: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def margin(self) -> float:
+        return 1.0 - self.U
+
+    def __bool__(self) -> bool:
+        return self.bounded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"U": self.U if math.isfinite(self.U) else "inf", "bounded": self.bounded,
+                "margin": self.margin if math.isfinite(self.U) else "-inf",
+                "reason": self.reason, "batch_size": self.batch_size,
+                "noise": {"name": self.noise.name, "tau1": self.noise.tau1,
+                          "tau2": self.noise.tau2},
+                "tolerance": self.tolerance, "notes": list(self.notes)}
+
+
+def _check_batch(batch_size: Any) -> float:
+    b = to_float(batch_size, "batch_size")
+    if b < 1:
+        raise ConfigError(f"batch_size must be in [1, inf), got {batch_size!r}")
+    return b
+
+
+def _terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
+           ) -> tuple[np.ndarray | None, str]:
+    """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
+    from .regions import is_strictly_stable
+
+    res = is_strictly_stable(alg, np.unique(lam))
+    if not res.stable:
+        return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
+    u = ubar(alg, lam)
+    kappa = model.tau2 / B
+    if kappa < 0:
+        # A_lambda is a positive map: rho(A) < 1  iff  1 + kappa Ubar > 0 (rho(S) < 1 given)
+        bad = 1 + kappa * u <= 0
+        if np.any(bad):
+            return None, (f"second-moment map A_lambda is not strictly stable at lambda = "
+                          f"{lam[bad].max():.6g} (1 + (tau2/B) Ubar <= 0)")
+    elif kappa > 0:
+        rho = _second_moment_radius(alg, np.unique(lam), kappa)
+        if np.any(rho >= 1):
+            return None, "second-moment map A_lambda is not strictly stable"
+    return model.tau1 / B * u / (1 + kappa * u), ""
+
+
+def stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any,
+                  noise: Any = "gaussian", *, tol: float = 1e-10) -> NoiseResult:
+    """``U = sum_k w_k U_{lambda_k}``, ``U_lambda = (tau1/B) Ubar/(1 + (tau2/B) Ubar)``.
+
+    Every ``A_lambda`` is checked first (noiseless ``S_lambda`` exactly, then the noise
+    correction); otherwise ``U = inf`` with the reason (never a negative or meaningless sum).
+    Infinite power laws are summed as an explicit head plus an mpmath Euler–Maclaurin tail
+    whose error estimate is reported as ``tolerance``.
+
+    >>> from stability import gd
+    >>> r = stability_sum(gd(1), [1, 0.5, 0.25, 0.125], batch_size=10, noise="se0")
+    >>> round(r.U, 14)
+    0.15428571428571
+    >>> stability_sum(gd(1.5), [0.8], batch_size=1).reason[:36]
+    'second-moment map A_lambda is not st'
+    """
+    model = get_noise_model(noise)
+    B = _check_batch(batch_size)
+    spec = as_spectrum(spectrum)
+    notes = [SE_NOTE] if not model.exact_for_gaussian else [
+        "exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
+    if isinstance(spec, PowerLawSpectrum) and spec.N is None:
+        return _power_law_sum(alg, spec, B, model, tol, notes)
+    if isinstance(spec, PowerLawSpectrum):
+        spec = spec.truncated(spec.N)
+    terms, reason = _terms(alg, spec.lam, B, model)
+    if terms is None:
+        return NoiseResult(math.inf, False, reason, B, model, notes=tuple(notes))
+    U = float(np.sum(spec.weights * terms))
+    return NoiseResult(U, U < 1, _reason(U), B, model, notes=tuple(notes))
+
+
+def _reason(U: float) -> str:
+    return ("U < 1: mean loss stays bounded (Theorem 3)" if U < 1
+            else "U >= 1: mean loss diverges under mini-batch noise (Theorem 3)")
+
+
+def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
+                   model: NoiseModel, tol: float, notes: list[str]) -> NoiseResult:
+    if spec.nu <= 1:
+        return NoiseResult(math.inf, False, "sum of lambda_k diverges for nu <= 1 (U = inf)",
+                           B, model, notes=tuple(notes))
+    head_n = 100_000
+    lam_head = spec.eigenvalues(head_n)
+    terms, reason = _terms(alg, lam_head, B, model)
+    if terms is None:
+        return NoiseResult(math.inf, False, reason, B, model, notes=tuple(notes))
+    head = math.fsum(terms)
+    tail, tolerance, order = _power_law_tail(alg, spec, B, model, head_n, tol)
+    U = head + tail
+    tolerance += 1e-15 * abs(U)
+    notes = [*notes, f"infinite power law: {head_n} terms summed directly; tail {tail:.6e} "
+             f"from the Taylor series of U_lambda at 0 (order {order}) with Hurwitz zeta "
+             f"sums; truncation error estimate {tolerance:.1e}"]
+    bounded = U + tolerance < 1
+    return NoiseResult(U, bounded, _reason(U), B, model, tolerance, tuple(notes))
+
+
+def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, model: NoiseModel,
+                    head_n: int, tol: float) -> tuple[float, float, int]:
+    """``sum_{k > head_n} U(Lambda k^-nu)`` as ``sum_j c_j Lambda^j zeta(j nu, head_n + 1)``.
+
+    ``U_lambda`` is a rational function of ``lambda`` (exact coefficients from the binary values
+    of the parameters), so its Taylor coefficients at 0 are exact; terms decrease like
+    ``(lambda_head / radius)^j`` and the first omitted term estimates the truncation error.
+    """
+    lam = S.lam
+    ub = noise_term(alg.to_exact(), lam)
+    k1 = sp.Rational(model.tau1) / sp.Rational(B)
+    k2 = sp.Rational(model.tau2) / sp.Rational(B)
+    u_expr = sp.cancel(k1 * ub / (1 + k2 * ub))
+    max_order = 12
+    series = sp.series(u_expr, lam, 0, max_order + 2).removeO()
+    coeffs = [series.coeff(lam, j) for j in range(max_order + 2)]
+    with mpmath.workdps(30):
+        total = mpmath.mpf(0)
+        last = mpmath.inf
+        order = 0
+        for j in range(1, max_order + 2):
+            c = mpmath.mpf(sp.Rational(coeffs[j]).p) / sp.Rational(coeffs[j]).q
+            term = c * mpmath.mpf(spec.Lambda) ** j * mpmath.zeta(j * spec.nu, head_n + 1)
+            if j == max_order + 1 or (abs(term) < tol * 1e-3 * max(abs(total), 1e-300) and j > 2):
+                last = abs(term)
+                break
+            total += term
+            order = j
+        return float(total), float(last) * 2, order
+
+
+def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gaussian",
+                        *, max_batch: float = 2**40) -> float:
+    """Smallest batch size ``B >= 1`` with ``U < 1`` (``inf`` if none up to ``max_batch``).
+
+    ``U`` decreases in ``B`` (for the SE model), so the answer is found by bisection on real
+    ``B`` and rounded up to an integer.
+    """
+    def ok(B: float) -> bool:
+        return stability_sum(alg, spectrum, B, noise).bounded
+
+    if ok(1.0):
+        return 1.0
+    if not ok(max_batch):
+        return math.inf
+    lo, hi = 1.0, max_batch
+    while hi - lo > 0.5:
+        mid = math.sqrt(lo * hi) if hi / lo > 4 else (lo + hi) / 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    B = float(math.ceil(hi))
+    while B > 1 and ok(B - 1):
+        B -= 1
+    return B
+
+
+# ---------------------------------------------------------------------------------------
+# Exact second-moment recursion (loss trajectory)
+# ---------------------------------------------------------------------------------------
+def loss_trajectory(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int,
+                    noise: Any = "gaussian") -> np.ndarray:
+    """Mean loss ``L_0 .. L_steps`` from the exact SE second-moment recursion (MATH.md §4).
+
+    ``C_{k,t+1} = A_k(C_{k,t}) + (tau1/B) lambda_k (sum_j w_j lambda_j r^T C_{j,t} r) v v^T``,
+    ``C_{k,0} = c_k^2 E11``, ``L_t = 1/2 sum_k w_k lambda_k (C_{k,t})_11``; vectorised over
+    eigenvalues. The spectrum must carry target coefficients ``c2``.
+    """
+    model = get_noise_model(noise)
+    B = _check_batch(batch_size)
+    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 0:
+        raise ConfigError(f"steps must be an integer >= 0, got {steps!r}")
+    spec = as_spectrum(spectrum)
+    if isinstance(spec, PowerLawSpectrum):
+        if spec.N is None:
+            raise ConfigError("loss_trajectory needs a finite spectrum: power_law(..., N=...)")
+        spec = spec.truncated(spec.N)
+    if spec.c2 is None:
+        raise ConfigError("spectrum needs target coefficients c2 for a loss trajectory")
+    p = alg.numeric_arrays()
+    n = alg.M + 1
+    lam, w = spec.lam, spec.weights
+    S0 = np.array(alg.S0.evalf(), dtype=float)
+    v = np.array([-p["alpha"], *p["c"]])
+    r = np.array([1.0, *p["a"]])
+    mats = S0 + lam[:, None, None] * np.outer(v, r)
+    vv = np.outer(v, v)
+    C = np.zeros((lam.size, n, n))
+    C[:, 0, 0] = spec.c2
+    out = np.empty(steps + 1)
+    k1, k2 = model.tau1 / B, model.tau2 / B
+    for t in range(steps + 1):
+        out[t] = 0.5 * np.sum(w * lam * C[:, 0, 0])
+        if t == steps:
+            break
+        rCr = np.einsum("i,kij,j->k", r, C, r)
+        feedback = np.sum(w * lam * rCr)
+        coef = k1 * lam * feedback - k2 * lam**2 * rCr
+        C = mats @ C @ mats.transpose(0, 2, 1) + coef[:, None, None] * vv
+    return out
