@@ -16,7 +16,13 @@ from .checkers import lr_momentum_grid
 from .geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
 from .regions import is_strictly_stable
 
-__all__ = ["plot_eigenvalue_locus", "plot_lr_momentum_region", "plot_stability_triangle"]
+__all__ = [
+    "plot_eigenvalue_locus",
+    "plot_loss_curves",
+    "plot_lr_momentum_region",
+    "plot_stability_sum",
+    "plot_stability_triangle",
+]
 
 
 def _axes(ax: Any):
@@ -104,4 +110,44 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
     ax.set_ylabel(r"Im $\xi$")
     ax.set_title(rf"eigenvalues of $S_\lambda$, $0<\lambda\leq{lambda_max:g}$")
     ax.legend(fontsize=8, loc="upper left")
+    return artists
+
+
+def plot_stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_sizes: Any,
+                       noise: Any = "gaussian", ax: Any = None):
+    """Stability sum ``U`` against batch size, with the ``U = 1`` threshold."""
+    from .noise import stability_sum
+
+    ax = _axes(ax)
+    bs = np.asarray(batch_sizes, dtype=float)
+    U = np.array([stability_sum(alg, spectrum, b, noise).U for b in bs])
+    finite = np.isfinite(U)
+    artists = ax.loglog(bs[finite], U[finite], "o-", label=alg.name)
+    artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1 (divergence)"))
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("stability sum U")
+    ax.set_title("mini-batch noise: bounded iff U < 1")
+    ax.legend(fontsize=8)
+    return artists
+
+
+def plot_loss_curves(curves: dict[str, np.ndarray], predicted_slopes: dict[str, float] | None
+                     = None, ax: Any = None):
+    """Loss trajectories on log-log axes with dashed lines of the predicted exponents."""
+    ax = _axes(ax)
+    artists = []
+    for name, L in curves.items():
+        t = np.arange(len(L))
+        line = ax.loglog(t[1:], L[1:], label=name)[0]
+        artists.append(line)
+        if predicted_slopes and name in predicted_slopes:
+            s = predicted_slopes[name]
+            t_ref = t[len(t) // 10]
+            ref = L[t_ref] * (t[1:] / t_ref) ** s
+            artists += ax.loglog(t[1:], ref, "--", color=line.get_color(), lw=0.8,
+                                 label=f"predicted slope {s:.2f}")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("mean loss L_t")
+    ax.set_title("loss trajectories (exact SE second-moment recursion)")
+    ax.legend(fontsize=8)
     return artists
