@@ -21,8 +21,8 @@ from stability import plots
 
 def main(out: str = "stability_triangle.png") -> None:
     beta, lam_max = 0.6, 1.0
-    configs = [stb.heavy_ball(2.5, beta), stb.nesterov(1.2, beta), stb.momentum_kick(1.0, 0.8, beta),
-               stb.heavy_ball(3.5, beta)]
+    configs = [stb.heavy_ball(2.5, beta), stb.nesterov(1.2, beta),
+               stb.momentum_kick(1.0, 0.8, beta), stb.heavy_ball(3.5, beta)]
     for alg in configs:
         res = stb.is_strictly_stable(alg, lam_max)
         print(f"{alg.name:14s} triplet {tuple(round(float(x), 3) for x in alg.triplet())}: "

@@ -4,7 +4,8 @@ AM1 keeps ``q0 > 0`` fixed, lets ``delta_t = 1 - beta_t = delta t^-b -> 0`` and 
 ``alpha_eff,t = alpha0 t^a``; under a power law with exponent ``nu`` and ``0 < a <= b(1 - 1/nu)``,
 ``b < 1``, the predicted signal-phase rate is ``L_t = O(t^-zeta(1+a))`` (plain SGD: ``t^-zeta``).
 Only the exponent is predicted. It is realised through the momentum+kick form
-``beta_t = 1 - delta t^-b``, ``eta'_t = q0/beta_t``, ``eta_t = delta t^-b (alpha0 t^a - q0/beta_t)``.
+``beta_t = 1 - delta t^-b``, ``eta'_t = q0/beta_t``,
+``eta_t = delta t^-b (alpha0 t^a - q0/beta_t)``.
 """
 
 from __future__ import annotations
