@@ -152,3 +152,43 @@ def test_max_stable_lr():
     with pytest.raises(stb.ConfigError, match="no lr parameter"):
         nz.max_stable_lr("memory1", lams, 16, beta=0.5, q0=0, q1=-1)
     assert math.isfinite(nz.max_stable_lr("nesterov", lams, 4, momentum=0.5))
+
+
+def test_power_law_asymptotics_match_exact_recursion():
+    pl = nz.power_law(2.0, zeta=0.5)
+    spec = pl.binned(exact=300, k_max=1e10, bins=500)
+    alg = stb.heavy_ball(0.1, 0.8)  # alpha_eff = 0.5
+    asym = nz.power_law_asymptotics(alg, pl, 100)
+    assert asym.regime == "signal" and asym.exponent == 0.5 and asym.U < 1
+    T = 20_000
+    L = nz.loss_trajectory(alg, spec, 100, T)
+    # prefactor: L_t t^zeta -> C_V / (2 (1 - U)), corrections O(t^-1/2) here
+    assert L[T] / asym.signal_loss(T) == pytest.approx(1.0, abs=0.03)
+    V, U = nz.propagators(alg, spec, 100, T)
+    t = np.arange(1, T + 1)
+    assert V[-1] / (asym.C_V * T ** (-0.5)) == pytest.approx(1.0, abs=0.02)
+    assert U[-1] / (asym.C_U * T ** (-asym.xi_U)) == pytest.approx(1.0, abs=0.03)
+    assert t.size == T
+    with pytest.raises(stb.ConfigError, match="zeta"):
+        nz.power_law_asymptotics(alg, nz.power_law(2.0), 100)
+
+
+def test_noise_plots(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from stability import plots
+
+    lams = np.geomspace(1e-3, 1, 50)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    assert plots.plot_stability_sum(stb.heavy_ball(0.5, 0.9), lams, [1, 4, 16, 64], ax=axes[0])
+    assert plots.plot_stability_sum_vs_lr("heavy_ball", lams, 16, np.linspace(0.05, 2, 15),
+                                          ax=axes[1], momentum=0.9)
+    arts = plots.plot_heavy_ball_vs_memory1(lams, 64, np.geomspace(1, 1e3, 8), q0=0.5, ax=axes[2])
+    hb_U = arts[0].get_ydata()
+    m1_U = arts[1].get_ydata()
+    assert hb_U[-1] > 10 * hb_U[0] and m1_U[-1] < 2 * m1_U[0]  # grows like alpha_eff vs bounded
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    fig.savefig(tmp_path / "noise.png")
+    plt.close(fig)
+    assert (tmp_path / "noise.png").stat().st_size > 10_000
