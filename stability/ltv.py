@@ -429,7 +429,7 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
     where ``inf alpha > 0`` (``C = max_{s<=t} alpha[t-1]/alpha[s-1]``); the frozen-pole margin
     ``sup |beta r[t]|`` (sufficient only). Infinite-horizon verdicts follow the schedule's tail.
     """
-    b, g, e = filt.numeric()
+    b, _g, e = filt.numeric()
     if not 0 <= b < 1:
         raise ConfigError(f"beta must be in [0, 1), got {b}")
     lr_f = to_float(lr, "lr")

@@ -18,9 +18,11 @@ from .regions import is_strictly_stable
 
 __all__ = [
     "plot_eigenvalue_locus",
+    "plot_filter_response",
     "plot_heavy_ball_vs_memory1",
     "plot_loss_curves",
     "plot_lr_momentum_region",
+    "plot_schedule_verdict",
     "plot_stability_sum",
     "plot_stability_sum_vs_lr",
     "plot_stability_triangle",
@@ -202,4 +204,45 @@ def plot_heavy_ball_vs_memory1(spectrum: Any, batch_size: float, alpha_effs: Any
     ax.set_ylabel("stability sum U")
     ax.set_title("Theorem 7: large alpha_eff needs q0 > 0 under noise")
     ax.legend(fontsize=8)
+    return artists
+
+
+def plot_schedule_verdict(filt: Any, lr: float, sched: Any, ax: Any = None):
+    """``alpha[t]``, ``r[t]`` and ``beta r[t]`` along a schedule, titled with the LTV verdict."""
+    from .ltv import ltv_verdict
+
+    ax = _axes(ax)
+    v = ltv_verdict(filt, lr, sched)
+    t = np.arange(sched.values.size)
+    artists = ax.plot(t, lr * sched.values, label="alpha[t] = lr F[t]")
+    ax2 = ax.twinx()
+    artists += ax2.plot(t[1:], float(filt.beta) * sched.ratio, "C1", lw=0.8,
+                        label="frozen pole beta r[t]")
+    artists.append(ax2.axhline(1.0, color="r", ls="--", lw=0.8))
+    ax.set_xlabel("step t")
+    ax.set_ylabel("learning rate alpha[t]")
+    ax2.set_ylabel("beta r[t]")
+    verdict = f"BIBO={v.bibo}, UES={v.ues} (C={v.ues_constant:.3g}, rho={v.ues_rate:.3g})"
+    ax.set_title(f"{sched.name}: {verdict}", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
+    return artists
+
+
+def plot_filter_response(filt: Any, n: int = 40, axes: Any = None):
+    """Impulse response and magnitude of the frequency response of an AutoSGM filter."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    t = np.arange(n)
+    h = np.array([float(filt.impulse_response(int(k))) for k in t])
+    artists = [axes[0].stem(t, h)]
+    axes[0].set_xlabel("t")
+    axes[0].set_ylabel("h[t]")
+    axes[0].set_title("impulse response")
+    om = np.linspace(0, np.pi, 400)
+    artists += axes[1].plot(om, np.abs(filt.frequency_response(om)))
+    axes[1].set_xlabel("frequency omega")
+    axes[1].set_ylabel("|H(e^{i omega})|")
+    axes[1].set_title(f"DC gain {float(filt.dc_gain):.3g}")
     return artists

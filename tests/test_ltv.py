@@ -18,7 +18,7 @@ def test_ltv_recursion_and_prox():
     eq = ltv.derive_ltv_recursion()
     assert "alpha_t" in str(eq.rhs)
     prox = ltv.prox_update()
-    D, e, r, dw = sp.symbols("Delta e r dw", real=True)
+    _D, e, r, dw = sp.symbols("Delta e r dw", real=True)
     beta, eta = ltv.beta_s, ltv.eta_s
     alpha = sp.Symbol("alpha", positive=True)
     assert sp.simplify(prox["minimiser"] - (beta * r * dw + eta * alpha * e)) == 0
@@ -106,7 +106,8 @@ SCHEDULES = {
     "warmup_cosine": lambda T: 0.3 * np.minimum((np.arange(T) + 1) / 10, 1)
     * 0.5 * (1 + np.cos(np.pi * np.arange(T) / T)),
     "step": lambda T: 0.2 * 0.5 ** (np.arange(T) // 15),
-    "restarts": lambda T: 0.25 * ltv.schedule("warm_restarts", T, period=12, min_factor=0.05).values,
+    "restarts": lambda T: 0.25 * ltv.schedule("warm_restarts", T, period=12,
+                                              min_factor=0.05).values,
 }
 
 
@@ -309,3 +310,21 @@ def test_adam_frozen_preconditioner_threshold():
         return np.abs(np.linalg.eigvals(np.vstack([top, bottom]))).max()
 
     assert radius(0.99 * eta_star) < 1 < radius(1.01 * eta_star)
+
+
+def test_ltv_plots(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from stability import plots
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    f = ltv.lowpass_filter(0.9)
+    assert plots.plot_schedule_verdict(f, 0.1, ltv.schedule("linear_warmup", 300, warmup=50),
+                                       ax=axes[0])
+    assert plots.plot_filter_response(ltv.lowpass_filter(0.8, 0.3), axes=axes[1:])
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    assert "UES=True" in axes[0].get_title()
+    fig.savefig(tmp_path / "ltv.png")
+    plt.close(fig)
+    assert (tmp_path / "ltv.png").stat().st_size > 10_000
