@@ -29,6 +29,7 @@ __all__ = [
     "AutoSGMFilter",
     "LTVVerdict",
     "Schedule",
+    "adam_frozen_covariance",
     "adam_frozen_threshold",
     "filter_as_algorithm",
     "filter_from_config",
@@ -262,7 +263,8 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     """Built-in windows: ``constant``, ``step`` (milestones, gamma), ``linear_warmup``
     (warmup), ``cosine`` (min_factor), ``polynomial`` (power), ``exponential`` (gamma),
     ``inverse_time`` (t0), ``sqrt_growth``, ``warm_restarts`` (period, mult, min_factor),
-    or ``array`` (values: the user's own array; its tail is ``finite``).
+    ``array`` (values: the user's own array) or ``callable`` (fn: ``t -> F[t]``); user
+    schedules have a ``finite`` tail (the verdict covers the given horizon).
 
     >>> schedule("linear_warmup", 6, warmup=3).values.tolist()
     [0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0, 1.0]
@@ -312,6 +314,11 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
             start += length
             length *= mult
         tail = "periodic" if mult == 1 else ("dipping" if m == 0 else "periodic")
+    elif kind == "callable":
+        fn = kw.pop("fn", None)
+        if not callable(fn):
+            raise ConfigError("schedule('callable', ...) needs fn=<callable t -> F[t]>")
+        v, tail = np.array([to_float(fn(int(k)), f"fn({int(k)})") for k in t]), "finite"
     elif kind == "array":
         values = kw.pop("values", None)
         if values is None or isinstance(values, str):
@@ -459,8 +466,8 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
     elif tail in ("constant", "nonincreasing", "periodic"):
         bibo = True
         ues = bool(np.all(alpha > 0))
-        w_bounded = tail == "nonincreasing" and sched.name == "exponential" and \
-            sched.values[-1] < sched.values[0]
+        # w itself is bounded for every bounded input iff sum alpha[t] < inf (geometric decay)
+        w_bounded = sched.name == "exponential" and sched.values[-1] < sched.values[0]
         reasons.append(f"tail '{tail}': sup alpha < inf, so BIBO (gain as above)")
         if ues:
             reasons.append("inf alpha > 0 and sup alpha < inf: UES with rho = beta, "
@@ -468,6 +475,8 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
                            "alpha non-increasing: UES with C = 1, rho = beta")
             if tail == "nonincreasing":
                 C = 1.0
+        reasons.append("w itself: bounded for all bounded inputs only if sum alpha[t] < inf "
+                       f"({'summable' if w_bounded else 'not summable'} here)")
     elif tail == "dipping":
         bibo, ues, w_bounded = True, False, False
         reasons.append("restart minima tend to 0 while the peak stays: Phi(t, s) = "
@@ -604,3 +613,29 @@ def adam_frozen_threshold(beta1: Any, H: Any, P: Any = None) -> float:
     if lam <= 0:
         raise ConfigError("P^-1 H must have a positive eigenvalue")
     return (2 + 2 * b1) / ((1 - b1) * lam)
+
+
+def adam_frozen_covariance(lr: Any, beta1: Any, H: Any, P: Any, C: Any):
+    """Model: stationary covariance of EMA momentum with a frozen preconditioner ``P``
+    (Adam near a minimum, bias corrections settled) under additive gradient noise ``C``.
+
+    In ``w' = P^(1/2) w`` the update is torch-style SGD with ``momentum = dampening = beta1``
+    on ``H' = P^(-1/2) H P^(-1/2)`` with noise ``C' = P^(-1/2) C P^(-1/2)``; the covariance is
+    mapped back. A model, not a theorem about Adam (``P`` adapts in reality).
+    """
+    from .fluctuations import stationary_covariance
+    from .optimizers import from_torch_sgd
+
+    b1 = to_float(beta1, "beta1")
+    Hm = np.atleast_2d(np.asarray(H, dtype=float))
+    Pm = np.asarray(P, dtype=float)
+    Pm = np.diag(Pm) if Pm.ndim == 1 else Pm
+    w, V = np.linalg.eigh(Pm)
+    if np.any(w <= 0):
+        raise ConfigError("P must be positive definite")
+    Pmh = V @ np.diag(w**-0.5) @ V.T
+    Cm = np.asarray(C, dtype=float)
+    Cm = Cm * np.eye(Hm.shape[0]) if Cm.ndim == 0 else (np.diag(Cm) if Cm.ndim == 1 else Cm)
+    alg = from_torch_sgd(lr, b1, b1).algorithm
+    cov = stationary_covariance(alg, Pmh @ Hm @ Pmh, Pmh @ Cm @ Pmh).w
+    return Pmh @ cov @ Pmh

@@ -328,3 +328,36 @@ def test_ltv_plots(tmp_path):
     fig.savefig(tmp_path / "ltv.png")
     plt.close(fig)
     assert (tmp_path / "ltv.png").stat().st_size > 10_000
+
+
+def test_adam_frozen_covariance_vs_monte_carlo():
+    H = np.array([[1.0, 0.3], [0.3, 0.5]])
+    P = np.array([2.0, 0.5])
+    C = np.array([[0.5, 0.1], [0.1, 0.3]])
+    lr, b1 = 0.05, 0.9
+    pred = ltv.adam_frozen_covariance(lr, b1, H, P, C)
+    rng = np.random.default_rng(4)
+    runs = 4000
+    L = np.linalg.cholesky(C)
+    w, m, acc = np.zeros((runs, 2)), np.zeros((runs, 2)), []
+    for t in range(3000):
+        g = w @ H.T + rng.normal(size=(runs, 2)) @ L.T
+        m = b1 * m + (1 - b1) * g
+        w = w - lr * m / P
+        if t > 1000 and t % 20 == 0:
+            acc.append(w.copy())
+    x = np.concatenate(acc)
+    emp = x.T @ x / len(x)
+    se = np.sqrt((np.outer(np.diag(emp), np.diag(emp)) + emp**2) / (len(x) / 10))
+    assert np.max(np.abs(emp - pred) / se) < 5
+
+
+def test_callable_schedule_and_w_boundedness():
+    s = ltv.schedule("callable", 5, fn=lambda t: 1 / (t + 1))
+    assert s.values.tolist() == pytest.approx([1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    with pytest.raises(stb.ConfigError, match="fn"):
+        ltv.schedule("callable", 5)
+    f = ltv.lowpass_filter(0.5)
+    assert ltv.ltv_verdict(f, 0.1, ltv.schedule("exponential", 100, gamma=0.9)).w_bounded
+    assert ltv.ltv_verdict(f, 0.1, ltv.schedule("inverse_time", 100)).w_bounded is False
+    assert ltv.ltv_verdict(f, 0.1, ltv.schedule("constant", 100)).w_bounded is False
