@@ -276,14 +276,26 @@ def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
     return sp.factor(sp.cancel(lam_e**2 * (alg.r.T * X * alg.r)[0, 0]))
 
 
-def ubar(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
+def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
     """Numeric ``Ubar_lambda`` for an array of curvatures (float64, any memory).
 
-    Solves the Lyapunov equation as a batched linear system ``(I - S (x) S) vec X = vec vv^T``.
-    Meaningful only where ``S_lambda`` is strictly stable.
+    ``method="lyapunov"`` solves the Lyapunov equation as a batched linear system
+    ``(I - S (x) S) vec X = vec vv^T``; ``"closed"`` (memory <= 1, the default there via
+    ``"auto"``) evaluates eq. 25 through the triplet. Meaningful only where ``S_lambda`` is
+    strictly stable.
     """
+    if method not in ("auto", "closed", "lyapunov"):
+        raise ConfigError(f"method must be 'auto', 'closed' or 'lyapunov', got {method!r}")
     p = alg.numeric_arrays()
     lam_a = np.asarray(lam, dtype=float)
+    if alg.M == 1 and method in ("auto", "closed"):
+        t = alg.triplet()
+        beta, q0, q1 = float(t.beta), float(t.q0), float(t.q1)
+        num = lam_a * (-(1 + beta) * (q0 + q1) + lam_a * q0 * (q0 - q1))
+        den = (1 - beta + lam_a * q0) * (2 * (1 + beta) - lam_a * (q0 - q1))
+        return num / den
+    if method == "closed" and alg.M > 1:
+        raise ConfigError("the closed form is for memory <= 1; use method='lyapunov'")
     n = alg.M + 1
     S0 = np.array(alg.S0.evalf(), dtype=float)
     v = np.array([-p["alpha"], *p["c"]])
@@ -471,13 +483,33 @@ def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, mode
 
 def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gaussian",
                         *, max_batch: float = 2**40) -> float:
-    """Smallest batch size ``B >= 1`` with ``U < 1`` (``inf`` if none up to ``max_batch``).
+    """Smallest integer batch size ``B >= 1`` with ``U < 1`` (``inf`` if none up to
+    ``max_batch``; ``inf`` also when the noiseless dynamics are unstable).
 
-    ``U`` decreases in ``B`` (for the SE model), so the answer is found by bisection on real
-    ``B`` and rounded up to an integer.
+    ``U(B) = sum_k w_k (tau1/B) Ubar_k / (1 + (tau2/B) Ubar_k)`` decreases in ``B``; ``Ubar`` is
+    computed once and ``B`` found by bisection (each candidate re-checks ``A_lambda``).
     """
-    def ok(B: float) -> bool:
-        return stability_sum(alg, spectrum, B, noise).bounded
+    model = get_noise_model(noise)
+    spec = as_spectrum(spectrum)
+    if isinstance(spec, PowerLawSpectrum) and spec.N is None:
+        def ok(B: float) -> bool:
+            return stability_sum(alg, spec, B, model).bounded
+    else:
+        if isinstance(spec, PowerLawSpectrum):
+            spec = spec.truncated(spec.N)
+        probe, reason = _terms(alg, spec.lam, 1.0, NoiseModel(model.tau1, 0.0, "probe"))
+        if probe is None:
+            return math.inf
+        ub, w = probe * 1.0, spec.weights  # tau1 * Ubar at B = 1 with tau2 = 0
+        ub = ub / model.tau1 if model.tau1 else ub
+
+        def ok(B: float) -> bool:
+            k2 = model.tau2 / B
+            if model.tau2 > 0:
+                return stability_sum(alg, spec, B, model).bounded
+            if np.any(1 + k2 * ub <= 0):
+                return False
+            return float(np.sum(w * model.tau1 / B * ub / (1 + k2 * ub))) < 1
 
     if ok(1.0):
         return 1.0

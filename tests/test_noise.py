@@ -63,7 +63,9 @@ def stable_algorithms(rng, M, count):
 def test_ubar_three_ways(M):
     rng = np.random.default_rng(40 + M)
     for alg, lams in stable_algorithms(rng, M, 8):
-        ours = nz.ubar(alg, lams)
+        ours = nz.ubar(alg, lams, method="lyapunov")
+        if M == 1:
+            np.testing.assert_allclose(nz.ubar(alg, lams, method="closed"), ours, rtol=1e-11)
         for lam, u in zip(lams, ours, strict=True):
             assert u == pytest.approx(ubar_scipy(alg, lam), rel=1e-11)
             assert u == pytest.approx(ubar_direct_sum(alg, lam), rel=1e-10)

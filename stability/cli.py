@@ -1,0 +1,216 @@
+"""Command line: ``stability check ...``.
+
+Exit codes: 0 stable, 1 unstable (or marginal), 2 invalid input (``error: ...`` on stderr, no
+traceback). Numbers are parsed with :class:`fractions.Fraction` (exact decimals); nothing the
+user types is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, StabilityError
+
+__all__ = ["main"]
+
+CONFIG_KEYS = {"optimizer", "lr", "learning_rate", "momentum", "dampening", "weight_decay",
+               "nesterov", "lambda_max", "spectrum", "power_law", "batch_size", "noise"}
+POWER_LAW_KEYS = {"nu", "Lambda", "zeta", "N"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage + traceback-free exit
+        raise ConfigError(message)
+
+
+def number(text: str, name: str = "value") -> Fraction:
+    """Parse a decimal number exactly (``'0.1'`` -> 1/10); refuse anything else."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{name} must be a number, got {text!r}")
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{name} must be a finite number, got {text!r}") from None
+    return value
+
+
+def _num_arg(name: str):
+    def parse(text: str) -> Fraction:
+        try:
+            return number(text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _power_law_arg(text: str) -> dict[str, Any]:
+    try:
+        return _power_law(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _power_law(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ConfigError(f"--power-law expects key=value pairs (nu=2,N=1e6), got {part!r}")
+        key, value = (s.strip() for s in part.split("=", 1))
+        if key not in POWER_LAW_KEYS:
+            raise ConfigError(f"unknown power-law key {key!r}; allowed: {sorted(POWER_LAW_KEYS)}")
+        out[key] = number(value, f"power-law {key}")
+    return out
+
+
+def _load_spectrum(path: str) -> Any:
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"spectrum file not found: {path}")
+    try:
+        if p.suffix == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        elif p.suffix in (".txt", ".csv", ".dat"):
+            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+        else:
+            raise ConfigError(f"spectrum file must be .npy, .txt or .csv, got {p.suffix!r}")
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"could not read spectrum file {path}: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise ConfigError(f"spectrum file must hold numbers, got dtype {arr.dtype}")
+    return arr.astype(float).ravel()
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = p.read_text()
+    try:
+        if p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"malformed config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a table/object of keys")
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown}; allowed: {sorted(CONFIG_KEYS)}")
+    for key, value in data.items():
+        if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+    return data
+
+
+def _build(args: argparse.Namespace) -> dict[str, Any]:
+    if args.config:
+        data = _load_config(args.config)
+    else:
+        data = {k: v for k, v in {
+            "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
+            "dampening": args.dampening, "weight_decay": args.weight_decay,
+            "nesterov": args.nesterov or None, "lambda_max": args.lambda_max,
+            "spectrum": args.spectrum, "power_law": args.power_law,
+            "batch_size": args.batch_size, "noise": args.noise}.items() if v is not None}
+    return data
+
+
+def _run_check(data: dict[str, Any]) -> Any:
+    from .noise import power_law
+    from .report import check
+
+    data = dict(data)
+    optimizer = str(data.pop("optimizer", "sgd")).lower()
+    kind = {"sgd": "torch.sgd", "torch": "torch.sgd"}.get(optimizer, optimizer)
+    sources = [k for k in ("lambda_max", "spectrum", "power_law") if k in data]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law")
+    spectrum = None
+    lambda_max = data.pop("lambda_max", None)
+    if "spectrum" in data:
+        raw = data.pop("spectrum")
+        spectrum = _load_spectrum(raw) if isinstance(raw, str) else raw
+        if isinstance(spectrum, list) and not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in spectrum):
+            raise ConfigError("spectrum must be a list of numbers or a file path")
+    if "power_law" in data:
+        pl = data.pop("power_law")
+        if isinstance(pl, str):
+            pl = _power_law(pl)
+        if not isinstance(pl, dict):
+            raise ConfigError("power_law must be a table like {nu = 2, N = 1e6}")
+        unknown = sorted(set(pl) - POWER_LAW_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown power-law key(s) {unknown}; allowed: "
+                              f"{sorted(POWER_LAW_KEYS)}")
+        if "nu" not in pl:
+            raise ConfigError("power law needs nu")
+        spectrum = power_law(**pl)
+    batch_size = data.pop("batch_size", None)
+    noise = data.pop("noise", "gaussian")
+    if lambda_max is not None and batch_size is not None:
+        raise ConfigError("--batch-size needs --spectrum or --power-law (not --lambda-max)")
+    cfg = {"optimizer": kind, **data}
+    return check(cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size,
+                 noise=noise)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="stability", description="Stability analysis of SGD-type optimizers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("check", help="check an optimizer config against curvature information")
+    c.add_argument("--config", help="TOML or JSON file with the same keys as the flags")
+    c.add_argument("--optimizer", choices=["sgd", "torch.sgd", "optax.sgd", "keras.sgd"])
+    c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))
+    c.add_argument("--momentum", type=_num_arg("momentum"))
+    c.add_argument("--dampening", type=_num_arg("dampening"))
+    c.add_argument("--weight-decay", dest="weight_decay", type=_num_arg("weight_decay"))
+    c.add_argument("--nesterov", action="store_true")
+    c.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
+    c.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
+    c.add_argument("--power-law", dest="power_law", type=_power_law_arg,
+                   help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)")
+    c.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
+    c.add_argument("--noise", choices=["gaussian", "translation_invariant", "se0"])
+    c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 stable, 1 unstable/marginal, 2 invalid input)."""
+    try:
+        args = _parser().parse_args(argv)
+        data = _build(args)
+        if args.config and any(getattr(args, k) not in (None, False) for k in
+                               ("optimizer", "lr", "momentum", "dampening", "weight_decay",
+                                "nesterov", "lambda_max", "spectrum", "power_law",
+                                "batch_size", "noise")):
+            raise ConfigError("--config cannot be combined with other config flags")
+        if data.get("optimizer") in ("optax.sgd", "keras.sgd") and "lr" in data:
+            data["learning_rate"] = data.pop("lr")
+        report = _run_check(data)
+    except (ConfigError, StabilityError, ValueError, TypeError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(str(report) + "\n")
+    return 0 if report.verdict == "stable" else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

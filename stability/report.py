@@ -1,0 +1,270 @@
+"""``check(config, ...) -> Report``: the answer a practitioner acts on.
+
+Combines the exact strict-stability verdict (with margins), the effective learning rate, the
+spectral radius, the mini-batch noise sum ``U`` and critical batch size, the largest stable
+learning rate at the other settings, the LTV verdict of a schedule, and the caveats.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .algorithms import MemoryAlgorithm
+from .errors import ConfigError
+from .optimizers import ConfiguredOptimizer, from_optimizer
+
+__all__ = ["Report", "check"]
+
+CAVEATS = (
+    "Linearised analysis: exact for a quadratic loss with the given curvatures; near a minimum "
+    "of a smooth loss it describes the local dynamics, not a worst-case guarantee.",
+)
+
+
+@dataclass
+class Report:
+    """Verdict (``stable``/``unstable``/``marginal``), margins, numbers and caveats."""
+
+    verdict: str
+    source: str
+    config: dict[str, Any]
+    algorithm: str
+    spectrum: str
+    effective_lr: float
+    strict: dict[str, Any]
+    spectral_radius: float | None = None
+    noise: dict[str, Any] | None = None
+    max_stable_lr: float | None = None
+    schedule: dict[str, Any] | None = None
+    caveats: list[str] = field(default_factory=list)
+    groups: list[Report] = field(default_factory=list)
+
+    @property
+    def stable(self) -> bool:
+        return self.verdict == "stable"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary (infinities as strings)."""
+        def clean(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {str(k): clean(v) for k, v in x.items()}
+            if isinstance(x, list | tuple):
+                return [clean(v) for v in x]
+            if isinstance(x, bool) or x is None or isinstance(x, str):
+                return x
+            if isinstance(x, int | np.integer):
+                return int(x)
+            try:
+                f = float(x)
+            except (TypeError, ValueError):
+                return str(x)
+            return f if math.isfinite(f) else ("inf" if f > 0 else "-inf")
+
+        out = {k: getattr(self, k) for k in ("verdict", "source", "config", "algorithm",
+                                              "spectrum", "effective_lr", "strict",
+                                              "spectral_radius", "noise", "max_stable_lr",
+                                              "schedule", "caveats")}
+        if self.groups:
+            out["groups"] = [g.to_dict() for g in self.groups]
+        return clean(out)
+
+    def __str__(self) -> str:
+        if self.groups:
+            head = f"{self.verdict.upper()}: worst of {len(self.groups)} parameter groups"
+            return "\n\n".join([head, *(f"[group {i}]\n{g}" for i, g in enumerate(self.groups))])
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        s = self.strict
+        lines = [
+            f"{self.verdict.upper()}: {self.source}({cfg}) on {self.spectrum}",
+            f"  effective learning rate: {self.effective_lr:.6g}",
+            f"  noiseless (exact): {'stable' if s['stable'] else 'UNSTABLE'} — {s['reason']}",
+            f"    critical curvature {_fmt(s['lambda_crit'])} "
+            f"(headroom {_fmt(s['headroom'])}x the largest curvature)",
+        ]
+        for c in s["conditions"]:
+            lines.append(f"    [{'ok' if c['holds'] else 'FAIL'}] {c['name']}: "
+                         f"min margin {_fmt(c['min_value'])}")
+        if self.spectral_radius is not None:
+            rho = self.spectral_radius
+            rate = f", ~{-1 / math.log(rho):.3g} steps per e-fold" if 0 < rho < 1 else ""
+            lines.append(f"  spectral radius (worst curvature): {rho:.6g}{rate}")
+        if self.noise is not None:
+            n = self.noise
+            lines.append(f"  mini-batch noise ({n['model']}, B={n['batch_size']:g}): "
+                         f"U = {_fmt(n['U'])} -> {'bounded' if n['bounded'] else 'DIVERGES'}"
+                         f" (margin 1 - U = {_fmt(n['margin'])})")
+            lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
+        if self.max_stable_lr is not None:
+            lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}")
+        if self.schedule is not None:
+            sc = self.schedule
+            lines.append(f"  schedule {sc['name']}: BIBO={sc['bibo']}, UES={sc['ues']}, "
+                         f"gain {_fmt(sc['bibo_gain'])}, frozen-pole margin "
+                         f"{_fmt(sc['frozen_pole_margin'])} (sufficient test only)")
+        lines += [f"  caveat: {c}" for c in self.caveats]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+    def _repr_latex_(self) -> str:
+        s = self.strict
+        return (rf"$\text{{{self.verdict}}}:\ \alpha_{{\mathrm{{eff}}}} = {self.effective_lr:.4g},"
+                rf"\ \lambda_{{\mathrm{{crit}}}} = {_fmt(s['lambda_crit'])}$")
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, str):
+        return x
+    if x is None:
+        return "n/a"
+    return f"{x:.6g}" if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _configured(config: Any) -> list[ConfiguredOptimizer]:
+    if isinstance(config, ConfiguredOptimizer):
+        return [config]
+    if isinstance(config, MemoryAlgorithm):
+        import sympy as sp
+
+        return [ConfiguredOptimizer(config, sp.Integer(0), config.name, {})]
+    return from_optimizer(config)
+
+
+def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_size: Any = None,
+          noise: Any = "gaussian", schedule: Any = None) -> Report:
+    """Check an optimizer configuration against what is known about the curvature.
+
+    ``config`` is a mapping (see :func:`stability.from_optimizer`), a torch optimizer object,
+    a :class:`ConfiguredOptimizer` or a :class:`MemoryAlgorithm`. Give ``lambda_max`` (all
+    curvatures in ``(0, lambda_max]``) or ``spectrum`` (eigenvalues, a
+    :class:`~stability.noise.Spectrum` or a power law); ``batch_size`` adds the mini-batch noise
+    analysis (needs ``spectrum``); ``schedule`` (a :class:`~stability.ltv.Schedule`) adds the
+    LTV verdict.
+
+    >>> r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, lambda_max=30.0)
+    >>> r.verdict, round(r.strict["lambda_crit"], 6)
+    ('stable', 38.0)
+    """
+    if (lambda_max is None) == (spectrum is None):
+        raise ConfigError("give exactly one of lambda_max and spectrum")
+    groups = _configured(config)
+    reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
+    if len(reports) == 1:
+        return reports[0]
+    order = {"unstable": 0, "marginal": 1, "stable": 2}
+    worst = min(reports, key=lambda r: order[r.verdict])
+    return Report(worst.verdict, worst.source, {}, "", worst.spectrum, worst.effective_lr,
+                  worst.strict, caveats=list(CAVEATS), groups=reports)
+
+
+def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_size: Any,
+               noise: Any, schedule: Any) -> Report:
+    from .geometry import spectral_radius
+    from .noise import (
+        PowerLawSpectrum,
+        Spectrum,
+        as_spectrum,
+        critical_batch_size,
+        stability_sum,
+    )
+    from .regions import is_strictly_stable
+
+    alg = opt.algorithm
+    shift = float(opt.curvature_shift)
+    caveats = list(CAVEATS)
+    spec_obj = None
+    if lambda_max is not None:
+        from ._values import to_float
+
+        lm = to_float(lambda_max, "lambda_max")
+        if lm <= 0:
+            raise ConfigError(f"lambda_max must be in (0, inf), got {lambda_max!r}")
+        target: Any = (shift, lm + shift) if shift else lm
+        label = f"curvatures in (0, {lm:g}]"
+        grid = np.linspace(lm / 2000, lm, 2000) + shift
+    else:
+        spec_obj = as_spectrum(spectrum)
+        if isinstance(spec_obj, PowerLawSpectrum):
+            label = (f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
+                     f"N={spec_obj.N if spec_obj.N else 'inf'}")
+            target = (shift, spec_obj.Lambda + shift) if shift else spec_obj.Lambda
+            lm = spec_obj.Lambda
+            grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
+        else:
+            lam = spec_obj.lam
+            label = f"{lam.size} eigenvalues in [{lam.min():.4g}, {lam.max():.4g}]"
+            target = list(lam + shift)
+            lm = float(lam.max())
+            grid = lam + shift
+    if shift:
+        caveats.append(f"weight decay {shift:g} shifts every curvature by +{shift:g}")
+    strict = is_strictly_stable(alg, target)
+    a_eff = float(alg.effective_lr())
+    rho = float(spectral_radius(alg, grid).max())
+    noise_info = None
+    if batch_size is not None:
+        if spec_obj is None:
+            raise ConfigError("the noise analysis (batch_size) needs spectrum=, not lambda_max")
+        shifted = spec_obj
+        if shift and isinstance(spec_obj, Spectrum):
+            shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
+        res = stability_sum(alg, shifted, batch_size, noise)
+        noise_info = {"model": res.noise.name, "tau1": res.noise.tau1, "tau2": res.noise.tau2,
+                      "batch_size": res.batch_size, "U": res.U, "bounded": res.bounded,
+                      "margin": res.margin, "reason": res.reason,
+                      "critical_batch_size": critical_batch_size(alg, shifted, noise)
+                      if strict.stable else math.inf, "tolerance": res.tolerance}
+        caveats.extend(n for n in res.notes if n not in caveats)
+    max_lr = _max_lr(opt, target)
+    sched_info = None
+    if schedule is not None:
+        from .ltv import filter_from_config, ltv_verdict
+
+        cfg = {"optimizer": "sgd", **{k: opt.config[k] for k in ("momentum", "dampening",
+                                                                  "nesterov")
+                                      if k in opt.config}}
+        lr = opt.config.get("lr", opt.config.get("learning_rate"))
+        v = ltv_verdict(filter_from_config(cfg), lr, schedule)
+        sched_info = {"name": schedule.name, **v.to_dict()}
+        caveats.append("schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
+                       " (the LTV view), not the loss")
+    stable = strict.stable and (noise_info is None or noise_info["bounded"])
+    verdict = "stable" if stable else "unstable"
+    near = (strict.stable and strict.headroom < 1 + 1e-9) or (
+        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9)
+    if near:
+        verdict = "marginal"
+    config = {k: (float(v) if not isinstance(v, bool) and v is not None else v)
+              for k, v in opt.config.items()}
+    return Report(verdict, opt.source, config, repr(alg), label, a_eff, strict.to_dict(),
+                  rho, noise_info, max_lr, sched_info, caveats)
+
+
+def _max_lr(opt: ConfiguredOptimizer, target: Any) -> float | None:
+    """Largest lr keeping strict stability, other hyperparameters fixed (torch SGD family)."""
+    from .optimizers import from_torch_sgd
+    from .regions import is_strictly_stable
+
+    cfg = opt.config
+    if opt.source != "torch.optim.SGD" or isinstance(target, list):
+        return None
+    base = {k: cfg[k] for k in ("momentum", "dampening", "weight_decay", "nesterov")}
+
+    def ok(lr: float) -> bool:
+        return is_strictly_stable(from_torch_sgd(lr, **base).algorithm, target).stable
+
+    lo, hi = 0.0, float(cfg["lr"])
+    if ok(hi):
+        while ok(hi * 2) and hi < 1e12:
+            hi *= 2
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-6 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo

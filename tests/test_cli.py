@@ -1,0 +1,152 @@
+"""check() reports and the command line: verdicts, JSON, exit codes and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import stability as stb
+from stability.cli import main
+from stability.report import check
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_check_report_contents():
+    r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, lambda_max=30.0)
+    assert r.verdict == "stable" and r.effective_lr == pytest.approx(1.0)
+    assert r.strict["lambda_crit"] == pytest.approx(38.0)
+    assert r.max_stable_lr == pytest.approx(0.1 * 38 / 30, rel=1e-5)
+    assert "Linearised" in r.caveats[0]
+    json.dumps(r.to_dict())
+    assert "<pre>" in r._repr_html_() and r._repr_latex_().startswith("$")
+
+
+def test_check_noise_and_schedule():
+    from stability import ltv
+    from stability import noise as nz
+
+    r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+              spectrum=nz.power_law(2.0, Lambda=10, N=10_000), batch_size=32,
+              schedule=ltv.schedule("linear_warmup", 200, warmup=20))
+    assert r.noise is not None and r.noise["bounded"] and r.noise["critical_batch_size"] <= 32
+    assert r.schedule["ues"] and r.schedule["bibo"]
+    small = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+                  spectrum=nz.power_law(2.0, Lambda=10, N=10_000), batch_size=2)
+    assert small.verdict == "unstable" and not small.noise["bounded"]
+
+
+def test_check_weight_decay_shift_is_exact():
+    # heavy-ball-type torch SGD: stable iff lr (lambda + wd) < 2 (1 + mu)
+    cfg = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 2.0}
+    assert check(cfg, lambda_max=35.9).stable
+    assert not check(cfg, lambda_max=36.1).stable
+
+
+def test_check_param_groups_worst_verdict():
+    class SGD:
+        param_groups = [
+            {"params": [], "lr": 0.01, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
+             "nesterov": False},
+            {"params": [], "lr": 1.0, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
+             "nesterov": False}]
+
+    r = check(SGD(), lambda_max=10.0)
+    assert r.verdict == "unstable" and len(r.groups) == 2 and r.groups[0].stable
+    assert "group 1" in str(r)
+
+
+def test_cli_json_is_report_to_dict(capsys):
+    code, out, _ = run(["check", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9",
+                        "--lambda-max", "30", "--json"], capsys)
+    assert code == 0
+    expected = check({"optimizer": "torch.sgd", "lr": stb._values.to_sympy(0.1, "lr"),
+                      "momentum": 0.9}, lambda_max=30).to_dict()
+    got = json.loads(out)
+    assert got["verdict"] == expected["verdict"] == "stable"
+    assert got["strict"]["lambda_crit"] == pytest.approx(38.0)
+    assert set(got) == set(expected)
+
+
+def test_cli_unstable_exit_code(capsys):
+    code, out, _ = run(["check", "--lr", "0.1", "--momentum", "0.9", "--lambda-max", "50"],
+                       capsys)
+    assert code == 1 and "UNSTABLE" in out
+
+
+def test_cli_spectrum_files_and_config(tmp_path, capsys):
+    np.save(tmp_path / "eigs.npy", np.array([1.0, 5.0, 10.0]))
+    np.savetxt(tmp_path / "eigs.txt", np.array([1.0, 5.0, 10.0]))
+    for f in ("eigs.npy", "eigs.txt"):
+        code, out, _ = run(["check", "--lr", "0.1", "--momentum", "0.9", "--spectrum",
+                            str(tmp_path / f), "--batch-size", "64"], capsys)
+        assert code == 0, out
+    (tmp_path / "run.toml").write_text(
+        'optimizer = "sgd"\nlr = 0.1\nmomentum = 0.9\nnesterov = true\n'
+        "[power_law]\nnu = 2.0\nN = 1000\n")
+    code, out, err = run(["check", "--config", str(tmp_path / "run.toml")], capsys)
+    assert code == 0, err
+    (tmp_path / "run.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.5,
+                                                   "lambda_max": 100}))
+    code, _, _ = run(["check", "--config", str(tmp_path / "run.json")], capsys)
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "--lr", "nan", "--lambda-max", "1"], "lr"),
+        (["check", "--lr", "inf", "--lambda-max", "1"], "lr"),
+        (["check", "--lr", "-0.1", "--lambda-max", "1"], "lr must be in (0, inf)"),
+        (["check", "--lr", "0.1", "--momentum", "1", "--lambda-max", "1"],
+         "momentum must be in [0, 1)"),
+        (["check", "--lr", "0.1", "--momentum", "0.9", "--dampening", "0.5", "--nesterov",
+          "--lambda-max", "1"], "nesterov=True requires"),
+        (["check", "--lr", "0.1", "--lambda-max", "-3"], "lambda_max must be in (0, inf)"),
+        (["check", "--lr", "abc", "--lambda-max", "1"], "lr"),
+        (["check", "--lr", "__import__('pathlib').Path('PWNED').touch()", "--lambda-max",
+          "1"], "lr must be a finite number"),
+        (["check", "--lr", "0.1"], "exactly one of"),
+        (["check", "--lr", "0.1", "--lambda-max", "1", "--batch-size", "8"], "needs --spectrum"),
+        (["check", "--lr", "0.1", "--power-law", "nu=2,foo=3"], "unknown power-law key"),
+        (["check", "--lr", "0.1", "--power-law", "nu=0.3"], "nu must be in"),
+        (["check", "--lr", "0.1", "--spectrum", "missing.npy"], "not found"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_cli_bad_input_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "PWNED").exists()  # nothing was evaluated
+
+
+def test_cli_bad_config_files(tmp_path, capsys):
+    bad = {
+        "unknown.toml": 'lr = 0.1\nmomentun = 0.9\nlambda_max = 1\n',
+        "malformed.toml": "lr = = 0.1\n",
+        "string.toml": 'lr = "0.1"\nlambda_max = 1\n',
+        "expr.json": json.dumps({"lr": "__import__('os')", "lambda_max": 1}),
+        "empty_spec.json": json.dumps({"lr": 0.1, "spectrum": []}),
+        "neg_spec.json": json.dumps({"lr": 0.1, "spectrum": [1.0, -2.0]}),
+    }
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        code, _, err = run(["check", "--config", str(tmp_path / name)], capsys)
+        assert code == 2 and err.startswith("error: "), (name, err)
+
+
+def test_cli_entry_point_subprocess():
+    out = subprocess.run([sys.executable, "-m", "stability.cli", "check", "--lr", "x",
+                          "--lambda-max", "1"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error:")
