@@ -497,11 +497,11 @@ def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gauss
     else:
         if isinstance(spec, PowerLawSpectrum):
             spec = spec.truncated(spec.N)
-        probe, reason = _terms(alg, spec.lam, 1.0, NoiseModel(model.tau1, 0.0, "probe"))
+        probe, _ = _terms(alg, spec.lam, 1.0, NoiseModel(model.tau1, 0.0, "probe"))
         if probe is None:
             return math.inf
-        ub, w = probe * 1.0, spec.weights  # tau1 * Ubar at B = 1 with tau2 = 0
-        ub = ub / model.tau1 if model.tau1 else ub
+        w = spec.weights  # probe = tau1 * Ubar (B = 1, tau2 = 0)
+        ub = probe / model.tau1 if model.tau1 else probe
 
         def ok(B: float) -> bool:
             k2 = model.tau2 / B

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_check_weight_decay_shift_is_exact():
 
 def test_check_param_groups_worst_verdict():
     class SGD:
-        param_groups = [
+        param_groups: ClassVar[list] = [
             {"params": [], "lr": 0.01, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
              "nesterov": False},
             {"params": [], "lr": 1.0, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
