@@ -41,7 +41,7 @@ def test_torch_checker_vs_brute_force_eigenvalues():
     grid = np.concatenate([np.geomspace(1e-6, 1, 100), np.linspace(0, 1, 201)[1:]])
     h = wd[:, None] + lam[:, None] * grid[None, :]  # shifted curvatures
     tau = np.where(mu == 0, 0.0, tau)  # torch keeps no buffer (ignores dampening) when mu = 0
-    A = np.empty(h.shape + (2, 2))
+    A = np.empty((*h.shape, 2, 2))
     # buffer' = mu buf + (1-tau) h theta ; theta' = theta - lr(step)
     #   plain:   step = buffer'           nesterov: step = h theta + mu buffer'
     c = (1 - tau)[:, None]
