@@ -151,3 +151,38 @@ def test_cli_entry_point_subprocess():
     out = subprocess.run([sys.executable, "-m", "stability.cli", "check", "--lr", "x",
                           "--lambda-max", "1"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error:")
+
+
+def test_real_torch_sgd_follows_the_report():
+    """Configs the report calls stable converge under real torch.optim.SGD; unstable ones
+    diverge (points within 3% of the boundary skipped)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    eig = np.linspace(1.0, 10.0, 12)
+    H = torch.tensor(np.diag(eig))
+    checked = {"stable": 0, "unstable": 0}
+    for _ in range(40):
+        mu = float(rng.uniform(0, 0.95))
+        nesterov = bool(rng.random() < 0.3) and mu > 0
+        damp = 0.0 if nesterov else float(rng.choice([0.0, 0.3]))
+        wd = float(rng.choice([0.0, 0.5]))
+        lr = float(np.exp(rng.uniform(np.log(0.01), np.log(1.0))))
+        cfg = {"optimizer": "sgd", "lr": lr, "momentum": mu, "dampening": damp,
+               "weight_decay": wd, "nesterov": nesterov}
+        rep = check(cfg, spectrum=list(eig))
+        if abs(rep.strict["headroom"] - 1) < 0.03:
+            continue
+        p = torch.nn.Parameter(torch.ones(eig.size, dtype=torch.float64))
+        opt = torch.optim.SGD([p], lr=lr, momentum=mu, dampening=damp, weight_decay=wd,
+                              nesterov=nesterov)
+        for _ in range(3000):
+            opt.zero_grad()
+            (0.5 * p @ H @ p).backward()
+            opt.step()
+        final = float(p.detach().abs().max())
+        if rep.verdict == "stable":
+            assert final < 1e-3, (cfg, final)
+        else:
+            assert not final < 1e3, (cfg, final)
+        checked[rep.verdict] += 1
+    assert checked["stable"] >= 5 and checked["unstable"] >= 5
