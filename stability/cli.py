@@ -186,13 +186,126 @@ def _parser() -> _Parser:
     c.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
     c.add_argument("--noise", choices=["gaussian", "translation_invariant", "se0"])
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
+
+    w = sub.add_parser("sweep", help="certified verdicts for a grid of torch SGD configs")
+    w.add_argument("--lr", required=True, type=_grid_arg("lr"),
+                   help="value, list a,b,c or range start:stop:num (linspace)")
+    w.add_argument("--momentum", type=_grid_arg("momentum"), default=[0.0])
+    w.add_argument("--dampening", type=_grid_arg("dampening"), default=[0.0])
+    w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"),
+                   default=[0.0])
+    w.add_argument("--nesterov", action="store_true")
+    w.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
+    w.add_argument("--spectrum", help="eigenvalues file (.npy/.txt/.csv) for the noise sum")
+    w.add_argument("--power-law", dest="power_law", type=_power_law_arg,
+                   help="finite power law for the noise sum, e.g. nu=2,N=1e4")
+    w.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
+    w.add_argument("--noise", choices=["gaussian", "se0"], default="gaussian")
+    w.add_argument("--out", required=True, help="output file: .csv or .npz")
     return parser
+
+
+def _grid(text: str, name: str) -> list[float]:
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"{name} range must be start:stop:num, got {text!r}")
+        start, stop = (float(number(x, name)) for x in parts[:2])
+        num = number(parts[2], f"{name} count")
+        if num.denominator != 1 or not 1 <= num <= 10**8:
+            raise ConfigError(f"{name} count must be an integer in [1, 1e8], got {parts[2]!r}")
+        import numpy as np
+
+        return list(np.linspace(start, stop, int(num)))
+    return [float(number(x, name)) for x in text.split(",")]
+
+
+def _grid_arg(name: str):
+    def parse(text: str) -> list[float]:
+        try:
+            return _grid(text, name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
+    from .noise import get_noise_model, power_law
+
+    if args.lambda_max is None and args.spectrum is None and args.power_law is None:
+        raise ConfigError("give --lambda-max, --spectrum or --power-law")
+    eig = None
+    if args.spectrum is not None:
+        eig = _load_spectrum(args.spectrum)
+    elif args.power_law is not None:
+        pl = power_law(**args.power_law)
+        if pl.N is None:
+            raise ConfigError("sweep needs a finite power law: add N=...")
+        eig = pl.eigenvalues()
+    if eig is not None and (eig.size == 0 or np.any(~np.isfinite(eig)) or np.any(eig <= 0)):
+        raise ConfigError("spectrum must be non-empty, finite and > 0")
+    lam_max = float(args.lambda_max) if args.lambda_max is not None else float(eig.max())
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".npz"):
+        raise ConfigError(f"--out must end in .csv or .npz, got {out.suffix!r}")
+    grids = np.meshgrid(np.array(args.lr), np.array(args.momentum), np.array(args.dampening),
+                        np.array(args.weight_decay), indexing="ij")
+    lr, mu, tau, wd = (g.ravel() for g in grids)
+    n = lr.size
+    stable = np.empty(n, dtype=bool)
+    margin = np.empty(n)
+    U = np.full(n, np.nan)
+    chunk = 1_000_000
+    show = n > 2 * chunk
+    for s in range(0, n, chunk):
+        sl = slice(s, s + chunk)
+        m = torch_sgd_margins(lr=lr[sl], momentum=mu[sl], dampening=tau[sl],
+                              weight_decay=wd[sl], nesterov=args.nesterov, lambda_max=lam_max)
+        stable[sl], margin[sl] = m.stable, m.min_margin
+        if args.batch_size is not None:
+            if eig is None:
+                raise ConfigError("--batch-size needs --spectrum or --power-law")
+            if np.unique(wd).size > 1:
+                raise ConfigError("the noise sweep needs a single weight decay value")
+            fam = "torch_nesterov" if args.nesterov else "torch_sgd"
+            _, f = family_triplet(fam)
+            tau_c = np.where(mu[sl] == 0, 0.0, tau[sl])
+            trip = f(lr[sl], mu[sl]) if args.nesterov else f(lr[sl], mu[sl], tau_c)
+            b, q0, q1 = (np.broadcast_to(np.asarray(x, dtype=float), lr[sl].shape) for x in trip)
+            model = get_noise_model(args.noise)
+            U[sl] = memory1_noise_sum(beta=b, q0=q0, q1=q1, eigenvalues=eig + wd[0],
+                                      batch_size=float(args.batch_size), tau1=model.tau1,
+                                      tau2=model.tau2)
+        if show:
+            done = min(n, s + chunk)
+            sys.stderr.write(f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs)")
+    if show:
+        sys.stderr.write("\n")
+    ok = stable & (np.isnan(U) | (U < 1))
+    cols = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": wd,
+            "strict_stable": stable, "min_margin": margin, "U": U, "stable": ok}
+    if out.suffix == ".npz":
+        np.savez_compressed(out, **cols, nesterov=args.nesterov, lambda_max=lam_max)
+    else:
+        header = ",".join(cols)
+        np.savetxt(out, np.column_stack([np.asarray(c, dtype=float) for c in cols.values()]),
+                   delimiter=",", header=header, comments="", fmt="%.17g")
+    sys.stdout.write(f"{n:,} configs, {int(ok.sum()):,} stable ({100 * ok.mean():.1f}%), "
+                     f"written to {out}\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 stable, 1 unstable/marginal, 2 invalid input)."""
     try:
         args = _parser().parse_args(argv)
+        if args.command == "sweep":
+            return _run_sweep(args)
         data = _build(args)
         if args.config and any(getattr(args, k) not in (None, False) for k in
                                ("optimizer", "lr", "momentum", "dampening", "weight_decay",

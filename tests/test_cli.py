@@ -186,3 +186,50 @@ def test_real_torch_sgd_follows_the_report():
             assert not final < 1e3, (cfg, final)
         checked[rep.verdict] += 1
     assert checked["stable"] >= 5 and checked["unstable"] >= 5
+
+
+def test_sweep_csv_matches_classical_region(tmp_path, capsys):
+    out = tmp_path / "grid.csv"
+    code, text, _ = run(["sweep", "--lr", "0.01:1:60", "--momentum", "0:0.99:40",
+                         "--lambda-max", "10", "--out", str(out)], capsys)
+    assert code == 0 and "2,400 configs" in text
+    data = np.genfromtxt(out, delimiter=",", names=True)
+    classical = data["lr"] * 10 < 2 * (1 + data["momentum"])  # heavy-ball region
+    assert np.array_equal(data["stable"].astype(bool), classical)
+
+
+def test_sweep_npz_noise_column(tmp_path, capsys):
+    out = tmp_path / "grid.npz"
+    code, _, _ = run(["sweep", "--lr", "0.01,0.1,0.5", "--momentum", "0.9", "--power-law",
+                      "nu=2,Lambda=10,N=500", "--batch-size", "16", "--out", str(out)], capsys)
+    assert code == 0
+    z = np.load(out)
+    lams = 10 * np.arange(1, 501, dtype=float) ** -2.0
+    for i, lr in enumerate(z["lr"]):
+        ref = nz_sum(lr, lams)
+        assert (np.isinf(ref) and np.isinf(z["U"][i])) or z["U"][i] == pytest.approx(ref)
+
+
+def nz_sum(lr, lams):
+    from stability import noise as nz
+
+    return nz.stability_sum(stb.from_torch_sgd(lr, 0.9).algorithm, lams, 16).U
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "--lr", "0.1:1", "--lambda-max", "1", "--out", "x.csv"], "start:stop:num"),
+        (["sweep", "--lr", "0.1:1:2.5", "--lambda-max", "1", "--out", "x.csv"], "integer"),
+        (["sweep", "--lr", "0.1", "--out", "x.csv"], "give --lambda-max"),
+        (["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "x.json"], ".csv or .npz"),
+        (["sweep", "--lr=-0.1,0.1", "--lambda-max", "1", "--out", "x.csv"],
+         "lr must be in (0, inf)"),
+        (["sweep", "--lr", "0.1", "--momentum", "1.2", "--lambda-max", "1", "--out", "x.csv"],
+         "momentum must be in [0, 1)"),
+    ],
+)
+def test_sweep_bad_input(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and err.startswith("error: ") and message in err
