@@ -290,6 +290,14 @@ class MemoryAlgorithm:
                           dtype=float).reshape(M, M),
         }
 
+    def numeric_system(self) -> tuple[Any, Any, Any]:
+        """Float arrays ``(S_0, v, r)`` so that ``S_lambda = S_0 + lambda v r^T``."""
+        import numpy as np
+
+        p = self.numeric_arrays()
+        S0 = np.array(self.S0.evalf(), dtype=float).reshape(self.M + 1, self.M + 1)
+        return S0, np.array([-p["alpha"], *p["c"]]), np.array([1.0, *p["a"]])
+
     def _key(self) -> tuple:
         return (self._alpha, self._a, self._b, self._c, self._D)
 

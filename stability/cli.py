@@ -40,10 +40,11 @@ def number(text: str, name: str = "value") -> Fraction:
     return value
 
 
-def _num_arg(name: str):
-    def parse(text: str) -> Fraction:
+def _as_arg(fn: Any, name: str) -> Any:
+    """Wrap a parser so argparse shows our message (it hides other exceptions' text)."""
+    def parse(text: str) -> Any:
         try:
-            return number(text, name)
+            return fn(text, name)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -51,14 +52,11 @@ def _num_arg(name: str):
     return parse
 
 
-def _power_law_arg(text: str) -> dict[str, Any]:
-    try:
-        return _power_law(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _num_arg(name: str) -> Any:
+    return _as_arg(number, name)
 
 
-def _power_law(text: str) -> dict[str, Any]:
+def _power_law(text: str, name: str = "power_law") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in text.split(","):
         if "=" not in part:
@@ -181,7 +179,7 @@ def _parser() -> _Parser:
     c.add_argument("--nesterov", action="store_true")
     c.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
     c.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
-    c.add_argument("--power-law", dest="power_law", type=_power_law_arg,
+    c.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
                    help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)")
     c.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
     c.add_argument("--noise", choices=["gaussian", "translation_invariant", "se0"])
@@ -197,7 +195,7 @@ def _parser() -> _Parser:
     w.add_argument("--nesterov", action="store_true")
     w.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
     w.add_argument("--spectrum", help="eigenvalues file (.npy/.txt/.csv) for the noise sum")
-    w.add_argument("--power-law", dest="power_law", type=_power_law_arg,
+    w.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
                    help="finite power law for the noise sum, e.g. nu=2,N=1e4")
     w.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
     w.add_argument("--noise", choices=["gaussian", "se0"], default="gaussian")
@@ -220,15 +218,8 @@ def _grid(text: str, name: str) -> list[float]:
     return [float(number(x, name)) for x in text.split(",")]
 
 
-def _grid_arg(name: str):
-    def parse(text: str) -> list[float]:
-        try:
-            return _grid(text, name)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = name
-    return parse
+def _grid_arg(name: str) -> Any:
+    return _as_arg(_grid, name)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

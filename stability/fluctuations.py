@@ -103,10 +103,7 @@ def stationary_covariance(alg: MemoryAlgorithm, H: Any, C: Any) -> StationaryCov
     Hm = _psd(H, "H", None)
     d = Hm.shape[0]
     Cm = _psd(C, "C", d)
-    p = alg.numeric_arrays()
-    S0 = np.array(alg.S0.evalf(), dtype=float)
-    v = np.array([-p["alpha"], *p["c"]])
-    r = np.array([1.0, *p["a"]])
+    S0, v, r = alg.numeric_system()
     full_S = np.kron(S0, np.eye(d)) + np.kron(np.outer(v, r), Hm)
     Q = np.kron(np.outer(v, v), Cm)
     rho = float(np.abs(np.linalg.eigvals(full_S)).max())

@@ -157,13 +157,10 @@ def eigenvalues_over(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
     >>> eigenvalues_over(gd(0.5), [1.0, 3.0])[:, 0].real
     array([ 0.5, -0.5])
     """
-    p = alg.numeric_arrays()
     lam_arr = np.asarray(lam, dtype=float)
     if not np.all(np.isfinite(lam_arr)):
         raise ConfigError("lam must be finite")
-    S0 = np.array(alg.S0.evalf(), dtype=float)
-    v = np.array([-p["alpha"], *p["c"]])
-    r = np.array([1.0, *p["a"]])
+    S0, v, r = alg.numeric_system()
     mats = S0 + lam_arr.reshape(-1, 1, 1) * np.outer(v, r)
     return np.linalg.eigvals(mats).reshape(*lam_arr.shape, alg.M + 1)
 

@@ -297,9 +297,7 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
     if method == "closed" and alg.M > 1:
         raise ConfigError("the closed form is for memory <= 1; use method='lyapunov'")
     n = alg.M + 1
-    S0 = np.array(alg.S0.evalf(), dtype=float)
-    v = np.array([-p["alpha"], *p["c"]])
-    r = np.array([1.0, *p["a"]])
+    S0, v, r = alg.numeric_system()
     flat = lam_a.reshape(-1)
     if n == 1:
         s = 1 - p["alpha"] * flat
@@ -315,11 +313,8 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
 
 def _second_moment_radius(alg: MemoryAlgorithm, lam: np.ndarray, kappa: float) -> np.ndarray:
     """Spectral radius of ``A_lambda(X) = S X S^T - kappa lambda^2 (r^T X r) v v^T``."""
-    p = alg.numeric_arrays()
     n = alg.M + 1
-    S0 = np.array(alg.S0.evalf(), dtype=float)
-    v = np.array([-p["alpha"], *p["c"]])
-    r = np.array([1.0, *p["a"]])
+    S0, v, r = alg.numeric_system()
     mats = S0 + lam[:, None, None] * np.outer(v, r)
     kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
     rank1 = np.outer(np.outer(v, v).ravel(), np.outer(r, r).ravel())
@@ -659,11 +654,9 @@ def propagators(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int
     B = _check_batch(batch_size)
     spec = _finite_with_targets(spectrum)
     lam, w = spec.lam, spec.weights
-    p = alg.numeric_arrays()
     n = alg.M + 1
-    S0 = np.array(alg.S0.evalf(), dtype=float)
-    v = np.array([-p["alpha"], *p["c"]])
-    mats = S0 + lam[:, None, None] * np.outer(v, np.eye(n)[0])
+    S0, v, r = alg.numeric_system()
+    mats = S0 + lam[:, None, None] * np.outer(v, r)  # r = e1 (no lookahead)
     vv = np.outer(v, v)
     k2 = model.tau2 / B
     X_sig = np.zeros((lam.size, n, n))
