@@ -185,6 +185,12 @@ def _parser() -> _Parser:
     c.add_argument("--noise", choices=["gaussian", "translation_invariant", "se0"])
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
 
+    d = sub.add_parser("derive", help="print or write the LaTeX derivation of a method")
+    d.add_argument("method", choices=["gd", "heavy_ball", "nesterov", "memory1", "momentum_kick",
+                                      "sgd", "adam"])
+    d.add_argument("--latex", help="write a standalone .tex document to this path")
+    d.add_argument("--pdf", action="store_true", help="also run pdflatex (when installed)")
+
     w = sub.add_parser("sweep", help="certified verdicts for a grid of torch SGD configs")
     w.add_argument("--lr", required=True, type=_grid_arg("lr"),
                    help="value, list a,b,c or range start:stop:num (linspace)")
@@ -220,6 +226,36 @@ def _grid(text: str, name: str) -> list[float]:
 
 def _grid_arg(name: str) -> Any:
     return _as_arg(_grid, name)
+
+
+def _run_derive(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from .latex import derive
+
+    d = derive(args.method)
+    if not args.latex:
+        if args.pdf:
+            raise ConfigError("--pdf needs --latex PATH")
+        sys.stdout.write(d.to_latex(standalone=True))
+        return 0
+    path = Path(args.latex)
+    if path.suffix != ".tex":
+        raise ConfigError(f"--latex must name a .tex file, got {args.latex!r}")
+    path.write_text(d.to_latex(standalone=True))
+    sys.stdout.write(f"wrote {path}\n")
+    if args.pdf:
+        exe = shutil.which("pdflatex")
+        if exe is None:
+            raise ConfigError("pdflatex is not installed (e.g. apt-get install texlive-latex-base"
+                              "); the .tex file was written")
+        res = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", path.name],
+                             cwd=path.parent or ".", capture_output=True, text=True)
+        if res.returncode != 0:
+            raise ConfigError(f"pdflatex failed on {path}: {res.stdout[-500:]}")
+        sys.stdout.write(f"wrote {path.with_suffix('.pdf')}\n")
+    return 0
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -297,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "sweep":
             return _run_sweep(args)
+        if args.command == "derive":
+            return _run_derive(args)
         data = _build(args)
         if args.config and any(getattr(args, k) not in (None, False) for k in
                                ("optimizer", "lr", "momentum", "dampening", "weight_decay",
