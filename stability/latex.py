@@ -9,7 +9,7 @@ over lines). Nothing here parses strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -26,8 +26,9 @@ NAMED = ("gd", "heavy_ball", "nesterov", "memory1", "momentum_kick", "sgd", "ada
 class StabilityLatexPrinter(LatexPrinter):
     """sympy's printer with the package's symbol names (lambda_max, eta', q_0 ...)."""
 
-    _names = {"lambda_max": r"\lambda_{\max}", "eta'": r"\eta'", "q0": "q_{0}", "q1": "q_{1}",
-              "xi": r"\xi", "lambda": r"\lambda"}
+    _names: ClassVar[dict[str, str]] = {
+        "lambda_max": r"\lambda_{\max}", "eta'": r"\eta'", "q0": "q_{0}", "q1": "q_{1}",
+        "xi": r"\xi", "lambda": r"\lambda"}
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self._names.get(expr.name, super()._print_Symbol(expr))
@@ -135,7 +136,7 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
     stability-sum condition. Names ``sgd`` and ``adam`` give the LTV-filter derivation.
 
     >>> d = derive("gd")
-    >>> [s.title for s in d.steps][:3]
+    >>> [s.title for s in d.steps if s.title][:3]
     ['Parameters', 'Update matrix', 'Characteristic polynomial']
     """
     if isinstance(alg, str):
@@ -163,7 +164,7 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
           r"On a quadratic each Hessian eigen-direction evolves with "
           r"$S_\lambda = S_0 + \lambda v r^\top$, $v = (-\alpha, c)$, $r = (1, a)$:")
     d.add("", _eq(sp.Symbol(r"S_\lambda"), alg.update_matrix()))
-    P, Q, chi = alg.charpoly()
+    P, Q, _ = alg.charpoly()
     det = sp.Determinant(xi * sp.eye(M + 1) - alg.update_matrix())
     d.add("Characteristic polynomial",
           [_eq(det, sp.factor(P.as_expr()) - lam * sp.collect(Q.as_expr(), xi)),
