@@ -87,16 +87,7 @@ def memory1_margins(*, beta: Any, q0: Any, q1: Any, lambda_max: Any) -> Memory1M
     if np.any(lm <= 0):
         raise ConfigError("lambda_max must be in (0, inf)")
     names, f, g, h = _theorem61()
-    margins = np.array([np.broadcast_to(x, b.shape) for x in f(b, a0, a1, lm)], dtype=float)
-    scales = np.array([np.broadcast_to(x, b.shape) for x in g(b, a0, a1, lm)], dtype=float)
-    stable = np.all(margins > 0, axis=0)
-    close = np.any(np.abs(margins) <= _CERTIFY_RTOL * np.maximum(scales, 1e-300), axis=0)
-    idx = np.flatnonzero(close.ravel())
-    flat = stable.reshape(-1)
-    for i in idx:  # exact rational re-decision of near-boundary points
-        args = [Fraction(float(x.reshape(-1)[i])) for x in (b, a0, a1, lm)]
-        flat[i] = all(v > 0 for v in h(*args))
-    return Memory1Margins(names, margins, stable, int(idx.size))
+    return _certified(names, f, g, h, (b, a0, a1, lm))
 
 
 @cache
@@ -108,18 +99,15 @@ def family_triplet(name: str):
     """
     from .algorithms import get_method
     from .charpoly import triplet
+    from .optimizers import from_torch_sgd
 
     mu, tau = sp.symbols("momentum dampening", real=True)
     lr = sp.Symbol("lr", positive=True)
     if name == "torch_sgd":
-        from .algorithms import MemoryAlgorithm
-
-        alg = MemoryAlgorithm(lr * (1 - tau), [-lr * mu], [1 - tau], [[mu]])
+        alg = from_torch_sgd(lr, mu, tau).algorithm
         params = (lr, mu, tau)
     elif name == "torch_nesterov":
-        from .algorithms import MemoryAlgorithm
-
-        alg = MemoryAlgorithm(lr * (1 + mu), [-lr * mu**2], [1], [[mu]])
+        alg = from_torch_sgd(lr, mu, 0, nesterov=True).algorithm
         params = (lr, mu)
     else:
         method = get_method(name)

@@ -166,6 +166,17 @@ def _run_check(data: dict[str, Any]) -> Any:
                  noise=noise)
 
 
+def _spectrum_args(p: argparse.ArgumentParser, noise_choices: list[str],
+                   noise_default: str | None) -> None:
+    """The curvature/noise options shared by ``check`` and ``sweep``."""
+    p.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
+    p.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
+    p.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
+                   help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)")
+    p.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
+    p.add_argument("--noise", choices=noise_choices, default=noise_default)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="stability", description="Stability analysis of SGD-type optimizers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -177,12 +188,8 @@ def _parser() -> _Parser:
     c.add_argument("--dampening", type=_num_arg("dampening"))
     c.add_argument("--weight-decay", dest="weight_decay", type=_num_arg("weight_decay"))
     c.add_argument("--nesterov", action="store_true")
-    c.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
-    c.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
-    c.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
-                   help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)")
-    c.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
-    c.add_argument("--noise", choices=["gaussian", "translation_invariant", "se0"])
+    _spectrum_args(c, noise_choices=["gaussian", "translation_invariant", "se0"],
+                   noise_default=None)
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
 
     d = sub.add_parser("derive", help="print or write the LaTeX derivation of a method")
@@ -199,12 +206,7 @@ def _parser() -> _Parser:
     w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"),
                    default=[0.0])
     w.add_argument("--nesterov", action="store_true")
-    w.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
-    w.add_argument("--spectrum", help="eigenvalues file (.npy/.txt/.csv) for the noise sum")
-    w.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
-                   help="finite power law for the noise sum, e.g. nu=2,N=1e4")
-    w.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
-    w.add_argument("--noise", choices=["gaussian", "se0"], default="gaussian")
+    _spectrum_args(w, noise_choices=["gaussian", "se0"], noise_default="gaussian")
     w.add_argument("--out", required=True, help="output file: .csv or .npz")
     return parser
 

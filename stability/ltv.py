@@ -383,13 +383,9 @@ def uniform_rate(a: Any, window: int | None = None) -> float:
     """Estimate of the uniform exponential rate ``max_s |Phi(s+n, s)|^(1/n)`` (window ``n``)."""
     aa = np.abs(np.asarray(a, dtype=float).ravel())
     n = window or max(1, aa.size // 4)
-    if np.any(aa == 0):
-        logs = np.log(np.where(aa == 0, 1e-300, aa))
-    else:
-        logs = np.log(aa)
+    logs = np.log(np.maximum(aa, 1e-300))  # a zero factor: Phi vanishes across it
     c = np.concatenate([[0.0], np.cumsum(logs)])
-    if n >= aa.size:
-        n = aa.size
+    n = min(n, aa.size)
     best = np.max(c[n:] - c[:-n]) / n
     return float(np.exp(best))
 

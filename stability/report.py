@@ -247,24 +247,31 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
 
 
 def _max_lr(opt: ConfiguredOptimizer, target: Any) -> float | None:
-    """Largest lr keeping strict stability, other hyperparameters fixed (torch SGD family)."""
-    from .optimizers import from_torch_sgd
-    from .regions import is_strictly_stable
+    """Largest lr keeping strict stability, other hyperparameters fixed (torch SGD family).
+
+    Bisection on the certified vectorised checker (one call tests a whole bracket of lrs).
+    """
+    from .checkers import torch_sgd_margins
 
     cfg = opt.config
     if opt.source != "torch.optim.SGD" or isinstance(target, list):
         return None
-    base = {k: cfg[k] for k in ("momentum", "dampening", "weight_decay", "nesterov")}
+    lam_max = float(target[1] - target[0]) if isinstance(target, tuple) else float(target)
+    fixed = {"momentum": float(cfg["momentum"]), "dampening": float(cfg["dampening"]),
+             "weight_decay": float(cfg["weight_decay"]), "nesterov": bool(cfg["nesterov"])}
 
-    def ok(lr: float) -> bool:
-        return is_strictly_stable(from_torch_sgd(lr, **base).algorithm, target).stable
+    def ok(lr: np.ndarray) -> np.ndarray:
+        return torch_sgd_margins(lr=lr, lambda_max=lam_max, **fixed).stable
 
     lo, hi = 0.0, float(cfg["lr"])
-    if ok(hi):
-        while ok(hi * 2) and hi < 1e12:
+    if ok(np.array([hi]))[0]:
+        while hi < 1e12 and ok(np.array([2 * hi]))[0]:
             hi *= 2
-        lo, hi = hi, hi * 2
+        lo, hi = hi, 2 * hi
     while hi - lo > 1e-6 * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        grid = np.linspace(lo, hi, 66)[1:-1]  # 64 candidates per round
+        good = grid[ok(grid)]
+        lo_new = float(good.max()) if good.size else lo
+        hi = float(grid[grid > lo_new].min()) if np.any(grid > lo_new) else hi
+        lo = lo_new
     return lo
