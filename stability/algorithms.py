@@ -12,9 +12,13 @@ matrix, characteristic polynomial, multistep form, effective learning rate) live
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import Any, TypeVar
 
 import sympy as sp
 
@@ -261,9 +265,16 @@ class MemoryAlgorithm:
         )
 
     def to_exact(self) -> MemoryAlgorithm:
-        """The same algorithm with every float replaced by the exact rational of its value."""
+        """The same algorithm with every float replaced by the exact rational of its value.
+
+        For algorithms made by a named constructor from floats, this is the constructor
+        applied to the exact binary values of its arguments (so ``lr * momentum`` is the exact
+        product, not the float one); otherwise every stored float is converted.
+        """
         from ._values import to_exact
 
+        if "exact" in self._cache:
+            return self._cache["exact"]
         return MemoryAlgorithm(
             to_exact(self._alpha),
             self._b.applyfunc(to_exact),
@@ -327,6 +338,47 @@ class MemoryAlgorithm:
 # ---------------------------------------------------------------------------------------
 # Named constructors (MATH.md §1 table, §3.2 triplets)
 # ---------------------------------------------------------------------------------------
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _exact_value(value: Any) -> tuple[Any, bool]:
+    """``(exact value, changed)``: floats become the Fraction of their binary value."""
+    from ._values import to_exact
+
+    if isinstance(value, bool | numbers.Integral | Fraction):
+        return value, False
+    if isinstance(value, sp.Basic):
+        exact = to_exact(value)
+        return exact, exact is not value
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        return (Fraction(x), True) if math.isfinite(x) else (value, False)
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return _exact_value(value.item())
+    return value, False
+
+
+def keeps_exact_floats(constructor: _F) -> _F:
+    """Decorate a constructor so that, when float arguments are given, the result also
+    remembers the algorithm built from their exact binary values (``to_exact()`` returns
+    it). Without this, float arithmetic inside the constructor (``lr * momentum``,
+    ``1 - beta``) would round before any exact analysis sees the numbers.
+    """
+
+    @functools.wraps(constructor)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        out = constructor(*args, **kwargs)
+        pos = [_exact_value(a) for a in args]
+        kw = {k: _exact_value(v) for k, v in kwargs.items()}
+        if any(c for _, c in pos) or any(c for _, c in kw.values()):
+            twin = constructor(*(v for v, _ in pos), **{k: v for k, (v, _) in kw.items()})
+            getattr(out, "algorithm", out)._cache["exact"] = getattr(twin, "algorithm", twin)
+        return out
+
+    return build  # type: ignore[return-value]
+
+
+@keeps_exact_floats
 def gd(lr: Any) -> MemoryAlgorithm:
     """Gradient descent ``w <- w - lr * grad`` (memory 0).
 
@@ -337,6 +389,7 @@ def gd(lr: Any) -> MemoryAlgorithm:
     return MemoryAlgorithm(lr, [], [], [], name="gd")
 
 
+@keeps_exact_floats
 def heavy_ball(lr: Any, momentum: Any) -> MemoryAlgorithm:
     """Polyak heavy ball with ``u_t = w_t - w_{t-1}``: ``(alpha, b, c, D) = (lr, beta, -lr, beta)``.
 
@@ -350,6 +403,7 @@ def heavy_ball(lr: Any, momentum: Any) -> MemoryAlgorithm:
     return MemoryAlgorithm(lr, [beta], [-lr], [[beta]], name="heavy_ball")
 
 
+@keeps_exact_floats
 def nesterov(lr: Any, momentum: Any) -> MemoryAlgorithm:
     """Nesterov's method with ``u_t = w_t - w_{t-1}``: ``a = b = D = beta, c = -lr``.
 
@@ -361,6 +415,7 @@ def nesterov(lr: Any, momentum: Any) -> MemoryAlgorithm:
     return MemoryAlgorithm(lr, [beta], [-lr], [[beta]], a=[beta], name="nesterov")
 
 
+@keeps_exact_floats
 def memory1(beta: Any, q0: Any, q1: Any) -> MemoryAlgorithm:
     """Canonical realisation of the memory-1 triplet ``(beta, q0, q1)`` (MATH.md §3.2).
 
@@ -377,6 +432,7 @@ def memory1(beta: Any, q0: Any, q1: Any) -> MemoryAlgorithm:
     return MemoryAlgorithm(-q1, [1], [q0 + beta * q1], [[beta]], name="memory1")
 
 
+@keeps_exact_floats
 def momentum_kick(lr: Any, kick: Any, momentum: Any) -> MemoryAlgorithm:
     """Momentum plus a gradient "kick" (paper App. M, eq. 250).
 
@@ -405,6 +461,10 @@ class Method:
     symbols: tuple[sp.Symbol, ...]
     example: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
+    ranges: Mapping[str, tuple[float | None, float | None, bool, bool]] = field(
+        default_factory=dict)
+    """Allowed values per parameter as ``(low, high, low_open, high_open)`` (``None``: no
+    bound), the ranges the constructor enforces."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> MemoryAlgorithm:
         return self.constructor(*args, **kwargs)
@@ -425,19 +485,26 @@ class Method:
         return self.constructor(**{p: merged[p] for p in self.parameters})
 
 
+_LR = (0, None, True, True)
+_MOMENTUM = (-1, 1, True, True)
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("gd", gd, ("lr",), (S.alpha,), {"lr": 0.5}, "gradient descent"),
+        Method("gd", gd, ("lr",), (S.alpha,), {"lr": 0.5}, "gradient descent",
+               {"lr": _LR}),
         Method("heavy_ball", heavy_ball, ("lr", "momentum"), (S.alpha, S.beta),
-               {"lr": 0.1, "momentum": 0.9}, "Polyak heavy ball"),
+               {"lr": 0.1, "momentum": 0.9}, "Polyak heavy ball",
+               {"lr": _LR, "momentum": _MOMENTUM}),
         Method("nesterov", nesterov, ("lr", "momentum"), (S.alpha, S.beta),
-               {"lr": 0.1, "momentum": 0.9}, "Nesterov accelerated gradient"),
+               {"lr": 0.1, "momentum": 0.9}, "Nesterov accelerated gradient",
+               {"lr": _LR, "momentum": _MOMENTUM}),
         Method("memory1", memory1, ("beta", "q0", "q1"), (S.beta, S.q0, S.q1),
                {"beta": 0.9, "q0": 0.05, "q1": -0.6}, "general memory-1 triplet"),
         Method("momentum_kick", momentum_kick, ("lr", "kick", "momentum"),
                (S.eta, S.eta_kick, S.beta), {"lr": 0.1, "kick": 0.05, "momentum": 0.9},
-               "momentum plus gradient kick (paper eq. 250)"),
+               "momentum plus gradient kick (paper eq. 250)",
+               {"lr": _LR, "kick": (0, None, False, True), "momentum": _MOMENTUM}),
     )
 }
 

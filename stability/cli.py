@@ -261,6 +261,12 @@ def _run_derive(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    """Certified verdicts on the grid ``lr x momentum x dampening x weight_decay``.
+
+    The grid is never materialised: each slab of learning rates is checked by broadcasting
+    the four axes, so memory holds only the result arrays (10 bytes per config, plus 8 for
+    ``U``). CSV rows are streamed slab by slab.
+    """
     import numpy as np
 
     from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
@@ -282,50 +288,71 @@ def _run_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".csv", ".npz"):
         raise ConfigError(f"--out must end in .csv or .npz, got {out.suffix!r}")
-    grids = np.meshgrid(np.array(args.lr), np.array(args.momentum), np.array(args.dampening),
-                        np.array(args.weight_decay), indexing="ij")
-    lr, mu, tau, wd = (g.ravel() for g in grids)
-    n = lr.size
-    stable = np.empty(n, dtype=bool)
-    margin = np.empty(n)
-    U = np.full(n, np.nan)
-    chunk = 1_000_000
-    show = n > 2 * chunk
-    for s in range(0, n, chunk):
-        sl = slice(s, s + chunk)
-        m = torch_sgd_margins(lr=lr[sl], momentum=mu[sl], dampening=tau[sl],
-                              weight_decay=wd[sl], nesterov=args.nesterov, lambda_max=lam_max)
-        stable[sl], margin[sl] = m.stable, m.min_margin
-        if args.batch_size is not None:
-            if eig is None:
-                raise ConfigError("--batch-size needs --spectrum or --power-law")
-            if np.unique(wd).size > 1:
-                raise ConfigError("the noise sweep needs a single weight decay value")
-            fam = "torch_nesterov" if args.nesterov else "torch_sgd"
-            _, f = family_triplet(fam)
-            tau_c = np.where(mu[sl] == 0, 0.0, tau[sl])
-            trip = f(lr[sl], mu[sl]) if args.nesterov else f(lr[sl], mu[sl], tau_c)
-            b, q0, q1 = (np.broadcast_to(np.asarray(x, dtype=float), lr[sl].shape) for x in trip)
-            model = get_noise_model(args.noise)
-            U[sl] = memory1_noise_sum(beta=b, q0=q0, q1=q1, eigenvalues=eig + wd[0],
-                                      batch_size=float(args.batch_size), tau1=model.tau1,
-                                      tau2=model.tau2)
-        if show:
-            done = min(n, s + chunk)
-            sys.stderr.write(f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs)")
+    names = ("lr", "momentum", "dampening", "weight_decay")
+    axes = [np.array(getattr(args, n), dtype=float) for n in names]
+    shape = tuple(a.size for a in axes)
+    n = int(np.prod(shape, dtype=np.int64))
+    if n > 10**9:
+        raise ConfigError(f"the grid has {n:,} configs; at most 1e9 per sweep")
+    if args.batch_size is not None:
+        if eig is None:
+            raise ConfigError("--batch-size needs --spectrum or --power-law")
+        if axes[3].size > 1:
+            raise ConfigError("the noise sweep needs a single weight decay value")
+    grid = [a.reshape([-1 if i == j else 1 for j in range(4)]) for i, a in enumerate(axes)]
+    stable = np.empty(shape, dtype=bool)
+    margin = np.empty(shape)
+    U = np.full(shape, np.nan) if args.batch_size is not None else None
+    per_row = n // shape[0]
+    rows = max(1, 2_000_000 // max(per_row, 1))
+    if args.batch_size is not None:
+        rows = max(1, 20_000 // max(per_row, 1))  # config x eigenvalue work dominates
+    show = n > 4_000_000 or (U is not None and n * eig.size > 10**9)
+    handle = out.open("w") if out.suffix == ".csv" else None
+    cols = [*names, "strict_stable", "margin", "U", "stable"]
+    try:
+        if handle is not None:
+            handle.write(",".join(cols) + "\n")
+        for i0 in range(0, shape[0], rows):
+            sl = slice(i0, i0 + rows)
+            lr = grid[0][sl]
+            v = torch_sgd_margins(lr=lr, momentum=grid[1], dampening=grid[2],
+                                  weight_decay=grid[3], nesterov=args.nesterov,
+                                  lambda_max=lam_max)
+            stable[sl], margin[sl] = v.stable, v.margin
+            if U is not None:
+                fam = "torch_nesterov" if args.nesterov else "torch_sgd"
+                _, f = family_triplet(fam)
+                tau = np.where(grid[1] == 0, 0.0, grid[2])  # no buffer, no dampening
+                trip = f(lr, grid[1]) if args.nesterov else f(lr, grid[1], tau)
+                model = get_noise_model(args.noise)
+                U[sl] = memory1_noise_sum(beta=trip[0], q0=trip[1], q1=trip[2],
+                                          eigenvalues=eig + axes[3][0],
+                                          batch_size=float(args.batch_size), tau1=model.tau1,
+                                          tau2=model.tau2)
+            if handle is not None:
+                part = np.broadcast_arrays(lr, *grid[1:], stable[sl], margin[sl],
+                                           np.nan if U is None else U[sl])
+                ok = part[4] & (np.isnan(part[6]) | (part[6] < 1))
+                np.savetxt(handle, np.column_stack([np.asarray(c, dtype=float).ravel()
+                                                    for c in (*part, ok)]),
+                           delimiter=",", fmt="%.17g")
+            if show:
+                done = min(shape[0], i0 + rows) * per_row
+                sys.stderr.write(f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs)")
+    finally:
+        if handle is not None:
+            handle.close()
     if show:
         sys.stderr.write("\n")
-    ok = stable & (np.isnan(U) | (U < 1))
-    cols = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": wd,
-            "strict_stable": stable, "min_margin": margin, "U": U, "stable": ok}
-    if out.suffix == ".npz":
-        np.savez_compressed(out, **cols, nesterov=args.nesterov, lambda_max=lam_max)
-    else:
-        header = ",".join(cols)
-        np.savetxt(out, np.column_stack([np.asarray(c, dtype=float) for c in cols.values()]),
-                   delimiter=",", header=header, comments="", fmt="%.17g")
-    sys.stdout.write(f"{n:,} configs, {int(ok.sum()):,} stable ({100 * ok.mean():.1f}%), "
-                     f"written to {out}\n")
+    ok = stable if U is None else stable & (U < 1)
+    if handle is None:
+        extra = {} if U is None else {"U": U}
+        np.savez(out, **dict(zip(names, axes, strict=True)), strict_stable=stable,
+                 margin=margin, **extra, stable=ok, nesterov=args.nesterov,
+                 lambda_max=lam_max)
+    k = int(np.count_nonzero(ok))
+    sys.stdout.write(f"{n:,} configs, {k:,} stable ({100 * k / n:.1f}%), written to {out}\n")
     return 0
 
 

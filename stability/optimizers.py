@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from ._values import check_range
-from .algorithms import MemoryAlgorithm, gd
+from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
 from .errors import ConfigError
 
 __all__ = [
@@ -89,6 +89,7 @@ def _flag(value: Any, name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
+@keeps_exact_floats
 def from_torch_sgd(
     lr: Any,
     momentum: Any = 0,
@@ -171,6 +172,7 @@ def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = Fal
                                notes + base.notes)
 
 
+@keeps_exact_floats
 def from_keras_sgd(learning_rate: Any, momentum: Any = 0, nesterov: Any = False
                    ) -> ConfiguredOptimizer:
     """Keras ``SGD``: ``v <- mu v - lr g``; ``w <- w + v`` (Nesterov: ``w <- w + mu v - lr g``).

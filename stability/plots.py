@@ -77,7 +77,7 @@ def plot_lr_momentum_region(family: str = "heavy_ball", lambda_max: float = 1.0,
                                   **fixed)
     artists = [ax.contourf(LR, MOM, m.stable.astype(float), levels=[0.5, 1.5],
                            colors=["tab:green"], alpha=0.35)]
-    artists.append(ax.contour(LR, MOM, m.min_margin, levels=[0.0], colors="k", linewidths=1))
+    artists.append(ax.contour(LR, MOM, m.margin, levels=[0.0], colors="k", linewidths=1))
     for lr_i, mom_i in configs or []:
         artists += ax.plot(lr_i, mom_i, "k*", ms=10)
     ax.set_xlabel("learning rate")

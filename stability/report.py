@@ -165,6 +165,7 @@ def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_si
 
 def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_size: Any,
                noise: Any, schedule: Any) -> Report:
+    from ._values import to_exact, to_sympy
     from .geometry import spectral_radius
     from .noise import (
         PowerLawSpectrum,
@@ -177,6 +178,12 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
 
     alg = opt.algorithm
     shift = float(opt.curvature_shift)
+    shift_exact = to_exact(opt.curvature_shift)
+
+    def interval(top: Any) -> Any:  # (0, top] shifted by weight decay, in exact arithmetic
+        return (shift_exact, to_exact(to_sympy(top, "lambda_max")) + shift_exact) if shift \
+            else top
+
     caveats = list(CAVEATS)
     spec_obj = None
     if lambda_max is not None:
@@ -185,7 +192,7 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
         lm = to_float(lambda_max, "lambda_max")
         if lm <= 0:
             raise ConfigError(f"lambda_max must be in (0, inf), got {lambda_max!r}")
-        target: Any = (shift, lm + shift) if shift else lm
+        target: Any = interval(lambda_max)
         label = f"curvatures in (0, {lm:g}]"
         grid = np.linspace(lm / 2000, lm, 2000) + shift
     else:
@@ -193,7 +200,7 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
         if isinstance(spec_obj, PowerLawSpectrum):
             label = (f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
                      f"N={spec_obj.N if spec_obj.N else 'inf'}")
-            target = (shift, spec_obj.Lambda + shift) if shift else spec_obj.Lambda
+            target = interval(spec_obj.Lambda)
             lm = spec_obj.Lambda
             grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
         else:

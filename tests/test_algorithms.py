@@ -25,6 +25,25 @@ def test_floats_keep_their_binary_value():
     assert alg.to_exact().alpha == sp.Rational(3602879701896397, 36028797018963968)
 
 
+def test_constructor_arithmetic_on_floats_is_exact_in_to_exact():
+    """lr * momentum, 1 - dampening, q0 + beta q1: computed on the exact binary values."""
+    lr, mu, tau = 0.1, 0.9, 0.3
+    t = stb.from_torch_sgd(lr, mu, tau).algorithm.to_exact().triplet()
+    assert t.q1 == -sp.Rational(lr) * (1 - sp.Rational(tau))
+    assert t.beta == sp.Rational(mu)
+    n = stb.nesterov(np.float64(lr), mu).to_exact().triplet()
+    assert n.q0 == sp.Rational(lr) * sp.Rational(mu)
+    assert stb.from_keras_sgd(lr, mu, True).algorithm.to_exact().triplet() == n
+    # a beta far below the float resolution of 1 - beta still counts: chi(0) = beta - lambda
+    # q0 = 1 + beta > 1 at lambda = 1, so (0, 1] is (barely) unstable
+    tiny = stb.memory1(7.647299496705222e-260, -1.0, -2.0)
+    assert tiny.to_exact().triplet().beta == sp.Rational(7.647299496705222e-260)
+    assert not stb.is_strictly_stable(tiny, 1.0).stable
+    assert stb.is_strictly_stable(stb.memory1(0.0, -1.0, -2.0), 1.0).stable is False
+    # derived algorithms (subs) fall back to converting their stored floats
+    assert stb.heavy_ball(S.alpha, 0.5).subs(S.alpha, 0.25).to_exact().alpha == sp.Rational(1, 4)
+
+
 def test_numpy_inputs_and_shapes():
     alg = stb.MemoryAlgorithm(np.float64(0.5), np.array([0.1, 0.2]), np.array([[1.0], [2.0]]),
                               np.eye(2) * 0.3)

@@ -204,10 +204,12 @@ def test_sweep_npz_noise_column(tmp_path, capsys):
                       "nu=2,Lambda=10,N=500", "--batch-size", "16", "--out", str(out)], capsys)
     assert code == 0
     z = np.load(out)
+    assert z["U"].shape == z["stable"].shape == (3, 1, 1, 1)  # lr x momentum x damp. x wd
     lams = 10 * np.arange(1, 501, dtype=float) ** -2.0
     for i, lr in enumerate(z["lr"]):
-        ref = nz_sum(lr, lams)
-        assert (np.isinf(ref) and np.isinf(z["U"][i])) or z["U"][i] == pytest.approx(ref)
+        ref, got = nz_sum(lr, lams), z["U"][i, 0, 0, 0]
+        assert (np.isinf(ref) and np.isinf(got)) or got == pytest.approx(ref)
+        assert z["stable"][i, 0, 0, 0] == (z["strict_stable"][i, 0, 0, 0] and got < 1)
 
 
 def nz_sum(lr, lams):

@@ -168,9 +168,10 @@ def test_memory1_closed_form_vs_brute_force_20000_triplets():
     beta = rng.uniform(-1.1, 1.1, n)
     q0 = rng.uniform(-2.5, 2.5, n)
     q1 = rng.uniform(-5.0, 2.0, n)
-    m = memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=1.0)
+    m = memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=1.0, full=True)
     scale = np.abs(beta) + np.abs(q0) + np.abs(q1) + 1
     away = np.abs(m.margins).min(axis=0) > 2e-3 * scale
+    np.testing.assert_array_equal(m.stable, m.margin > 0)
     # the theorem's lambda -> 0 conditions are tight only in the limit; keep the grid honest
     away &= np.abs(1 - np.abs(beta)) > 2e-3
     brute = _brute_force_memory1(beta[away], q0[away], q1[away], 1.0)
@@ -479,8 +480,12 @@ def test_lr_momentum_grid_matches_classical_heavy_ball():
     _, _, mt = lr_momentum_grid("torch_sgd", lambda_max=1.0, lr=lr, momentum=mom, dampening=0.0)
     # torch SGD with u = momentum buffer has the heavy-ball triplet
     np.testing.assert_array_equal(mt.stable, m.stable)
-    with pytest.raises(stb.ConfigError, match="needs parameter"):
-        lr_momentum_grid("torch_sgd", lambda_max=1.0, lr=lr, momentum=mom)
+    _, _, md = lr_momentum_grid("torch_sgd", lambda_max=1.0, lr=lr, momentum=mom)
+    np.testing.assert_array_equal(md.stable, m.stable)  # dampening defaults to torch's 0
+    with pytest.raises(stb.ConfigError, match="unknown parameter"):
+        lr_momentum_grid("torch_sgd", lambda_max=1.0, lr=lr, momentum=mom, wd=1)
+    with pytest.raises(stb.ConfigError, match="no lr/momentum plane"):
+        lr_momentum_grid("gd", lambda_max=1.0, lr=lr, momentum=mom)
     with pytest.raises(stb.ConfigError, match="unknown parameter"):
         lr_momentum_grid("heavy_ball", lambda_max=1.0, lr=lr, momentum=mom, wd=1)
 
