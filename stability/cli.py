@@ -260,6 +260,10 @@ def _run_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+SWEEP_CHUNK = 2_000_000
+"""Configs per slab of ``stability sweep`` (a slab is a range of learning rates)."""
+
+
 def _run_sweep(args: argparse.Namespace) -> int:
     """Certified verdicts on the grid ``lr x momentum x dampening x weight_decay``.
 
@@ -304,9 +308,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     margin = np.empty(shape)
     U = np.full(shape, np.nan) if args.batch_size is not None else None
     per_row = n // shape[0]
-    rows = max(1, 2_000_000 // max(per_row, 1))
-    if args.batch_size is not None:
-        rows = max(1, 20_000 // max(per_row, 1))  # config x eigenvalue work dominates
+    chunk = SWEEP_CHUNK if args.batch_size is None else SWEEP_CHUNK // 100  # noise: x eigs
+    rows = max(1, chunk // max(per_row, 1))
     show = n > 4_000_000 or (U is not None and n * eig.size > 10**9)
     handle = out.open("w") if out.suffix == ".csv" else None
     cols = [*names, "strict_stable", "margin", "U", "stable"]

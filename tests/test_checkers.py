@@ -388,3 +388,17 @@ def test_property_interval_verdict_is_pointwise_at_the_ends(beta, q0, q1, lo, wi
     # the exact engine on the closed interval [lo, hi] (or (0, hi] when lo = 0)
     exact = stb.is_strictly_stable(alg, (lo, hi) if lo > 0 else hi).stable
     assert bool(m.stable) == exact
+
+
+def test_merged_theorem61_kernel_equals_the_five_conditions():
+    rng = np.random.default_rng(11)
+    n = 300_000
+    beta, q0, q1 = rng.uniform(-1.2, 1.2, n), rng.uniform(-2, 2, n), rng.uniform(-4, 2, n)
+    lam = np.exp(rng.uniform(-3, 3, n))
+    fast = ck.memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=lam)
+    full = ck.memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=lam, full=True)
+    assert fast.names[0] == "|beta| < 1" and len(full.names) == 5
+    np.testing.assert_array_equal(fast.stable, full.stable)
+    np.testing.assert_array_equal(full.stable, full.margins.min(axis=0) > 0)
+    # the relative margins differ only by the normalisation (both share the sign)
+    np.testing.assert_array_equal(np.sign(fast.margin), np.sign(full.margin))

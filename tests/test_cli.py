@@ -235,3 +235,47 @@ def test_sweep_bad_input(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(argv, capsys)
     assert code == 2 and err.startswith("error: ") and message in err
+
+
+def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypatch):
+    from stability import checkers as ck
+    from stability import cli
+
+    monkeypatch.setattr(cli, "SWEEP_CHUNK", 7)  # many slabs of learning rates
+    out_csv, out_npz = tmp_path / "g.csv", tmp_path / "g.npz"
+    argv = ["sweep", "--lr", "0.01:0.9:9", "--momentum", "0,0.5,0.9", "--dampening", "0,0.3",
+            "--weight-decay", "0,0.05", "--lambda-max", "12"]
+    assert run([*argv, "--out", str(out_csv)], capsys)[0] == 0
+    assert run([*argv, "--out", str(out_npz)], capsys)[0] == 0
+    data = np.genfromtxt(out_csv, delimiter=",", names=True)
+    z = np.load(out_npz)
+    assert data.size == 9 * 3 * 2 * 2 and z["stable"].shape == (9, 3, 2, 2)
+    assert "U" not in z.files  # no noise information requested
+    LR, MU, TAU, WD = np.meshgrid(z["lr"], z["momentum"], z["dampening"], z["weight_decay"],
+                                  indexing="ij")
+    ref = ck.torch_sgd_margins(lr=LR, momentum=MU, dampening=TAU, weight_decay=WD,
+                               lambda_max=12.0)
+    np.testing.assert_array_equal(z["stable"], ref.stable)
+    np.testing.assert_array_equal(data["stable"].astype(bool), ref.stable.ravel())
+    np.testing.assert_allclose(data["margin"], ref.margin.ravel(), rtol=0, atol=0)
+    np.testing.assert_array_equal(data["lr"], LR.ravel())
+    assert 0 < ref.stable.mean() < 1
+
+
+def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatch):
+    from stability import cli
+    from stability import noise as nz
+
+    monkeypatch.setattr(cli, "SWEEP_CHUNK", 300)  # noise slabs of 3 configs
+    out = tmp_path / "n.npz"
+    code, _, _ = run(["sweep", "--lr", "0.02,0.2,0.6", "--momentum", "0.5,0.9", "--nesterov",
+                      "--power-law", "nu=2,Lambda=5,N=200", "--batch-size", "8",
+                      "--out", str(out)], capsys)
+    assert code == 0
+    z = np.load(out)
+    lams = 5 * np.arange(1, 201, dtype=float) ** -2.0
+    for i, lr in enumerate(z["lr"]):
+        for j, mu in enumerate(z["momentum"]):
+            alg = stb.from_torch_sgd(lr, mu, nesterov=True).algorithm
+            ref, got = nz.stability_sum(alg, lams, 8).U, z["U"][i, j, 0, 0]
+            assert (np.isinf(ref) and np.isinf(got)) or got == pytest.approx(ref, rel=1e-9)
