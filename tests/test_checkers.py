@@ -182,7 +182,7 @@ def test_threads_blocks_and_broadcasting_do_not_change_results():
 def test_certified_points_are_found_in_every_block_and_thread():
     # exact boundary of plain SGD: lr * lambda_max = 2 (1 + mu) holds exactly at lr = 2(1+mu)/L
     # with L a power of two and (1 + mu) exact in binary
-    n = 200_000
+    n = 140_000  # three blocks, two threads
     rng = np.random.default_rng(7)
     mu = rng.integers(0, 2**20, n) / 2**21          # exact binary values in [0, 0.5)
     lam = 2.0 ** rng.integers(-3, 4, n)
@@ -237,6 +237,8 @@ def test_input_shape_and_type_errors():
         ck.torch_sgd_margins(lr=0.1, momentum=0.5, nesterov=0.5, lambda_max=1.0)
     with pytest.raises(stb.ConfigError, match="lr must be numeric"):
         ck.torch_sgd_margins(lr=object(), lambda_max=1.0)
+    with pytest.raises(stb.ConfigError, match="threads must be a positive integer, got 0"):
+        ck.torch_sgd_margins(lr=0.1, lambda_max=1.0, threads=0)
     with pytest.raises(stb.ConfigError, match="lambda_lo must be <= lambda_hi"):
         ck.memory1_interval_margins(beta=0, q0=0, q1=-1, lambda_lo=2.0, lambda_hi=1.0)
 
