@@ -71,7 +71,13 @@ def child(code: str) -> tuple[float, str]:
     return time.perf_counter() - t0, res.stdout.strip()
 
 
-PEAK = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+def timed_child(setup: str, work: str) -> tuple[str, str]:
+    """Seconds spent in ``work`` (after ``setup``) and the peak RSS in MiB of a fresh process."""
+    code = (f"{setup}\nimport resource, time\nt = time.perf_counter()\n{work}\n"
+            "print(f'{time.perf_counter() - t:.2f}', "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    secs, peak = child(code)[1].split()[-2:]
+    return secs, peak
 
 
 def main(n: int = 4_000_000) -> None:
@@ -134,36 +140,27 @@ def main(n: int = 4_000_000) -> None:
     print(f"  {cold:.2f} s  (target < 2 s)")
 
     print("== 1e8 configs: time and peak RSS of a fresh process (target ~2 GB) ==")
-    grid = ("import numpy as np, time; from stability.checkers import torch_sgd_margins; "
-            "lr = np.linspace(1e-3, 1, 10_000); mu = np.linspace(0, 0.99, 10_000); "
-            "t = time.perf_counter(); "
-            "v = torch_sgd_margins(lr=lr[:, None], momentum=mu[None, :], lambda_max=10.0); "
-            "print(f'{time.perf_counter() - t:.2f}', v.stable.sum()); " + PEAK)
-    _, out = child(grid)
-    secs, _, peak = out.split()
+    setup = ("import numpy as np; from stability.checkers import torch_sgd_margins; "
+             "lr = np.linspace(1e-3, 1, 10_000); mu = np.linspace(0, 0.99, 10_000)")
+    secs, peak = timed_child(setup, "torch_sgd_margins(lr=lr[:, None], momentum=mu[None, :], "
+                                    "lambda_max=10.0)")
     print(f"  {'API, 10^4 x 10^4 grid, all results kept':58s}: {secs} s, peak RSS {peak} MiB")
-    stream = ("import numpy as np, time; from stability.checkers import torch_sgd_margins; "
-              "rng = np.random.default_rng(0); t = time.perf_counter(); k = 0\n"
-              "for _ in range(25):\n"
-              "    lr = rng.uniform(1e-3, 1, 4_000_000); mu = rng.uniform(0, 0.99, 4_000_000)\n"
-              "    k += int(torch_sgd_margins(lr=lr, momentum=mu, lambda_max=10.0).stable.sum())\n"
-              "print(f'{time.perf_counter() - t:.2f}', k); " + PEAK)
-    _, out = child(stream)
-    secs, _, peak = out.split()
+    setup = ("import numpy as np; from stability.checkers import torch_sgd_margins; "
+             "rng = np.random.default_rng(0)")
+    secs, peak = timed_child(setup, "for _ in range(25):\n"
+                                    "    lr = rng.uniform(1e-3, 1, 4_000_000)\n"
+                                    "    mu = rng.uniform(0, 0.99, 4_000_000)\n"
+                                    "    torch_sgd_margins(lr=lr, momentum=mu, lambda_max=10.0)")
     print(f"  {'API, 25 random chunks of 4e6 (drawing included)':58s}: {secs} s, "
           f"peak RSS {peak} MiB")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "grid.npz")
-        cli = ("import time; from stability.cli import main; t = time.perf_counter(); "
-               "main(['sweep', '--lr', '0.001:1:10000', '--momentum', '0:0.99:10000', "
-               f"'--lambda-max', '10', '--out', {path!r}]); "
-               "print(f'{time.perf_counter() - t:.2f}'); " + PEAK)
-        _, out = child(cli)
-        secs, peak = out.split()[-2:]
+        secs, peak = timed_child("from stability.cli import main",
+                                 "main(['sweep', '--lr', '0.001:1:10000', '--momentum', "
+                                 f"'0:0.99:10000', '--lambda-max', '10', '--out', {path!r}])")
         size = os.path.getsize(path) / 2**20
     print(f"  {'CLI sweep 10^4 x 10^4 -> .npz (writing included)':58s}: {secs} s, "
           f"peak RSS {peak} MiB, file {size:.0f} MiB")
-
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 4_000_000)
