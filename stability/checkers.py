@@ -72,7 +72,6 @@ class _Kernel:
     names: tuple[str, ...]                 # the conditions evaluated, in order
     implied: tuple[tuple[str, str], ...]   # (condition, reason) not evaluated
     params: tuple[str, ...]                # argument order
-    exprs: tuple[sp.Expr, ...]             # the conditions (> 0)
     numeric: Callable[..., list[Any]]      # arrays -> [c_1, ..., c_k, s]
     exact: Callable[..., list[Any]]        # Fractions -> [c_1, ..., c_k, s]
     in_scale: frozenset[str]               # parameters that occur in s
@@ -127,7 +126,7 @@ def _compile(conds: Sequence[tuple[str, sp.Expr]], params: Sequence[sp.Symbol],
     numeric = sp.lambdify(params, out, modules="numpy", cse=True)
     exact = sp.lambdify(params, out, modules=[{"Fraction": Fraction}], printer=_FractionPrinter)
     return _Kernel(tuple(n for n, _ in kept), tuple(implied), tuple(p.name for p in params),
-                   tuple(exprs), numeric, exact,
+                   numeric, exact,
                    frozenset(p.name for p in params if p in scale.free_symbols))
 
 

@@ -311,6 +311,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
     chunk = SWEEP_CHUNK if args.batch_size is None else SWEEP_CHUNK // 100  # noise: x eigs
     rows = max(1, chunk // max(per_row, 1))
     show = n > 4_000_000 or (U is not None and n * eig.size > 10**9)
+    if U is not None:
+        _, f = family_triplet("torch_nesterov" if args.nesterov else "torch_sgd")
+        tau = np.where(grid[1] == 0, 0.0, grid[2])  # no buffer, so no dampening, at momentum 0
+        model = get_noise_model(args.noise)
     handle = out.open("w") if out.suffix == ".csv" else None
     cols = [*names, "strict_stable", "margin", "U", "stable"]
     try:
@@ -324,11 +328,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
                                   lambda_max=lam_max)
             stable[sl], margin[sl] = v.stable, v.margin
             if U is not None:
-                fam = "torch_nesterov" if args.nesterov else "torch_sgd"
-                _, f = family_triplet(fam)
-                tau = np.where(grid[1] == 0, 0.0, grid[2])  # no buffer, no dampening
                 trip = f(lr, grid[1]) if args.nesterov else f(lr, grid[1], tau)
-                model = get_noise_model(args.noise)
                 U[sl] = memory1_noise_sum(beta=trip[0], q0=trip[1], q1=trip[2],
                                           eigenvalues=eig + axes[3][0],
                                           batch_size=float(args.batch_size), tau1=model.tau1,
