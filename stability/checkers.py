@@ -7,8 +7,10 @@ keyword-only and broadcast against each other; nothing is materialised at the br
 except the outputs, and the work runs in cache-sized blocks on a few threads.
 
 **Certified verdicts.** Every condition ``c_i > 0`` is a polynomial in the inputs. In floating
-point it is accurate to a few ulps of ``s``, the sum of the absolute values of the terms of all
-conditions. The *relative margin* ``min_i c_i / s`` (dimensionless, in ``[-1, 1]``) is positive
+point it is accurate to a few ulps of a scale ``s``: the sum of the absolute values of the terms
+of all conditions, or a cheaper expression proved at compile time to be at least half of each
+condition's own term sum (Theorem 6.1 uses ``1 + |beta| + (1 + lambda_max)(|q0| + |q1|)``).
+The *relative margin* ``min_i c_i / s`` (dimensionless, at most 2 in absolute value) is positive
 exactly when the configuration is strictly stable; where its float value is within ``1e-12`` of
 zero, the point is re-decided in exact rational arithmetic on the exact binary values of the
 inputs (``Verdicts.n_certified`` counts them; each costs about 30 microseconds, so only a grid
@@ -112,16 +114,40 @@ def _reduce(conds: Sequence[tuple[str, sp.Expr]], domain: dict[sp.Symbol, sp.Exp
     return kept, implied
 
 
+def _term_sum(expr: sp.Expr) -> sp.Expr:
+    """The sum of the absolute values of the terms of ``expr`` (expanded)."""
+    return sp.Add(*(abs(c) * sp.Abs(m) for c, m in
+                    (t.as_coeff_Mul() for t in sp.Add.make_args(sp.expand(expr)))))
+
+
+def _dominates(scale: sp.Expr, bound: sp.Expr, factor: int) -> bool:
+    """``factor * scale - bound`` has only nonnegative coefficients as a polynomial in the
+    absolute values (``scale`` and ``bound`` are sums of nonnegative products)."""
+    absolute = {a: sp.Symbol(f"abs_{i}", nonnegative=True)
+                for i, a in enumerate(sorted((factor * scale - bound).atoms(sp.Abs), key=str))}
+    diff = sp.expand((factor * scale - bound).xreplace(absolute))
+    return all(c >= 0 for c in sp.Poly(diff, *diff.free_symbols).coeffs()) \
+        if diff.free_symbols else diff >= 0
+
+
 def _compile(conds: Sequence[tuple[str, sp.Expr]], params: Sequence[sp.Symbol],
-             domain: dict[sp.Symbol, sp.Expr] | None = None) -> _Kernel:
-    """Lambdify conditions (``> 0``) once: float kernel with the common scale, exact twin."""
+             domain: dict[sp.Symbol, sp.Expr] | None = None,
+             scale: sp.Expr | None = None) -> _Kernel:
+    """Lambdify conditions (``> 0``) once: float kernel with the common scale, exact twin.
+
+    ``scale`` defaults to the sum of the absolute values of all terms of all conditions; a
+    cheaper one may be given if it is proved (here) to be at least half of every condition's
+    own term sum, which keeps the float error of each condition below ``1e-12 * scale``.
+    """
     if domain is None:
         kept, implied = [(n, sp.expand(e)) for n, e in conds], []
     else:
         kept, implied = _reduce(conds, domain)
     exprs = [e for _, e in kept]
-    coeffs = (t.as_coeff_Mul() for e in exprs for t in sp.Add.make_args(e))
-    scale = sp.Add(*(abs(c) * sp.Abs(m) for c, m in coeffs))
+    if scale is None:
+        scale = sp.Add(*(_term_sum(e) for e in exprs))
+    elif not all(_dominates(scale, _term_sum(e), 2) for e in exprs):
+        raise AssertionError(f"scale {scale} does not bound the conditions' term sums")
     out = [*exprs, scale]
     numeric = sp.lambdify(params, out, modules="numpy", cse=True)
     exact = sp.lambdify(params, out, modules=[{"Fraction": Fraction}], printer=_FractionPrinter)
@@ -385,14 +411,18 @@ def _interval_conditions(beta: Any, q0: Any, q1: Any, lo: Any, hi: Any
 @cache
 def _theorem61_kernel(merged: bool = True) -> _Kernel:
     """Theorem 6.1; ``merged`` evaluates ``1 - beta > 0`` and ``1 + beta > 0`` together as
-    ``1 - |beta| > 0`` (the same minimum, two operations fewer per config)."""
+    ``1 - |beta| > 0`` (the same minimum, two operations fewer per config) and normalises by
+    the cheaper scale ``1 + |beta| + (1 + lambda_max)(|q0| + |q1|)``."""
     from .regions import theorem61_conditions
 
     conds = [(c.name, c.expr) for c in theorem61_conditions(S.beta, S.q0, S.q1, S.lam_max)]
-    if merged:
-        assert conds[0][1] == 1 - S.beta and conds[1][1] == 1 + S.beta
-        conds = [("|beta| < 1", 1 - sp.Abs(S.beta)), *conds[2:]]
-    return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max))
+    if not merged:
+        return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max))
+    assert conds[0][1] == 1 - S.beta and conds[1][1] == 1 + S.beta
+    conds = [("|beta| < 1", 1 - sp.Abs(S.beta)), *conds[2:]]
+    # every condition's term sum is at most twice this (checked by _compile)
+    scale = 1 + sp.Abs(S.beta) + (1 + S.lam_max) * (sp.Abs(S.q0) + sp.Abs(S.q1))
+    return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max), scale=scale)
 
 
 @cache
@@ -407,7 +437,7 @@ def memory1_margins(*, beta: Any, q0: Any, q1: Any, lambda_max: Any, full: bool 
 
     >>> m = memory1_margins(beta=[0.9, 0.9], q0=0.0, q1=[-0.1, -0.4], lambda_max=10.0)
     >>> m.stable.tolist(), m.margin.round(4).tolist()
-    ([True, False], [0.0115, -0.0167])
+    ([True, False], [0.0333, -0.0317])
     """
     a = _arrays(beta=beta, q0=q0, q1=q1, lambda_max=lambda_max)
     return _run(_theorem61_kernel(not full), a, {"lambda_max": _POSITIVE}, full=full,

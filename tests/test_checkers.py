@@ -404,3 +404,17 @@ def test_merged_theorem61_kernel_equals_the_five_conditions():
     np.testing.assert_array_equal(full.stable, full.margins.min(axis=0) > 0)
     # the relative margins differ only by the normalisation (both share the sign)
     np.testing.assert_array_equal(np.sign(fast.margin), np.sign(full.margin))
+
+
+def test_cheaper_scales_must_be_proved_to_bound_the_conditions():
+    beta = S.beta
+    with pytest.raises(AssertionError, match="does not bound"):
+        ck._compile([("c", 2 - 3 * beta)], (beta,), scale=sp.Integer(1))
+    k = ck._compile([("c", 2 - 3 * beta)], (beta,), scale=1 + 2 * sp.Abs(beta))
+    assert k.names == ("c",)
+    # Theorem 6.1's scale passes the proof, and keeps |margin| <= 2 with the right sign
+    rng = np.random.default_rng(12)
+    n = 100_000
+    m = ck.memory1_margins(beta=rng.uniform(-3, 3, n), q0=rng.uniform(-5, 5, n),
+                           q1=rng.uniform(-5, 5, n), lambda_max=np.exp(rng.uniform(-5, 5, n)))
+    assert np.all(np.abs(m.margin) <= 2) and np.array_equal(m.stable, m.margin > 0)
