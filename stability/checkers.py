@@ -1,7 +1,9 @@
 """Vectorised numeric checkers: the only module that lambdifies.
 
-Each checker is compiled once (cached) by lambdifying a symbolic result of the core with
-``cse=True``: the strict-stability conditions (Theorem 6.1 or the Jury conditions on a curvature
+Each checker is compiled once (cached) from a symbolic result of the core, through sympy's
+``cse`` into numpy code that reuses its buffers (:mod:`stability._codegen`; ``lambdify`` with
+``cse=True`` is the fallback and the reference it is tested against): the strict-stability
+conditions (Theorem 6.1 or the Jury conditions on a curvature
 interval) composed with an optimizer's triplet, and the noise term of eq. 25. Inputs are
 keyword-only and broadcast against each other; nothing is materialised at the broadcast shape
 except the outputs, and the work runs in cache-sized blocks on a few threads.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import symbols as S
+from ._codegen import inplace_numpy
 from .errors import ConfigError
 
 __all__ = [
@@ -74,6 +78,7 @@ class _Kernel:
     names: tuple[str, ...]                 # the conditions evaluated, in order
     implied: tuple[tuple[str, str], ...]   # (condition, reason) not evaluated
     params: tuple[str, ...]                # argument order
+    outputs: tuple[sp.Expr, ...]           # c_1, ..., c_k, s
     numeric: Callable[..., list[Any]]      # arrays -> [c_1, ..., c_k, s]
     exact: Callable[..., list[Any]]        # Fractions -> [c_1, ..., c_k, s]
     in_scale: frozenset[str]               # parameters that occur in s
@@ -149,10 +154,13 @@ def _compile(conds: Sequence[tuple[str, sp.Expr]], params: Sequence[sp.Symbol],
     elif not all(_dominates(scale, _term_sum(e), 2) for e in exprs):
         raise AssertionError(f"scale {scale} does not bound the conditions' term sums")
     out = [*exprs, scale]
-    numeric = sp.lambdify(params, out, modules="numpy", cse=True)
+    try:
+        numeric: Callable[..., list[Any]] = inplace_numpy(params, out)
+    except NotImplementedError:
+        numeric = sp.lambdify(params, out, modules="numpy", cse=True)
     exact = sp.lambdify(params, out, modules=[{"Fraction": Fraction}], printer=_FractionPrinter)
     return _Kernel(tuple(n for n, _ in kept), tuple(implied), tuple(p.name for p in params),
-                   numeric, exact,
+                   tuple(out), numeric, exact,
                    frozenset(p.name for p in params if p in scale.free_symbols))
 
 
@@ -261,6 +269,7 @@ def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range]
     margins = np.empty((k, *shape)) if full else None
     outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
     late_ranges = [(j, ranges.get(kernel.params[j], _REAL)) for j in late]
+    local = threading.local()  # a scratch block per worker thread
 
     def block(start: int, xs: list[np.ndarray], outs: list[np.ndarray]) -> Any:
         bad = [j for j, rng in late_ranges if not rng.bounds_hold(xs[j])]
@@ -271,15 +280,22 @@ def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range]
             outs[0][...] = 1.0
             outs[1][...] = True
             return None
-        r = cs[0]
-        for c in cs[1:]:
-            r = np.minimum(r, c)
-        np.divide(r, s, out=outs[0])
+        scratch = getattr(local, "scratch", None)
+        if scratch is None or scratch.size < outs[0].size:
+            scratch = local.scratch = np.empty(max(outs[0].size, _BLOCK))
+        r = scratch[:outs[0].size]
+        if k == 1:
+            np.divide(cs[0], s, out=outs[0])
+        else:
+            np.minimum(cs[0], cs[1], out=r)
+            for c in cs[2:]:
+                np.minimum(r, c, out=r)
+            np.divide(r, s, out=outs[0])
         np.greater(outs[0], 0, out=outs[1])
         if full:
             for o, c in zip(outs[2:], cs, strict=True):
                 o[...] = c
-        size = np.abs(outs[0])
+        size = np.absolute(outs[0], out=r)
         if size.min() > _CERTIFY_RTOL:  # also False when there is a NaN (s = 0 or not finite)
             return None
         return np.flatnonzero(~(size > _CERTIFY_RTOL)) + start
