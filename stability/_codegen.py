@@ -135,12 +135,12 @@ class _Compiled:
         self._local = threading.local()
 
     def __call__(self, *arrays: np.ndarray) -> list[Any]:
-        n = np.broadcast_shapes(*(np.shape(a) for a in arrays))
-        size = int(np.prod(n, dtype=np.int64))
+        shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+        size = int(np.prod(shape, dtype=np.int64))
         bufs = getattr(self._local, "bufs", None)
         if bufs is None or bufs[0].size < size:
             bufs = self._local.bufs = [np.empty(max(size, 1)) for _ in range(self._nbuf)]
-        views = [b[:size].reshape(n) for b in bufs]
+        views = [b[:size].reshape(shape) for b in bufs]
         return self._fn(*arrays, *views)
 
 
