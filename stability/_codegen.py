@@ -137,6 +137,8 @@ class _Compiled:
     def __call__(self, *arrays: np.ndarray) -> list[Any]:
         shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
         size = int(np.prod(shape, dtype=np.int64))
+        if not self._nbuf:
+            return self._fn(*arrays)
         bufs = getattr(self._local, "bufs", None)
         if bufs is None or bufs[0].size < size:
             bufs = self._local.bufs = [np.empty(max(size, 1)) for _ in range(self._nbuf)]

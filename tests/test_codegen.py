@@ -64,6 +64,14 @@ def test_results_are_per_thread_and_sized_per_call():
     assert f(np.arange(2.0))[0].tolist() == [1.0, 3.0]
 
 
+def test_expressions_without_operations():
+    x = sp.Symbol("x")
+    f = inplace_numpy((x,), [x, sp.Integer(3)])
+    xs = np.arange(3.0)
+    got = f(xs)
+    assert got[0] is xs and got[1] == 3.0
+
+
 def test_unsupported_operations_are_refused():
     x = sp.Symbol("x")
     with pytest.raises(NotImplementedError, match="sin"):
