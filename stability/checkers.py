@@ -42,6 +42,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import symbols as S
 from ._codegen import inplace_numpy
+from ._values import _interval
 from .errors import ConfigError
 
 __all__ = [
@@ -366,10 +367,10 @@ class _Range:
     low_open: bool = True
     high_open: bool = True
 
-    def __str__(self) -> str:
-        lo = "-inf" if self.low == -math.inf else f"{self.low:g}"
-        hi = "inf" if self.high == math.inf else f"{self.high:g}"
-        return f"{'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+    def __str__(self) -> str:  # the wording of stability._values.check_range
+        return _interval(None if self.low == -math.inf else self.low,
+                         None if self.high == math.inf else self.high,
+                         self.low_open, self.high_open)
 
     def bounds_hold(self, values: np.ndarray) -> bool:
         """Whether the bounds hold (finiteness is not checked; NaN fails a finite bound)."""
