@@ -7,30 +7,254 @@ Strings are refused: nothing the user supplies is ever parsed or evaluated.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
+import re
+import sys
+import warnings
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from .errors import ConfigError
 
-__all__ = ["check_range", "to_exact", "to_float", "to_sympy"]
+__all__ = [
+    "FLOAT_MAX",
+    "UserNumber",
+    "check_range",
+    "describe",
+    "float_array",
+    "listing",
+    "real_array",
+    "to_exact",
+    "to_float",
+    "to_sympy",
+]
+
+FLOAT_MAX = sys.float_info.max
+"""Largest finite float: numbers beyond it are refused (they would become ``inf``)."""
+_FLOAT_MAX_EXACT = Fraction(FLOAT_MAX)
+_FLOAT_MIN_EXACT = Fraction(math.ulp(0.0))
+_FLOAT_MAX_TEXT = "1.8e308"
+_MAX_TEXT = 100  # characters of a number typed by a user
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, float | numbers.Real) and not isinstance(value, Fraction | bool):
+class UserNumber(Fraction):
+    """An exact number parsed from text the user typed, printed as the user wrote it.
+
+    >>> x = UserNumber.parse("1e-3", "lr")
+    >>> x == Fraction(1, 1000), str(x)
+    (True, '1e-3')
+    >>> UserNumber.parse("1e400", "batch_size")
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: batch_size must be finite (|x| <= 1.8e308), got 1e400
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    @classmethod
+    def parse(cls, text: str, name: str) -> UserNumber:
+        """Exact value of a decimal literal (``0.1`` is 1/10), refusing what no float holds.
+
+        The magnitude is checked from the float reading of the text before the exact value is
+        built, so ``1e9999999`` is refused at once instead of building a huge integer.
+        """
+        if not isinstance(text, str):
+            raise ConfigError(f"{name} must be a number, got {describe(text)}")
+        raw = text.strip()
+        if not raw or len(raw) > _MAX_TEXT or not _DECIMAL.fullmatch(raw):
+            shown = raw if len(raw) <= 40 else raw[:37] + "..."
+            raise ConfigError(f"{name} must be a finite decimal number, got {shown!r}")
+        approx = float(raw)  # never raises on a matched literal; inf/0 on over/underflow
+        if math.isinf(approx):
+            raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {raw}")
+        if approx == 0 and _NONZERO.search(raw.split("e")[0].split("E")[0]):
+            raise ConfigError(f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
+                              f"(it is read as a float by the optimizers), got {raw}")
+        self = super().__new__(cls, raw)
+        self.text = raw
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_NONZERO = re.compile(r"[1-9]")
+
+
+def describe(value: Any) -> str:
+    """A value as the user wrote it, or as a decimal: never ``Fraction(9, 10)`` or
+    ``np.float64(...)``; long values are cut.
+
+    >>> describe(Fraction(9, 10)), describe(np.float64(-1.0)), describe(10**400)
+    ('0.9', '-1.0', '1e+400')
+    """
+    if isinstance(value, UserNumber):
+        return value.text
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+        return str(v) if abs(v) < 10**15 else _sci(Fraction(v))
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return describe(value.numerator)
+        return _sci(value)
+    if isinstance(value, numbers.Real):
         try:
             return repr(float(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
-    if isinstance(value, Fraction):
-        return str(value)
-    text = repr(value)
+    if isinstance(value, numbers.Complex):
+        return repr(complex(value))
+    if isinstance(value, sp.Basic) and getattr(value, "is_number", False):
+        if isinstance(value, sp.Rational):
+            return describe(Fraction(int(value.p), int(value.q)))
+        text = str(value)
+    elif isinstance(value, str | bytes):
+        text = repr(value)
+    elif isinstance(value, np.ndarray):
+        text = f"array of shape {value.shape} and dtype {value.dtype}"
+    else:
+        text = f"{type(value).__name__} {value!r}" if not isinstance(value, numbers.Number) \
+            else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _sci(x: Fraction) -> str:
+    """A decimal for an exact rational, without converting huge values to float."""
+    if x == 0:
+        return "0"
+    if _FLOAT_MIN_EXACT <= abs(x) <= _FLOAT_MAX_EXACT:
+        return repr(float(x))
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    exp = (x.numerator.bit_length() - x.denominator.bit_length()) * 0.30102999566398
+    e = math.floor(exp)
+    mant = float(x / Fraction(10) ** e) if abs(e) < 5000 else 10 ** (exp - e)
+    while mant >= 10:
+        mant, e = mant / 10, e + 1
+    while mant < 1:
+        mant, e = mant * 10, e - 1
+    return f"{sign}{mant:.6g}e{e:+d}"
+
+
+def listing(items: Any, limit: int = 10) -> str:
+    """``[a, b, ...]`` with at most ``limit`` entries (and how many were left out).
+
+    >>> listing(range(3)), listing(range(30), 2)
+    ('[0, 1, 2]', '[0, 1, ... and 28 more]')
+    """
+    seq = list(itertools.islice(iter(items), limit + 1))
+    total = len(items) if hasattr(items, "__len__") else None
+    shown = ", ".join(repr(x) if isinstance(x, str) else describe(x) for x in seq[:limit])
+    if len(seq) > limit:
+        more = f"{total - limit}" if total is not None else "more"
+        return f"[{shown}, ... and {more} more]"
+    return f"[{shown}]"
+
+
+def float_array(value: Any, name: str) -> np.ndarray:
+    """A float64 array of ``value`` with its type checked (not its values: see
+    :func:`real_array`). For callers that range-check in their own pass over the data.
+
+    Refuses strings, ``None``, mappings, ragged sequences, booleans, complex and non-numeric
+    dtypes; object arrays are read element by element through :func:`to_float`.
+    """
+    if isinstance(value, str | bytes):
+        raise ConfigError(f"{name} must be numeric, got a string {describe(value)}")
+    if value is None or isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be numeric (an array of numbers), got "
+                          f"{describe(value)}")
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                arr = np.asarray(value)
+        except (ValueError, TypeError, OverflowError, Warning) as exc:
+            raise ConfigError(f"{name} must be a rectangular array of numbers, got "
+                              f"{describe(value)}") from exc
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise ConfigError(f"{name} must be real numbers, got complex values (dtype {arr.dtype})")
+    if kind == "b":
+        raise ConfigError(f"{name} must be numbers, got booleans")
+    if kind == "O":
+        if arr.size > 1_000_000:
+            raise ConfigError(f"{name}: object arrays are limited to 1e6 entries, got "
+                              f"{arr.size}; pass a float array")
+        try:
+            items = [to_float(x, name) for x in arr.ravel()]
+        except ConfigError as exc:
+            raise ConfigError(f"{name} must be numeric: {exc}") from None
+        return np.array(items, dtype=float).reshape(arr.shape)
+    if kind not in "fiu":
+        raise ConfigError(f"{name} must be numbers, got an array of dtype {arr.dtype}")
+    with np.errstate(over="ignore"):
+        return arr.astype(float, copy=False)
+
+
+def real_array(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    ndim: int | None = None,
+    empty: bool = False,
+) -> np.ndarray:
+    """The one gate for numeric arrays: a finite, real float64 array in a range.
+
+    Refuses strings, ``None``, mappings, ragged sequences, complex and object dtypes, NaN and
+    infinities, values outside ``[low, high]`` (ends open or closed), a wrong number of
+    dimensions and (unless ``empty``) empty input. Messages name ``name``, the allowed range
+    and the value received.
+
+    >>> real_array([1, 2.5], "eigenvalues", low=0)
+    array([1. , 2.5])
+    >>> real_array([1.5 + 100j], "eigenvalues")
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: eigenvalues must be real numbers, got complex values ...
+    """
+    out = float_array(value, name)
+    if ndim is not None and out.ndim != ndim:
+        raise ConfigError(f"{name} must be a {ndim}-D array, got shape {out.shape}")
+    if out.size == 0 and not empty:
+        raise ConfigError(f"{name} must not be empty")
+    if out.size:
+        lo, hi = out.min(), out.max()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            bad = np.flatnonzero(~np.isfinite(out.ravel()))[0]
+            raise ConfigError(f"{name} must be finite, got {describe(out.ravel()[bad])} "
+                              f"(at flat index {int(bad)})")
+        ok_lo = low is None or (lo > low if low_open else lo >= low)
+        ok_hi = high is None or (hi < high if high_open else hi <= high)
+        if not (ok_lo and ok_hi):
+            flat = out.ravel()
+            bad_mask = np.zeros(flat.shape, dtype=bool)
+            if low is not None:
+                bad_mask |= flat <= low if low_open else flat < low
+            if high is not None:
+                bad_mask |= flat >= high if high_open else flat > high
+            i = int(np.flatnonzero(bad_mask)[0])
+            raise ConfigError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
+                              f"got {describe(flat[i])} (at flat index {i})")
+    return out
 
 
 def to_sympy(value: Any, name: str) -> sp.Expr:
@@ -48,37 +272,58 @@ def to_sympy(value: Any, name: str) -> sp.Expr:
     stability.errors.ConfigError: lr must be a number, got a string '0.1'
     """
     if isinstance(value, str | bytes):
-        raise ConfigError(f"{name} must be a number, got a string {_describe(value)}")
+        raise ConfigError(f"{name} must be a number, got a string {describe(value)}")
     if isinstance(value, bool):
         raise ConfigError(f"{name} must be a number, got a bool {value!r}")
     if isinstance(value, sp.Basic):
         if not isinstance(value, sp.Expr):
-            raise ConfigError(f"{name} must be a scalar expression, got {_describe(value)}")
+            raise ConfigError(f"{name} must be a scalar expression, got {describe(value)}")
         if value.is_number:
             if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or value.is_finite is False:
                 raise ConfigError(f"{name} must be finite, got {value}")
             if value.is_real is False:
                 raise ConfigError(f"{name} must be real, got {value}")
+            if isinstance(value, sp.Rational):
+                _check_magnitude(Fraction(int(value.p), int(value.q)), name, value)
         return value
     if isinstance(value, Fraction):
+        _check_magnitude(value, name, value)
         return sp.Rational(value.numerator, value.denominator)
     if isinstance(value, numbers.Integral):
+        _check_magnitude(Fraction(int(value)), name, value)
         return sp.Integer(int(value))
     if isinstance(value, numbers.Real):
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:
+            raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
+                              f"{describe(value)}") from None
         if not math.isfinite(x):
             raise ConfigError(f"{name} must be finite, got {x}")
         return sp.Float(x)
+    if isinstance(value, numbers.Complex) or (
+            isinstance(value, np.generic) and np.iscomplexobj(value)):
+        raise ConfigError(f"{name} must be real, got {describe(value)}")
     if hasattr(value, "shape") and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        if getattr(getattr(value, "dtype", None), "kind", "") == "c" or getattr(
+                value, "is_complex", lambda: False)() is True:
+            raise ConfigError(f"{name} must be real, got {describe(value)}")
         return to_sympy(value.item(), name)
     if hasattr(value, "item") and callable(value.item):
         try:
             return to_sympy(value.item(), name)
-        except (TypeError, ValueError) as exc:  # e.g. multi-element tensors
-            raise ConfigError(f"{name} must be a scalar number, got {_describe(value)}") from exc
-    if isinstance(value, numbers.Complex):
-        raise ConfigError(f"{name} must be real, got {value!r}")
-    raise ConfigError(f"{name} must be a number, got {type(value).__name__} {_describe(value)}")
+        except (TypeError, ValueError, RuntimeError) as exc:  # e.g. multi-element tensors
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{name} must be a scalar number, got {describe(value)}") from exc
+    raise ConfigError(f"{name} must be a number, got {describe(value)}")
+
+
+def _check_magnitude(x: Fraction, name: str, shown: Any) -> None:
+    """Refuse exact values no float can hold (the optimizers compute in floats)."""
+    if abs(x) > _FLOAT_MAX_EXACT:
+        raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
+                          f"{describe(shown)}")
 
 
 def to_exact(value: sp.Expr) -> sp.Expr:
@@ -95,7 +340,17 @@ def to_float(value: Any, name: str) -> float:
     expr = to_sympy(value, name)
     if expr.free_symbols:
         raise ConfigError(f"{name} must be numeric, got the expression {expr}")
-    return float(expr)
+    try:
+        x = float(expr)
+    except (TypeError, OverflowError):
+        raise ConfigError(f"{name} must be a finite real number, got {describe(value)}") from None
+    if not math.isfinite(x):
+        raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
+                          f"{describe(value)}")
+    if x == 0 and expr != 0:
+        raise ConfigError(f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
+                          f"(it is used as a float), got {describe(value)}")
+    return x
 
 
 def check_range(
@@ -128,7 +383,7 @@ def check_range(
     )
     if bad:
         raise ConfigError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
-                          f"got {_describe(value)}")
+                          f"got {describe(value)}")
     return expr
 
 

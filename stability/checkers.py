@@ -42,7 +42,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import symbols as S
 from ._codegen import inplace_numpy
-from ._values import _interval
+from ._values import _interval, float_array
 from .errors import ConfigError
 
 __all__ = [
@@ -330,12 +330,8 @@ def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range]
 # Input handling
 # ---------------------------------------------------------------------------------------
 def _array(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, str | bytes):
-        raise ConfigError(f"{name} must be numeric, got a string {value!r}")
-    try:
-        return np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be numeric, got {type(value).__name__}") from exc
+    """Type gate only: the values are range-checked inside the blocked pass."""
+    return float_array(value, name)
 
 
 def _arrays(**kw: Any) -> dict[str, np.ndarray]:
@@ -671,8 +667,8 @@ def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
     >>> m.stable.tolist()
     [[True, False]]
     """
-    lr_ = np.asarray(lr, dtype=float).ravel()[None, :]
-    mom = np.asarray(momentum, dtype=float).ravel()[:, None]
+    lr_ = float_array(lr, "lr").ravel()[None, :]
+    mom = float_array(momentum, "momentum").ravel()[:, None]
     if family in ("torch_sgd", "torch_nesterov"):
         unknown = sorted(set(fixed) - {"dampening", "weight_decay"})
         if unknown:

@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import check_range, to_sympy
+from ._values import check_range, real_array, to_sympy
 from .algorithms import MemoryAlgorithm
 from .charpoly import Triplet
 from .errors import ConfigError
@@ -180,9 +180,7 @@ def convergence_rate(alg: MemoryAlgorithm, eigenvalues: Any) -> float:
 
     Numeric (float64 eigenvalues); below 1 means linear convergence at that rate.
     """
-    ev = np.asarray(eigenvalues, dtype=float).ravel()
-    if ev.size == 0:
-        raise ConfigError("eigenvalues must not be empty")
+    ev = real_array(eigenvalues, "eigenvalues").ravel()
     return float(spectral_radius(alg, ev).max())
 
 

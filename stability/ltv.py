@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import to_float, to_sympy
+from ._values import real_array, to_float, to_sympy
 from .errors import ConfigError
 
 __all__ = [
@@ -323,7 +323,7 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
         values = kw.pop("values", None)
         if values is None or isinstance(values, str):
             raise ConfigError("schedule('array', ...) needs values=<array of numbers>")
-        v, tail = np.asarray(values, dtype=float), "finite"
+        v, tail = real_array(values, "values", low=0, ndim=1), "finite"
         if v.size != steps:
             raise ConfigError(f"values must have length steps = {steps}, got {v.size}")
     else:
@@ -370,12 +370,13 @@ class LTVVerdict:
 
 
 def _arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    aa = np.asarray(a, dtype=float).ravel()
-    bb = np.broadcast_to(np.asarray(b, dtype=float), aa.shape).astype(float)
-    if aa.size == 0:
-        raise ConfigError("a must not be empty")
-    if not (np.all(np.isfinite(aa)) and np.all(np.isfinite(bb))):
-        raise ConfigError("a and b must be finite")
+    aa = real_array(a, "a").ravel()
+    b_arr = real_array(b, "b")
+    try:
+        bb = np.broadcast_to(b_arr, aa.shape).astype(float)
+    except ValueError:
+        raise ConfigError(f"b must be a scalar or match a ({aa.size} values), got shape "
+                          f"{b_arr.shape}") from None
     return aa, bb
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import to_float, to_sympy
+from ._values import real_array, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 
@@ -131,27 +131,14 @@ class Spectrum:
 
 
 def _array(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    if isinstance(x, str | bytes):
-        raise ConfigError(f"{name} must be numeric, got a string")
-    a = np.asarray(x, dtype=float).ravel()
+    a = real_array(x, name, empty=True).ravel()
     if a.shape != shape:
         raise ConfigError(f"{name} must have shape {shape} (one per eigenvalue), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ConfigError(f"{name} must be finite")
     return a
 
 
 def _positive_array(x: Any, name: str) -> np.ndarray:
-    if isinstance(x, str | bytes):
-        raise ConfigError(f"{name} must be numeric, got a string")
-    a = np.asarray(x, dtype=float).ravel()
-    if a.size == 0:
-        raise ConfigError(f"{name} must not be empty")
-    if not np.all(np.isfinite(a)):
-        raise ConfigError(f"{name} must be finite, got NaN or inf")
-    if np.any(a <= 0):
-        raise ConfigError(f"{name} must be > 0, got min {a.min()!r}")
-    return a
+    return real_array(x, name, low=0, low_open=True).ravel()
 
 
 @dataclass(frozen=True)

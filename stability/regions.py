@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import to_exact, to_sympy
+from ._values import real_array, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -503,16 +503,7 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
             )
         return "interval", (lo, hi)
     if isinstance(spectrum, list | np.ndarray):
-        arr = np.asarray(spectrum, dtype=float).ravel()
-        if arr.size == 0:
-            raise ConfigError("spectrum must not be empty")
-        if not np.all(np.isfinite(arr)):
-            raise ConfigError("spectrum eigenvalues must be finite, got NaN or inf")
-        if np.any(arr < 0):
-            raise ConfigError(
-                f"spectrum eigenvalues must be >= 0 (curvatures), got min {arr.min()!r}"
-            )
-        return "eigenvalues", arr
+        return "eigenvalues", real_array(spectrum, "spectrum eigenvalues", low=0).ravel()
     lam = to_sympy(spectrum, "lambda_max")
     if lam.free_symbols:
         raise ConfigError("lambda_max must be a number")

@@ -297,7 +297,7 @@ def test_noise_model_validation(t1, t2):
         ({"batch_size": "32"}, "batch_size must be a number"),
         ({"batch_size": float("nan")}, "batch_size must be finite"),
         ({"spectrum": []}, "eigenvalues must not be empty"),
-        ({"spectrum": [1.0, -1.0]}, "eigenvalues must be > 0"),
+        ({"spectrum": [1.0, -1.0]}, "eigenvalues must be in (0, inf), got -1.0"),
         ({"noise": "laplace"}, "noise must be one of"),
     ],
 )

@@ -328,8 +328,8 @@ def test_result_reports_margins_and_failures():
     [
         (-1.0, "lambda_max must be in (0, inf)"),
         (float("nan"), "lambda_max must be finite"),
-        ([], "spectrum must not be empty"),
-        ([1.0, -2.0], "eigenvalues must be >= 0"),
+        ([], "spectrum eigenvalues must not be empty"),
+        ([1.0, -2.0], "eigenvalues must be in [0, inf), got -2.0"),
         ([1.0, float("nan")], "must be finite"),
         ((2.0, 1.0), "0 <= lambda_min <= lambda_max"),
         ((1.0, 2.0, 3.0), "an interval spectrum must be"),
