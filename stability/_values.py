@@ -347,7 +347,7 @@ def to_float(value: Any, name: str) -> float:
     if not math.isfinite(x):
         raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
                           f"{describe(value)}")
-    if x == 0 and expr != 0:
+    if x == 0 and not expr.is_zero:
         raise ConfigError(f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
                           f"(it is used as a float), got {describe(value)}")
     return x
