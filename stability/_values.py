@@ -70,7 +70,8 @@ class UserNumber(Fraction):
         raw = text.strip()
         if not raw or len(raw) > _MAX_TEXT or not _DECIMAL.fullmatch(raw):
             shown = raw if len(raw) <= 40 else raw[:37] + "..."
-            raise ConfigError(f"{name} must be a finite decimal number, got {shown!r}")
+            raise ConfigError(f"{name} must be a finite number (a decimal such as 0.1 or 1e-3), "
+                              f"got {shown!r}")
         approx = float(raw)  # never raises on a matched literal; inf/0 on over/underflow
         if math.isinf(approx):
             raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {raw}")

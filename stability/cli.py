@@ -1,43 +1,44 @@
-"""Command line: ``stability check ...``.
+"""Command line: ``stability check ...``, ``stability sweep ...``, ``stability derive ...``.
 
-Exit codes: 0 stable, 1 unstable (or marginal), 2 invalid input (``error: ...`` on stderr, no
-traceback). Numbers are parsed with :class:`fractions.Fraction` (exact decimals); nothing the
-user types is ever evaluated.
+Exit codes: 0 stable, 1 unstable (or marginal), 2 invalid input or a file that cannot be read or
+written (``error: ...`` on stderr, no traceback). Numbers are parsed exactly from their decimal
+text (``0.1`` is 1/10) after their magnitude is checked; nothing the user types is ever
+evaluated. A config file (TOML or JSON) carries the same keys as the flags; flags given beside
+``--config`` override its values, and a spectrum path inside it is read relative to the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ._values import UserNumber, describe, listing
 from .errors import ConfigError, StabilityError
 
 __all__ = ["main"]
 
-CONFIG_KEYS = {"optimizer", "lr", "learning_rate", "momentum", "dampening", "weight_decay",
-               "nesterov", "lambda_max", "spectrum", "power_law", "batch_size", "noise"}
-POWER_LAW_KEYS = {"nu", "Lambda", "zeta", "N"}
+CONFIG_KEYS = ("optimizer", "lr", "learning_rate", "momentum", "dampening", "weight_decay",
+               "nesterov", "lambda_max", "spectrum", "power_law", "batch_size", "noise")
+CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
+POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
+MAX_SPECTRUM = 10**8
+"""Eigenvalues read from a file (800 MB as float64); a longer spectrum is refused."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage + traceback-free exit
+    def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
         raise ConfigError(message)
 
 
-def number(text: str, name: str = "value") -> Fraction:
-    """Parse a decimal number exactly (``'0.1'`` -> 1/10); refuse anything else."""
-    if not isinstance(text, str):
-        raise ConfigError(f"{name} must be a number, got {text!r}")
-    try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{name} must be a finite number, got {text!r}") from None
-    return value
+def number(text: str, name: str = "value") -> UserNumber:
+    """Parse a decimal number exactly (``'0.1'`` -> 1/10); refuse anything else, and any
+    magnitude a float cannot hold, before the exact value is built."""
+    return UserNumber.parse(text, name)
 
 
 def _as_arg(fn: Any, name: str) -> Any:
@@ -60,69 +61,116 @@ def _power_law(text: str, name: str = "power_law") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in text.split(","):
         if "=" not in part:
-            raise ConfigError(f"--power-law expects key=value pairs (nu=2,N=1e6), got {part!r}")
+            raise ConfigError(f"--power-law expects key=value pairs (nu=2,N=1e6), got "
+                              f"{describe(part)}")
         key, value = (s.strip() for s in part.split("=", 1))
         if key not in POWER_LAW_KEYS:
-            raise ConfigError(f"unknown power-law key {key!r}; allowed: {sorted(POWER_LAW_KEYS)}")
+            raise ConfigError(f"unknown power-law key {describe(key)}; allowed: "
+                              f"{listing(POWER_LAW_KEYS)}")
         out[key] = number(value, f"power-law {key}")
     return out
 
 
-def _load_spectrum(path: str) -> Any:
+def _load_spectrum(path: str | Path) -> tuple[Any, str | None]:
+    """Eigenvalues from a ``.npy``/``.txt``/``.csv`` file, and a note when a symmetric matrix
+    (a Hessian) was read and its eigenvalues computed."""
     import numpy as np
+
+    from ._values import real_array
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"spectrum file not found: {path}")
+    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
+        raise ConfigError(f"spectrum file must be .npy, .txt, .csv or .dat, got "
+                          f"{describe(p.suffix)}")
+    if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
+        raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
     try:
         if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif p.suffix in (".txt", ".csv", ".dat"):
-            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+            arr = np.load(p, allow_pickle=False, mmap_mode="r")
         else:
-            raise ConfigError(f"spectrum file must be .npy, .txt or .csv, got {p.suffix!r}")
-    except (ValueError, OSError) as exc:
-        raise ConfigError(f"could not read spectrum file {path}: {exc}") from None
-    if arr.dtype.kind not in "fiu":
-        raise ConfigError(f"spectrum file must hold numbers, got dtype {arr.dtype}")
-    return arr.astype(float).ravel()
+            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+    except UnicodeDecodeError:
+        raise ConfigError(f"spectrum file {path} is not UTF-8 text") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"could not read spectrum file {path}: {_short(exc)}") from None
+    note = None
+    if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
+        H = real_array(np.asarray(arr), f"matrix in {path}")
+        if not np.allclose(H, H.T, rtol=1e-12, atol=0):
+            raise ConfigError(f"spectrum file {path} holds a {H.shape[0]}x{H.shape[1]} matrix "
+                              "that is not symmetric; give eigenvalues (a 1-D array) or a "
+                              "symmetric Hessian")
+        arr = np.linalg.eigvalsh((H + H.T) / 2)
+        note = (f"{path} holds a symmetric {H.shape[0]}x{H.shape[1]} matrix, read as a "
+                "Hessian: its eigenvalues (numpy.linalg.eigvalsh, float64) were checked")
+    elif getattr(arr, "ndim", 1) > 1 and max(arr.shape) != arr.size:
+        raise ConfigError(f"spectrum file {path} must hold a 1-D list of eigenvalues or a "
+                          f"square symmetric matrix, got shape {arr.shape}")
+    eig = real_array(np.asarray(arr), f"spectrum in {path}").ravel()
+    if eig.size > MAX_SPECTRUM:
+        raise ConfigError(f"spectrum file {path} holds {eig.size:,} eigenvalues; at most "
+                          f"{MAX_SPECTRUM:.0e}")
+    return eig, note
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _load_config(path: str) -> dict[str, Any]:
     p = Path(path)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        raise ConfigError(f"config {path}: YAML is not supported; use a .toml or .json file")
+    if p.suffix.lower() not in (".toml", ".json"):
+        raise ConfigError(f"config {path} must be a .toml or .json file, got "
+                          f"{describe(p.suffix)}")
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = p.read_text()
+    if p.stat().st_size > 10**7:
+        raise ConfigError(f"config {path} is larger than 10 MB")
     try:
-        if p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"malformed config {path}: {exc}") from None
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ConfigError(f"malformed config {path}: {_short(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a table/object of keys")
-    unknown = sorted(set(data) - CONFIG_KEYS)
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown}; allowed: {sorted(CONFIG_KEYS)}")
+        raise ConfigError(f"unknown config key(s) {listing(unknown)}; allowed: "
+                          f"{listing(CONFIG_KEYS, 20)}")
     for key, value in data.items():
         if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
+            raise ConfigError(f"{key} must be a number, got {describe(value)}")
+    if isinstance(data.get("spectrum"), str):
+        spec = Path(data["spectrum"])
+        data["spectrum"] = str(spec if spec.is_absolute() else p.parent / spec)
     return data
 
 
+_FLAG_KEYS = ("optimizer", "lr", "momentum", "dampening", "weight_decay", "nesterov",
+              "lambda_max", "spectrum", "power_law", "batch_size", "noise")
+
+
 def _build(args: argparse.Namespace) -> dict[str, Any]:
-    if args.config:
-        data = _load_config(args.config)
-    else:
-        data = {k: v for k, v in {
-            "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
-            "dampening": args.dampening, "weight_decay": args.weight_decay,
-            "nesterov": args.nesterov or None, "lambda_max": args.lambda_max,
-            "spectrum": args.spectrum, "power_law": args.power_law,
-            "batch_size": args.batch_size, "noise": args.noise}.items() if v is not None}
+    """The config: the file's values (if any), overridden by the flags that were given."""
+    data = _load_config(args.config) if args.config else {}
+    flags = {k: getattr(args, k) for k in _FLAG_KEYS}
+    flags["nesterov"] = True if args.nesterov else None
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if any(k in flags for k in CURVATURE_KEYS):  # a curvature flag replaces the file's
+        data = {k: v for k, v in data.items() if k not in CURVATURE_KEYS}
+    if "lr" in flags and "learning_rate" in data:
+        data.pop("learning_rate")
+    data.update(flags)
     return data
 
 
@@ -131,39 +179,55 @@ def _run_check(data: dict[str, Any]) -> Any:
     from .report import check
 
     data = dict(data)
-    optimizer = str(data.pop("optimizer", "sgd")).lower()
+    raw_kind = data.pop("optimizer", "sgd")
+    if not isinstance(raw_kind, str):
+        raise ConfigError(f"optimizer must be a name, got {describe(raw_kind)}")
+    optimizer = raw_kind.strip().lower()
     kind = {"sgd": "torch.sgd", "torch": "torch.sgd"}.get(optimizer, optimizer)
-    sources = [k for k in ("lambda_max", "spectrum", "power_law") if k in data]
+    if kind in ("optax.sgd", "keras.sgd") and "lr" in data:
+        data["learning_rate"] = data.pop("lr")
+    sources = [k for k in CURVATURE_KEYS if k in data]
     if len(sources) != 1:
         raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law")
     spectrum = None
+    note = None
     lambda_max = data.pop("lambda_max", None)
     if "spectrum" in data:
         raw = data.pop("spectrum")
-        spectrum = _load_spectrum(raw) if isinstance(raw, str) else raw
-        if isinstance(spectrum, list) and not all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in spectrum):
-            raise ConfigError("spectrum must be a list of numbers or a file path")
+        if isinstance(raw, str):
+            spectrum, note = _load_spectrum(raw)
+        elif isinstance(raw, list) and all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in raw):
+            spectrum = raw
+        else:
+            raise ConfigError("spectrum must be a list of numbers or a file path, got "
+                              f"{describe(raw)}")
     if "power_law" in data:
         pl = data.pop("power_law")
         if isinstance(pl, str):
             pl = _power_law(pl)
         if not isinstance(pl, dict):
-            raise ConfigError("power_law must be a table like {nu = 2, N = 1e6}")
-        unknown = sorted(set(pl) - POWER_LAW_KEYS)
+            raise ConfigError(f"power_law must be a table like {{nu = 2, N = 1e6}}, got "
+                              f"{describe(pl)}")
+        unknown = sorted(set(pl) - set(POWER_LAW_KEYS))
         if unknown:
-            raise ConfigError(f"unknown power-law key(s) {unknown}; allowed: "
-                              f"{sorted(POWER_LAW_KEYS)}")
+            raise ConfigError(f"unknown power-law key(s) {listing(unknown)}; allowed: "
+                              f"{listing(POWER_LAW_KEYS)}")
         if "nu" not in pl:
             raise ConfigError("power law needs nu")
         spectrum = power_law(**pl)
     batch_size = data.pop("batch_size", None)
     noise = data.pop("noise", "gaussian")
+    if not isinstance(noise, str):
+        raise ConfigError(f"noise must be a model name, got {describe(noise)}")
     if lambda_max is not None and batch_size is not None:
         raise ConfigError("--batch-size needs --spectrum or --power-law (not --lambda-max)")
     cfg = {"optimizer": kind, **data}
-    return check(cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size,
-                 noise=noise)
+    report = check(cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size,
+                   noise=noise)
+    if note:
+        report.caveats.append(note)
+    return report
 
 
 def _spectrum_args(p: argparse.ArgumentParser, noise_choices: list[str],
@@ -178,10 +242,14 @@ def _spectrum_args(p: argparse.ArgumentParser, noise_choices: list[str],
 
 
 def _parser() -> _Parser:
+    from . import __version__
+
     parser = _Parser(prog="stability", description="Stability analysis of SGD-type optimizers.")
+    parser.add_argument("--version", action="version", version=f"stability {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="check an optimizer config against curvature information")
-    c.add_argument("--config", help="TOML or JSON file with the same keys as the flags")
+    c.add_argument("--config", help="TOML or JSON file with the same keys as the flags "
+                                    "(flags given beside it override its values)")
     c.add_argument("--optimizer", choices=["sgd", "torch.sgd", "optax.sgd", "keras.sgd"])
     c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))
     c.add_argument("--momentum", type=_num_arg("momentum"))
@@ -201,29 +269,32 @@ def _parser() -> _Parser:
     w = sub.add_parser("sweep", help="certified verdicts for a grid of torch SGD configs")
     w.add_argument("--lr", required=True, type=_grid_arg("lr"),
                    help="value, list a,b,c or range start:stop:num (linspace)")
-    w.add_argument("--momentum", type=_grid_arg("momentum"), default=[0.0])
-    w.add_argument("--dampening", type=_grid_arg("dampening"), default=[0.0])
-    w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"),
-                   default=[0.0])
+    w.add_argument("--momentum", type=_grid_arg("momentum"))
+    w.add_argument("--dampening", type=_grid_arg("dampening"))
+    w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"))
     w.add_argument("--nesterov", action="store_true")
     _spectrum_args(w, noise_choices=["gaussian", "se0"], noise_default="gaussian")
     w.add_argument("--out", required=True, help="output file: .csv or .npz")
     return parser
 
 
-def _grid(text: str, name: str) -> list[float]:
+def _grid(text: str, name: str) -> Any:
+    """``a``, ``a,b,c`` or ``start:stop:num``, as a lazy :class:`~stability.sweep.Axis`."""
+    from .sweep import MAX_CONFIGS, Axis
+
+    if len(text) > 100_000:
+        raise ConfigError(f"{name} list is longer than 100,000 characters")
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
-            raise ConfigError(f"{name} range must be start:stop:num, got {text!r}")
+            raise ConfigError(f"{name} range must be start:stop:num, got {describe(text)}")
         start, stop = (float(number(x, name)) for x in parts[:2])
         num = number(parts[2], f"{name} count")
-        if num.denominator != 1 or not 1 <= num <= 10**8:
-            raise ConfigError(f"{name} count must be an integer in [1, 1e8], got {parts[2]!r}")
-        import numpy as np
-
-        return list(np.linspace(start, stop, int(num)))
-    return [float(number(x, name)) for x in text.split(",")]
+        if num.denominator != 1 or not 1 <= num <= MAX_CONFIGS:
+            raise ConfigError(f"{name} count must be an integer in [1, 1e9], got "
+                              f"{describe(parts[2])}")
+        return Axis.linspace(name, start, stop, int(num))
+    return Axis.of(name, [float(number(x, name)) for x in text.split(",")])
 
 
 def _grid_arg(name: str) -> Any:
@@ -233,157 +304,147 @@ def _grid_arg(name: str) -> Any:
 def _run_derive(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
+    import tempfile
 
     from .latex import derive
 
+    if args.pdf and not args.latex:
+        raise ConfigError("--pdf needs --latex PATH")
+    if args.latex:
+        path = Path(args.latex)
+        if path.suffix != ".tex":
+            raise ConfigError(f"--latex must name a .tex file, got {describe(args.latex)}")
+        if path.is_dir():
+            raise ConfigError(f"--latex names a directory: {path}")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise ConfigError(f"--latex folder does not exist: {folder}")
+        exe = shutil.which("pdflatex") if args.pdf else None
+        if args.pdf and exe is None:
+            raise ConfigError("pdflatex is not installed (e.g. apt-get install "
+                              "texlive-latex-base); nothing was written")
     d = derive(args.method)
+    text = d.to_latex(standalone=True)
     if not args.latex:
-        if args.pdf:
-            raise ConfigError("--pdf needs --latex PATH")
-        sys.stdout.write(d.to_latex(standalone=True))
+        sys.stdout.write(text)
         return 0
-    path = Path(args.latex)
-    if path.suffix != ".tex":
-        raise ConfigError(f"--latex must name a .tex file, got {args.latex!r}")
-    path.write_text(d.to_latex(standalone=True))
+    _write_atomic(path, text)
     sys.stdout.write(f"wrote {path}\n")
     if args.pdf:
-        exe = shutil.which("pdflatex")
-        if exe is None:
-            raise ConfigError("pdflatex is not installed (e.g. apt-get install texlive-latex-base"
-                              "); the .tex file was written")
-        res = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", path.name],
-                             cwd=path.parent or ".", capture_output=True, text=True)
-        if res.returncode != 0:
-            raise ConfigError(f"pdflatex failed on {path}: {res.stdout[-500:]}")
-        sys.stdout.write(f"wrote {path.with_suffix('.pdf')}\n")
+        # pdflatex runs in a scratch folder on a fixed file name: the user's name is never
+        # read as an option (``-jobname=...``) or as TeX, and .aux/.log go with the folder
+        with tempfile.TemporaryDirectory() as work:
+            (Path(work) / "derivation.tex").write_text(text)
+            try:
+                res = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error",
+                                      "-no-shell-escape", "derivation.tex"], cwd=work,
+                                     capture_output=True, text=True, timeout=300,
+                                     stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise ConfigError("pdflatex did not finish in 300 s; the .tex file was "
+                                  "written") from None
+            if res.returncode != 0:
+                raise ConfigError(f"pdflatex failed on {path}: {res.stdout[-500:]}")
+            pdf = path.with_suffix(".pdf")
+            shutil.copyfile(Path(work) / "derivation.pdf", pdf)
+        sys.stdout.write(f"wrote {pdf}\n")
     return 0
 
 
-SWEEP_CHUNK = 2_000_000
-"""Configs per slab of ``stability sweep`` (a slab is a range of learning rates)."""
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder: a failure leaves ``path`` as it
+    was."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    """Certified verdicts on the grid ``lr x momentum x dampening x weight_decay``.
-
-    The grid is never materialised: each slab of learning rates is checked by broadcasting
-    the four axes, so memory holds only the result arrays (10 bytes per config, plus 8 for
-    ``U``). CSV rows are streamed slab by slab.
-    """
+    """Certified verdicts on ``lr x momentum x dampening x weight_decay`` (see
+    :mod:`stability.sweep`)."""
     import numpy as np
 
-    from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
-    from .noise import get_noise_model, power_law
+    from .noise import power_law
+    from .sweep import sweep
 
-    if args.lambda_max is None and args.spectrum is None and args.power_law is None:
-        raise ConfigError("give --lambda-max, --spectrum or --power-law")
+    sources = [k for k in CURVATURE_KEYS if getattr(args, k) is not None]
+    if len(sources) != 1:
+        raise ConfigError("give --lambda-max, --spectrum or --power-law (exactly one)")
     eig = None
     if args.spectrum is not None:
-        eig = _load_spectrum(args.spectrum)
+        eig, _ = _load_spectrum(args.spectrum)
     elif args.power_law is not None:
+        if "nu" not in args.power_law:
+            raise ConfigError("power law needs nu")
         pl = power_law(**args.power_law)
-        if pl.N is None:
-            raise ConfigError("sweep needs a finite power law: add N=...")
+        if pl.N is None or pl.N > 10**7:
+            raise ConfigError("sweep sums a power law eigenvalue by eigenvalue: give N <= 1e7 "
+                              f"(got {describe(pl.N) if pl.N else 'no N, an infinite law'}); "
+                              "`stability check` sums longer and infinite laws with a tail "
+                              "formula")
         eig = pl.eigenvalues()
-    if eig is not None and (eig.size == 0 or np.any(~np.isfinite(eig)) or np.any(eig <= 0)):
-        raise ConfigError("spectrum must be non-empty, finite and > 0")
+    if eig is not None and (eig.size == 0 or eig.min() <= 0):
+        raise ConfigError(f"spectrum eigenvalues must be in (0, inf), got min "
+                          f"{describe(eig.min()) if eig.size else 'none (empty)'}")
     lam_max = float(args.lambda_max) if args.lambda_max is not None else float(eig.max())
-    out = Path(args.out)
-    if out.suffix not in (".csv", ".npz"):
-        raise ConfigError(f"--out must end in .csv or .npz, got {out.suffix!r}")
-    names = ("lr", "momentum", "dampening", "weight_decay")
-    axes = [np.array(getattr(args, n), dtype=float) for n in names]
-    shape = tuple(a.size for a in axes)
-    n = int(np.prod(shape, dtype=np.int64))
-    if n > 10**9:
-        raise ConfigError(f"the grid has {n:,} configs; at most 1e9 per sweep")
-    if args.batch_size is not None:
-        if eig is None:
-            raise ConfigError("--batch-size needs --spectrum or --power-law")
-        if axes[3].size > 1:
-            raise ConfigError("the noise sweep needs a single weight decay value")
-    grid = [a.reshape([-1 if i == j else 1 for j in range(4)]) for i, a in enumerate(axes)]
-    stable = np.empty(shape, dtype=bool)
-    margin = np.empty(shape)
-    U = np.full(shape, np.nan) if args.batch_size is not None else None
-    per_row = n // shape[0]
-    chunk = SWEEP_CHUNK if args.batch_size is None else SWEEP_CHUNK // 100  # noise: x eigs
-    rows = max(1, chunk // max(per_row, 1))
-    show = n > 4_000_000 or (U is not None and n * eig.size > 10**9)
-    if U is not None:
-        _, f = family_triplet("torch_nesterov" if args.nesterov else "torch_sgd")
-        tau = np.where(grid[1] == 0, 0.0, grid[2])  # no buffer, so no dampening, at momentum 0
-        model = get_noise_model(args.noise)
-    handle = out.open("w") if out.suffix == ".csv" else None
-    cols = [*names, "strict_stable", "margin", "U", "stable"]
-    try:
-        if handle is not None:
-            handle.write(",".join(cols) + "\n")
-        for i0 in range(0, shape[0], rows):
-            sl = slice(i0, i0 + rows)
-            lr = grid[0][sl]
-            v = torch_sgd_margins(lr=lr, momentum=grid[1], dampening=grid[2],
-                                  weight_decay=grid[3], nesterov=args.nesterov,
-                                  lambda_max=lam_max)
-            stable[sl], margin[sl] = v.stable, v.margin
-            if U is not None:
-                trip = f(lr, grid[1]) if args.nesterov else f(lr, grid[1], tau)
-                U[sl] = memory1_noise_sum(beta=trip[0], q0=trip[1], q1=trip[2],
-                                          eigenvalues=eig + axes[3][0],
-                                          batch_size=float(args.batch_size), tau1=model.tau1,
-                                          tau2=model.tau2)
-            if handle is not None:
-                part = np.broadcast_arrays(lr, *grid[1:], stable[sl], margin[sl],
-                                           np.nan if U is None else U[sl])
-                ok = part[4] & (np.isnan(part[6]) | (part[6] < 1))
-                np.savetxt(handle, np.column_stack([np.asarray(c, dtype=float).ravel()
-                                                    for c in (*part, ok)]),
-                           delimiter=",", fmt="%.17g")
-            if show:
-                done = min(shape[0], i0 + rows) * per_row
-                sys.stderr.write(f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs)")
-    finally:
-        if handle is not None:
-            handle.close()
-    if show:
-        sys.stderr.write("\n")
-    ok = stable if U is None else stable & (U < 1)
-    if handle is None:
-        extra = {} if U is None else {"U": U}
-        np.savez(out, **dict(zip(names, axes, strict=True)), strict_stable=stable,
-                 margin=margin, **extra, stable=ok, nesterov=args.nesterov,
-                 lambda_max=lam_max)
-    k = int(np.count_nonzero(ok))
-    sys.stdout.write(f"{n:,} configs, {k:,} stable ({100 * k / n:.1f}%), written to {out}\n")
+    if args.lambda_max is not None and not lam_max > 0:
+        raise ConfigError(f"lambda_max must be in (0, inf), got {describe(args.lambda_max)}")
+    batch = None if args.batch_size is None else float(args.batch_size)
+    if batch is not None and not batch >= 1:
+        raise ConfigError(f"batch_size must be in [1, inf), got {describe(args.batch_size)}")
+    axes = {n: getattr(args, n) for n in ("lr", "momentum", "dampening", "weight_decay")
+            if getattr(args, n) is not None}
+    summary = sweep(axes, out=args.out, lambda_max=lam_max, nesterov=args.nesterov,
+                    eigenvalues=None if eig is None else np.ascontiguousarray(eig),
+                    batch_size=batch, noise=args.noise)
+    sys.stdout.write(f"{summary}\n")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 stable, 1 unstable/marginal, 2 invalid input)."""
+    """Entry point; returns the exit code (0 stable, 1 unstable/marginal, 2 invalid input).
+
+    Bad input (:class:`~stability.ConfigError`), analyses that cannot answer
+    (:class:`~stability.StabilityError`), files that cannot be read or written (``OSError``)
+    and exhausted memory print ``error: ...`` and return 2; anything else is a bug and shows
+    its traceback.
+    """
     try:
         args = _parser().parse_args(argv)
         if args.command == "sweep":
             return _run_sweep(args)
         if args.command == "derive":
             return _run_derive(args)
-        data = _build(args)
-        if args.config and any(getattr(args, k) not in (None, False) for k in
-                               ("optimizer", "lr", "momentum", "dampening", "weight_decay",
-                                "nesterov", "lambda_max", "spectrum", "power_law",
-                                "batch_size", "noise")):
-            raise ConfigError("--config cannot be combined with other config flags")
-        if data.get("optimizer") in ("optax.sgd", "keras.sgd") and "lr" in data:
-            data["learning_rate"] = data.pop("lr")
-        report = _run_check(data)
-    except (ConfigError, StabilityError, ValueError, TypeError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        report = _run_check(_build(args))
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except (StabilityError, OSError) as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return 2
+    except MemoryError:
+        sys.stderr.write("error: not enough memory for this input\n")
         return 2
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(str(report) + "\n")
     return 0 if report.verdict == "stable" else 1
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or exc}: {exc.filename}"
+    else:
+        text = str(exc)
+    return text if len(text) <= 2000 else text[:1997] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -239,9 +239,9 @@ def test_sweep_bad_input(argv, message, capsys, tmp_path, monkeypatch):
 
 def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypatch):
     from stability import checkers as ck
-    from stability import cli
+    from stability import sweep as sweep_mod
 
-    monkeypatch.setattr(cli, "SWEEP_CHUNK", 7)  # many slabs of learning rates
+    monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 7)  # many slabs of learning rates
     out_csv, out_npz = tmp_path / "g.csv", tmp_path / "g.npz"
     argv = ["sweep", "--lr", "0.01:0.9:9", "--momentum", "0,0.5,0.9", "--dampening", "0,0.3",
             "--weight-decay", "0,0.05", "--lambda-max", "12"]
@@ -263,10 +263,10 @@ def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypat
 
 
 def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatch):
-    from stability import cli
     from stability import noise as nz
+    from stability import sweep as sweep_mod
 
-    monkeypatch.setattr(cli, "SWEEP_CHUNK", 300)  # noise slabs of 3 configs
+    monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 300)  # noise slabs of 3 configs
     out = tmp_path / "n.npz"
     code, _, _ = run(["sweep", "--lr", "0.02,0.2,0.6", "--momentum", "0.5,0.9", "--nesterov",
                       "--power-law", "nu=2,Lambda=5,N=200", "--batch-size", "8",
