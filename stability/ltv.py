@@ -235,12 +235,14 @@ class Schedule:
 
     ``tail``: ``"finite"`` (training ends), ``"constant"`` (continues at the last value),
     ``"nonincreasing"``, ``"periodic"`` (repeats), ``"dipping"`` (restarts whose minima tend to
-    0), ``"unbounded"`` (grows without bound, subexponentially).
+    0), ``"unbounded"`` (grows without bound, subexponentially), ``"exponential"`` (multiplied
+    by ``growth > 1`` at every step after the horizon).
     """
 
     values: np.ndarray
     name: str
     tail: str = "finite"
+    growth: float = 1.0
 
     def __post_init__(self) -> None:
         v = self.values
@@ -250,6 +252,8 @@ class Schedule:
             raise ConfigError("schedule values must be finite")
         if np.any(v < 0):
             raise ConfigError(f"schedule values must be >= 0, got min {v.min()!r}")
+        if self.tail not in _TAILS:
+            raise ConfigError(f"tail must be one of {sorted(_TAILS)}, got {self.tail!r}")
 
     @property
     def ratio(self) -> np.ndarray:
@@ -257,6 +261,18 @@ class Schedule:
         v = self.values
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(v[:-1] > 0, v[1:] / np.where(v[:-1] > 0, v[:-1], 1), np.nan)
+
+
+_TAILS = frozenset({"finite", "constant", "nonincreasing", "periodic", "dipping", "unbounded",
+                    "exponential"})
+
+
+def _count(value: Any, name: str, low: int = 1) -> int:
+    """An integer option (a period, a multiplier) in ``[low, 1e9]``, as torch requires."""
+    x = to_float(value, name)
+    if not (x.is_integer() and low <= x <= 1e9):
+        raise ConfigError(f"{name} must be an integer in [{low}, 1e9], got {value!r}")
+    return int(x)
 
 
 def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
@@ -269,8 +285,10 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     >>> schedule("linear_warmup", 6, warmup=3).values.tolist()
     [0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0, 1.0]
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10**8:
+        raise ConfigError(f"steps must be an integer in [1, 1e8], got {steps!r}")
+    if not isinstance(kind, str):
+        raise ConfigError(f"schedule kind must be a name, got {kind!r}")
     t = np.arange(steps, dtype=float)
 
     def opt(name: str, default: Any) -> float:
@@ -279,10 +297,15 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     if kind == "constant":
         v, tail = np.ones(steps), "constant"
     elif kind == "step":
-        milestones = kw.pop("milestones", [steps // 2])
+        ms = np.sort(real_array(kw.pop("milestones", [steps // 2]), "milestones", low=0,
+                                ndim=1))
         g = opt("gamma", 0.1)
-        v = g ** np.searchsorted(np.sort(np.asarray(milestones, dtype=float)), t, side="right")
-        tail = "nonincreasing" if g <= 1 else "unbounded"
+        if g < 0:
+            raise ConfigError(f"gamma must be in [0, inf), got {g!r}")
+        v = g ** np.searchsorted(ms, t, side="right")
+        # after the last milestone the value stays: bounded whichever way it steps
+        tail = "finite" if ms.size and ms[-1] >= steps else (
+            "nonincreasing" if g <= 1 else "constant")
     elif kind == "linear_warmup":
         w = int(opt("warmup", max(1, steps // 10)))
         if w < 1:
@@ -296,15 +319,21 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
         v, tail = (1 - t / steps) ** p, "finite"
     elif kind == "exponential":
         g = opt("gamma", 0.99)
-        v, tail = g**t, "nonincreasing" if g <= 1 else "unbounded"
+        if g < 0:
+            raise ConfigError(f"gamma must be in [0, inf), got {g!r}")
+        with np.errstate(over="ignore"):
+            v = g**t
+        if not np.all(np.isfinite(v)):
+            raise ConfigError(f"gamma^steps overflows a float (gamma = {g!r}, steps = {steps})")
+        tail = "nonincreasing" if g <= 1 else "exponential"
     elif kind == "inverse_time":
         t0 = opt("t0", 1.0)
         v, tail = 1 / (1 + t / t0), "nonincreasing"
     elif kind == "sqrt_growth":
         v, tail = np.sqrt(t + 1), "unbounded"
     elif kind == "warm_restarts":
-        period = int(opt("period", max(2, steps // 4)))
-        mult = int(opt("mult", 1))
+        period = _count(kw.pop("period", max(2, steps // 4)), "period")
+        mult = _count(kw.pop("mult", 1), "mult")
         m = opt("min_factor", 0.0)
         v = np.empty(steps)
         start, length = 0, period
@@ -330,7 +359,8 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
         raise ConfigError(f"unknown schedule kind {kind!r}")
     if kw:
         raise ConfigError(f"unknown schedule option(s) {sorted(kw)} for {kind!r}")
-    return Schedule(np.asarray(v, dtype=float), kind, tail)
+    growth = g if kind == "exponential" and tail == "exponential" else 1.0
+    return Schedule(np.asarray(v, dtype=float), kind, tail, growth)
 
 
 # ---------------------------------------------------------------------------------------
@@ -460,7 +490,9 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
     tail = sched.tail
     if tail == "finite":
         reasons.append("finite horizon: every quantity is finite; constants above are exact")
-    elif tail in ("constant", "nonincreasing", "periodic"):
+    if tail == "nonincreasing" and np.any(np.diff(alpha) > 0):
+        tail = "constant"  # the label promised more than the values hold: bounded only
+    if tail in ("constant", "nonincreasing", "periodic"):
         bibo = True
         ues = bool(np.all(alpha > 0))
         # w itself is bounded for every bounded input iff sum alpha[t] < inf (geometric decay)
@@ -479,6 +511,21 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
         reasons.append("restart minima tend to 0 while the peak stays: Phi(t, s) = "
                        "beta^(t-s) alpha[t-1]/alpha[s-1] has no uniform constant -> not UES; "
                        "sup alpha < inf -> BIBO")
+    elif tail == "exponential":
+        g = sched.growth
+        rate = b * g
+        bibo, w_bounded, gain = False, False, math.inf
+        reasons.append(f"alpha[t] grows by {g:.6g} per step after the horizon: not BIBO")
+        if rate < 1:
+            ues = True
+            rho = rate * (1 + 1e-9)
+            C = ues_constant(b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)]), rho)
+            reasons.append(f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) < 1: UES with "
+                           "that rate")
+        else:
+            ues, rho, C = False, rate, math.inf
+            reasons.append(f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) >= 1: not UES "
+                           "(the filter's state grows without bound)")
     elif tail == "unbounded":
         bibo, ues, w_bounded = False, True, False
         gain = math.inf
@@ -525,12 +572,11 @@ def ltv_replay(filt: AutoSGMFilter, grad: Any, w0: Any, steps: int, alpha: Any, 
     ``t = 0`` (torch's undamped first buffer: ``first_eta = 1``).
     """
     b, g_, e_ = filt.numeric()
-    w = np.asarray(w0, dtype=float).copy()
+    w = real_array(w0, "w0").copy()
     out = [w.copy()]
-    dw = np.zeros_like(w)
+    u = np.zeros_like(w)  # filter state: dw[t] = alpha[t] u[t] (u stays defined at alpha = 0)
     g_prev = np.zeros_like(w)
     wt_prev = np.zeros_like(w)
-    alpha_prev = None
     for t in range(steps):
         g = np.asarray(grad(w), dtype=float) + coupled_decay * w
         if callable(alpha):
@@ -543,11 +589,12 @@ def ltv_replay(filt: AutoSGMFilter, grad: Any, w0: Any, steps: int, alpha: Any, 
             wt = d_t * w
             e = e + decoupled_decay / e_ * (b * wt_prev - wt)
             wt_prev = wt
-        r = np.ones_like(w) if alpha_prev is None else a_t / alpha_prev
         eta_t = first_eta if (t == 0 and first_eta is not None) else e_
-        dw = b * r * dw + eta_t * a_t * e
-        w = w + dw
-        g_prev, alpha_prev = g, a_t
+        # dw[t] = beta r[t] dw[t-1] + eta alpha[t] e[t] with r[t] = alpha[t]/alpha[t-1],
+        # written through u[t] = dw[t]/alpha[t] so that alpha[t-1] = 0 (warm-up from 0) is fine
+        u = b * u + eta_t * e
+        w = w + a_t * u
+        g_prev = g
         out.append(w.copy())
     return np.array(out)
 

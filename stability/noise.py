@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import real_array, to_float, to_sympy
+from ._values import describe, real_array, to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 
@@ -141,6 +141,10 @@ def _positive_array(x: Any, name: str) -> np.ndarray:
     return real_array(x, name, low=0, low_open=True).ravel()
 
 
+MAX_EIGENVALUES = 10**8
+"""Longest eigenvalue array a power law is expanded into (800 MB of float64)."""
+
+
 @dataclass(frozen=True)
 class PowerLawSpectrum:
     """``lambda_k = Lambda k^-nu`` (k = 1..N, or to infinity when ``N is None``) with target
@@ -151,6 +155,14 @@ class PowerLawSpectrum:
     zeta: float | None = None
     Q: float = 1.0
     N: int | None = None
+    Lambda_exact: Any = field(default=None, compare=False, repr=False)
+    """``Lambda`` as given (exact rational), for exact verdicts; ``None`` means ``Lambda``."""
+
+    @property
+    def top(self) -> sp.Expr:
+        """The exact largest eigenvalue ``Lambda`` (the binary value of the float if no exact
+        value was given)."""
+        return self.Lambda_exact if self.Lambda_exact is not None else sp.Rational(self.Lambda)
 
     @property
     def lambda_max(self) -> float:
@@ -160,6 +172,10 @@ class PowerLawSpectrum:
         count = self.N if n is None else n
         if count is None:
             raise ConfigError("an infinite power law has no finite eigenvalue array; pass n")
+        if count > MAX_EIGENVALUES:
+            raise ConfigError(f"a power law with N = {count:,} has too many eigenvalues to list "
+                              f"(at most {MAX_EIGENVALUES:.0e}); stability_sum and check() sum "
+                              "it with a zeta-function tail, trajectories take .binned()")
         return self.Lambda * np.arange(1, count + 1, dtype=float) ** (-self.nu)
 
     def binned(self, exact: int = 200, k_max: float = 1e9, bins: int = 400) -> Spectrum:
@@ -202,11 +218,14 @@ def power_law(nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0,
               N: Any = None) -> PowerLawSpectrum:
     """A power-law spectrum; infinite when ``N is None`` (sums then need ``nu > 1``)."""
     nu_f = to_float(nu, "nu")
+    if nu_f > 1e6:
+        raise ConfigError(f"nu must be in (0.5, 1e6], got {describe(nu)}")
     if nu_f <= 0.5:
         raise ConfigError(f"nu must be in (0.5, inf) (sum of lambda^2 finite), got {nu!r}")
     lam_f = to_float(Lambda, "Lambda")
     if lam_f <= 0:
-        raise ConfigError(f"Lambda must be in (0, inf), got {Lambda!r}")
+        raise ConfigError(f"Lambda must be in (0, inf), got {describe(Lambda)}")
+    lam_x = to_exact(to_sympy(Lambda, "Lambda"))
     zeta_f = None if zeta is None else to_float(zeta, "zeta")
     if zeta_f is not None and zeta_f <= 0:
         raise ConfigError(f"zeta must be in (0, inf), got {zeta!r}")
@@ -215,9 +234,9 @@ def power_law(nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0,
     if N is not None:
         n_f = to_float(N, "N")
         if n_f < 1 or n_f != int(n_f):
-            raise ConfigError(f"N must be a positive integer, got {N!r}")
+            raise ConfigError(f"N must be a positive integer, got {describe(N)}")
         n_i = int(n_f)
-    return PowerLawSpectrum(nu_f, lam_f, zeta_f, q_f, n_i)
+    return PowerLawSpectrum(nu_f, lam_f, zeta_f, q_f, n_i, lam_x)
 
 
 def as_spectrum(spectrum: Any) -> Spectrum | PowerLawSpectrum:
@@ -395,7 +414,7 @@ def stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any,
     spec = as_spectrum(spectrum)
     notes = [SE_NOTE] if not model.exact_for_gaussian else [
         "exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
-    if isinstance(spec, PowerLawSpectrum) and spec.N is None:
+    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
         return _power_law_sum(alg, spec, B, model, tol, notes)
     if isinstance(spec, PowerLawSpectrum):
         spec = spec.truncated(spec.N)
@@ -411,9 +430,13 @@ def _reason(U: float) -> str:
             else "U >= 1: mean loss diverges under mini-batch noise (Theorem 3)")
 
 
+_HEAD = 1_000_000
+"""Power laws longer than this are summed as an explicit head plus a zeta-function tail."""
+
+
 def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
                    model: NoiseModel, tol: float, notes: list[str]) -> NoiseResult:
-    if spec.nu <= 1:
+    if spec.nu <= 1 and spec.N is None:
         return NoiseResult(math.inf, False, "sum of lambda_k diverges for nu <= 1 (U = inf)",
                            B, model, notes=tuple(notes))
     head_n = 100_000
@@ -425,7 +448,8 @@ def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
     tail, tolerance, order = _power_law_tail(alg, spec, B, model, head_n, tol)
     U = head + tail
     tolerance += 1e-15 * abs(U)
-    notes = [*notes, f"infinite power law: {head_n} terms summed directly; tail {tail:.6e} "
+    kind = "infinite power law" if spec.N is None else f"power law with N = {spec.N:,}"
+    notes = [*notes, f"{kind}: {head_n} terms summed directly; tail {tail:.6e} "
              f"from the Taylor series of U_lambda at 0 (order {order}) with Hurwitz zeta "
              f"sums; truncation error estimate {tolerance:.1e}"]
     bounded = U + tolerance < 1
@@ -434,7 +458,9 @@ def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
 
 def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, model: NoiseModel,
                     head_n: int, tol: float) -> tuple[float, float, int]:
-    """``sum_{k > head_n} U(Lambda k^-nu)`` as ``sum_j c_j Lambda^j zeta(j nu, head_n + 1)``.
+    """``sum_{head_n < k <= N} U(Lambda k^-nu)`` as
+    ``sum_j c_j Lambda^j (zeta(j nu, head_n + 1) - zeta(j nu, N + 1))`` (``N = inf``: no
+    second zeta).
 
     ``U_lambda`` is a rational function of ``lambda`` (exact coefficients from the binary values
     of the parameters), so its Taylor coefficients at 0 are exact; terms decrease like
@@ -454,7 +480,13 @@ def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, mode
         order = 0
         for j in range(1, max_order + 2):
             c = mpmath.mpf(sp.Rational(coeffs[j]).p) / sp.Rational(coeffs[j]).q
-            term = c * mpmath.mpf(spec.Lambda) ** j * mpmath.zeta(j * spec.nu, head_n + 1)
+            if spec.N is None:
+                zs = mpmath.zeta(j * spec.nu, head_n + 1)
+            elif j * spec.nu == 1:  # harmonic sum: digamma difference
+                zs = mpmath.digamma(spec.N + 1) - mpmath.digamma(head_n + 1)
+            else:
+                zs = mpmath.zeta(j * spec.nu, head_n + 1) - mpmath.zeta(j * spec.nu, spec.N + 1)
+            term = c * mpmath.mpf(spec.Lambda) ** j * zs
             if j == max_order + 1 or (abs(term) < tol * 1e-3 * max(abs(total), 1e-300) and j > 2):
                 last = abs(term)
                 break
@@ -473,7 +505,7 @@ def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gauss
     """
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
-    if isinstance(spec, PowerLawSpectrum) and spec.N is None:
+    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
         def ok(B: float) -> bool:
             return stability_sum(alg, spec, B, model).bounded
     else:

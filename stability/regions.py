@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import real_array, to_exact, to_sympy
+from ._values import check_range, describe, real_array, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -39,6 +39,26 @@ __all__ = [
 ]
 
 _UNSTABLE = [sp.Integer(-1)]
+
+MAX_EXACT_MEMORY = 6
+"""Largest memory size of the exact (symbolic) conditions and verdicts.
+
+Their cost grows steeply with ``M`` (the Schur-Cohn conditions of a degree ``M + 1``
+polynomial in ``xi`` with polynomial coefficients in ``lambda``): about 1 s at ``M = 4``,
+10 s at ``M = 6``, 25 s at ``M = 7`` and minutes beyond on two cores. Larger algorithms are
+refused with the numeric alternative instead of running for minutes."""
+
+
+def _check_memory(alg: MemoryAlgorithm) -> None:
+    if not isinstance(alg, MemoryAlgorithm):
+        raise ConfigError(f"alg must be a MemoryAlgorithm (e.g. stability.gd(0.1)), got "
+                          f"{describe(alg)}")
+    if alg.M > MAX_EXACT_MEMORY:
+        raise StabilityError(
+            f"exact stability conditions are limited to memory M <= {MAX_EXACT_MEMORY} (their "
+            f"cost grows steeply with M), got M = {alg.M}; for a float answer use "
+            "stability.geometry.spectral_radius(alg, eigenvalues) < 1 (numpy eigenvalues, "
+            "not certified)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -298,9 +318,10 @@ def strict_stability_conditions(
     >>> c.as_list()     # alpha > 0 is implied by the symbol's assumptions
     [1 - beta, beta + 1, -alpha*lambda_max + 2*beta + 2]
     """
+    _check_memory(alg)
     lam_max = to_sympy(lambda_max, "lambda_max")
     if lam_max.is_number and not lam_max.is_positive:
-        raise ConfigError(f"lambda_max must be in (0, inf), got {lambda_max!r}")
+        raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
     M = alg.M
     if M == 0:
         conds = [Condition("alpha > 0", alg.alpha),
@@ -418,6 +439,7 @@ class StabilityResult:
 
 
 def _exact_chi(alg: MemoryAlgorithm) -> list[sp.Expr]:
+    _check_memory(alg)
     if not alg.is_numeric:
         names = ", ".join(sorted(str(s) for s in alg.free_symbols))
         raise ConfigError(f"algorithm must be numeric (free symbols: {names})")
@@ -531,7 +553,7 @@ def _margins(polys: list[tuple[str, sp.Poly]], lo: float, hi: float, holds: list
     return tuple(out)
 
 
-def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any) -> StabilityResult:
+def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -> StabilityResult:
     """Exact verdict: is ``S_lambda`` strictly stable for every curvature of ``spectrum``?
 
     ``spectrum`` is a number ``lambda_max`` (the whole interval ``(0, lambda_max]``), a tuple
@@ -544,6 +566,10 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any) -> StabilityResult:
     exact stable set, and any eigenvalue within 1e-9 (relative) of a boundary point is decided
     by exact evaluation.
 
+    ``shift`` is added to every curvature exactly (coupled weight decay: the optimizer sees
+    ``lambda + weight_decay``); for eigenvalue arrays the near-boundary decisions use the exact
+    sum of each eigenvalue's binary value and ``shift``.
+
     >>> from stability import heavy_ball
     >>> bool(is_strictly_stable(heavy_ball(0.1, 0.9), 37.9))   # 2(1+beta)/alpha = 38
     True
@@ -551,7 +577,11 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any) -> StabilityResult:
     >>> r.stable, r.failing
     (False, ('(-1)^2 chi(-1) > 0 (no root at xi = -1)',))
     """
+    _check_memory(alg)
     kind, spec = _parse_spectrum(spectrum)
+    shift_x = to_exact(check_range(shift, "shift", 0))
+    if kind == "interval" and shift_x != 0:  # closed: a flat direction is seen at the shift
+        spec = (spec[0] + shift_x, spec[1] + shift_x)
     polys = _condition_polys(alg)
     notes: list[str] = []
     intervals = stable_curvature_intervals(alg)
@@ -583,37 +613,51 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any) -> StabilityResult:
                                notes=tuple(notes))
 
     arr = spec
-    positive = arr[arr > 0]
+    shift_f = float(shift_x)
+    positive = arr[arr > 0] if shift_x == 0 else arr
     if positive.size < arr.size:
         notes.append(f"{arr.size - positive.size} zero eigenvalue(s) skipped (flat directions)")
     if positive.size == 0:
         raise ConfigError("spectrum has no positive eigenvalue")
-    bad = _eigenvalues_outside(positive, intervals, polys)
+    if shift_x != 0:
+        notes.append(f"every eigenvalue shifted by {describe(shift)} (added exactly)")
+    bad = _eigenvalues_outside(positive, intervals, polys, shift_x)
     stable = bad.size == 0
-    exact_bad = [sp.Rational(float(x)) for x in bad[:100]]
+    exact_bad = [sp.Rational(float(x)) + shift_x for x in bad[:100]]
     failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
-    margins = _array_margins(polys, positive, failing)
-    hi = float(positive.max())
+    lo_f, hi_f = float(positive.min()) + shift_f, float(positive.max()) + shift_f
+    margins = _array_margins(polys, positive, failing, shift_f)
     reason = ("every eigenvalue lies in the stable set" if stable
-              else f"{bad.size} eigenvalue(s) outside the stable set, e.g. {bad[0]:.6g}")
+              else f"{bad.size} eigenvalue(s) outside the stable set, e.g. "
+                   f"{float(bad[0]) + shift_f:.6g}")
     return StabilityResult(stable, f"{positive.size} eigenvalues in "
-                           f"[{positive.min():.6g}, {hi:.6g}]", hi, lam_crit, margins, failing,
-                           reason, tuple(float(x) for x in bad[:10]), notes=tuple(notes))
+                           f"[{lo_f:.6g}, {hi_f:.6g}]", hi_f, lam_crit, margins, failing,
+                           reason, tuple(float(x) + shift_f for x in bad[:10]),
+                           notes=tuple(notes))
 
 
-def _array_margins(polys, values: np.ndarray, failing: tuple[str, ...]
+def _array_margins(polys, values: np.ndarray, failing: tuple[str, ...], shift: float = 0.0
                    ) -> tuple[ConditionMargin, ...]:
-    """Float margins (informational) of each λ-power-free condition over the eigenvalues."""
+    """Float margins (informational) of each λ-power-free condition over the eigenvalues
+    (shifted by ``shift``), computed in chunks so that memory stays bounded."""
     out = []
     top = int(np.argmax(values))
     for name, p in polys:
         expr = _strip_lambda(p.as_expr())
         coeffs = [float(c) for c in sp.Poly(expr, S.lam).all_coeffs()]
-        vals = np.polyval(coeffs, values)
-        i = int(np.argmin(vals))
-        out.append(ConditionMargin(name, expr, name not in failing, float(vals[i]),
-                                   float(values[i]), float(vals[top])))
+        best, arg = math.inf, 0
+        for s in range(0, values.size, _CHUNK):
+            vals = np.polyval(coeffs, values[s:s + _CHUNK] + shift)
+            i = int(np.argmin(vals))
+            if vals[i] < best or s == 0:
+                best, arg = float(vals[i]), s + i
+        at_top = float(np.polyval(coeffs, values[top] + shift))
+        out.append(ConditionMargin(name, expr, name not in failing, best,
+                                   float(values[arg]) + shift, at_top))
     return tuple(out)
+
+
+_CHUNK = 1 << 20  # eigenvalues per chunk of the array passes
 
 
 def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
@@ -634,20 +678,32 @@ def _first_unstable(intervals, lo, hi) -> float:
     return min(x, float(hi))
 
 
-def _eigenvalues_outside(values: np.ndarray, intervals, polys) -> np.ndarray:
-    """Eigenvalues not in the exact stable set; near-boundary ones decided exactly."""
-    inside = np.zeros(values.shape, dtype=bool)
+def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -> np.ndarray:
+    """Eigenvalues ``x`` (seen as ``x + shift``) outside the exact stable set.
+
+    The bulk is located in floats; any ``x + shift`` within 1e-9 (relative) of an interval end
+    is decided exactly on the rational ``x + shift`` (the binary value of ``x`` plus the exact
+    shift). Runs in chunks, so memory stays bounded for long spectra.
+    """
     edges = []
+    bounds = []
     for a, b in intervals:
         fa = float(a)
         fb = math.inf if b == sp.oo else float(b)
-        inside |= (values > fa) & (values < fb)
+        bounds.append((fa, fb))
         edges.extend([fa, fb])
     edges_arr = np.array([e for e in edges if math.isfinite(e) and e > 0])
-    if edges_arr.size:
-        rel = np.min(np.abs(values[:, None] - edges_arr[None, :]) /
-                     np.maximum(edges_arr[None, :], 1e-300), axis=1)
-        for i in np.flatnonzero(rel < 1e-9):
-            x = sp.Rational(float(values[i]))  # exact binary value of the float eigenvalue
-            inside[i] = all(p.eval(x) > 0 for _, p in polys)
-    return values[~inside]
+    shift_f = float(shift)
+    outside = []
+    for s in range(0, values.size, _CHUNK):
+        chunk = values[s:s + _CHUNK]
+        seen = chunk + shift_f
+        inside = np.zeros(chunk.shape, dtype=bool)
+        for fa, fb in bounds:
+            inside |= (seen > fa) & (seen < fb)
+        for e in edges_arr:
+            for i in np.flatnonzero(np.abs(seen - e) < 1e-9 * e):
+                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
+                inside[i] = all(p.eval(x) > 0 for _, p in polys)
+        outside.append(chunk[~inside])
+    return np.concatenate(outside)

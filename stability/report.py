@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import describe
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .optimizers import ConfiguredOptimizer, from_optimizer
@@ -43,10 +44,16 @@ class Report:
     schedule: dict[str, Any] | None = None
     caveats: list[str] = field(default_factory=list)
     groups: list[Report] = field(default_factory=list)
+    max_lr_binding: str | None = None
 
     @property
     def stable(self) -> bool:
         return self.verdict == "stable"
+
+    def __bool__(self) -> bool:
+        """``if check(...):`` passes only a ``stable`` verdict (not ``marginal`` or
+        ``unstable``), like :class:`~stability.regions.StabilityResult`."""
+        return self.stable
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (infinities as strings)."""
@@ -68,7 +75,7 @@ class Report:
         out = {k: getattr(self, k) for k in ("verdict", "source", "config", "algorithm",
                                               "spectrum", "effective_lr", "strict",
                                               "spectral_radius", "noise", "max_stable_lr",
-                                              "schedule", "caveats")}
+                                              "max_lr_binding", "schedule", "caveats")}
         if self.groups:
             out["groups"] = [g.to_dict() for g in self.groups]
         return clean(out)
@@ -100,7 +107,8 @@ class Report:
                          f" (margin 1 - U = {_fmt(n['margin'])})")
             lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
         if self.max_stable_lr is not None:
-            lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}")
+            bind = f" ({self.max_lr_binding})" if self.max_lr_binding else ""
+            lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}{bind}")
         if self.schedule is not None:
             sc = self.schedule
             lines.append(f"  schedule {sc['name']}: BIBO={sc['bibo']}, UES={sc['ues']}, "
@@ -147,12 +155,20 @@ def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_si
     analysis (needs ``spectrum``); ``schedule`` (a :class:`~stability.ltv.Schedule`) adds the
     LTV verdict.
 
+    ``bool(report)`` is ``report.stable``: ``if check(...):`` passes only a stable verdict.
+
     >>> r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, lambda_max=30.0)
     >>> r.verdict, round(r.strict["lambda_crit"], 6)
     ('stable', 38.0)
     """
+    from .ltv import Schedule
+
     if (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max and spectrum")
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise ConfigError("schedule must be a stability.ltv.Schedule, e.g. "
+                          "stability.ltv.schedule('cosine', 1000) or schedule('array', n, "
+                          f"values=...), got {describe(schedule)}")
     groups = _configured(config)
     reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
     if len(reports) == 1:
@@ -165,8 +181,7 @@ def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_si
 
 def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_size: Any,
                noise: Any, schedule: Any) -> Report:
-    from ._values import to_exact, to_sympy
-    from .geometry import spectral_radius
+    from ._values import to_exact, to_float, to_sympy
     from .noise import (
         PowerLawSpectrum,
         Spectrum,
@@ -177,43 +192,37 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
     from .regions import is_strictly_stable
 
     alg = opt.algorithm
-    shift = float(opt.curvature_shift)
     shift_exact = to_exact(opt.curvature_shift)
-
-    def interval(top: Any) -> Any:  # (0, top] shifted by weight decay, in exact arithmetic
-        return (shift_exact, to_exact(to_sympy(top, "lambda_max")) + shift_exact) if shift \
-            else top
-
+    shift = float(shift_exact)
     caveats = list(CAVEATS)
     spec_obj = None
     if lambda_max is not None:
-        from ._values import to_float
-
         lm = to_float(lambda_max, "lambda_max")
         if lm <= 0:
-            raise ConfigError(f"lambda_max must be in (0, inf), got {lambda_max!r}")
-        target: Any = interval(lambda_max)
+            raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
+        top = to_exact(to_sympy(lambda_max, "lambda_max"))
         label = f"curvatures in (0, {lm:g}]"
+        strict = is_strictly_stable(alg, top, shift=shift_exact)
         grid = np.linspace(lm / 2000, lm, 2000) + shift
     else:
         spec_obj = as_spectrum(spectrum)
         if isinstance(spec_obj, PowerLawSpectrum):
             label = (f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
                      f"N={spec_obj.N if spec_obj.N else 'inf'}")
-            target = interval(spec_obj.Lambda)
+            strict = is_strictly_stable(alg, spec_obj.top, shift=shift_exact)
             lm = spec_obj.Lambda
             grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
         else:
             lam = spec_obj.lam
             label = f"{lam.size} eigenvalues in [{lam.min():.4g}, {lam.max():.4g}]"
-            target = list(lam + shift)
+            strict = is_strictly_stable(alg, lam, shift=shift_exact)
             lm = float(lam.max())
-            grid = lam + shift
+            grid = _spread(lam) + shift
     if shift:
-        caveats.append(f"weight decay {shift:g} shifts every curvature by +{shift:g}")
-    strict = is_strictly_stable(alg, target)
+        caveats.append(f"weight decay {shift:g} shifts every curvature by +{shift:g} "
+                       "(added exactly in the noiseless verdict)")
     a_eff = float(alg.effective_lr())
-    rho = float(spectral_radius(alg, grid).max())
+    rho = _spectral_radius(alg, grid)
     noise_info = None
     if batch_size is not None:
         if spec_obj is None:
@@ -221,6 +230,9 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
         shifted = spec_obj
         if shift and isinstance(spec_obj, Spectrum):
             shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
+        elif shift:
+            caveats.append("the noise sum of a power law ignores weight decay (a small "
+                           "curvature shift); the noiseless verdict includes it")
         res = stability_sum(alg, shifted, batch_size, noise)
         noise_info = {"model": res.noise.name, "tau1": res.noise.tau1, "tau2": res.noise.tau2,
                       "batch_size": res.batch_size, "U": res.U, "bounded": res.bounded,
@@ -228,7 +240,7 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
                       "critical_batch_size": critical_batch_size(alg, shifted, noise)
                       if strict.stable else math.inf, "tolerance": res.tolerance}
         caveats.extend(n for n in res.notes if n not in caveats)
-    max_lr = _max_lr(opt, target)
+    max_lr, binding = _max_lr(opt, lambda_max, spec_obj, batch_size, noise)
     sched_info = None
     if schedule is not None:
         from .ltv import filter_from_config, ltv_verdict
@@ -250,35 +262,158 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
     config = {k: (float(v) if not isinstance(v, bool) and v is not None else v)
               for k, v in opt.config.items()}
     return Report(verdict, opt.source, config, repr(alg), label, a_eff, strict.to_dict(),
-                  rho, noise_info, max_lr, sched_info, caveats)
+                  rho, noise_info, max_lr, sched_info, caveats, max_lr_binding=binding)
 
 
-def _max_lr(opt: ConfiguredOptimizer, target: Any) -> float | None:
-    """Largest lr keeping strict stability, other hyperparameters fixed (torch SGD family).
+def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:
+    """At most ``n`` eigenvalues spanning ``lam`` (extremes kept) for the spectral radius."""
+    if lam.size <= n:
+        return lam
+    srt = np.sort(lam[np.linspace(0, lam.size - 1, n).astype(np.int64)])
+    return np.unique(np.concatenate([[lam.min()], srt, [lam.max()]]))
 
-    Bisection on the certified vectorised checker (one call tests a whole bracket of lrs).
+
+def _spectral_radius(alg: MemoryAlgorithm, grid: np.ndarray) -> float:
+    from .geometry import spectral_radius
+
+    return float(spectral_radius(alg, grid).max())
+
+
+_KINDS = {"torch.optim.SGD": ("torch.sgd", "lr"), "optax.sgd": ("optax.sgd", "learning_rate"),
+          "keras.optimizers.SGD": ("keras.sgd", "learning_rate")}
+
+
+def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float]:
+    """``(beta, q0, q1)`` of a memory-0/1 algorithm (GD as ``(0, 0, -alpha)``)."""
+    if alg.M == 0:
+        return 0.0, 0.0, -float(alg.alpha)
+    t = alg.triplet()
+    return float(t.beta), float(t.q0), float(t.q1)
+
+
+def _max_lr(opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size: Any,
+            noise: Any) -> tuple[float | None, str | None]:
+    """Largest learning rate that keeps the verdict stable, the other settings fixed, and the
+    condition that binds there (``None`` when the config has no learning rate to vary).
+
+    With a batch size the answer satisfies both strict stability and ``U < 1``. The memory-1
+    triplet of every SGD family is proportional to the learning rate at fixed momentum
+    (checked on the config itself), so a whole bracket of candidate rates is decided per call
+    by the certified vectorised checkers; power laws too long to list use
+    :func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
     """
-    from .checkers import torch_sgd_margins
+    from ._values import to_exact, to_sympy
+    from .checkers import memory1_interval_margins, memory1_noise_sum
+    from .noise import _HEAD, PowerLawSpectrum, get_noise_model, stability_sum
+    from .optimizers import from_optimizer
 
-    cfg = opt.config
-    if opt.source != "torch.optim.SGD" or isinstance(target, list):
-        return None
-    lam_max = float(target[1] - target[0]) if isinstance(target, tuple) else float(target)
-    fixed = {"momentum": float(cfg["momentum"]), "dampening": float(cfg["dampening"]),
-             "weight_decay": float(cfg["weight_decay"]), "nesterov": bool(cfg["nesterov"])}
+    if opt.source not in _KINDS:
+        return None, None
+    kind, key = _KINDS[opt.source]
+    lr0 = float(opt.config[key])
+    base = _triplet_of(opt.algorithm)
+    probe = from_optimizer({"optimizer": kind, **opt.config, key: 2 * lr0})[0]
+    twice = _triplet_of(probe.algorithm)
+    if not (twice[0] == base[0] and np.allclose(twice[1:], np.multiply(base[1:], 2),
+                                                rtol=1e-12, atol=0)):
+        return None, None  # not proportional to lr: no fast search (never happens for SGD)
+    beta, q0, q1 = base[0], base[1] / lr0, base[2] / lr0
+    shift = float(to_exact(opt.curvature_shift))
+    if lambda_max is not None:
+        lo, hi = 0.0, float(to_exact(to_sympy(lambda_max, "lambda_max")))
+    elif isinstance(spec_obj, PowerLawSpectrum):
+        lo, hi = 0.0, spec_obj.Lambda
+    else:
+        lo, hi = float(spec_obj.lam.min()), float(spec_obj.lam.max())
+    lo, hi = lo + shift, hi + shift
+
+    def strict_ok(lr: np.ndarray) -> np.ndarray:
+        return memory1_interval_margins(beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr,
+                                        lambda_lo=lo, lambda_hi=hi).stable
+
+    noise_ok = None
+    if batch_size is not None and spec_obj is not None:
+        model = get_noise_model(noise)
+        B = float(to_sympy(batch_size, "batch_size"))
+        if isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or
+                                                        spec_obj.N > _HEAD):
+            def noise_ok(lr: np.ndarray) -> np.ndarray:
+                return np.array([stability_sum(_alg(opt, kind, key, x), spec_obj, B,
+                                               model).bounded for x in lr])
+        else:
+            lam = (spec_obj.eigenvalues() if isinstance(spec_obj, PowerLawSpectrum)
+                   else spec_obj.lam)
+            w = None if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.weights
+            if model.tau2 > 0:
+                def noise_ok(lr: np.ndarray) -> np.ndarray:
+                    return np.array([stability_sum(_alg(opt, kind, key, x), spec_obj, B,
+                                                   model).bounded for x in lr])
+            else:
+                def noise_ok(lr: np.ndarray) -> np.ndarray:
+                    U = memory1_noise_sum(beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr,
+                                          eigenvalues=lam + shift, weights=w, batch_size=B,
+                                          tau1=model.tau1, tau2=model.tau2)
+                    return U < 1
 
     def ok(lr: np.ndarray) -> np.ndarray:
-        return torch_sgd_margins(lr=lr, lambda_max=lam_max, **fixed).stable
+        good = strict_ok(lr)
+        if noise_ok is not None and np.any(good):
+            good[good] = noise_ok(lr[good])
+        return good
 
-    lo, hi = 0.0, float(cfg["lr"])
+    slow = noise_ok is not None and isinstance(spec_obj, PowerLawSpectrum) and (
+        spec_obj.N is None or spec_obj.N > _HEAD)
+    lr_hi = _upper_limit(strict_ok, lr0)
+    if lr_hi == 0.0:
+        return 0.0, "strict stability"
+    if noise_ok is None:
+        return lr_hi, "strict stability"
+    top = _largest(ok, lr_hi, slow)
+    binding = "strict stability" if top >= lr_hi * (1 - 1e-6) else "mini-batch noise (U < 1)"
+    if binding != "strict stability":
+        binding += f"; noiseless limit {lr_hi:.6g}"
+    return top, binding
+
+
+def _alg(opt: ConfiguredOptimizer, kind: str, key: str, lr: float) -> MemoryAlgorithm:
+    from .optimizers import from_optimizer
+
+    return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
+
+
+def _upper_limit(ok: Any, lr0: float) -> float:
+    """Largest ``lr`` with ``ok`` (assumed an interval ``(0, lr*)``), to 1e-6 relative."""
+    hi = lr0
     if ok(np.array([hi]))[0]:
         while hi < 1e12 and ok(np.array([2 * hi]))[0]:
             hi *= 2
         lo, hi = hi, 2 * hi
+    else:
+        lo = 0.0
+    return _refine(ok, lo, hi, 66)
+
+
+def _largest(ok: Any, hi: float, slow: bool) -> float:
+    """Largest ``lr`` in ``(0, hi]`` with ``ok``, to 1e-6 relative."""
+    if ok(np.array([hi]))[0]:
+        return hi
+    lo = hi
+    while lo > hi * 1e-12 and not ok(np.array([lo / 2]))[0]:
+        lo /= 2
+    lo /= 2
+    if lo <= hi * 1e-12:
+        return 0.0
+    return _refine(ok, lo, min(2 * lo, hi), 3 if slow else 66)
+
+
+def _refine(ok: Any, lo: float, hi: float, points: int) -> float:
+    """Shrink ``[lo, hi]`` (``ok(lo)``, not ``ok(hi)``) to 1e-6 relative width, testing
+    ``points - 2`` candidates per round (one call of the vectorised checker)."""
     while hi - lo > 1e-6 * hi:
-        grid = np.linspace(lo, hi, 66)[1:-1]  # 64 candidates per round
+        grid = np.linspace(lo, hi, points)[1:-1]
         good = grid[ok(grid)]
         lo_new = float(good.max()) if good.size else lo
-        hi = float(grid[grid > lo_new].min()) if np.any(grid > lo_new) else hi
+        above = grid[grid > lo_new]
+        hi = float(above.min()) if above.size else hi
         lo = lo_new
     return lo
