@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from . import symbols as S
-from ._values import check_range, to_sympy
+from ._values import check_range, listing, to_sympy
 from .errors import ConfigError
 
 __all__ = [
@@ -478,7 +478,8 @@ class Method:
         unknown = set(values) - set(self.parameters)
         if unknown:
             raise ConfigError(
-                f"unknown parameter(s) {sorted(unknown)} for method {self.name!r}; "
+                f"unknown parameter(s) {listing(sorted(unknown, key=str))} for method "
+                f"{self.name!r}; "
                 f"expected {list(self.parameters)}"
             )
         merged = {**self.example, **values}

@@ -42,7 +42,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import symbols as S
 from ._codegen import inplace_numpy
-from ._values import _interval, float_array
+from ._values import _interval, float_array, listing
 from .errors import ConfigError
 
 __all__ = [
@@ -613,7 +613,7 @@ def method_margins(name: str, *, lambda_max: Any, full: bool = False,
     method = get_method(name)
     kernel, names = _method_kernel(method.name, not full)
     missing = [p for p in names if p not in params]
-    unknown = sorted(set(params) - set(names))
+    unknown = listing(sorted(set(params) - set(names), key=str))
     if missing or unknown:
         raise ConfigError(f"method {method.name!r} takes parameters {list(names)} and "
                           f"lambda_max; missing {missing}, unknown parameter(s) {unknown}")
@@ -670,7 +670,7 @@ def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
     lr_ = float_array(lr, "lr").ravel()[None, :]
     mom = float_array(momentum, "momentum").ravel()[:, None]
     if family in ("torch_sgd", "torch_nesterov"):
-        unknown = sorted(set(fixed) - {"dampening", "weight_decay"})
+        unknown = listing(sorted(set(fixed) - {"dampening", "weight_decay"}, key=str))
         if unknown:
             raise ConfigError(f"unknown parameter(s) {unknown} for family {family!r}; "
                               f"expected dampening, weight_decay")

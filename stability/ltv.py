@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import real_array, to_float, to_sympy
+from ._values import listing, real_array, to_float, to_sympy
 from .errors import ConfigError
 
 __all__ = [
@@ -221,9 +221,10 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
 
 
 def _reject_unknown(cfg: dict[str, Any], allowed: set[str], kind: str) -> None:
-    unknown = sorted(set(cfg) - allowed)
+    unknown = sorted(set(cfg) - allowed, key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} for {kind!r}; allowed: {sorted(allowed)}")
+        raise ConfigError(f"unknown key(s) {listing(unknown)} for {kind!r}; allowed: "
+                          f"{sorted(allowed)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,7 +359,7 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     else:
         raise ConfigError(f"unknown schedule kind {kind!r}")
     if kw:
-        raise ConfigError(f"unknown schedule option(s) {sorted(kw)} for {kind!r}")
+        raise ConfigError(f"unknown schedule option(s) {listing(sorted(kw))} for {kind!r}")
     growth = g if kind == "exponential" and tail == "exponential" else 1.0
     return Schedule(np.asarray(v, dtype=float), kind, tail, growth)
 

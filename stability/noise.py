@@ -702,23 +702,47 @@ def max_stable_lr(family: str, spectrum: Any, batch_size: Any, noise: Any = "gau
     grows with the learning rate); it is scanned on a geometric grid first, and a
     non-admissible point below the answer raises.
 
+    ``family="torch_sgd"`` is ``torch.optim.SGD`` with ``momentum``, ``dampening``,
+    ``weight_decay`` and ``nesterov`` fixed by keyword (weight decay shifts a finite spectrum).
+
     >>> round(max_stable_lr("gd", [1.0], batch_size=1e12), 6)   # noiseless limit: 2/lambda
     2.0
+    >>> round(max_stable_lr("torch_sgd", [1.0], batch_size=1e12, momentum=0.5), 6)
+    3.0
     """
     from .algorithms import get_method
 
-    method = get_method(family)
-    if "lr" not in method.parameters:
-        raise ConfigError(f"family {family!r} has no lr parameter")
-    missing = set(method.parameters) - {"lr"} - set(fixed)
-    if missing:
-        raise ConfigError(f"family {family!r} needs {sorted(missing)} fixed by keyword")
+    spec = as_spectrum(spectrum)
+    if family == "torch_sgd":
+        from .optimizers import from_torch_sgd
+
+        unknown = sorted(set(fixed) - {"momentum", "dampening", "weight_decay", "nesterov"})
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {unknown} for family 'torch_sgd'; allowed: "
+                              "momentum, dampening, weight_decay, nesterov")
+        shift = from_torch_sgd(1.0, **fixed).curvature_shift
+        if shift != 0:
+            if not isinstance(spec, Spectrum):
+                raise ConfigError("weight decay with a power law: pass its eigenvalues "
+                                  "(power_law(...).truncated(N)) to shift them")
+            spec = Spectrum(spec.lam + float(shift), spec.weights, spec.c2)
+
+        def build(lr: float) -> MemoryAlgorithm:
+            return from_torch_sgd(lr, **fixed).algorithm
+    else:
+        method = get_method(family)
+        if "lr" not in method.parameters:
+            raise ConfigError(f"family {family!r} has no lr parameter")
+        missing = set(method.parameters) - {"lr"} - set(fixed)
+        if missing:
+            raise ConfigError(f"family {family!r} needs {sorted(missing)} fixed by keyword")
+
+        def build(lr: float) -> MemoryAlgorithm:
+            return method.numeric(lr=lr, **fixed)
 
     def ok(lr: float) -> bool:
-        alg = method.numeric(lr=lr, **fixed)
-        return stability_sum(alg, spectrum, batch_size, noise).bounded
+        return stability_sum(build(lr), spec, batch_size, noise).bounded
 
-    spec = as_spectrum(spectrum)
     scale = 1.0 / spec.lambda_max
     grid = scale * np.geomspace(1e-8, 1e3, 45)
     flags = [ok(float(x)) for x in grid]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range
+from ._values import check_range, listing
 from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
 from .errors import ConfigError
 
@@ -216,10 +216,11 @@ _TORCH_INERT_KEYS = frozenset({"params", "foreach", "differentiable", "fused", "
 
 def _call_adapter(kind: str, values: Mapping[str, Any]) -> ConfiguredOptimizer:
     adapter, allowed = _ADAPTERS[kind]
-    unknown = sorted(set(values) - allowed)
+    unknown = sorted(set(values) - allowed, key=str)
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {unknown} for optimizer {kind!r}; allowed keys: {sorted(allowed)}"
+            f"unknown key(s) {listing(unknown)} for optimizer {kind!r}; "
+            f"allowed keys: {sorted(allowed)}"
         )
     required = "lr" if kind == "torch.sgd" else "learning_rate"
     if required not in values:
@@ -256,9 +257,9 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
     """
     if isinstance(obj, Mapping):
         if "param_groups" in obj:
-            extra = sorted(set(obj) - {"param_groups", "state", "optimizer"})
+            extra = sorted(set(obj) - {"param_groups", "state", "optimizer"}, key=str)
             if extra:
-                raise ConfigError(f"unknown key(s) {extra} beside param_groups")
+                raise ConfigError(f"unknown key(s) {listing(extra)} beside param_groups")
             kind = obj.get("optimizer", "torch.sgd")
             if str(kind).lower() not in ("sgd", "torch.sgd", "torch.optim.sgd"):
                 raise ConfigError(f"param_groups are read as torch SGD, got optimizer {kind!r}")
