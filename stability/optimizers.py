@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range, listing
+from ._values import check_range, describe, listing
 from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
 from .errors import ConfigError
 
@@ -160,6 +160,7 @@ def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = Fal
             "learning_rate must be a number (a schedule is time-varying; use the LTV view), "
             f"got {learning_rate!r}"
         )
+    check_range(learning_rate, "learning_rate", 0, None, low_open=True)
     nest = _flag(nesterov, "nesterov")
     mu = check_range(0 if momentum is None else momentum, "momentum", 0, 1, high_open=True)
     notes: tuple[str, ...] = ()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -526,6 +526,9 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
         return "interval", (lo, hi)
     if isinstance(spectrum, list | np.ndarray):
         return "eigenvalues", real_array(spectrum, "spectrum eigenvalues", low=0).ravel()
+    if isinstance(spectrum, Mapping | set | frozenset):
+        raise ConfigError("spectrum must be lambda_max (a number), (lambda_min, lambda_max) or "
+                          f"a list of eigenvalues, got {describe(spectrum)}")
     lam = to_sympy(spectrum, "lambda_max")
     if lam.free_symbols:
         raise ConfigError("lambda_max must be a number")
