@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range, describe, listing
+from ._values import check_range, listing
 from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
 from .errors import ConfigError
 

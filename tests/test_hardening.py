@@ -240,7 +240,7 @@ def test_replay_warmup_from_zero_lr_matches_torch():
 def test_file_and_overflow_errors_exit_2(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "adir.csv").mkdir()
-    code, out, err = run(argv, capsys)
+    code, _out, err = run(argv, capsys)
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
 
 
@@ -263,16 +263,16 @@ def test_huge_power_law_uses_the_tail_sum(capsys):
 def test_schedule_and_algorithm_types_are_checked():
     cfg = {"optimizer": "sgd", "lr": 0.1}
     for bad in ("cosine", [1.0, 0.5], object()):
-        with pytest.raises(stb.ConfigError, match="schedule must be a stability.ltv.Schedule"):
+        with pytest.raises(stb.ConfigError, match=r"schedule must be a stability\.ltv\.Schedule"):
             check(cfg, lambda_max=20.0, schedule=bad)
     with pytest.raises(stb.ConfigError, match="expected a mapping"):
         check(None, lambda_max=1.0)
     with pytest.raises(stb.ConfigError, match="alg must be a MemoryAlgorithm"):
         stb.is_strictly_stable(None, 1.0)
     for bad in ([[1.0, 2.0], [3.0]], {"a": 1.0}):
-        with pytest.raises(stb.ConfigError, match="spectrum|eigenvalues"):
+        with pytest.raises(stb.ConfigError, match=r"spectrum|eigenvalues"):
             check(cfg, spectrum=bad)
-        with pytest.raises(stb.ConfigError, match="spectrum|eigenvalues"):
+        with pytest.raises(stb.ConfigError, match=r"spectrum|eigenvalues"):
             stb.is_strictly_stable(stb.gd(0.1), bad)
 
 
@@ -307,7 +307,7 @@ def test_large_memory_is_refused_with_the_numeric_alternative():
     alg = stb.MemoryAlgorithm(0.1, rng.uniform(-0.1, 0.1, M).tolist(),
                               rng.uniform(-0.1, 0.1, M).tolist(),
                               (0.3 * np.eye(M)).tolist())
-    with pytest.raises(stb.StabilityError, match="M <= 6.*spectral_radius"):
+    with pytest.raises(stb.StabilityError, match=r"M <= 6.*spectral_radius"):
         stb.is_strictly_stable(alg, 1.0)
     with pytest.raises(stb.StabilityError, match="M <= 6"):
         stb.strict_stability_conditions(alg)
@@ -370,7 +370,7 @@ def test_pdf_name_is_never_an_option(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
     monkeypatch.setenv("ARGS_LOG", str(tmp_path / "args.txt"))
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run(["derive", "gd", "--latex", "./-jobname=x.tex", "--pdf"], capsys)
+    code, _out, _ = run(["derive", "gd", "--latex", "./-jobname=x.tex", "--pdf"], capsys)
     assert code == 0
     args = (tmp_path / "args.txt").read_text().split()
     assert args[-1] == "derivation.tex" and not any("jobname" in a for a in args)
@@ -503,7 +503,7 @@ def test_property_bad_spectra_raise_config_error(value, which):
                                                        eigenvalues=v, batch_size=8),
         "spectrum": lambda v: nz.Spectrum.from_arrays(v),
     }
-    with pytest.raises(stb.ConfigError, match="eigenvalues|spectrum|lambda"):
+    with pytest.raises(stb.ConfigError, match=r"eigenvalues|spectrum|lambda"):
         calls[which](value)
 
 
