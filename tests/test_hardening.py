@@ -586,3 +586,14 @@ def test_sweep_of_1e8_configs_stays_under_2_gb(tmp_path):
     z = np.load(tmp_path / "g.npz")
     assert z["stable"].shape == (10000, 10000, 1, 1)
     assert z["stable"][0, 0, 0, 0] and not z["stable"][-1, 0, 0, 0]
+
+
+def test_readme_sample_config_runs(tmp_path, capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "run.toml").write_text(block)
+    np.save(tmp_path / "eigs.npy", np.linspace(0.1, 5.0, 50))
+    code, out, err = run(["check", "--config", str(tmp_path / "run.toml")], capsys)
+    assert code in (0, 1) and err == "" and "mini-batch noise" in out
