@@ -613,10 +613,11 @@ def method_margins(name: str, *, lambda_max: Any, full: bool = False,
     method = get_method(name)
     kernel, names = _method_kernel(method.name, not full)
     missing = [p for p in names if p not in params]
-    unknown = listing(sorted(set(params) - set(names), key=str))
+    unknown = sorted(set(params) - set(names), key=str)
     if missing or unknown:
         raise ConfigError(f"method {method.name!r} takes parameters {list(names)} and "
-                          f"lambda_max; missing {missing}, unknown parameter(s) {unknown}")
+                          f"lambda_max; missing {missing}, unknown parameter(s) "
+                          f"{listing(unknown)}")
     a = _arrays(**{p: params[p] for p in names}, lambda_max=lambda_max)
     ranges = {p: _symbol_range(sym) for sym, p in zip(method.symbols, names, strict=True)}
     for p, (low, high, low_open, high_open) in method.ranges.items():
@@ -670,9 +671,9 @@ def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
     lr_ = float_array(lr, "lr").ravel()[None, :]
     mom = float_array(momentum, "momentum").ravel()[:, None]
     if family in ("torch_sgd", "torch_nesterov"):
-        unknown = listing(sorted(set(fixed) - {"dampening", "weight_decay"}, key=str))
+        unknown = sorted(set(fixed) - {"dampening", "weight_decay"}, key=str)
         if unknown:
-            raise ConfigError(f"unknown parameter(s) {unknown} for family {family!r}; "
+            raise ConfigError(f"unknown parameter(s) {listing(unknown)} for family {family!r}; "
                               f"expected dampening, weight_decay")
         v = torch_sgd_margins(lr=lr_, momentum=mom, lambda_max=lambda_max, full=full,
                               nesterov=family == "torch_nesterov", **fixed)
