@@ -356,12 +356,14 @@ def _write_atomic(path: Path, text: str) -> None:
     was."""
     import tempfile
 
+    from .sweep import publish
+
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
                                prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -30,7 +30,7 @@ import numpy as np
 from ._values import describe
 from .errors import ConfigError
 
-__all__ = ["MAX_CONFIGS", "SWEEP_CHUNK", "Axis", "SweepSummary", "sweep"]
+__all__ = ["MAX_CONFIGS", "SWEEP_CHUNK", "Axis", "SweepSummary", "publish", "sweep"]
 
 SWEEP_CHUNK = 2_000_000
 """Configs per slab (a slab is a range of learning rates)."""
@@ -219,6 +219,15 @@ def sweep(
     return SweepSummary(shape, n, n_stable, path)
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Give the temporary file the permissions a new file gets (``mkstemp`` makes it 0600)
+    and rename it onto ``path``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 class _CsvWriter:
     """Rows appended slab by slab to a temporary file, renamed onto ``path`` at the end."""
 
@@ -238,7 +247,7 @@ class _CsvWriter:
 
     def finish(self, axes: dict[str, Axis], nesterov: bool, lambda_max: float) -> None:
         self.handle.close()
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         self.handle.close()
@@ -285,7 +294,7 @@ class _NpzWriter:
                         np.lib.format.write_array(member, arr, allow_pickle=False)
                 for name in self.files:
                     zf.write(self.dir / f"{name}.npy", f"{name}.npy")
-            os.replace(tmp, self.path)
+            publish(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

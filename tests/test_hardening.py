@@ -597,3 +597,19 @@ def test_readme_sample_config_runs(tmp_path, capsys):
     np.save(tmp_path / "eigs.npy", np.linspace(0.1, 5.0, 50))
     code, out, err = run(["check", "--config", str(tmp_path / "run.toml")], capsys)
     assert code in (0, 1) and err == "" and "mini-batch noise" in out
+
+
+def test_outputs_get_ordinary_permissions(tmp_path, capsys):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        for out in ("g.csv", "g.npz"):
+            assert run(["sweep", "--lr", "0.1,0.2", "--lambda-max", "10", "--out",
+                        str(tmp_path / out)], capsys)[0] == 0
+            assert stat.S_IMODE((tmp_path / out).stat().st_mode) == 0o644
+        assert run(["derive", "gd", "--latex", str(tmp_path / "d.tex")], capsys)[0] == 0
+        assert stat.S_IMODE((tmp_path / "d.tex").stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
