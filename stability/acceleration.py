@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._values import to_float
+from ._values import describe, to_float
 from .errors import ConfigError
 from .noise import MemorySchedule
 
@@ -64,24 +64,24 @@ def am1_schedule(alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int,
     af = to_float(a, "a")
     bf = to_float(b, "b")
     if a0 <= 0:
-        raise ConfigError(f"alpha0 must be in (0, inf), got {alpha0!r}")
+        raise ConfigError(f"alpha0 must be in (0, inf), got {describe(alpha0)}")
     if not 0 < d < 1:
-        raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
+        raise ConfigError(f"delta must be in (0, 1), got {describe(delta)}")
     if q <= 0:
-        raise ConfigError(f"q0 must be in (0, inf), got {q0!r}")
+        raise ConfigError(f"q0 must be in (0, inf), got {describe(q0)}")
     if not 0 <= bf < 1:
-        raise ConfigError(f"b must be in [0, 1), got {b!r}")
+        raise ConfigError(f"b must be in [0, 1), got {describe(b)}")
     if af <= 0:
-        raise ConfigError(f"a must be in (0, inf), got {a!r}")
+        raise ConfigError(f"a must be in (0, inf), got {describe(a)}")
     if nu is not None:
         nuf = to_float(nu, "nu")
         if nuf <= 1:
-            raise ConfigError(f"nu must be in (1, inf), got {nu!r}")
+            raise ConfigError(f"nu must be in (1, inf), got {describe(nu)}")
         if af > bf * (1 - 1 / nuf) + 1e-15:
             raise ConfigError(f"a must be in (0, b(1 - 1/nu)] = (0, {bf * (1 - 1 / nuf):.6g}], "
-                              f"got {a!r}")
+                              f"got {describe(a)}")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+        raise ConfigError(f"steps must be an integer >= 1, got {describe(steps)}")
     t = np.arange(1, steps + 1, dtype=float)
     dt = d * t ** (-bf)
     beta = 1 - dt

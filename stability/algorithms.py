@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from . import symbols as S
-from ._values import check_range, listing, to_sympy
+from ._values import check_range, describe, listing, to_sympy
 from .errors import ConfigError
 
 __all__ = [
@@ -82,7 +82,7 @@ def _matrix(value: Any, name: str, size: int) -> sp.ImmutableMatrix:
     elif size == 1:
         rows = [[value]]
     else:
-        raise ConfigError(f"{name} must be a {size}x{size} matrix, got {value!r}")
+        raise ConfigError(f"{name} must be a {size}x{size} matrix, got {describe(value)}")
     if len(rows) != size or any(len(r) != size for r in rows):
         widths = {len(r) for r in rows}
         got = f"{len(rows)}x{widths.pop() if len(widths) == 1 else 0}" if len(widths) <= 1 \
@@ -522,5 +522,5 @@ def get_method(name: str) -> Method:
     aliases = {"sgd": "gd", "hb": "heavy_ball", "polyak": "heavy_ball", "nag": "nesterov"}
     key = aliases.get(key, key)
     if key not in METHODS:
-        raise ConfigError(f"method must be one of {sorted(METHODS)}, got {name!r}")
+        raise ConfigError(f"method must be one of {sorted(METHODS)}, got {describe(name)}")
     return METHODS[key]

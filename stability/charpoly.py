@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import sympy as sp
 
 from . import symbols as S
-from ._values import to_sympy
+from ._values import describe, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -214,7 +214,7 @@ def effective_lr(alg: MemoryAlgorithm, method: str = "charpoly") -> sp.Expr:
         else:
             value = alg.alpha - (alg.b.T * (sp.eye(M) - alg.D).LUsolve(alg.c))[0, 0]
     else:
-        raise ConfigError(f"method must be 'charpoly' or 'direct', got {method!r}")
+        raise ConfigError(f"method must be 'charpoly' or 'direct', got {describe(method)}")
     return sp.factor(sp.cancel(value))
 
 
@@ -243,7 +243,7 @@ def leading_eigenvalue_series(alg: MemoryAlgorithm, order: int = 1) -> sp.Expr:
     1 + alpha*lambda/(beta - 1) + O(lambda**2)
     """
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
-        raise ConfigError(f"order must be an integer >= 1, got {order!r}")
+        raise ConfigError(f"order must be an integer >= 1, got {describe(order)}")
     P, _, chi = alg.charpoly()
     dP1 = sp.factor(P.diff(S.xi).eval(1))
     if dP1.is_zero:

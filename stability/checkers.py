@@ -42,7 +42,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import symbols as S
 from ._codegen import inplace_numpy
-from ._values import _interval, float_array, listing
+from ._values import _interval, describe, float_array, listing
 from .errors import ConfigError
 
 __all__ = [
@@ -176,7 +176,7 @@ def _blocks(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
     block = _BLOCK if block is None else block
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):
-        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+        raise ConfigError(f"threads must be a positive integer, got {describe(threads)}")
     it = np.nditer(
         [*inputs, *outputs],
         flags=["external_loop", "buffered", "zerosize_ok", "ranged", "delay_bufalloc"],
@@ -350,7 +350,7 @@ def _require(mask: np.ndarray, message: str, values: np.ndarray) -> None:
     if np.any(mask):
         flat = np.broadcast_to(values, mask.shape).ravel()
         i = int(np.flatnonzero(mask.ravel())[0])
-        raise ConfigError(f"{message}, got {float(flat[i])!r} "
+        raise ConfigError(f"{message}, got {describe(float(flat[i]))} "
                           f"({int(np.count_nonzero(mask))} config(s), first at flat index {i})")
 
 
@@ -586,7 +586,8 @@ def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
     method = get_method(name)
     alg = method.symbolic()
     if alg.M > 1:
-        raise ConfigError(f"vectorised checks cover memory 0 and 1, got {method.name!r} with "
+        raise ConfigError(f"vectorised checks cover memory 0 and 1, got "
+                          f"{describe(method.name)} with "
                           f"M = {alg.M}; use stability.is_strictly_stable")
     conds = strict_stability_conditions(alg, S.lam_max).conditions
     renamed = {s: sp.Symbol(p, **s.assumptions0) for s, p in zip(method.symbols,
@@ -649,7 +650,7 @@ def family_triplet(name: str):
         method = get_method(name)
         alg = method.symbolic()
         if alg.M != 1:
-            raise ConfigError(f"family must be memory-1, got {name!r} with M = {alg.M}")
+            raise ConfigError(f"family must be memory-1, got {describe(name)} with M = {alg.M}")
         params = method.symbols
     t = triplet(alg)
     return params, sp.lambdify(params, list(t), modules="numpy", cse=True)

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import to_sympy
+from ._values import describe, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -163,7 +163,7 @@ def minibatch_gaussian_variance(alpha: Any, a: Any, noise: Any, S_batch: Any
                       ((alpha, "alpha"), (a, "a"), (noise, "noise"), (S_batch, "S")))
     threshold = 2 * Sb / (aa * (Sb + 2))
     if al.is_number and threshold.is_number and not al < threshold:
-        raise StabilityError(f"alpha must be < 2S/(a(S+2)) = {threshold}, got {alpha!r}")
+        raise StabilityError(f"alpha must be < 2S/(a(S+2)) = {threshold}, got {describe(alpha)}")
     return al * s2 / (Sb * (2 - al * aa * (1 + 2 / Sb))), threshold
 
 

@@ -15,6 +15,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from . import symbols as S
+from ._values import describe
 from .algorithms import MemoryAlgorithm, get_method
 from .errors import ConfigError
 
@@ -144,7 +145,7 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
         if key in ("sgd", "adam"):
             return _derive_ltv(key)
         if key not in NAMED:
-            raise ConfigError(f"method must be one of {list(NAMED)}, got {alg!r}")
+            raise ConfigError(f"method must be one of {list(NAMED)}, got {describe(alg)}")
         alg = get_method(key).symbolic()
     d = Derivation(f"Stability of {alg.name.replace('_', ' ')} (memory {alg.M})")
     lam, xi = S.lam, S.xi

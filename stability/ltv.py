@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import listing, real_array, to_float, to_sympy
+from ._values import describe, listing, real_array, to_float, to_sympy
 from .errors import ConfigError
 
 __all__ = [
@@ -104,9 +104,9 @@ def lowpass_filter(beta: Any, gamma: Any = 0, eta: Any = None) -> AutoSGMFilter:
     b = to_sympy(beta, "beta")
     g = to_sympy(gamma, "gamma")
     if b.is_number and not (0 <= b < 1):
-        raise ConfigError(f"beta must be in [0, 1), got {beta!r}")
+        raise ConfigError(f"beta must be in [0, 1), got {describe(beta)}")
     if b.is_number and g.is_number and not g < b and not (b == 0 and g == 0):
-        raise ConfigError(f"gamma must be < beta = {b}, got {gamma!r}")
+        raise ConfigError(f"gamma must be < beta = {b}, got {describe(gamma)}")
     e = (1 - b) / (1 - g) if eta is None else to_sympy(eta, "eta")
     return AutoSGMFilter(b, g, e)
 
@@ -190,9 +190,9 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
         mu = to_float(cfg.get("momentum", 0) or 0, "momentum")
         tau = to_float(cfg.get("dampening", 0), "dampening")
         if not 0 <= mu < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {mu!r}")
+            raise ConfigError(f"momentum must be in [0, 1), got {describe(mu)}")
         if not 0 <= tau < 1:
-            raise ConfigError(f"dampening must be in [0, 1), got {tau!r}")
+            raise ConfigError(f"dampening must be in [0, 1), got {describe(tau)}")
         if cfg.get("nesterov", False):
             if mu == 0 or tau != 0:
                 raise ConfigError("nesterov=True requires momentum > 0 and dampening = 0")
@@ -210,14 +210,15 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
         else:
             b1 = to_float(cfg.get("b1", 0.9), "b1")
         if not 0 <= b1 < 1:
-            raise ConfigError(f"beta1 must be in [0, 1), got {b1!r}")
+            raise ConfigError(f"beta1 must be in [0, 1), got {describe(b1)}")
         notes = ("alpha[t] = lr F[t] / d[t] with d[t] = (1 - beta1^t)(sqrt(v_hat_t) + eps): "
                  "eps outside the square root (torch, optax)",)
         if "adamw" in kind:
             notes += ("decoupled decay: theta <- theta (1 - lr wd) before the step; in the LTV "
                       "form e += (rho/eta)(beta w~[t-1] - w~[t]), w~ = d w, rho = wd",)
         return AutoSGMFilter(sp.Float(b1), sp.Integer(0), sp.Float(1 - b1), kind, notes)
-    raise ConfigError(f"optimizer must be one of sgd, adam, adamw (torch/optax), got {kind!r}")
+    raise ConfigError("optimizer must be one of sgd, adam, adamw (torch/optax), got "
+                      f"{describe(kind)}")
 
 
 def _reject_unknown(cfg: dict[str, Any], allowed: set[str], kind: str) -> None:
@@ -254,7 +255,7 @@ class Schedule:
         if np.any(v < 0):
             raise ConfigError(f"schedule values must be >= 0, got min {v.min()!r}")
         if self.tail not in _TAILS:
-            raise ConfigError(f"tail must be one of {sorted(_TAILS)}, got {self.tail!r}")
+            raise ConfigError(f"tail must be one of {sorted(_TAILS)}, got {describe(self.tail)}")
 
     @property
     def ratio(self) -> np.ndarray:
@@ -272,7 +273,7 @@ def _count(value: Any, name: str, low: int = 1) -> int:
     """An integer option (a period, a multiplier) in ``[low, 1e9]``, as torch requires."""
     x = to_float(value, name)
     if not (x.is_integer() and low <= x <= 1e9):
-        raise ConfigError(f"{name} must be an integer in [{low}, 1e9], got {value!r}")
+        raise ConfigError(f"{name} must be an integer in [{low}, 1e9], got {describe(value)}")
     return int(x)
 
 
@@ -287,9 +288,9 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     [0.3333333333333333, 0.6666666666666666, 1.0, 1.0, 1.0, 1.0]
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10**8:
-        raise ConfigError(f"steps must be an integer in [1, 1e8], got {steps!r}")
+        raise ConfigError(f"steps must be an integer in [1, 1e8], got {describe(steps)}")
     if not isinstance(kind, str):
-        raise ConfigError(f"schedule kind must be a name, got {kind!r}")
+        raise ConfigError(f"schedule kind must be a name, got {describe(kind)}")
     t = np.arange(steps, dtype=float)
 
     def opt(name: str, default: Any) -> float:
@@ -302,7 +303,7 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
                                 ndim=1))
         g = opt("gamma", 0.1)
         if g < 0:
-            raise ConfigError(f"gamma must be in [0, inf), got {g!r}")
+            raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
         v = g ** np.searchsorted(ms, t, side="right")
         # after the last milestone the value stays: bounded whichever way it steps
         tail = "finite" if ms.size and ms[-1] >= steps else (
@@ -321,7 +322,7 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     elif kind == "exponential":
         g = opt("gamma", 0.99)
         if g < 0:
-            raise ConfigError(f"gamma must be in [0, inf), got {g!r}")
+            raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
         with np.errstate(over="ignore"):
             v = g**t
         if not np.all(np.isfinite(v)):
@@ -426,7 +427,7 @@ def ues_constant(a: Any, rho: float) -> float:
     """``C(rho) = max_{s <= t} |Phi(t, s)| rho^-(t-s)`` on the horizon (exact, O(T))."""
     aa = np.abs(np.asarray(a, dtype=float).ravel())
     if not rho > 0:
-        raise ConfigError(f"rho must be > 0, got {rho!r}")
+        raise ConfigError(f"rho must be > 0, got {describe(rho)}")
     m, best = 1.0, 1.0
     for x in aa:
         m = max(1.0, x / rho * m)
@@ -469,7 +470,7 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
         raise ConfigError(f"beta must be in [0, 1), got {b}")
     lr_f = to_float(lr, "lr")
     if lr_f <= 0:
-        raise ConfigError(f"lr must be in (0, inf), got {lr!r}")
+        raise ConfigError(f"lr must be in (0, inf), got {describe(lr)}")
     sched = sched or schedule("constant", 1)
     alpha = lr_f * sched.values
     T = alpha.size
@@ -647,7 +648,7 @@ def adam_frozen_threshold(beta1: Any, H: Any, P: Any = None) -> float:
     """
     b1 = to_float(beta1, "beta1")
     if not 0 <= b1 < 1:
-        raise ConfigError(f"beta1 must be in [0, 1), got {beta1!r}")
+        raise ConfigError(f"beta1 must be in [0, 1), got {describe(beta1)}")
     Hm = np.atleast_2d(np.asarray(H, dtype=float))
     Pm = np.eye(Hm.shape[0]) if P is None else np.asarray(P, dtype=float)
     if Pm.ndim == 1:

@@ -60,11 +60,12 @@ class NoiseModel:
             value = getattr(self, label)
             if not isinstance(value, int | float) or isinstance(value, bool) \
                     or not math.isfinite(value):
-                raise ConfigError(f"{label} must be a finite number, got {value!r}")
+                raise ConfigError(f"{label} must be a finite number, got {describe(value)}")
         if self.tau1 < 0:
-            raise ConfigError(f"tau1 must be in [0, inf), got {self.tau1!r}")
+            raise ConfigError(f"tau1 must be in [0, inf), got {describe(self.tau1)}")
         if self.tau2 > self.tau1:
-            raise ConfigError(f"tau2 must be <= tau1 = {self.tau1!r}, got {self.tau2!r}")
+            raise ConfigError(f"tau2 must be <= tau1 = {describe(self.tau1)}, got "
+                              f"{describe(self.tau2)}")
 
     @property
     def exact_for_gaussian(self) -> bool:
@@ -95,11 +96,11 @@ def get_noise_model(noise: Any = "gaussian") -> NoiseModel:
         key = noise.strip().lower().replace("-", "_")
         if key not in NOISE_MODELS:
             raise ConfigError(f"noise must be one of {sorted(NOISE_MODELS)} or (tau1, tau2), "
-                              f"got {noise!r}")
+                              f"got {describe(noise)}")
         return NOISE_MODELS[key]
     if isinstance(noise, tuple | list) and len(noise) == 2:
         return NoiseModel(to_float(noise[0], "tau1"), to_float(noise[1], "tau2"))
-    raise ConfigError(f"noise must be a preset name or (tau1, tau2), got {noise!r}")
+    raise ConfigError(f"noise must be a preset name or (tau1, tau2), got {describe(noise)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,7 +118,9 @@ class Spectrum:
     @classmethod
     def from_arrays(cls, lam: Any, weights: Any = None, c2: Any = None) -> Spectrum:
         lam_a = _positive_array(lam, "eigenvalues")
-        w = np.ones_like(lam_a) if weights is None else _array(weights, "weights", lam_a.shape)
+        # unit weights as a zero-stride view: no second array as long as the spectrum
+        w = (np.broadcast_to(1.0, lam_a.shape) if weights is None
+             else _array(weights, "weights", lam_a.shape))
         if np.any(w < 0):
             raise ConfigError(f"weights must be >= 0, got min {w.min()!r}")
         c = None if c2 is None else _array(c2, "c2", lam_a.shape)
@@ -221,14 +224,14 @@ def power_law(nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0,
     if nu_f > 1e6:
         raise ConfigError(f"nu must be in (0.5, 1e6], got {describe(nu)}")
     if nu_f <= 0.5:
-        raise ConfigError(f"nu must be in (0.5, inf) (sum of lambda^2 finite), got {nu!r}")
+        raise ConfigError(f"nu must be in (0.5, inf) (sum of lambda^2 finite), got {describe(nu)}")
     lam_f = to_float(Lambda, "Lambda")
     if lam_f <= 0:
         raise ConfigError(f"Lambda must be in (0, inf), got {describe(Lambda)}")
     lam_x = to_exact(to_sympy(Lambda, "Lambda"))
     zeta_f = None if zeta is None else to_float(zeta, "zeta")
     if zeta_f is not None and zeta_f <= 0:
-        raise ConfigError(f"zeta must be in (0, inf), got {zeta!r}")
+        raise ConfigError(f"zeta must be in (0, inf), got {describe(zeta)}")
     q_f = to_float(Q, "Q")
     n_i = None
     if N is not None:
@@ -291,7 +294,7 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
     strictly stable.
     """
     if method not in ("auto", "closed", "lyapunov"):
-        raise ConfigError(f"method must be 'auto', 'closed' or 'lyapunov', got {method!r}")
+        raise ConfigError(f"method must be 'auto', 'closed' or 'lyapunov', got {describe(method)}")
     p = alg.numeric_arrays()
     lam_a = np.asarray(lam, dtype=float)
     if alg.M == 1 and method in ("auto", "closed"):
@@ -366,7 +369,7 @@ class NoiseResult:
 def _check_batch(batch_size: Any) -> float:
     b = to_float(batch_size, "batch_size")
     if b < 1:
-        raise ConfigError(f"batch_size must be in [1, inf), got {batch_size!r}")
+        raise ConfigError(f"batch_size must be in [1, inf), got {describe(batch_size)}")
     return b
 
 
@@ -375,9 +378,16 @@ def _terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
     """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
     from .regions import is_strictly_stable
 
-    res = is_strictly_stable(alg, np.unique(lam))
+    res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
     if not res.stable:
         return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
+    return _noise_terms(alg, lam, B, model)
+
+
+def _noise_terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
+                 ) -> tuple[np.ndarray | None, str]:
+    """``U_lambda`` where ``S_lambda`` is known to be strictly stable (``None`` and the reason
+    when ``A_lambda`` is not)."""
     u = ubar(alg, lam)
     kappa = model.tau2 / B
     if kappa < 0:
@@ -418,11 +428,31 @@ def stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any,
         return _power_law_sum(alg, spec, B, model, tol, notes)
     if isinstance(spec, PowerLawSpectrum):
         spec = spec.truncated(spec.N)
-    terms, reason = _terms(alg, spec.lam, B, model)
-    if terms is None:
+    U, reason = _finite_sum(alg, spec.lam, spec.weights, B, model)
+    if U is None:
         return NoiseResult(math.inf, False, reason, B, model, notes=tuple(notes))
-    U = float(np.sum(spec.weights * terms))
     return NoiseResult(U, U < 1, _reason(U), B, model, notes=tuple(notes))
+
+
+_CHUNK = 1 << 20
+"""Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
+
+
+def _finite_sum(alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float,
+                model: NoiseModel) -> tuple[float | None, str]:
+    """``sum_k w_k U_{lambda_k}`` in chunks, or ``None`` and the reason of instability."""
+    from .regions import is_strictly_stable
+
+    res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+    if not res.stable:
+        return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
+    parts = []
+    for start in range(0, lam.size, _CHUNK):
+        terms, reason = _noise_terms(alg, lam[start:start + _CHUNK], B, model)
+        if terms is None:
+            return None, reason
+        parts.append(float(np.sum(w[start:start + _CHUNK] * terms)))
+    return math.fsum(parts), ""
 
 
 def _reason(U: float) -> str:
@@ -622,7 +652,7 @@ def loss_trajectory(alg: MemoryAlgorithm | MemorySchedule, spectrum: Any, batch_
         if steps > sched.steps:
             raise ConfigError(f"steps must be <= the schedule length {sched.steps}, got {steps}")
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 0:
-        raise ConfigError(f"steps must be an integer >= 0, got {steps!r}")
+        raise ConfigError(f"steps must be an integer >= 0, got {describe(steps)}")
     if not isinstance(alg, MemorySchedule):
         sched = MemorySchedule.constant(alg, max(steps, 1))
     spec = _finite_with_targets(spectrum)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range, listing
+from ._values import check_range, describe, listing
 from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
 from .errors import ConfigError
 
@@ -86,7 +86,7 @@ class ConfiguredOptimizer:
 def _flag(value: Any, name: str) -> bool:
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
+    raise ConfigError(f"{name} must be true or false, got {describe(value)}")
 
 
 @keeps_exact_floats
@@ -158,7 +158,7 @@ def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = Fal
     if callable(learning_rate):
         raise ConfigError(
             "learning_rate must be a number (a schedule is time-varying; use the LTV view), "
-            f"got {learning_rate!r}"
+            f"got {describe(learning_rate)}"
         )
     check_range(learning_rate, "learning_rate", 0, None, low_open=True)
     nest = _flag(nesterov, "nesterov")
@@ -272,11 +272,11 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
                 "optimizer is required: one of 'torch.sgd', 'optax.sgd', 'keras.sgd' ('sgd')"
             )
         if not isinstance(kind_raw, str):
-            raise ConfigError(f"optimizer must be a string name, got {kind_raw!r}")
+            raise ConfigError(f"optimizer must be a string name, got {describe(kind_raw)}")
         kind = _ALIASES.get(kind_raw.strip().lower(), kind_raw.strip().lower())
         if kind not in _ADAPTERS:
             raise ConfigError(
-                f"optimizer must be one of {sorted(_ADAPTERS)} (or 'sgd'), got {kind_raw!r}"
+                f"optimizer must be one of {sorted(_ADAPTERS)} (or 'sgd'), got {describe(kind_raw)}"
             )
         return [_call_adapter(kind, values)]
     if hasattr(obj, "param_groups"):
@@ -294,7 +294,7 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
 
 def _groups(groups: Any) -> list[Mapping[str, Any]]:
     if isinstance(groups, Mapping) or isinstance(groups, str) or not hasattr(groups, "__iter__"):
-        raise ConfigError(f"param_groups must be a list of mappings, got {groups!r}")
+        raise ConfigError(f"param_groups must be a list of mappings, got {describe(groups)}")
     out = list(groups)
     if not out:
         raise ConfigError("param_groups must not be empty")

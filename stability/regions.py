@@ -83,7 +83,7 @@ def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
         coeffs = [to_sympy(c, f"coefficient[{i}]") for i, c in enumerate(poly)]
     else:
         raise ConfigError(
-            f"poly must be a sympy Poly, expression or coefficient list, got {poly!r}"
+            f"poly must be a sympy Poly, expression or coefficient list, got {describe(poly)}"
         )
     coeffs = [sp.expand(to_exact(c if isinstance(c, sp.Basic) else to_sympy(c, "coefficient")))
               for c in coeffs]
@@ -511,7 +511,7 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
     if isinstance(spectrum, tuple):
         if len(spectrum) != 2:
             raise ConfigError(
-                f"an interval spectrum must be (lambda_min, lambda_max), got {spectrum!r}"
+                f"an interval spectrum must be (lambda_min, lambda_max), got {describe(spectrum)}"
             )
         lo = to_sympy(spectrum[0], "lambda_min")
         hi = to_sympy(spectrum[1], "lambda_max")
@@ -534,7 +534,7 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
         raise ConfigError("lambda_max must be a number")
     lam = to_exact(lam)
     if not lam > 0:
-        raise ConfigError(f"lambda_max must be in (0, inf), got {spectrum!r}")
+        raise ConfigError(f"lambda_max must be in (0, inf), got {describe(spectrum)}")
     return "interval", (sp.Integer(0), lam)
 
 

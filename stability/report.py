@@ -361,14 +361,18 @@ def _max_lr(opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size
             good[good] = noise_ok(lr[good])
         return good
 
-    slow = noise_ok is not None and isinstance(spec_obj, PowerLawSpectrum) and (
-        spec_obj.N is None or spec_obj.N > _HEAD)
+    if noise_ok is None:
+        points = 66
+    elif isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD):
+        points = 3  # each candidate is a stability_sum with a zeta tail: bisect
+    else:  # a round costs points x eigenvalues: about 2e6 pairs per round
+        points = max(3, min(66, 2 * 10**6 // lam.size + 2))
     lr_hi = _upper_limit(strict_ok, lr0)
     if lr_hi == 0.0:
         return 0.0, "strict stability"
     if noise_ok is None:
         return lr_hi, "strict stability"
-    top = _largest(ok, lr_hi, slow)
+    top = _largest(ok, lr_hi, points)
     binding = "strict stability" if top >= lr_hi * (1 - 1e-6) else "mini-batch noise (U < 1)"
     if binding != "strict stability":
         binding += f"; noiseless limit {lr_hi:.6g}"
@@ -393,7 +397,7 @@ def _upper_limit(ok: Any, lr0: float) -> float:
     return _refine(ok, lo, hi, 66)
 
 
-def _largest(ok: Any, hi: float, slow: bool) -> float:
+def _largest(ok: Any, hi: float, points: int) -> float:
     """Largest ``lr`` in ``(0, hi]`` with ``ok``, to 1e-6 relative."""
     if ok(np.array([hi]))[0]:
         return hi
@@ -403,7 +407,7 @@ def _largest(ok: Any, hi: float, slow: bool) -> float:
     lo /= 2
     if lo <= hi * 1e-12:
         return 0.0
-    return _refine(ok, lo, min(2 * lo, hi), 3 if slow else 66)
+    return _refine(ok, lo, min(2 * lo, hi), points)
 
 
 def _refine(ok: Any, lo: float, hi: float, points: int) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._values import describe
 from .algorithms import MemoryAlgorithm
 from .charpoly import Multistep
 from .errors import ConfigError
@@ -31,7 +32,7 @@ def _as_vector(x: Any, name: str) -> np.ndarray:
 
 def _check_steps(steps: int) -> None:
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 0:
-        raise ConfigError(f"steps must be an integer >= 0, got {steps!r}")
+        raise ConfigError(f"steps must be an integer >= 0, got {describe(steps)}")
 
 
 def simulate(
