@@ -38,8 +38,10 @@ def main() -> None:
     for M in (1, 2, 3):
         t, conds = timed(lambda M=M: strict_stability_conditions(symbolic_algorithm(M)))
         ops = sum(sp.count_ops(c.expr) for c in conds.conditions + conds.interval_conditions)
-        print(f"  M={M}: {t:8.3f} s, {len(conds.conditions)} closed + "
-              f"{len(conds.interval_conditions)} interval conditions, {ops} ops")
+        print(
+            f"  M={M}: {t:8.3f} s, {len(conds.conditions)} closed + "
+            f"{len(conds.interval_conditions)} interval conditions, {ops} ops"
+        )
 
     print("== exact numeric verdicts (rational arithmetic + Sturm), per call ==")
     rng = np.random.default_rng(0)
@@ -48,8 +50,14 @@ def main() -> None:
         for _ in range(10):
             D = rng.normal(size=(M, M))
             D *= 0.8 / np.abs(np.linalg.eigvals(D)).max()
-            algs.append(stb.MemoryAlgorithm(rng.uniform(0.1, 1), rng.uniform(-.3, .3, M).tolist(),
-                                            rng.uniform(-.3, .3, M).tolist(), D.tolist()))
+            algs.append(
+                stb.MemoryAlgorithm(
+                    rng.uniform(0.1, 1),
+                    rng.uniform(-0.3, 0.3, M).tolist(),
+                    rng.uniform(-0.3, 0.3, M).tolist(),
+                    D.tolist(),
+                )
+            )
         t, _ = timed(lambda algs=algs: [is_strictly_stable(a, 2.0) for a in algs])
         print(f"  M={M}: {1e3 * t / len(algs):8.1f} ms per verdict on (0, 2]")
 
@@ -72,10 +80,14 @@ def main() -> None:
     t_loop, _ = timed(lambda: [np.abs(np.linalg.eigvals(mats[i])).max() < 1 for i in range(m)])
     r_vec, r_batch, r_loop = n / t_vec, k / t_batch, m / t_loop
     print(f"  vectorised Theorem 6.1 : {r_vec:12.3e} configs/s (certified, whole interval)")
-    print(f"  batched numpy eigvals  : {r_batch:12.3e} configs/s (one lambda only)  "
-          f"ratio {r_vec / r_batch:6.1f}x")
-    print(f"  per-config eigvals loop: {r_loop:12.3e} configs/s (one lambda only)  "
-          f"ratio {r_vec / r_loop:6.1f}x")
+    print(
+        f"  batched numpy eigvals  : {r_batch:12.3e} configs/s (one lambda only)  "
+        f"ratio {r_vec / r_batch:6.1f}x"
+    )
+    print(
+        f"  per-config eigvals loop: {r_loop:12.3e} configs/s (one lambda only)  "
+        f"ratio {r_vec / r_loop:6.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -56,15 +56,19 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [(1000, 10_000), (10_000, 10_000)] + ([(100_000, 10_000)] if args.huge else [])
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
-        print(f"{'configs':>14} {'streamed s':>11} {'peak MiB':>9} {'baseline s':>11} "
-              f"{'peak MiB':>9} {'memory ratio':>13}")
+        print(
+            f"{'configs':>14} {'streamed s':>11} {'peak MiB':>9} {'baseline s':>11} "
+            f"{'peak MiB':>9} {'memory ratio':>13}"
+        )
         for n_lr, n_mu in sizes:
             n = n_lr * n_mu
             s_t, s_m = measure(STREAMED, n_lr, n_mu, Path(work) / "s.npz")
             if n <= 10**8:
                 b_t, b_m = measure(BASELINE, n_lr, n_mu, Path(work) / "b.npz")
-                print(f"{n:>14,} {s_t:>11.1f} {s_m:>9.0f} {b_t:>11.1f} {b_m:>9.0f} "
-                      f"{b_m / s_m:>12.1f}x")
+                print(
+                    f"{n:>14,} {s_t:>11.1f} {s_m:>9.0f} {b_t:>11.1f} {b_m:>9.0f} "
+                    f"{b_m / s_m:>12.1f}x"
+                )
             else:
                 print(f"{n:>14,} {s_t:>11.1f} {s_m:>9.0f} {'(baseline needs > 24 GB)':>35}")
 

@@ -26,13 +26,19 @@ def main(out: str = "am1_vs_sgd.png", steps: int = 20_000) -> dict[str, float]:
     nu, zeta, a = 2.0, 0.5, 0.4
     spec = nz.power_law(nu, zeta=zeta).binned(exact=300, k_max=1e9, bins=500)
     s = am1_schedule(alpha0=2.0, delta=0.5, q0=0.5, a=a, b=0.8, steps=steps, nu=nu)
-    curves = {"SGD (lr 0.5)": nz.loss_trajectory(stb.gd(0.5), spec, 100, steps),
-              "heavy ball (lr 0.2, beta 0.9)": nz.loss_trajectory(stb.heavy_ball(0.2, 0.9),
-                                                                  spec, 100, steps),
-              "AM1": nz.loss_trajectory(s.schedule(), spec, 100)}
+    curves = {
+        "SGD (lr 0.5)": nz.loss_trajectory(stb.gd(0.5), spec, 100, steps),
+        "heavy ball (lr 0.2, beta 0.9)": nz.loss_trajectory(
+            stb.heavy_ball(0.2, 0.9), spec, 100, steps
+        ),
+        "AM1": nz.loss_trajectory(s.schedule(), spec, 100),
+    }
     # Theorem 5: stationary methods keep the SGD exponent (heavy ball only changes the constant)
-    predicted = {"SGD (lr 0.5)": -zeta, "heavy ball (lr 0.2, beta 0.9)": -zeta,
-                 "AM1": -s.predicted_exponent(zeta)}
+    predicted = {
+        "SGD (lr 0.5)": -zeta,
+        "heavy ball (lr 0.2, beta 0.9)": -zeta,
+        "AM1": -s.predicted_exponent(zeta),
+    }
     t = np.arange(steps + 1)
     sel = t >= steps // 10
     fitted = {k: float(np.polyfit(np.log(t[sel]), np.log(L[sel]), 1)[0]) for k, L in curves.items()}

@@ -27,10 +27,15 @@ def main(out: str = "heavy_ball_vs_am1.png") -> None:
     arts = plots.plot_heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=2.0, ax=ax)
     _, slow = plt.subplots()
     arts_k1 = plots.plot_heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=1.0, ax=slow)
-    for name, line in (("heavy ball", arts[0]), ("memory-1, q0=0.5, kappa=2", arts[1]),
-                       ("memory-1, q0=0.5, kappa=1", arts_k1[1])):
-        print(f"{name:26s} U at alpha_eff = 2 .. 1e4: "
-              + " ".join(f"{u:.3g}" for u in line.get_ydata()[::3]))
+    for name, line in (
+        ("heavy ball", arts[0]),
+        ("memory-1, q0=0.5, kappa=2", arts[1]),
+        ("memory-1, q0=0.5, kappa=1", arts_k1[1]),
+    ):
+        print(
+            f"{name:26s} U at alpha_eff = 2 .. 1e4: "
+            + " ".join(f"{u:.3g}" for u in line.get_ydata()[::3])
+        )
     plt.close(slow.figure)
     fig.tight_layout()
     fig.savefig(out, dpi=120)

@@ -19,14 +19,20 @@ from stability import ltv, plots
 
 def main(out: str = "schedule_verdicts.png") -> None:
     filt = ltv.filter_from_config({"optimizer": "sgd", "momentum": 0.9})
-    cases = [("linear_warmup", {"warmup": 100}), ("sqrt_growth", {}),
-             ("warm_restarts", {"period": 25, "mult": 2}), ("inverse_time", {})]
+    cases = [
+        ("linear_warmup", {"warmup": 100}),
+        ("sqrt_growth", {}),
+        ("warm_restarts", {"period": 25, "mult": 2}),
+        ("inverse_time", {}),
+    ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 7))
     for (kind, kw), ax in zip(cases, axes.ravel(), strict=True):
         s = ltv.schedule(kind, 800, **kw)
         v = ltv.ltv_verdict(filt, 0.1, s)
-        print(f"{kind:14s} BIBO={v.bibo!s:5s} UES={v.ues!s:5s} gain={v.bibo_gain:.4g} "
-              f"C={v.ues_constant:.4g} frozen-pole margin={v.frozen_pole_margin:.3g}")
+        print(
+            f"{kind:14s} BIBO={v.bibo!s:5s} UES={v.ues!s:5s} gain={v.bibo_gain:.4g} "
+            f"C={v.ues_constant:.4g} frozen-pole margin={v.frozen_pole_margin:.3g}"
+        )
         plots.plot_schedule_verdict(filt, 0.1, s, ax=ax)
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -21,16 +21,23 @@ from stability import plots
 
 def main(out: str = "stability_triangle.png") -> None:
     beta, lam_max = 0.6, 1.0
-    configs = [stb.heavy_ball(2.5, beta), stb.nesterov(1.2, beta),
-               stb.momentum_kick(1.0, 0.8, beta), stb.heavy_ball(3.5, beta)]
+    configs = [
+        stb.heavy_ball(2.5, beta),
+        stb.nesterov(1.2, beta),
+        stb.momentum_kick(1.0, 0.8, beta),
+        stb.heavy_ball(3.5, beta),
+    ]
     for alg in configs:
         res = stb.is_strictly_stable(alg, lam_max)
-        print(f"{alg.name:14s} triplet {tuple(round(float(x), 3) for x in alg.triplet())}: "
-              f"{'stable' if res else 'UNSTABLE'} (lambda_crit {res.lambda_crit:.4g})")
+        print(
+            f"{alg.name:14s} triplet {tuple(round(float(x), 3) for x in alg.triplet())}: "
+            f"{'stable' if res else 'UNSTABLE'} (lambda_crit {res.lambda_crit:.4g})"
+        )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     plots.plot_stability_triangle(beta, lam_max, configs=configs, ax=axes[0])
-    plots.plot_lr_momentum_region("torch_sgd", lam_max, ax=axes[1], dampening=0.0,
-                                  configs=[(0.1, 0.9)])
+    plots.plot_lr_momentum_region(
+        "torch_sgd", lam_max, ax=axes[1], dampening=0.0, configs=[(0.1, 0.9)]
+    )
     plots.plot_eigenvalue_locus(stb.nesterov(1.2, beta), 2.5, ax=axes[2])
     fig.tight_layout()
     fig.savefig(out, dpi=110)

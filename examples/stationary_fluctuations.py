@@ -33,8 +33,10 @@ def main(out: str = "stationary_fluctuations.png") -> None:
                 acc.append(w.var())
         mc_ratio.append(np.mean(acc) / (a * s2 / (2 * h)))
     hb = fl.stationary_covariance(stb.heavy_ball(0.1, 0.9), [[h]], s2).w[0, 0]
-    print(f"SGD alpha=0.1: Var = {float(fl.sgd_variance(0.1, h, s2)):.10f}; "
-          f"heavy ball beta=0.9: Var = {hb:.10f}")
+    print(
+        f"SGD alpha=0.1: Var = {float(fl.sgd_variance(0.1, h, s2)):.10f}; "
+        f"heavy ball beta=0.9: Var = {hb:.10f}"
+    )
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.semilogy(ah, ratio, label="exact: 2/(2 - alpha h)")
     ax.semilogy(mc_ah, mc_ratio, "o", label="Monte Carlo")

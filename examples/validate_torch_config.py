@@ -43,8 +43,11 @@ def main(out: str = "validate_torch_config.png") -> None:
         report = check(cfg, spectrum=list(EIGENVALUES))
         print(report, "\n")
         loss = run(cfg)
-        ax.semilogy(loss, label=f"lr={lr}: report says {report.verdict} "
-                                f"(headroom {report.strict['headroom']:.3g})")
+        ax.semilogy(
+            loss,
+            label=f"lr={lr}: report says {report.verdict} "
+            f"(headroom {report.strict['headroom']:.3g})",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("torch SGD, momentum 0.9: verdict vs actual run")

@@ -23,9 +23,9 @@ __all__ = ["inplace_numpy"]
 
 @dataclass(frozen=True)
 class _Value:
-    code: str                 # a Python expression: a number, an input or a buffer name
-    buf: int | None = None    # buffer index when the value lives in a buffer
-    owned: bool = False       # a temporary the consumer may overwrite or free
+    code: str  # a Python expression: a number, an input or a buffer name
+    buf: int | None = None  # buffer index when the value lives in a buffer
+    owned: bool = False  # a temporary the consumer may overwrite or free
     number: float | None = None
 
 
@@ -80,8 +80,11 @@ class _Emitter:
             return self._mul(e)
         if isinstance(e, sp.Abs):
             v = self.emit(e.args[0])
-            return _Value(repr(abs(v.number)), number=abs(v.number)) \
-                if v.number is not None else self.op("absolute", v)
+            return (
+                _Value(repr(abs(v.number)), number=abs(v.number))
+                if v.number is not None
+                else self.op("absolute", v)
+            )
         if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp >= 2:
             base = self.emit(e.base)
             if base.number is not None:
@@ -121,8 +124,11 @@ class _Emitter:
 
     def _combine(self, ufunc: str, a: _Value, b: _Value) -> _Value:
         if a.number is not None and b.number is not None:
-            x = {"add": a.number + b.number, "subtract": a.number - b.number,
-                 "multiply": a.number * b.number}[ufunc]
+            x = {
+                "add": a.number + b.number,
+                "subtract": a.number - b.number,
+                "multiply": a.number * b.number,
+            }[ufunc]
             return _Value(repr(x), number=x)
         return self.op(ufunc, a, b)
 
@@ -172,8 +178,7 @@ def inplace_numpy(params: Sequence[sp.Symbol], exprs: Sequence[sp.Expr]) -> _Com
     outs = [em.emit(e) for e in reduced]
     args = ", ".join([*em.inputs.values(), *(f"b{i}" for i in range(em.count))])
     body = "\n".join(em.lines) or "    pass"
-    source = (f"def _inplace({args}):\n{body}\n"
-              f"    return [{', '.join(v.code for v in outs)}]\n")
+    source = f"def _inplace({args}):\n{body}\n    return [{', '.join(v.code for v in outs)}]\n"
     namespace: dict[str, Any] = {"np": np}
     exec(compile(source, "<stability._codegen>", "exec"), namespace)  # our expressions only
     return _Compiled(namespace["_inplace"], em.count, source)

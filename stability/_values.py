@@ -70,14 +70,17 @@ class UserNumber(Fraction):
         raw = text.strip()
         if not raw or len(raw) > _MAX_TEXT or not _DECIMAL.fullmatch(raw):
             shown = raw if len(raw) <= 40 else raw[:37] + "..."
-            raise ConfigError(f"{name} must be a finite number (a decimal such as 0.1 or 1e-3), "
-                              f"got {shown!r}")
+            raise ConfigError(
+                f"{name} must be a finite number (a decimal such as 0.1 or 1e-3), got {shown!r}"
+            )
         approx = float(raw)  # never raises on a matched literal; inf/0 on over/underflow
         if math.isinf(approx):
             raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {raw}")
         if approx == 0 and _NONZERO.search(raw.split("e")[0].split("E")[0]):
-            raise ConfigError(f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
-                              f"(it is read as a float by the optimizers), got {raw}")
+            raise ConfigError(
+                f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
+                f"(it is read as a float by the optimizers), got {raw}"
+            )
         self = super().__new__(cls, raw)
         self.text = raw
         return self
@@ -127,8 +130,11 @@ def describe(value: Any) -> str:
     elif isinstance(value, np.ndarray):
         text = f"array of shape {value.shape} and dtype {value.dtype}"
     else:
-        text = f"{type(value).__name__} {value!r}" if not isinstance(value, numbers.Number) \
+        text = (
+            f"{type(value).__name__} {value!r}"
+            if not isinstance(value, numbers.Number)
             else repr(value)
+        )
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -175,8 +181,7 @@ def float_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, str | bytes):
         raise ConfigError(f"{name} must be numeric, got a string {describe(value)}")
     if value is None or isinstance(value, Mapping):
-        raise ConfigError(f"{name} must be numeric (an array of numbers), got "
-                          f"{describe(value)}")
+        raise ConfigError(f"{name} must be numeric (an array of numbers), got {describe(value)}")
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -185,8 +190,9 @@ def float_array(value: Any, name: str) -> np.ndarray:
                 warnings.simplefilter("error")
                 arr = np.asarray(value)
         except (ValueError, TypeError, OverflowError, Warning) as exc:
-            raise ConfigError(f"{name} must be a rectangular array of numbers, got "
-                              f"{describe(value)}") from exc
+            raise ConfigError(
+                f"{name} must be a rectangular array of numbers, got {describe(value)}"
+            ) from exc
     kind = arr.dtype.kind
     if kind == "c":
         raise ConfigError(f"{name} must be real numbers, got complex values (dtype {arr.dtype})")
@@ -194,8 +200,10 @@ def float_array(value: Any, name: str) -> np.ndarray:
         raise ConfigError(f"{name} must be numbers, got booleans")
     if kind == "O":
         if arr.size > 1_000_000:
-            raise ConfigError(f"{name}: object arrays are limited to 1e6 entries, got "
-                              f"{arr.size}; pass a float array")
+            raise ConfigError(
+                f"{name}: object arrays are limited to 1e6 entries, got "
+                f"{arr.size}; pass a float array"
+            )
         try:
             items = [to_float(x, name) for x in arr.ravel()]
         except ConfigError as exc:
@@ -241,8 +249,10 @@ def real_array(
         lo, hi = out.min(), out.max()
         if not (math.isfinite(lo) and math.isfinite(hi)):
             bad = np.flatnonzero(~np.isfinite(out.ravel()))[0]
-            raise ConfigError(f"{name} must be finite, got {describe(out.ravel()[bad])} "
-                              f"(at flat index {int(bad)})")
+            raise ConfigError(
+                f"{name} must be finite, got {describe(out.ravel()[bad])} "
+                f"(at flat index {int(bad)})"
+            )
         ok_lo = low is None or (lo > low if low_open else lo >= low)
         ok_hi = high is None or (hi < high if high_open else hi <= high)
         if not (ok_lo and ok_hi):
@@ -253,8 +263,10 @@ def real_array(
             if high is not None:
                 bad_mask |= flat >= high if high_open else flat > high
             i = int(np.flatnonzero(bad_mask)[0])
-            raise ConfigError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
-                              f"got {describe(flat[i])} (at flat index {i})")
+            raise ConfigError(
+                f"{name} must be in {_interval(low, high, low_open, high_open)}, "
+                f"got {describe(flat[i])} (at flat index {i})"
+            )
     return out
 
 
@@ -297,17 +309,21 @@ def to_sympy(value: Any, name: str) -> sp.Expr:
         try:
             x = float(value)
         except OverflowError:
-            raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
-                              f"{describe(value)}") from None
+            raise ConfigError(
+                f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {describe(value)}"
+            ) from None
         if not math.isfinite(x):
             raise ConfigError(f"{name} must be finite, got {x}")
         return sp.Float(x)
     if isinstance(value, numbers.Complex) or (
-            isinstance(value, np.generic) and np.iscomplexobj(value)):
+        isinstance(value, np.generic) and np.iscomplexobj(value)
+    ):
         raise ConfigError(f"{name} must be real, got {describe(value)}")
     if hasattr(value, "shape") and getattr(value, "shape", None) == () and hasattr(value, "item"):
-        if getattr(getattr(value, "dtype", None), "kind", "") == "c" or getattr(
-                value, "is_complex", lambda: False)() is True:
+        if (
+            getattr(getattr(value, "dtype", None), "kind", "") == "c"
+            or getattr(value, "is_complex", lambda: False)() is True
+        ):
             raise ConfigError(f"{name} must be real, got {describe(value)}")
         return to_sympy(value.item(), name)
     if hasattr(value, "item") and callable(value.item):
@@ -323,8 +339,9 @@ def to_sympy(value: Any, name: str) -> sp.Expr:
 def _check_magnitude(x: Fraction, name: str, shown: Any) -> None:
     """Refuse exact values no float can hold (the optimizers compute in floats)."""
     if abs(x) > _FLOAT_MAX_EXACT:
-        raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
-                          f"{describe(shown)}")
+        raise ConfigError(
+            f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {describe(shown)}"
+        )
 
 
 def to_exact(value: sp.Expr) -> sp.Expr:
@@ -346,11 +363,14 @@ def to_float(value: Any, name: str) -> float:
     except (TypeError, OverflowError):
         raise ConfigError(f"{name} must be a finite real number, got {describe(value)}") from None
     if not math.isfinite(x):
-        raise ConfigError(f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got "
-                          f"{describe(value)}")
+        raise ConfigError(
+            f"{name} must be finite (|x| <= {_FLOAT_MAX_TEXT}), got {describe(value)}"
+        )
     if x == 0 and not expr.is_zero:
-        raise ConfigError(f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
-                          f"(it is used as a float), got {describe(value)}")
+        raise ConfigError(
+            f"{name} must be 0 or at least {math.ulp(0.0):.2g} in magnitude "
+            f"(it is used as a float), got {describe(value)}"
+        )
     return x
 
 
@@ -378,13 +398,13 @@ def check_range(
     if expr.free_symbols:
         return expr
     x = to_exact(expr)
-    bad = (
-        (low is not None and (x < low if not low_open else x <= low))
-        or (high is not None and (x > high if not high_open else x >= high))
+    bad = (low is not None and (x < low if not low_open else x <= low)) or (
+        high is not None and (x > high if not high_open else x >= high)
     )
     if bad:
-        raise ConfigError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
-                          f"got {describe(value)}")
+        raise ConfigError(
+            f"{name} must be in {_interval(low, high, low_open, high_open)}, got {describe(value)}"
+        )
     return expr
 
 

@@ -37,17 +37,22 @@ class AM1Schedule:
     def schedule(self) -> MemorySchedule:
         """momentum+kick realisation: alpha = eta + eta', b = -eta beta, c = 1, D = beta."""
         T = self.t.size
-        return MemorySchedule(self.eta + self.kick, np.zeros((T, 1)),
-                              (-self.eta * self.beta)[:, None], np.ones((T, 1)),
-                              self.beta[:, None, None])
+        return MemorySchedule(
+            self.eta + self.kick,
+            np.zeros((T, 1)),
+            (-self.eta * self.beta)[:, None],
+            np.ones((T, 1)),
+            self.beta[:, None, None],
+        )
 
     def predicted_exponent(self, zeta: float) -> float:
         """The predicted signal-phase loss exponent ``zeta (1 + a)``."""
         return zeta * (1 + self.exponent_gain)
 
 
-def am1_schedule(alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int,
-                 nu: Any = None) -> AM1Schedule:
+def am1_schedule(
+    alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int, nu: Any = None
+) -> AM1Schedule:
     """The AM1 schedule of MATH.md §4.1 for ``t = 1..steps``.
 
     Validated: ``alpha0 > 0``, ``0 < delta < 1``, ``q0 > 0``, ``0 < a``, ``0 <= b < 1`` and, when
@@ -78,8 +83,9 @@ def am1_schedule(alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int,
         if nuf <= 1:
             raise ConfigError(f"nu must be in (1, inf), got {describe(nu)}")
         if af > bf * (1 - 1 / nuf) + 1e-15:
-            raise ConfigError(f"a must be in (0, b(1 - 1/nu)] = (0, {bf * (1 - 1 / nuf):.6g}], "
-                              f"got {describe(a)}")
+            raise ConfigError(
+                f"a must be in (0, b(1 - 1/nu)] = (0, {bf * (1 - 1 / nuf):.6g}], got {describe(a)}"
+            )
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ConfigError(f"steps must be an integer >= 1, got {describe(steps)}")
     t = np.arange(1, steps + 1, dtype=float)
@@ -90,8 +96,10 @@ def am1_schedule(alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int,
     eta = dt * (alpha_eff - kick)
     if np.any(eta <= 0):
         first = int(t[np.argmax(eta <= 0)])
-        raise ConfigError(f"eta_t must be positive: alpha0 t^a <= q0/beta_t at t = {first}; "
-                          f"increase alpha0 or decrease q0")
+        raise ConfigError(
+            f"eta_t must be positive: alpha0 t^a <= q0/beta_t at t = {first}; "
+            f"increase alpha0 or decrease q0"
+        )
     return AM1Schedule(t, beta, eta, kick, q, alpha_eff, af)
 
 

@@ -85,8 +85,11 @@ def _matrix(value: Any, name: str, size: int) -> sp.ImmutableMatrix:
         raise ConfigError(f"{name} must be a {size}x{size} matrix, got {describe(value)}")
     if len(rows) != size or any(len(r) != size for r in rows):
         widths = {len(r) for r in rows}
-        got = f"{len(rows)}x{widths.pop() if len(widths) == 1 else 0}" if len(widths) <= 1 \
+        got = (
+            f"{len(rows)}x{widths.pop() if len(widths) == 1 else 0}"
+            if len(widths) <= 1
             else "ragged rows"
+        )
         raise ConfigError(f"{name} must be a {size}x{size} matrix (M = {size}), got {got}")
     entries = [to_sympy(x, f"{name}[{i},{j}]") for i, r in enumerate(rows) for j, x in enumerate(r)]
     return sp.ImmutableMatrix(size, size, entries)
@@ -260,7 +263,11 @@ class MemoryAlgorithm:
             return x.subs(*args, **kwargs)
 
         return MemoryAlgorithm(
-            sub(self._alpha), sub(self._b), sub(self._c), sub(self._D), sub(self._a),
+            sub(self._alpha),
+            sub(self._b),
+            sub(self._c),
+            sub(self._D),
+            sub(self._a),
             name=self.name,
         )
 
@@ -297,8 +304,9 @@ class MemoryAlgorithm:
             "a": np.array([float(x) for x in self._a], dtype=float),
             "b": np.array([float(x) for x in self._b], dtype=float),
             "c": np.array([float(x) for x in self._c], dtype=float),
-            "D": np.array([[float(self._D[i, j]) for j in range(M)] for i in range(M)],
-                          dtype=float).reshape(M, M),
+            "D": np.array(
+                [[float(self._D[i, j]) for j in range(M)] for i in range(M)], dtype=float
+            ).reshape(M, M),
         }
 
     def numeric_system(self) -> tuple[Any, Any, Any]:
@@ -462,7 +470,8 @@ class Method:
     example: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
     ranges: Mapping[str, tuple[float | None, float | None, bool, bool]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     """Allowed values per parameter as ``(low, high, low_open, high_open)`` (``None``: no
     bound), the ranges the constructor enforces."""
 
@@ -492,20 +501,42 @@ _MOMENTUM = (-1, 1, True, True)
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("gd", gd, ("lr",), (S.alpha,), {"lr": 0.5}, "gradient descent",
-               {"lr": _LR}),
-        Method("heavy_ball", heavy_ball, ("lr", "momentum"), (S.alpha, S.beta),
-               {"lr": 0.1, "momentum": 0.9}, "Polyak heavy ball",
-               {"lr": _LR, "momentum": _MOMENTUM}),
-        Method("nesterov", nesterov, ("lr", "momentum"), (S.alpha, S.beta),
-               {"lr": 0.1, "momentum": 0.9}, "Nesterov accelerated gradient",
-               {"lr": _LR, "momentum": _MOMENTUM}),
-        Method("memory1", memory1, ("beta", "q0", "q1"), (S.beta, S.q0, S.q1),
-               {"beta": 0.9, "q0": 0.05, "q1": -0.6}, "general memory-1 triplet"),
-        Method("momentum_kick", momentum_kick, ("lr", "kick", "momentum"),
-               (S.eta, S.eta_kick, S.beta), {"lr": 0.1, "kick": 0.05, "momentum": 0.9},
-               "momentum plus gradient kick (paper eq. 250)",
-               {"lr": _LR, "kick": (0, None, False, True), "momentum": _MOMENTUM}),
+        Method("gd", gd, ("lr",), (S.alpha,), {"lr": 0.5}, "gradient descent", {"lr": _LR}),
+        Method(
+            "heavy_ball",
+            heavy_ball,
+            ("lr", "momentum"),
+            (S.alpha, S.beta),
+            {"lr": 0.1, "momentum": 0.9},
+            "Polyak heavy ball",
+            {"lr": _LR, "momentum": _MOMENTUM},
+        ),
+        Method(
+            "nesterov",
+            nesterov,
+            ("lr", "momentum"),
+            (S.alpha, S.beta),
+            {"lr": 0.1, "momentum": 0.9},
+            "Nesterov accelerated gradient",
+            {"lr": _LR, "momentum": _MOMENTUM},
+        ),
+        Method(
+            "memory1",
+            memory1,
+            ("beta", "q0", "q1"),
+            (S.beta, S.q0, S.q1),
+            {"beta": 0.9, "q0": 0.05, "q1": -0.6},
+            "general memory-1 triplet",
+        ),
+        Method(
+            "momentum_kick",
+            momentum_kick,
+            ("lr", "kick", "momentum"),
+            (S.eta, S.eta_kick, S.beta),
+            {"lr": 0.1, "kick": 0.05, "momentum": 0.9},
+            "momentum plus gradient kick (paper eq. 250)",
+            {"lr": _LR, "kick": (0, None, False, True), "momentum": _MOMENTUM},
+        ),
     )
 }
 

@@ -158,8 +158,10 @@ def from_multistep(
     total = sp.expand(sum(p_) - 1)
     if not total.is_zero:
         numeric = not total.free_symbols
-        if not numeric or not total.has(sp.Float) or abs(float(total)) > 1e-12 * max(
-            1.0, *(abs(float(x)) for x in p_)
+        if (
+            not numeric
+            or not total.has(sp.Float)
+            or abs(float(total)) > 1e-12 * max(1.0, *(abs(float(x)) for x in p_))
         ):
             raise ConfigError(
                 f"p must sum to 1 (so that P(1) = 0 and constants are fixed points), "

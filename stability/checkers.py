@@ -76,13 +76,13 @@ class _FractionPrinter(PythonCodePrinter):
 
 @dataclass(frozen=True)
 class _Kernel:
-    names: tuple[str, ...]                 # the conditions evaluated, in order
-    implied: tuple[tuple[str, str], ...]   # (condition, reason) not evaluated
-    params: tuple[str, ...]                # argument order
-    outputs: tuple[sp.Expr, ...]           # c_1, ..., c_k, s
-    numeric: Callable[..., list[Any]]      # arrays -> [c_1, ..., c_k, s]
-    exact: Callable[..., list[Any]]        # Fractions -> [c_1, ..., c_k, s]
-    in_scale: frozenset[str]               # parameters that occur in s
+    names: tuple[str, ...]  # the conditions evaluated, in order
+    implied: tuple[tuple[str, str], ...]  # (condition, reason) not evaluated
+    params: tuple[str, ...]  # argument order
+    outputs: tuple[sp.Expr, ...]  # c_1, ..., c_k, s
+    numeric: Callable[..., list[Any]]  # arrays -> [c_1, ..., c_k, s]
+    exact: Callable[..., list[Any]]  # Fractions -> [c_1, ..., c_k, s]
+    in_scale: frozenset[str]  # parameters that occur in s
 
 
 def _provably(expr: sp.Expr, domain: dict[sp.Symbol, sp.Expr], strict: bool) -> bool:
@@ -92,8 +92,9 @@ def _provably(expr: sp.Expr, domain: dict[sp.Symbol, sp.Expr], strict: bool) -> 
     return bool(e.is_positive if strict else e.is_nonnegative)
 
 
-def _reduce(conds: Sequence[tuple[str, sp.Expr]], domain: dict[sp.Symbol, sp.Expr]
-            ) -> tuple[list[tuple[str, sp.Expr]], list[tuple[str, str]]]:
+def _reduce(
+    conds: Sequence[tuple[str, sp.Expr]], domain: dict[sp.Symbol, sp.Expr]
+) -> tuple[list[tuple[str, sp.Expr]], list[tuple[str, str]]]:
     """Drop duplicate conditions, conditions positive on the whole domain, and conditions
     ``c_j`` with ``c_j >= c_i`` on the domain for a kept ``c_i`` (``c_i > 0`` implies them)."""
     kept: list[tuple[str, sp.Expr]] = []
@@ -110,8 +111,14 @@ def _reduce(conds: Sequence[tuple[str, sp.Expr]], domain: dict[sp.Symbol, sp.Exp
     j = 0
     while j < len(kept):
         name, e = kept[j]
-        by = next((n for i, (n, k) in enumerate(kept) if i != j
-                   and _provably(e - k, domain, strict=False)), None)
+        by = next(
+            (
+                n
+                for i, (n, k) in enumerate(kept)
+                if i != j and _provably(e - k, domain, strict=False)
+            ),
+            None,
+        )
         if by is not None:
             implied.append((name, f"implied by {by!r}"))
             del kept[j]
@@ -122,23 +129,35 @@ def _reduce(conds: Sequence[tuple[str, sp.Expr]], domain: dict[sp.Symbol, sp.Exp
 
 def _term_sum(expr: sp.Expr) -> sp.Expr:
     """The sum of the absolute values of the terms of ``expr`` (expanded)."""
-    return sp.Add(*(abs(c) * sp.Abs(m) for c, m in
-                    (t.as_coeff_Mul() for t in sp.Add.make_args(sp.expand(expr)))))
+    return sp.Add(
+        *(
+            abs(c) * sp.Abs(m)
+            for c, m in (t.as_coeff_Mul() for t in sp.Add.make_args(sp.expand(expr)))
+        )
+    )
 
 
 def _dominates(scale: sp.Expr, bound: sp.Expr, factor: int) -> bool:
     """``factor * scale - bound`` has only nonnegative coefficients as a polynomial in the
     absolute values (``scale`` and ``bound`` are sums of nonnegative products)."""
-    absolute = {a: sp.Symbol(f"abs_{i}", nonnegative=True)
-                for i, a in enumerate(sorted((factor * scale - bound).atoms(sp.Abs), key=str))}
+    absolute = {
+        a: sp.Symbol(f"abs_{i}", nonnegative=True)
+        for i, a in enumerate(sorted((factor * scale - bound).atoms(sp.Abs), key=str))
+    }
     diff = sp.expand((factor * scale - bound).xreplace(absolute))
-    return all(c >= 0 for c in sp.Poly(diff, *diff.free_symbols).coeffs()) \
-        if diff.free_symbols else diff >= 0
+    return (
+        all(c >= 0 for c in sp.Poly(diff, *diff.free_symbols).coeffs())
+        if diff.free_symbols
+        else diff >= 0
+    )
 
 
-def _compile(conds: Sequence[tuple[str, sp.Expr]], params: Sequence[sp.Symbol],
-             domain: dict[sp.Symbol, sp.Expr] | None = None,
-             scale: sp.Expr | None = None) -> _Kernel:
+def _compile(
+    conds: Sequence[tuple[str, sp.Expr]],
+    params: Sequence[sp.Symbol],
+    domain: dict[sp.Symbol, sp.Expr] | None = None,
+    scale: sp.Expr | None = None,
+) -> _Kernel:
     """Lambdify conditions (``> 0``) once: float kernel with the common scale, exact twin.
 
     ``scale`` defaults to the sum of the absolute values of all terms of all conditions; a
@@ -160,29 +179,42 @@ def _compile(conds: Sequence[tuple[str, sp.Expr]], params: Sequence[sp.Symbol],
     except NotImplementedError:
         numeric = sp.lambdify(params, out, modules="numpy", cse=True)
     exact = sp.lambdify(params, out, modules=[{"Fraction": Fraction}], printer=_FractionPrinter)
-    return _Kernel(tuple(n for n, _ in kept), tuple(implied), tuple(p.name for p in params),
-                   tuple(out), numeric, exact,
-                   frozenset(p.name for p in params if p in scale.free_symbols))
+    return _Kernel(
+        tuple(n for n, _ in kept),
+        tuple(implied),
+        tuple(p.name for p in params),
+        tuple(out),
+        numeric,
+        exact,
+        frozenset(p.name for p in params if p in scale.free_symbols),
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Blocked, threaded evaluation over a broadcast shape
 # ---------------------------------------------------------------------------------------
-def _blocks(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
-            fn: Callable[[int, list[np.ndarray], list[np.ndarray]], Any],
-            threads: int | None, block: int | None = None) -> list[Any]:
+def _blocks(
+    inputs: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    fn: Callable[[int, list[np.ndarray], list[np.ndarray]], Any],
+    threads: int | None,
+    block: int | None = None,
+) -> list[Any]:
     """Call ``fn(start, input_blocks, output_blocks)`` over C-order blocks of the outputs'
     shape (inputs broadcast to it without copies). Returns the non-``None`` results."""
     block = _BLOCK if block is None else block
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ConfigError(f"threads must be a positive integer, got {describe(threads)}")
     it = np.nditer(
         [*inputs, *outputs],
         flags=["external_loop", "buffered", "zerosize_ok", "ranged", "delay_bufalloc"],
         op_flags=[["readonly"]] * len(inputs) + [["writeonly"]] * len(outputs),
         op_dtypes=[np.float64] * len(inputs) + [o.dtype for o in outputs],
-        order="C", buffersize=block)
+        order="C",
+        buffersize=block,
+    )
     n, k = it.itersize, len(inputs)
     workers = max(1, min(THREADS if threads is None else threads, n // block))
     edges = [n * t // workers for t in range(workers + 1)]
@@ -240,13 +272,21 @@ class Verdicts:
         """One line: how many configurations are stable, and the certification count."""
         n, k = self.stable.size, int(np.count_nonzero(self.stable))
         pct = 100 * k / n if n else 0.0
-        return (f"{k:,} of {n:,} configurations strictly stable ({pct:.1f}%); "
-                f"{self.n_certified} decided in exact arithmetic")
+        return (
+            f"{k:,} of {n:,} configurations strictly stable ({pct:.1f}%); "
+            f"{self.n_certified} decided in exact arithmetic"
+        )
 
 
-def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range], *,
-         full: bool = False, threads: int | None = None,
-         shape: tuple[int, ...] | None = None) -> Verdicts:
+def _run(
+    kernel: _Kernel,
+    args: dict[str, np.ndarray],
+    ranges: dict[str, _Range],
+    *,
+    full: bool = False,
+    threads: int | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> Verdicts:
     """Evaluate ``kernel`` on broadcast ``args``, each checked against its range (default:
     any finite value).
 
@@ -258,8 +298,11 @@ def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range]
     arrays = [args[p] for p in kernel.params]
     if shape is None:
         shape = np.broadcast_shapes(*(a.shape for a in args.values()))
-    late = [j for j, (p, a) in enumerate(zip(kernel.params, arrays, strict=True))
-            if a.size > _BLOCK and p in kernel.in_scale]
+    late = [
+        j
+        for j, (p, a) in enumerate(zip(kernel.params, arrays, strict=True))
+        if a.size > _BLOCK and p in kernel.in_scale
+    ]
     late_names = {kernel.params[j] for j in late}
     for name, a in args.items():
         if name not in late_names:
@@ -284,7 +327,7 @@ def _run(kernel: _Kernel, args: dict[str, np.ndarray], ranges: dict[str, _Range]
         scratch = getattr(local, "scratch", None)
         if scratch is None or scratch.size < outs[0].size:
             scratch = local.scratch = np.empty(max(outs[0].size, _BLOCK))
-        r = scratch[:outs[0].size]
+        r = scratch[: outs[0].size]
         if k == 1:
             np.divide(cs[0], s, out=outs[0])
         else:
@@ -350,8 +393,10 @@ def _require(mask: np.ndarray, message: str, values: np.ndarray) -> None:
     if np.any(mask):
         flat = np.broadcast_to(values, mask.shape).ravel()
         i = int(np.flatnonzero(mask.ravel())[0])
-        raise ConfigError(f"{message}, got {describe(float(flat[i]))} "
-                          f"({int(np.count_nonzero(mask))} config(s), first at flat index {i})")
+        raise ConfigError(
+            f"{message}, got {describe(float(flat[i]))} "
+            f"({int(np.count_nonzero(mask))} config(s), first at flat index {i})"
+        )
 
 
 @dataclass(frozen=True)
@@ -364,9 +409,12 @@ class _Range:
     high_open: bool = True
 
     def __str__(self) -> str:  # the wording of stability._values.check_range
-        return _interval(None if self.low == -math.inf else self.low,
-                         None if self.high == math.inf else self.high,
-                         self.low_open, self.high_open)
+        return _interval(
+            None if self.low == -math.inf else self.low,
+            None if self.high == math.inf else self.high,
+            self.low_open,
+            self.high_open,
+        )
 
     def bounds_hold(self, values: np.ndarray) -> bool:
         """Whether the bounds hold (finiteness is not checked; NaN fails a finite bound)."""
@@ -390,8 +438,9 @@ class _Range:
         if values.size == 0 or self.holds(values.min(), values.max()):
             return
         _require(~np.isfinite(values), f"{name} must be finite", values)
-        inside = (values > self.low if self.low_open else values >= self.low) & \
-                 (values < self.high if self.high_open else values <= self.high)
+        inside = (values > self.low if self.low_open else values >= self.low) & (
+            values < self.high if self.high_open else values <= self.high
+        )
         _require(~inside, f"{name} must be in {self}", values)
 
 
@@ -407,8 +456,9 @@ _UNIT = _Range(0.0, 1.0, low_open=False)  # [0, 1)
 _LO, _HI = sp.symbols("lambda_lo lambda_hi", nonnegative=True)
 
 
-def _interval_conditions(beta: Any, q0: Any, q1: Any, lo: Any, hi: Any
-                         ) -> list[tuple[str, sp.Expr]]:
+def _interval_conditions(
+    beta: Any, q0: Any, q1: Any, lo: Any, hi: Any
+) -> list[tuple[str, sp.Expr]]:
     """Jury conditions of ``chi_lambda`` (linear in ``lambda``) at both ends of ``[lo, hi]``."""
     return [
         ("q0 + q1 < 0 (alpha_eff > 0)", -(q0 + q1)),
@@ -440,12 +490,14 @@ def _theorem61_kernel(merged: bool = True) -> _Kernel:
 
 @cache
 def _interval_kernel() -> _Kernel:
-    return _compile(_interval_conditions(S.beta, S.q0, S.q1, _LO, _HI),
-                    (S.beta, S.q0, S.q1, _LO, _HI))
+    return _compile(
+        _interval_conditions(S.beta, S.q0, S.q1, _LO, _HI), (S.beta, S.q0, S.q1, _LO, _HI)
+    )
 
 
-def memory1_margins(*, beta: Any, q0: Any, q1: Any, lambda_max: Any, full: bool = False,
-                    threads: int | None = None) -> Verdicts:
+def memory1_margins(
+    *, beta: Any, q0: Any, q1: Any, lambda_max: Any, full: bool = False, threads: int | None = None
+) -> Verdicts:
     """Vectorised, certified Theorem 6.1 verdicts for memory-1 triplets on ``(0, lambda_max]``.
 
     >>> m = memory1_margins(beta=[0.9, 0.9], q0=0.0, q1=[-0.1, -0.4], lambda_max=10.0)
@@ -453,12 +505,21 @@ def memory1_margins(*, beta: Any, q0: Any, q1: Any, lambda_max: Any, full: bool 
     ([True, False], [0.0333, -0.0317])
     """
     a = _arrays(beta=beta, q0=q0, q1=q1, lambda_max=lambda_max)
-    return _run(_theorem61_kernel(not full), a, {"lambda_max": _POSITIVE}, full=full,
-                threads=threads)
+    return _run(
+        _theorem61_kernel(not full), a, {"lambda_max": _POSITIVE}, full=full, threads=threads
+    )
 
 
-def memory1_interval_margins(*, beta: Any, q0: Any, q1: Any, lambda_lo: Any, lambda_hi: Any,
-                             full: bool = False, threads: int | None = None) -> Verdicts:
+def memory1_interval_margins(
+    *,
+    beta: Any,
+    q0: Any,
+    q1: Any,
+    lambda_lo: Any,
+    lambda_hi: Any,
+    full: bool = False,
+    threads: int | None = None,
+) -> Verdicts:
     """Certified strict stability of memory-1 triplets for every curvature in
     ``[lambda_lo, lambda_hi]`` (``lambda_lo = 0`` means ``(0, lambda_hi]``: Theorem 6.1).
 
@@ -486,11 +547,13 @@ _TORCH_PARAMS = ("lr", "momentum", "dampening", "weight_decay", "lambda_max")
 
 @cache
 def _torch_symbols() -> dict[str, sp.Symbol]:
-    return {"lr": sp.Symbol("lr", positive=True),
-            "momentum": sp.Symbol("momentum", nonnegative=True),
-            "dampening": sp.Symbol("dampening", nonnegative=True),
-            "weight_decay": sp.Symbol("weight_decay", nonnegative=True),
-            "lambda_max": S.lam_max}
+    return {
+        "lr": sp.Symbol("lr", positive=True),
+        "momentum": sp.Symbol("momentum", nonnegative=True),
+        "dampening": sp.Symbol("dampening", nonnegative=True),
+        "weight_decay": sp.Symbol("weight_decay", nonnegative=True),
+        "lambda_max": S.lam_max,
+    }
 
 
 @cache
@@ -507,16 +570,25 @@ def _torch_kernel(nesterov: bool, zero: frozenset[str], reduce: bool) -> _Kernel
     t = triplet(from_torch_sgd(val["lr"], val["momentum"], damp, nesterov=nesterov).algorithm)
     wd = val["weight_decay"]
     conds = _interval_conditions(t.beta, t.q0, t.q1, wd, val["lambda_max"] + wd)
-    params = tuple(sym[n] for n in _TORCH_PARAMS if n not in zero
-                   and not (nesterov and n == "dampening"))
+    params = tuple(
+        sym[n] for n in _TORCH_PARAMS if n not in zero and not (nesterov and n == "dampening")
+    )
     s, u = sp.symbols("s u", real=True)  # momentum = s^2/(1+s^2), dampening = u^2/(1+u^2)
     domain = {sym["momentum"]: s**2 / (1 + s**2), sym["dampening"]: u**2 / (1 + u**2)}
     return _compile(conds, params, domain if reduce else None)
 
 
-def torch_sgd_margins(*, lr: Any, momentum: Any = 0.0, dampening: Any = 0.0,
-                      weight_decay: Any = 0.0, nesterov: Any = False, lambda_max: Any,
-                      full: bool = False, threads: int | None = None) -> Verdicts:
+def torch_sgd_margins(
+    *,
+    lr: Any,
+    momentum: Any = 0.0,
+    dampening: Any = 0.0,
+    weight_decay: Any = 0.0,
+    nesterov: Any = False,
+    lambda_max: Any,
+    full: bool = False,
+    threads: int | None = None,
+) -> Verdicts:
     """Certified strict stability of ``torch.optim.SGD`` configs on curvatures
     ``(0, lambda_max]`` (shifted by weight decay), vectorised over any broadcast shape.
 
@@ -531,8 +603,13 @@ def torch_sgd_margins(*, lr: Any, momentum: Any = 0.0, dampening: Any = 0.0,
     >>> m.names
     ('chi(-1) > 0 at lambda_hi',)
     """
-    a = _arrays(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                lambda_max=lambda_max)
+    a = _arrays(
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        lambda_max=lambda_max,
+    )
     try:
         nest = np.asarray(nesterov)
         if nest.dtype.kind not in "bi" or not np.all((nest == 0) | (nest == 1)):
@@ -540,25 +617,34 @@ def torch_sgd_margins(*, lr: Any, momentum: Any = 0.0, dampening: Any = 0.0,
         nest = nest.astype(bool)
         shape = np.broadcast_shapes(nest.shape, *(x.shape for x in a.values()))
     except ValueError as exc:
-        raise ConfigError(f"nesterov must be a boolean (or array of booleans), got "
-                          f"{nesterov!r}") from exc
+        raise ConfigError(
+            f"nesterov must be a boolean (or array of booleans), got {nesterov!r}"
+        ) from exc
     mu, tau = a["momentum"], a["dampening"]
-    ranges = {"lr": _POSITIVE, "momentum": _UNIT, "dampening": _UNIT,
-              "weight_decay": _NONNEGATIVE, "lambda_max": _POSITIVE}
+    ranges = {
+        "lr": _POSITIVE,
+        "momentum": _UNIT,
+        "dampening": _UNIT,
+        "weight_decay": _NONNEGATIVE,
+        "lambda_max": _POSITIVE,
+    }
     _UNIT.check("dampening", tau)  # the rest is checked in the blocked pass
     if np.any(nest) or tau.max(initial=0.0) > 0:
         _UNIT.check("momentum", mu)
     if np.any(nest):
-        _require(nest & ((mu == 0) | (tau != 0)),
-                 "nesterov requires momentum > 0 and dampening = 0", mu)
+        _require(
+            nest & ((mu == 0) | (tau != 0)), "nesterov requires momentum > 0 and dampening = 0", mu
+        )
     if tau.max(initial=0.0) > 0 and mu.min(initial=1.0) == 0:
         a["dampening"] = np.where(mu == 0, 0.0, tau)  # torch keeps no buffer without momentum
-    zero = frozenset(n for n in ("dampening", "weight_decay")
-                     if a[n].size and a[n].min() == 0 == a[n].max())
+    zero = frozenset(
+        n for n in ("dampening", "weight_decay") if a[n].size and a[n].min() == 0 == a[n].max()
+    )
 
     def run(flag: bool) -> Verdicts:
-        return _run(_torch_kernel(flag, zero, not full), a, ranges, full=full, threads=threads,
-                    shape=shape)
+        return _run(
+            _torch_kernel(flag, zero, not full), a, ranges, full=full, threads=threads, shape=shape
+        )
 
     if not np.any(nest) or np.all(nest):
         return run(bool(np.any(nest)))
@@ -566,10 +652,14 @@ def torch_sgd_margins(*, lr: Any, momentum: Any = 0.0, dampening: Any = 0.0,
     pick = np.broadcast_to(nest, shape)
     margins = None if not full else np.where(pick, nes.margins, plain.margins)
     names = plain.names if full else tuple(dict.fromkeys(plain.names + nes.names))
-    return Verdicts(np.where(pick, nes.stable, plain.stable),
-                    np.where(pick, nes.margin, plain.margin), names,
-                    tuple(dict.fromkeys(plain.implied + nes.implied)), margins,
-                    plain.n_certified + nes.n_certified)
+    return Verdicts(
+        np.where(pick, nes.stable, plain.stable),
+        np.where(pick, nes.margin, plain.margin),
+        names,
+        tuple(dict.fromkeys(plain.implied + nes.implied)),
+        margins,
+        plain.n_certified + nes.n_certified,
+    )
 
 
 def _symbol_range(symbol: sp.Symbol) -> _Range:
@@ -586,20 +676,24 @@ def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
     method = get_method(name)
     alg = method.symbolic()
     if alg.M > 1:
-        raise ConfigError(f"vectorised checks cover memory 0 and 1, got "
-                          f"{describe(method.name)} with "
-                          f"M = {alg.M}; use stability.is_strictly_stable")
+        raise ConfigError(
+            f"vectorised checks cover memory 0 and 1, got "
+            f"{describe(method.name)} with "
+            f"M = {alg.M}; use stability.is_strictly_stable"
+        )
     conds = strict_stability_conditions(alg, S.lam_max).conditions
-    renamed = {s: sp.Symbol(p, **s.assumptions0) for s, p in zip(method.symbols,
-                                                                  method.parameters,
-                                                                  strict=True)}
+    renamed = {
+        s: sp.Symbol(p, **s.assumptions0)
+        for s, p in zip(method.symbols, method.parameters, strict=True)
+    }
     pairs = [(c.name, c.expr.subs(renamed)) for c in conds]
     params = (*renamed.values(), S.lam_max)
     return _compile(pairs, params, {} if reduce else None), method.parameters
 
 
-def method_margins(name: str, *, lambda_max: Any, full: bool = False,
-                   threads: int | None = None, **params: Any) -> Verdicts:
+def method_margins(
+    name: str, *, lambda_max: Any, full: bool = False, threads: int | None = None, **params: Any
+) -> Verdicts:
     """Certified strict stability on ``(0, lambda_max]`` for a registered memory-0/1 method
     (``gd``, ``heavy_ball``, ``nesterov``, ``memory1``, ``momentum_kick``), vectorised over its
     parameters (given by name, broadcasting).
@@ -616,14 +710,20 @@ def method_margins(name: str, *, lambda_max: Any, full: bool = False,
     missing = [p for p in names if p not in params]
     unknown = sorted(set(params) - set(names), key=str)
     if missing or unknown:
-        raise ConfigError(f"method {method.name!r} takes parameters {list(names)} and "
-                          f"lambda_max; missing {missing}, unknown parameter(s) "
-                          f"{listing(unknown)}")
+        raise ConfigError(
+            f"method {method.name!r} takes parameters {list(names)} and "
+            f"lambda_max; missing {missing}, unknown parameter(s) "
+            f"{listing(unknown)}"
+        )
     a = _arrays(**{p: params[p] for p in names}, lambda_max=lambda_max)
     ranges = {p: _symbol_range(sym) for sym, p in zip(method.symbols, names, strict=True)}
     for p, (low, high, low_open, high_open) in method.ranges.items():
-        ranges[p] = _Range(-math.inf if low is None else float(low),
-                           math.inf if high is None else float(high), low_open, high_open)
+        ranges[p] = _Range(
+            -math.inf if low is None else float(low),
+            math.inf if high is None else float(high),
+            low_open,
+            high_open,
+        )
     return _run(kernel, a, {**ranges, "lambda_max": _POSITIVE}, full=full, threads=threads)
 
 
@@ -656,8 +756,9 @@ def family_triplet(name: str):
     return params, sp.lambdify(params, list(t), modules="numpy", cse=True)
 
 
-def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
-                     full: bool = False, **fixed: Any) -> tuple[np.ndarray, np.ndarray, Verdicts]:
+def lr_momentum_grid(
+    family: str, *, lambda_max: float, lr: Any, momentum: Any, full: bool = False, **fixed: Any
+) -> tuple[np.ndarray, np.ndarray, Verdicts]:
     """Certified stability of an optimizer family on an ``lr x momentum`` grid.
 
     ``family`` is ``torch_sgd``, ``torch_nesterov`` or a registered memory-0/1 method whose
@@ -674,20 +775,30 @@ def lr_momentum_grid(family: str, *, lambda_max: float, lr: Any, momentum: Any,
     if family in ("torch_sgd", "torch_nesterov"):
         unknown = sorted(set(fixed) - {"dampening", "weight_decay"}, key=str)
         if unknown:
-            raise ConfigError(f"unknown parameter(s) {listing(unknown)} for family {family!r}; "
-                              f"expected dampening, weight_decay")
-        v = torch_sgd_margins(lr=lr_, momentum=mom, lambda_max=lambda_max, full=full,
-                              nesterov=family == "torch_nesterov", **fixed)
+            raise ConfigError(
+                f"unknown parameter(s) {listing(unknown)} for family {family!r}; "
+                f"expected dampening, weight_decay"
+            )
+        v = torch_sgd_margins(
+            lr=lr_,
+            momentum=mom,
+            lambda_max=lambda_max,
+            full=full,
+            nesterov=family == "torch_nesterov",
+            **fixed,
+        )
     else:
         from .algorithms import get_method
 
         names = get_method(family).parameters
         key = "momentum" if "momentum" in names else "beta"
         if "lr" not in names or key not in names:
-            raise ConfigError(f"family {family!r} has parameters {list(names)}: no lr/momentum "
-                              f"plane")
-        v = method_margins(family, lambda_max=lambda_max, full=full,
-                           **{"lr": lr_, key: mom}, **fixed)
+            raise ConfigError(
+                f"family {family!r} has parameters {list(names)}: no lr/momentum plane"
+            )
+        v = method_margins(
+            family, lambda_max=lambda_max, full=full, **{"lr": lr_, key: mom}, **fixed
+        )
     LR, MOM = np.meshgrid(lr_.ravel(), mom.ravel())
     return LR, MOM, v
 
@@ -727,9 +838,19 @@ def _horner(coeffs: list[np.ndarray], nonzero: Sequence[bool], lam: np.ndarray) 
     return acc
 
 
-def memory1_noise_sum(*, beta: Any, q0: Any, q1: Any, eigenvalues: Any, batch_size: Any,
-                      weights: Any = None, tau1: float = 1.0, tau2: float = -1.0,
-                      chunk: int = _BLOCK, threads: int | None = None) -> np.ndarray:
+def memory1_noise_sum(
+    *,
+    beta: Any,
+    q0: Any,
+    q1: Any,
+    eigenvalues: Any,
+    batch_size: Any,
+    weights: Any = None,
+    tau1: float = 1.0,
+    tau2: float = -1.0,
+    chunk: int = _BLOCK,
+    threads: int | None = None,
+) -> np.ndarray:
     """``U`` for every memory-1 triplet (broadcast shape), summed over a finite spectrum.
 
     ``U = sum_lambda w_lambda (tau1/B) Ubar_lambda / (1 + (tau2/B) Ubar_lambda)`` with
@@ -749,8 +870,12 @@ def memory1_noise_sum(*, beta: Any, q0: Any, q1: Any, eigenvalues: Any, batch_si
     if tau2 > 0:
         raise ConfigError("tau2 > 0 is not vectorised; use stability.noise.stability_sum")
     a = _arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
-    for name, rng in {"beta": _REAL, "q0": _REAL, "q1": _REAL,
-                      "batch_size": _Range(1.0, low_open=False)}.items():
+    for name, rng in {
+        "beta": _REAL,
+        "q0": _REAL,
+        "q1": _REAL,
+        "batch_size": _Range(1.0, low_open=False),
+    }.items():
         rng.check(name, a[name])
     lam = _array("eigenvalues", eigenvalues).ravel()
     if lam.size == 0:
@@ -758,19 +883,24 @@ def memory1_noise_sum(*, beta: Any, q0: Any, q1: Any, eigenvalues: Any, batch_si
     _POSITIVE.check("eigenvalues", lam)
     w = np.ones_like(lam) if weights is None else _array("weights", weights).ravel()
     if w.shape != lam.shape:
-        raise ConfigError(f"weights must be one per eigenvalue ({lam.size}), got shape "
-                          f"{w.shape}")
+        raise ConfigError(f"weights must be one per eigenvalue ({lam.size}), got shape {w.shape}")
     _NONNEGATIVE.check("weights", w)
-    strict = memory1_interval_margins(beta=a["beta"], q0=a["q0"], q1=a["q1"],
-                                      lambda_lo=lam.min(), lambda_hi=lam.max(), threads=threads)
+    strict = memory1_interval_margins(
+        beta=a["beta"],
+        q0=a["q0"],
+        q1=a["q1"],
+        lambda_lo=lam.min(),
+        lambda_hi=lam.max(),
+        threads=threads,
+    )
     f, nz_n, nz_d = _noise_kernel()
     nz_t = tuple(d or (n and tau2 != 0) for n, d in zip(nz_n, nz_d, strict=True))
     width = len(nz_n)
     shape = strict.stable.shape
     out = np.empty(shape)
     pairs = max(1, int(chunk))
-    per = max(1, pairs // lam.size)     # configs per block
-    step = max(1, pairs // per)         # eigenvalues per sub-block
+    per = max(1, pairs // lam.size)  # configs per block
+    step = max(1, pairs // per)  # eigenvalues per sub-block
 
     def block(_start: int, xs: list[np.ndarray], outs: list[np.ndarray]) -> None:
         b, x0, x1, B = (x[:, None] for x in xs)
@@ -781,12 +911,12 @@ def memory1_noise_sum(*, beta: Any, q0: Any, q1: Any, eigenvalues: Any, batch_si
         total = np.zeros(m)
         low = np.full(m, np.inf)
         for s in range(0, lam.size, step):
-            L = lam[None, s:s + step]
+            L = lam[None, s : s + step]
             num = _horner(cn, nz_n, L)
             den = _horner(ct, nz_t, L)
             low = np.minimum(low, den.min(axis=1))
             num /= den
-            total += num @ w[s:s + step]
+            total += num @ w[s : s + step]
         outs[0][...] = np.where(low > 0, tau1 * total, np.inf)
 
     _blocks([a["beta"], a["q0"], a["q1"], a["batch_size"]], [out], block, threads, block=per)

@@ -22,8 +22,20 @@ from .errors import ConfigError, StabilityError
 
 __all__ = ["main"]
 
-CONFIG_KEYS = ("optimizer", "lr", "learning_rate", "momentum", "dampening", "weight_decay",
-               "nesterov", "lambda_max", "spectrum", "power_law", "batch_size", "noise")
+CONFIG_KEYS = (
+    "optimizer",
+    "lr",
+    "learning_rate",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "lambda_max",
+    "spectrum",
+    "power_law",
+    "batch_size",
+    "noise",
+)
 CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
 POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
 MAX_SPECTRUM = 10**8
@@ -43,6 +55,7 @@ def number(text: str, name: str = "value") -> UserNumber:
 
 def _as_arg(fn: Any, name: str) -> Any:
     """Wrap a parser so argparse shows our message (it hides other exceptions' text)."""
+
     def parse(text: str) -> Any:
         try:
             return fn(text, name)
@@ -61,12 +74,14 @@ def _power_law(text: str, name: str = "power_law") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part in text.split(","):
         if "=" not in part:
-            raise ConfigError(f"--power-law expects key=value pairs (nu=2,N=1e6), got "
-                              f"{describe(part)}")
+            raise ConfigError(
+                f"--power-law expects key=value pairs (nu=2,N=1e6), got {describe(part)}"
+            )
         key, value = (s.strip() for s in part.split("=", 1))
         if key not in POWER_LAW_KEYS:
-            raise ConfigError(f"unknown power-law key {describe(key)}; allowed: "
-                              f"{listing(POWER_LAW_KEYS)}")
+            raise ConfigError(
+                f"unknown power-law key {describe(key)}; allowed: {listing(POWER_LAW_KEYS)}"
+            )
         out[key] = number(value, f"power-law {key}")
     return out
 
@@ -82,8 +97,9 @@ def _load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     if not p.is_file():
         raise ConfigError(f"spectrum file not found: {path}")
     if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
-        raise ConfigError(f"spectrum file must be .npy, .txt, .csv or .dat, got "
-                          f"{describe(p.suffix)}")
+        raise ConfigError(
+            f"spectrum file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}"
+        )
     if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
         raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
     try:
@@ -99,19 +115,26 @@ def _load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
         H = real_array(np.asarray(arr), f"matrix in {path}")
         if not np.allclose(H, H.T, rtol=1e-12, atol=0):
-            raise ConfigError(f"spectrum file {path} holds a {H.shape[0]}x{H.shape[1]} matrix "
-                              "that is not symmetric; give eigenvalues (a 1-D array) or a "
-                              "symmetric Hessian")
+            raise ConfigError(
+                f"spectrum file {path} holds a {H.shape[0]}x{H.shape[1]} matrix "
+                "that is not symmetric; give eigenvalues (a 1-D array) or a "
+                "symmetric Hessian"
+            )
         arr = np.linalg.eigvalsh((H + H.T) / 2)
-        note = (f"{path} holds a symmetric {H.shape[0]}x{H.shape[1]} matrix, read as a "
-                "Hessian: its eigenvalues (numpy.linalg.eigvalsh, float64) were checked")
+        note = (
+            f"{path} holds a symmetric {H.shape[0]}x{H.shape[1]} matrix, read as a "
+            "Hessian: its eigenvalues (numpy.linalg.eigvalsh, float64) were checked"
+        )
     elif getattr(arr, "ndim", 1) > 1 and max(arr.shape) != arr.size:
-        raise ConfigError(f"spectrum file {path} must hold a 1-D list of eigenvalues or a "
-                          f"square symmetric matrix, got shape {arr.shape}")
+        raise ConfigError(
+            f"spectrum file {path} must hold a 1-D list of eigenvalues or a "
+            f"square symmetric matrix, got shape {arr.shape}"
+        )
     eig = real_array(np.asarray(arr), f"spectrum in {path}").ravel()
     if eig.size > MAX_SPECTRUM:
-        raise ConfigError(f"spectrum file {path} holds {eig.size:,} eigenvalues; at most "
-                          f"{MAX_SPECTRUM:.0e}")
+        raise ConfigError(
+            f"spectrum file {path} holds {eig.size:,} eigenvalues; at most {MAX_SPECTRUM:.0e}"
+        )
     return eig, note
 
 
@@ -125,8 +148,7 @@ def _load_config(path: str) -> dict[str, Any]:
     if p.suffix.lower() in (".yaml", ".yml"):
         raise ConfigError(f"config {path}: YAML is not supported; use a .toml or .json file")
     if p.suffix.lower() not in (".toml", ".json"):
-        raise ConfigError(f"config {path} must be a .toml or .json file, got "
-                          f"{describe(p.suffix)}")
+        raise ConfigError(f"config {path} must be a .toml or .json file, got {describe(p.suffix)}")
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
     if p.stat().st_size > 10**7:
@@ -143,8 +165,9 @@ def _load_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"config {path} must be a table/object of keys")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
-        raise ConfigError(f"unknown config key(s) {listing(unknown)}; allowed: "
-                          f"{listing(CONFIG_KEYS, 20)}")
+        raise ConfigError(
+            f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 20)}"
+        )
     for key, value in data.items():
         if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
             continue
@@ -156,8 +179,19 @@ def _load_config(path: str) -> dict[str, Any]:
     return data
 
 
-_FLAG_KEYS = ("optimizer", "lr", "momentum", "dampening", "weight_decay", "nesterov",
-              "lambda_max", "spectrum", "power_law", "batch_size", "noise")
+_FLAG_KEYS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "lambda_max",
+    "spectrum",
+    "power_law",
+    "batch_size",
+    "noise",
+)
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,22 +231,26 @@ def _run_check(data: dict[str, Any]) -> Any:
         if isinstance(raw, str):
             spectrum, note = _load_spectrum(raw)
         elif isinstance(raw, list) and all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in raw):
+            isinstance(x, int | float) and not isinstance(x, bool) for x in raw
+        ):
             spectrum = raw
         else:
-            raise ConfigError("spectrum must be a list of numbers or a file path, got "
-                              f"{describe(raw)}")
+            raise ConfigError(
+                f"spectrum must be a list of numbers or a file path, got {describe(raw)}"
+            )
     if "power_law" in data:
         pl = data.pop("power_law")
         if isinstance(pl, str):
             pl = _power_law(pl)
         if not isinstance(pl, dict):
-            raise ConfigError(f"power_law must be a table like {{nu = 2, N = 1e6}}, got "
-                              f"{describe(pl)}")
+            raise ConfigError(
+                f"power_law must be a table like {{nu = 2, N = 1e6}}, got {describe(pl)}"
+            )
         unknown = sorted(set(pl) - set(POWER_LAW_KEYS))
         if unknown:
-            raise ConfigError(f"unknown power-law key(s) {listing(unknown)}; allowed: "
-                              f"{listing(POWER_LAW_KEYS)}")
+            raise ConfigError(
+                f"unknown power-law key(s) {listing(unknown)}; allowed: {listing(POWER_LAW_KEYS)}"
+            )
         if "nu" not in pl:
             raise ConfigError("power law needs nu")
         spectrum = power_law(**pl)
@@ -223,20 +261,26 @@ def _run_check(data: dict[str, Any]) -> Any:
     if lambda_max is not None and batch_size is not None:
         raise ConfigError("--batch-size needs --spectrum or --power-law (not --lambda-max)")
     cfg = {"optimizer": kind, **data}
-    report = check(cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size,
-                   noise=noise)
+    report = check(
+        cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size, noise=noise
+    )
     if note:
         report.caveats.append(note)
     return report
 
 
-def _spectrum_args(p: argparse.ArgumentParser, noise_choices: list[str],
-                   noise_default: str | None) -> None:
+def _spectrum_args(
+    p: argparse.ArgumentParser, noise_choices: list[str], noise_default: str | None
+) -> None:
     """The curvature/noise options shared by ``check`` and ``sweep``."""
     p.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
     p.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
-    p.add_argument("--power-law", dest="power_law", type=_as_arg(_power_law, "power_law"),
-                   help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)")
+    p.add_argument(
+        "--power-law",
+        dest="power_law",
+        type=_as_arg(_power_law, "power_law"),
+        help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)",
+    )
     p.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
     p.add_argument("--noise", choices=noise_choices, default=noise_default)
 
@@ -248,27 +292,37 @@ def _parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"stability {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="check an optimizer config against curvature information")
-    c.add_argument("--config", help="TOML or JSON file with the same keys as the flags "
-                                    "(flags given beside it override its values)")
+    c.add_argument(
+        "--config",
+        help="TOML or JSON file with the same keys as the flags "
+        "(flags given beside it override its values)",
+    )
     c.add_argument("--optimizer", choices=["sgd", "torch.sgd", "optax.sgd", "keras.sgd"])
     c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))
     c.add_argument("--momentum", type=_num_arg("momentum"))
     c.add_argument("--dampening", type=_num_arg("dampening"))
     c.add_argument("--weight-decay", dest="weight_decay", type=_num_arg("weight_decay"))
     c.add_argument("--nesterov", action="store_true")
-    _spectrum_args(c, noise_choices=["gaussian", "translation_invariant", "se0"],
-                   noise_default=None)
+    _spectrum_args(
+        c, noise_choices=["gaussian", "translation_invariant", "se0"], noise_default=None
+    )
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
 
     d = sub.add_parser("derive", help="print or write the LaTeX derivation of a method")
-    d.add_argument("method", choices=["gd", "heavy_ball", "nesterov", "memory1", "momentum_kick",
-                                      "sgd", "adam"])
+    d.add_argument(
+        "method",
+        choices=["gd", "heavy_ball", "nesterov", "memory1", "momentum_kick", "sgd", "adam"],
+    )
     d.add_argument("--latex", help="write a standalone .tex document to this path")
     d.add_argument("--pdf", action="store_true", help="also run pdflatex (when installed)")
 
     w = sub.add_parser("sweep", help="certified verdicts for a grid of torch SGD configs")
-    w.add_argument("--lr", required=True, type=_grid_arg("lr"),
-                   help="value, list a,b,c or range start:stop:num (linspace)")
+    w.add_argument(
+        "--lr",
+        required=True,
+        type=_grid_arg("lr"),
+        help="value, list a,b,c or range start:stop:num (linspace)",
+    )
     w.add_argument("--momentum", type=_grid_arg("momentum"))
     w.add_argument("--dampening", type=_grid_arg("dampening"))
     w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"))
@@ -291,8 +345,9 @@ def _grid(text: str, name: str) -> Any:
         start, stop = (float(number(x, name)) for x in parts[:2])
         num = number(parts[2], f"{name} count")
         if num.denominator != 1 or not 1 <= num <= MAX_CONFIGS:
-            raise ConfigError(f"{name} count must be an integer in [1, 1e9], got "
-                              f"{describe(parts[2])}")
+            raise ConfigError(
+                f"{name} count must be an integer in [1, 1e9], got {describe(parts[2])}"
+            )
         return Axis.linspace(name, start, stop, int(num))
     return Axis.of(name, [float(number(x, name)) for x in text.split(",")])
 
@@ -321,8 +376,10 @@ def _run_derive(args: argparse.Namespace) -> int:
             raise ConfigError(f"--latex folder does not exist: {folder}")
         exe = shutil.which("pdflatex") if args.pdf else None
         if args.pdf and exe is None:
-            raise ConfigError("pdflatex is not installed (e.g. apt-get install "
-                              "texlive-latex-base); nothing was written")
+            raise ConfigError(
+                "pdflatex is not installed (e.g. apt-get install "
+                "texlive-latex-base); nothing was written"
+            )
     d = derive(args.method)
     text = d.to_latex(standalone=True)
     if not args.latex:
@@ -336,13 +393,24 @@ def _run_derive(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as work:
             (Path(work) / "derivation.tex").write_text(text)
             try:
-                res = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error",
-                                      "-no-shell-escape", "derivation.tex"], cwd=work,
-                                     capture_output=True, text=True, timeout=300,
-                                     stdin=subprocess.DEVNULL)
+                res = subprocess.run(
+                    [
+                        exe,
+                        "-interaction=nonstopmode",
+                        "-halt-on-error",
+                        "-no-shell-escape",
+                        "derivation.tex",
+                    ],
+                    cwd=work,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    stdin=subprocess.DEVNULL,
+                )
             except subprocess.TimeoutExpired:
-                raise ConfigError("pdflatex did not finish in 300 s; the .tex file was "
-                                  "written") from None
+                raise ConfigError(
+                    "pdflatex did not finish in 300 s; the .tex file was written"
+                ) from None
             if res.returncode != 0:
                 raise ConfigError(f"pdflatex failed on {path}: {res.stdout[-500:]}")
             pdf = path.with_suffix(".pdf")
@@ -358,8 +426,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
     from .sweep import publish
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".part"
+    )
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -388,25 +457,38 @@ def _run_sweep(args: argparse.Namespace) -> int:
             raise ConfigError("power law needs nu")
         pl = power_law(**args.power_law)
         if pl.N is None or pl.N > 10**7:
-            raise ConfigError("sweep sums a power law eigenvalue by eigenvalue: give N <= 1e7 "
-                              f"(got {describe(pl.N) if pl.N else 'no N, an infinite law'}); "
-                              "`stability check` sums longer and infinite laws with a tail "
-                              "formula")
+            raise ConfigError(
+                "sweep sums a power law eigenvalue by eigenvalue: give N <= 1e7 "
+                f"(got {describe(pl.N) if pl.N else 'no N, an infinite law'}); "
+                "`stability check` sums longer and infinite laws with a tail "
+                "formula"
+            )
         eig = pl.eigenvalues()
     if eig is not None and (eig.size == 0 or eig.min() <= 0):
-        raise ConfigError(f"spectrum eigenvalues must be in (0, inf), got min "
-                          f"{describe(eig.min()) if eig.size else 'none (empty)'}")
+        raise ConfigError(
+            f"spectrum eigenvalues must be in (0, inf), got min "
+            f"{describe(eig.min()) if eig.size else 'none (empty)'}"
+        )
     lam_max = float(args.lambda_max) if args.lambda_max is not None else float(eig.max())
     if args.lambda_max is not None and not lam_max > 0:
         raise ConfigError(f"lambda_max must be in (0, inf), got {describe(args.lambda_max)}")
     batch = None if args.batch_size is None else float(args.batch_size)
     if batch is not None and not batch >= 1:
         raise ConfigError(f"batch_size must be in [1, inf), got {describe(args.batch_size)}")
-    axes = {n: getattr(args, n) for n in ("lr", "momentum", "dampening", "weight_decay")
-            if getattr(args, n) is not None}
-    summary = sweep(axes, out=args.out, lambda_max=lam_max, nesterov=args.nesterov,
-                    eigenvalues=None if eig is None else np.ascontiguousarray(eig),
-                    batch_size=batch, noise=args.noise)
+    axes = {
+        n: getattr(args, n)
+        for n in ("lr", "momentum", "dampening", "weight_decay")
+        if getattr(args, n) is not None
+    }
+    summary = sweep(
+        axes,
+        out=args.out,
+        lambda_max=lam_max,
+        nesterov=args.nesterov,
+        eigenvalues=None if eig is None else np.ascontiguousarray(eig),
+        batch_size=batch,
+        noise=args.noise,
+    )
     sys.stdout.write(f"{summary}\n")
     return 0
 

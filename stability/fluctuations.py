@@ -34,8 +34,9 @@ __all__ = [
 sigma2 = sp.Symbol("sigma^2", positive=True)
 
 
-def solve_lyapunov(A: np.ndarray, Q: np.ndarray, *, tol: float = 1e-15, max_iter: int = 200
-                   ) -> np.ndarray:
+def solve_lyapunov(
+    A: np.ndarray, Q: np.ndarray, *, tol: float = 1e-15, max_iter: int = 200
+) -> np.ndarray:
     """Solve ``X = A X A^T + Q`` for strictly stable ``A`` by the doubling iteration.
 
     ``X_{k+1} = X_k + A_k X_k A_k^T``, ``A_{k+1} = A_k^2`` sums ``sum_t A^t Q A^tT`` in
@@ -125,8 +126,9 @@ def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, noise: Any = sigm
     n = alg.M + 1
     Smat = alg.update_matrix(h_e)
     X = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"x_{min(i, j)}{max(i, j)}"))
-    sol = sp.solve(list(X - Smat * X * Smat.T - alg.v * alg.v.T),
-                   sorted(X.free_symbols, key=str), dict=True)
+    sol = sp.solve(
+        list(X - Smat * X * Smat.T - alg.v * alg.v.T), sorted(X.free_symbols, key=str), dict=True
+    )
     if len(sol) != 1:
         raise StabilityError("the Lyapunov system has no unique solution")
     return sp.factor(sp.cancel(to_sympy(noise, "noise") * X.subs(sol[0])[0, 0]))
@@ -138,29 +140,34 @@ def sgd_variance(alpha: Any = S.alpha, h: Any = S.h, noise: Any = sigma2) -> sp.
     return a * s2 / (hh * (2 - a * hh))
 
 
-def heavy_ball_variance(alpha: Any = S.alpha, beta: Any = S.beta, h: Any = S.h,
-                        noise: Any = sigma2) -> sp.Expr:
+def heavy_ball_variance(
+    alpha: Any = S.alpha, beta: Any = S.beta, h: Any = S.h, noise: Any = sigma2
+) -> sp.Expr:
     """Heavy ball: ``alpha sigma^2 (1+beta) / (h (1-beta) (2(1+beta) - alpha h))``."""
-    a, b, hh, s2 = (to_sympy(x, n) for x, n in
-                    ((alpha, "alpha"), (beta, "beta"), (h, "h"), (noise, "noise")))
+    a, b, hh, s2 = (
+        to_sympy(x, n) for x, n in ((alpha, "alpha"), (beta, "beta"), (h, "h"), (noise, "noise"))
+    )
     return a * s2 * (1 + b) / (hh * (1 - b) * (2 * (1 + b) - a * hh))
 
 
 def continuous_time_ratio(alpha: Any = S.alpha, h: Any = S.h) -> sp.Expr:
     """Discrete SGD variance over the continuous-time prediction ``alpha sigma^2/(2h)``."""
-    return sp.factor(sgd_variance(alpha, h) / (to_sympy(alpha, "alpha") * sigma2
-                                               / (2 * to_sympy(h, "h"))))
+    return sp.factor(
+        sgd_variance(alpha, h) / (to_sympy(alpha, "alpha") * sigma2 / (2 * to_sympy(h, "h")))
+    )
 
 
-def minibatch_gaussian_variance(alpha: Any, a: Any, noise: Any, S_batch: Any
-                                ) -> tuple[sp.Expr, sp.Expr]:
+def minibatch_gaussian_variance(
+    alpha: Any, a: Any, noise: Any, S_batch: Any
+) -> tuple[sp.Expr, sp.Expr]:
     """Exact 1-D mini-batch SGD with Gaussian inputs (variance ``a``) and label noise.
 
     Returns ``(Var, threshold)`` with ``Var = alpha sigma^2 / (S (2 - alpha a (1 + 2/S)))``,
     valid iff ``alpha < threshold = 2S / (a (S + 2))``.
     """
-    al, aa, s2, Sb = (to_sympy(x, n) for x, n in
-                      ((alpha, "alpha"), (a, "a"), (noise, "noise"), (S_batch, "S")))
+    al, aa, s2, Sb = (
+        to_sympy(x, n) for x, n in ((alpha, "alpha"), (a, "a"), (noise, "noise"), (S_batch, "S"))
+    )
     threshold = 2 * Sb / (aa * (Sb + 2))
     if al.is_number and threshold.is_number and not al < threshold:
         raise StabilityError(f"alpha must be < 2S/(a(S+2)) = {threshold}, got {describe(alpha)}")

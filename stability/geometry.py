@@ -39,8 +39,9 @@ def _triplet(obj: Any) -> Triplet:
         return obj.triplet()
     if isinstance(obj, tuple) and len(obj) == 3:
         return Triplet(*(to_sympy(x, n) for x, n in zip(obj, ("beta", "q0", "q1"), strict=True)))
-    raise ConfigError("expected a memory-1 algorithm or a triplet (beta, q0, q1), got "
-                      f"{describe(obj)}")
+    raise ConfigError(
+        f"expected a memory-1 algorithm or a triplet (beta, q0, q1), got {describe(obj)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class Triangle:
         """Exact membership of a numeric point (open triangle)."""
         from .regions import theorem61_conditions
 
-        conds = theorem61_conditions(self.beta, to_sympy(q0, "q0"), to_sympy(q1, "q1"),
-                                     self.lambda_max)
+        conds = theorem61_conditions(
+            self.beta, to_sympy(q0, "q0"), to_sympy(q1, "q1"), self.lambda_max
+        )
         return all(bool(c.expr > 0) for c in conds)
 
 
@@ -91,8 +93,9 @@ def sup_effective_lr(beta: Any, lambda_max: Any = S.lam_max, q0: Any = None) -> 
         return 4 / ((1 - b) * lm)
     q = to_sympy(q0, "q0")
     if (q * lm).is_number and b.is_number and not (b - 1 < q * lm < 1 + b):
-        raise ConfigError("q0 must be in ((beta-1)/lambda_max, (1+beta)/lambda_max), got "
-                          f"{describe(q0)}")
+        raise ConfigError(
+            f"q0 must be in ((beta-1)/lambda_max, (1+beta)/lambda_max), got {describe(q0)}"
+        )
     return sp.factor((2 * (1 + b) / lm - 2 * q) / (1 - b))
 
 
@@ -215,6 +218,7 @@ def _bounds(lambda_min: Any, lambda_max: Any) -> tuple[sp.Expr, sp.Expr]:
     lo = check_range(lambda_min, "lambda_min", 0, None, low_open=True)
     hi = check_range(lambda_max, "lambda_max", 0, None, low_open=True)
     if lo.is_number and hi.is_number and not lo <= hi:
-        raise ConfigError(f"lambda_min must be <= lambda_max, got {describe(lambda_min)} > "
-                          f"{describe(lambda_max)}")
+        raise ConfigError(
+            f"lambda_min must be <= lambda_max, got {describe(lambda_min)} > {describe(lambda_max)}"
+        )
     return lo, hi

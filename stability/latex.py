@@ -28,8 +28,13 @@ class StabilityLatexPrinter(LatexPrinter):
     """sympy's printer with the package's symbol names (lambda_max, eta', q_0 ...)."""
 
     _names: ClassVar[dict[str, str]] = {
-        "lambda_max": r"\lambda_{\max}", "eta'": r"\eta'", "q0": "q_{0}", "q1": "q_{1}",
-        "xi": r"\xi", "lambda": r"\lambda"}
+        "lambda_max": r"\lambda_{\max}",
+        "eta'": r"\eta'",
+        "q0": "q_{0}",
+        "q1": "q_{1}",
+        "xi": r"\xi",
+        "lambda": r"\lambda",
+    }
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self._names.get(expr.name, super()._print_Symbol(expr))
@@ -77,8 +82,13 @@ def _display(obj: Any) -> str:
                 cur = f"{cur} {piece}".strip()
         lines.append(cur)
         op = {"==": "=", ">": ">", "<": "<"}.get(obj.rel_op, obj.rel_op)
-        return (r"\begin{aligned}" + latex(obj.lhs) + f" {op} {{}}& " +
-                r" \\ & ".join(lines) + r"\end{aligned}")
+        return (
+            r"\begin{aligned}"
+            + latex(obj.lhs)
+            + f" {op} {{}}& "
+            + r" \\ & ".join(lines)
+            + r"\end{aligned}"
+        )
     return latex(obj)
 
 
@@ -118,9 +128,16 @@ class Derivation:
         )
 
     def _repr_latex_(self) -> str:
-        return "$$" + r" \\ ".join(_display(s.obj) if not isinstance(s.obj, list | tuple)
-                                   else r" \\ ".join(_display(x) for x in s.obj)
-                                   for s in self.steps) + "$$"
+        return (
+            "$$"
+            + r" \\ ".join(
+                _display(s.obj)
+                if not isinstance(s.obj, list | tuple)
+                else r" \\ ".join(_display(x) for x in s.obj)
+                for s in self.steps
+            )
+            + "$$"
+        )
 
 
 def _eq(lhs: Any, rhs: Any) -> sp.Eq:
@@ -152,36 +169,55 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
     M = alg.M
     params = [_eq(sp.Symbol(r"\alpha"), alg.alpha)]
     if M:
-        params += [_eq(sp.Symbol("b"), alg.b.T), _eq(sp.Symbol("c"), alg.c.T),
-                   _eq(sp.Symbol("D"), alg.D)]
+        params += [
+            _eq(sp.Symbol("b"), alg.b.T),
+            _eq(sp.Symbol("c"), alg.c.T),
+            _eq(sp.Symbol("D"), alg.D),
+        ]
         if alg.has_lookahead:
             params.append(_eq(sp.Symbol("a"), alg.a.T))
-    d.add("Parameters", params,
-          r"Memory-$M$ form: $w_{t+1} = w_t - \alpha \nabla L(w_t + a^\top u_t) + b^\top u_t$, "
-          r"$u_{t+1} = c\,\nabla L(w_t + a^\top u_t) + D u_t$.")
-    unevaluated = sp.MatAdd(alg.S0, sp.MatMul(lam, alg.v, alg.r.T, evaluate=False),
-                            evaluate=False)
-    d.add("Update matrix", _eq(sp.Symbol(r"S_\lambda"), unevaluated),
-          r"On a quadratic each Hessian eigen-direction evolves with "
-          r"$S_\lambda = S_0 + \lambda v r^\top$, $v = (-\alpha, c)$, $r = (1, a)$:")
+    d.add(
+        "Parameters",
+        params,
+        r"Memory-$M$ form: $w_{t+1} = w_t - \alpha \nabla L(w_t + a^\top u_t) + b^\top u_t$, "
+        r"$u_{t+1} = c\,\nabla L(w_t + a^\top u_t) + D u_t$.",
+    )
+    unevaluated = sp.MatAdd(alg.S0, sp.MatMul(lam, alg.v, alg.r.T, evaluate=False), evaluate=False)
+    d.add(
+        "Update matrix",
+        _eq(sp.Symbol(r"S_\lambda"), unevaluated),
+        r"On a quadratic each Hessian eigen-direction evolves with "
+        r"$S_\lambda = S_0 + \lambda v r^\top$, $v = (-\alpha, c)$, $r = (1, a)$:",
+    )
     d.add("", _eq(sp.Symbol(r"S_\lambda"), alg.update_matrix()))
     P, Q, _ = alg.charpoly()
     det = sp.Determinant(xi * sp.eye(M + 1) - alg.update_matrix())
-    d.add("Characteristic polynomial",
-          [_eq(det, sp.factor(P.as_expr()) - lam * sp.collect(Q.as_expr(), xi)),
-           _eq(sp.Function("P")(xi), sp.factor(P.as_expr())),
-           _eq(sp.Function("Q")(xi), sp.collect(Q.as_expr(), xi))],
-          r"$\chi_\lambda(\xi) = \det(\xi I - S_\lambda) = P(\xi) - \lambda Q(\xi)$ with "
-          r"$P(\xi) = (\xi - 1)\det(\xi I - D)$.")
-    d.add("Multistep form (Theorem 1)", alg.to_multistep().as_equation(),
-          r"With $g_t = \nabla L(w_t)$, on quadratics:")
+    d.add(
+        "Characteristic polynomial",
+        [
+            _eq(det, sp.factor(P.as_expr()) - lam * sp.collect(Q.as_expr(), xi)),
+            _eq(sp.Function("P")(xi), sp.factor(P.as_expr())),
+            _eq(sp.Function("Q")(xi), sp.collect(Q.as_expr(), xi)),
+        ],
+        r"$\chi_\lambda(\xi) = \det(\xi I - S_\lambda) = P(\xi) - \lambda Q(\xi)$ with "
+        r"$P(\xi) = (\xi - 1)\det(\xi I - D)$.",
+    )
+    d.add(
+        "Multistep form (Theorem 1)",
+        alg.to_multistep().as_equation(),
+        r"With $g_t = \nabla L(w_t)$, on quadratics:",
+    )
     try:
         a_eff = alg.effective_lr()
-        d.add("Effective learning rate",
-              _eq(sp.Symbol(r"\alpha_{\mathrm{eff}}"),
-                  _eq(-sp.Symbol("Q(1)") / sp.Symbol("P'(1)"), a_eff)),
-              r"The leading eigenvalue of $S_\lambda$ is "
-              r"$1 - \alpha_{\mathrm{eff}}\lambda + O(\lambda^2)$ (Theorem 4).")
+        d.add(
+            "Effective learning rate",
+            _eq(
+                sp.Symbol(r"\alpha_{\mathrm{eff}}"),
+                _eq(-sp.Symbol("Q(1)") / sp.Symbol("P'(1)"), a_eff),
+            ),
+            r"The leading eigenvalue of $S_\lambda$ is "
+            r"$1 - \alpha_{\mathrm{eff}}\lambda + O(\lambda^2)$ (Theorem 4).",
+        )
     except Exception:
         pass
     if M <= 2:
@@ -190,45 +226,66 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
         conds = strict_stability_conditions(alg)
         rows = [sp.StrictGreaterThan(c.expr, 0) for c in conds.conditions]
         rows += [sp.StrictGreaterThan(c.expr, 0) for c in conds.interval_conditions]
-        d.add("Strict stability on $(0, \\lambda_{\\max}]$", rows,
-              "Theorem 6.1 (Jury conditions, linear in $\\lambda$)." if M <= 1 else
-              "Schur–Cohn conditions (bilinear map and Liénard–Chipart); the last ones must "
-              "hold for every $\\lambda$ in the interval.")
+        d.add(
+            "Strict stability on $(0, \\lambda_{\\max}]$",
+            rows,
+            "Theorem 6.1 (Jury conditions, linear in $\\lambda$)."
+            if M <= 1
+            else "Schur–Cohn conditions (bilinear map and Liénard–Chipart); the last ones must "
+            "hold for every $\\lambda$ in the interval.",
+        )
     if M == 1:
         from .geometry import stability_triangle
 
         t = alg.triplet()
-        d.add("Memory-1 invariants", [_eq(sp.Symbol(r"\beta"), t.beta),
-                                      _eq(sp.Symbol("q_0"), t.q0), _eq(sp.Symbol("q_1"), t.q1)],
-              r"$\chi_\lambda = \xi^2 - (1 + \beta + \lambda q_1)\xi + (\beta - \lambda q_0)$.")
+        d.add(
+            "Memory-1 invariants",
+            [
+                _eq(sp.Symbol(r"\beta"), t.beta),
+                _eq(sp.Symbol("q_0"), t.q0),
+                _eq(sp.Symbol("q_1"), t.q1),
+            ],
+            r"$\chi_\lambda = \xi^2 - (1 + \beta + \lambda q_1)\xi + (\beta - \lambda q_0)$.",
+        )
         tri = stability_triangle(S.beta, S.lam_max)
-        d.add("Stability triangle", [sp.Tuple(*v) for v in tri.vertices],
-              r"At fixed $\beta$ the stable $(q_0, q_1)$ form a right-angled triangle with "
-              r"vertices (the first is the right angle):")
+        d.add(
+            "Stability triangle",
+            [sp.Tuple(*v) for v in tri.vertices],
+            r"At fixed $\beta$ the stable $(q_0, q_1)$ form a right-angled triangle with "
+            r"vertices (the first is the right angle):",
+        )
         x0 = -t.q0 / t.q1 if t.q1 != 0 else None
         if x0 is not None:
-            d.add("Eigenvalue circle (Theorem 6.2)",
-                  [_eq(sp.Symbol(r"\xi_0"), sp.simplify(x0)),
-                   _eq(sp.Symbol("r"), sp.sqrt(sp.factor((1 - x0) * (t.beta - x0))))],
-                  r"When $q_0 + \beta q_1 < 0$ the non-real eigenvalues lie on "
-                  r"$|\xi - \xi_0| = r$.")
+            d.add(
+                "Eigenvalue circle (Theorem 6.2)",
+                [
+                    _eq(sp.Symbol(r"\xi_0"), sp.simplify(x0)),
+                    _eq(sp.Symbol("r"), sp.sqrt(sp.factor((1 - x0) * (t.beta - x0)))),
+                ],
+                r"When $q_0 + \beta q_1 < 0$ the non-real eigenvalues lie on "
+                r"$|\xi - \xi_0| = r$.",
+            )
     if noise and M <= 1:
         from .noise import noise_term
 
         X = sp.MatrixSymbol("X", M + 1, M + 1)
         Sm = sp.MatrixSymbol(r"S_\lambda", M + 1, M + 1)
         vm = sp.MatrixSymbol("v", M + 1, 1)
-        d.add("Noise: Lyapunov system",
-              _eq(X, sp.MatAdd(sp.MatMul(Sm, X, Sm.T), sp.MatMul(vm, vm.T), evaluate=False)),
-              r"The per-eigenvalue noise term is $\bar U_\lambda = \lambda^2 r^\top X r$:")
+        d.add(
+            "Noise: Lyapunov system",
+            _eq(X, sp.MatAdd(sp.MatMul(Sm, X, Sm.T), sp.MatMul(vm, vm.T), evaluate=False)),
+            r"The per-eigenvalue noise term is $\bar U_\lambda = \lambda^2 r^\top X r$:",
+        )
         d.add("", _eq(sp.Symbol(r"\bar U_\lambda"), noise_term(alg)))
         tau1, tau2, B = sp.symbols(r"\tau_1 \tau_2 B", positive=True)
         k = sp.Symbol("k")
         u_k = sp.Symbol(r"\bar U_{\lambda_k}")
-        d.add("Stability sum (Theorem 3)",
-              sp.StrictLessThan(sp.Sum(tau1 / B * u_k / (1 + tau2 / B * u_k), (k, 1, sp.oo)), 1),
-              "With mini-batches of size $B$ and SE noise $(\\tau_1, \\tau_2)$, the mean loss "
-              "stays bounded iff every $A_\\lambda$ is strictly stable and:")
+        d.add(
+            "Stability sum (Theorem 3)",
+            sp.StrictLessThan(sp.Sum(tau1 / B * u_k / (1 + tau2 / B * u_k), (k, 1, sp.oo)), 1),
+            "With mini-batches of size $B$ and SE noise $(\\tau_1, \\tau_2)$, the mean loss "
+            "stays bounded iff every $A_\\lambda$ is strictly stable and:",
+        )
     return d
 
 
@@ -240,28 +297,38 @@ def _derive_ltv(kind: str) -> Derivation:
     z = sp.Symbol("z")
     if kind == "adam":
         filt = AutoSGMFilter(beta, sp.Integer(0), 1 - beta)
-        prose = (r"Adam's first moment is the EMA filter $\beta = \beta_1$, $\gamma = 0$, "
-                 r"$\eta = 1 - \beta_1$; $\alpha[t] = \mathrm{lr}\,F[t]/d[t]$ with "
-                 r"$d[t] = (1 - \beta_1^t)(\sqrt{\hat v_t} + \epsilon)$.")
+        prose = (
+            r"Adam's first moment is the EMA filter $\beta = \beta_1$, $\gamma = 0$, "
+            r"$\eta = 1 - \beta_1$; $\alpha[t] = \mathrm{lr}\,F[t]/d[t]$ with "
+            r"$d[t] = (1 - \beta_1^t)(\sqrt{\hat v_t} + \epsilon)$."
+        )
     else:
         filt = AutoSGMFilter(beta, gamma, eta)
-        prose = (r"torch SGD: $\beta = \mu$, $\gamma = 0$, $\eta = 1 - \tau$; Nesterov: "
-                 r"$\gamma = \mu/(1+\mu)$, $\eta = 1 + \mu$.")
-    d.add("Filter", _eq(sp.Symbol("H(z)"), filt.transfer_function.subs(sp.Symbol("z"), z)),
-          prose)
-    d.add("LTV recursion", derive_ltv_recursion(),
-          r"With $r[t] = \alpha[t]/\alpha[t-1]$ and $e[t] = \gamma g[t-1] - g[t]$:")
+        prose = (
+            r"torch SGD: $\beta = \mu$, $\gamma = 0$, $\eta = 1 - \tau$; Nesterov: "
+            r"$\gamma = \mu/(1+\mu)$, $\eta = 1 + \mu$."
+        )
+    d.add("Filter", _eq(sp.Symbol("H(z)"), filt.transfer_function.subs(sp.Symbol("z"), z)), prose)
+    d.add(
+        "LTV recursion",
+        derive_ltv_recursion(),
+        r"With $r[t] = \alpha[t]/\alpha[t-1]$ and $e[t] = \gamma g[t-1] - g[t]$:",
+    )
     p = prox_update()
-    d.add("Proximal form", [_eq(sp.Symbol(r"\Delta w[t+1]"), p["minimiser"]),
-                            _eq(sp.Symbol("modulus"), p["modulus"])],
-          r"$\Delta w[t+1] = \arg\min_\Delta -\eta\Delta e[t] + "
-          r"(\Delta - \beta r[t]\Delta w[t])^2/(2\alpha[t])$.")
+    d.add(
+        "Proximal form",
+        [_eq(sp.Symbol(r"\Delta w[t+1]"), p["minimiser"]), _eq(sp.Symbol("modulus"), p["modulus"])],
+        r"$\Delta w[t+1] = \arg\min_\Delta -\eta\Delta e[t] + "
+        r"(\Delta - \beta r[t]\Delta w[t])^2/(2\alpha[t])$.",
+    )
     t = sp.Symbol("t", integer=True, positive=True)
     a_tm1 = sp.Symbol(r"\alpha[t-1]")
-    d.add("BIBO gain", _eq(sp.Symbol("G^*"), sp.Max(filt.eta * a_tm1 * (1 - filt.beta**t)
-                                                    / (1 - filt.beta))),
-          r"The transition telescopes, $\Phi(t,s) = \beta^{t-s}\alpha[t-1]/\alpha[s-1]$; the "
-          r"exact zero-state gain is the supremum over $t$ of:")
+    d.add(
+        "BIBO gain",
+        _eq(sp.Symbol("G^*"), sp.Max(filt.eta * a_tm1 * (1 - filt.beta**t) / (1 - filt.beta))),
+        r"The transition telescopes, $\Phi(t,s) = \beta^{t-s}\alpha[t-1]/\alpha[s-1]$; the "
+        r"exact zero-state gain is the supremum over $t$ of:",
+    )
     return d
 
 

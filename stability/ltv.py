@@ -67,8 +67,10 @@ class AutoSGMFilter:
 
     def impulse_response(self, t: Any = t_sym) -> sp.Expr:
         """``h[0] = eta``, ``h[t] = eta beta^(t-1) (beta - gamma)`` for ``t >= 1``."""
-        return sp.Piecewise((self.eta, sp.Eq(t, 0)),
-                            (self.eta * self.beta ** (t - 1) * (self.beta - self.gamma), True))
+        return sp.Piecewise(
+            (self.eta, sp.Eq(t, 0)),
+            (self.eta * self.beta ** (t - 1) * (self.beta - self.gamma), True),
+        )
 
     @property
     def dc_gain(self) -> sp.Expr:
@@ -77,8 +79,9 @@ class AutoSGMFilter:
 
     def normalised(self) -> AutoSGMFilter:
         """The same pole and zero with unit DC gain: ``eta = (1 - beta)/(1 - gamma)``."""
-        return AutoSGMFilter(self.beta, self.gamma, (1 - self.beta) / (1 - self.gamma),
-                             self.source, self.notes)
+        return AutoSGMFilter(
+            self.beta, self.gamma, (1 - self.beta) / (1 - self.gamma), self.source, self.notes
+        )
 
     def numeric(self) -> tuple[float, float, float]:
         return float(self.beta), float(self.gamma), float(self.eta)
@@ -139,8 +142,11 @@ def prox_update() -> dict[str, sp.Expr]:
     alpha = sp.Symbol("alpha", positive=True)
     objective = -eta_s * D * e + (D - beta_s * r * dw) ** 2 / (2 * alpha)
     (minimiser,) = sp.solve(sp.diff(objective, D), D)
-    return {"objective": objective, "minimiser": sp.expand(minimiser),
-            "modulus": sp.diff(objective, D, 2)}
+    return {
+        "objective": objective,
+        "minimiser": sp.expand(minimiser),
+        "modulus": sp.diff(objective, D, 2),
+    }
 
 
 def weight_decay_equivalence() -> dict[str, Any]:
@@ -162,7 +168,7 @@ def weight_decay_equivalence() -> dict[str, Any]:
         "solutions": sol,
         "filter_when_equal": sp.simplify(filt.transfer_function),
         "caveat": "gamma = beta cancels pole and zero: H(z) = eta, no momentum; it also "
-                  "violates gamma < beta. Equivalence holds only for momentum-free SGD (d = 1).",
+        "violates gamma < beta. Equivalence holds only for momentum-free SGD (d = 1).",
     }
 
 
@@ -196,11 +202,21 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
         if cfg.get("nesterov", False):
             if mu == 0 or tau != 0:
                 raise ConfigError("nesterov=True requires momentum > 0 and dampening = 0")
-            return AutoSGMFilter(sp.Float(mu), sp.Float(mu / (1 + mu)), sp.Float(1 + mu),
-                                 kind, ("torch Nesterov: g + mu m = (1+mu) g (1 - gamma z^-1)"
-                                        "/(1 - mu z^-1), gamma = mu/(1+mu)",))
-        notes = ("torch's first step is undamped (m = g): v[0] = g[0], not (1-tau) g[0]",
-                 ) if tau else ()
+            return AutoSGMFilter(
+                sp.Float(mu),
+                sp.Float(mu / (1 + mu)),
+                sp.Float(1 + mu),
+                kind,
+                (
+                    "torch Nesterov: g + mu m = (1+mu) g (1 - gamma z^-1)"
+                    "/(1 - mu z^-1), gamma = mu/(1+mu)",
+                ),
+            )
+        notes = (
+            ("torch's first step is undamped (m = g): v[0] = g[0], not (1-tau) g[0]",)
+            if tau
+            else ()
+        )
         return AutoSGMFilter(sp.Float(mu), sp.Integer(0), sp.Float(1 - tau), kind, notes)
     if kind in ("adam", "adamw", "torch.adam", "torch.adamw", "optax.adam", "optax.adamw"):
         allowed = {"betas", "b1", "b2", "eps", "weight_decay", "amsgrad"}
@@ -211,21 +227,27 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
             b1 = to_float(cfg.get("b1", 0.9), "b1")
         if not 0 <= b1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {describe(b1)}")
-        notes = ("alpha[t] = lr F[t] / d[t] with d[t] = (1 - beta1^t)(sqrt(v_hat_t) + eps): "
-                 "eps outside the square root (torch, optax)",)
+        notes = (
+            "alpha[t] = lr F[t] / d[t] with d[t] = (1 - beta1^t)(sqrt(v_hat_t) + eps): "
+            "eps outside the square root (torch, optax)",
+        )
         if "adamw" in kind:
-            notes += ("decoupled decay: theta <- theta (1 - lr wd) before the step; in the LTV "
-                      "form e += (rho/eta)(beta w~[t-1] - w~[t]), w~ = d w, rho = wd",)
+            notes += (
+                "decoupled decay: theta <- theta (1 - lr wd) before the step; in the LTV "
+                "form e += (rho/eta)(beta w~[t-1] - w~[t]), w~ = d w, rho = wd",
+            )
         return AutoSGMFilter(sp.Float(b1), sp.Integer(0), sp.Float(1 - b1), kind, notes)
-    raise ConfigError("optimizer must be one of sgd, adam, adamw (torch/optax), got "
-                      f"{describe(kind)}")
+    raise ConfigError(
+        f"optimizer must be one of sgd, adam, adamw (torch/optax), got {describe(kind)}"
+    )
 
 
 def _reject_unknown(cfg: dict[str, Any], allowed: set[str], kind: str) -> None:
     unknown = sorted(set(cfg) - allowed, key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) {listing(unknown)} for {kind!r}; allowed: "
-                          f"{sorted(allowed)}")
+        raise ConfigError(
+            f"unknown key(s) {listing(unknown)} for {kind!r}; allowed: {sorted(allowed)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,8 +287,9 @@ class Schedule:
             return np.where(v[:-1] > 0, v[1:] / np.where(v[:-1] > 0, v[:-1], 1), np.nan)
 
 
-_TAILS = frozenset({"finite", "constant", "nonincreasing", "periodic", "dipping", "unbounded",
-                    "exponential"})
+_TAILS = frozenset(
+    {"finite", "constant", "nonincreasing", "periodic", "dipping", "unbounded", "exponential"}
+)
 
 
 def _count(value: Any, name: str, low: int = 1) -> int:
@@ -299,15 +322,15 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
     if kind == "constant":
         v, tail = np.ones(steps), "constant"
     elif kind == "step":
-        ms = np.sort(real_array(kw.pop("milestones", [steps // 2]), "milestones", low=0,
-                                ndim=1))
+        ms = np.sort(real_array(kw.pop("milestones", [steps // 2]), "milestones", low=0, ndim=1))
         g = opt("gamma", 0.1)
         if g < 0:
             raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
         v = g ** np.searchsorted(ms, t, side="right")
         # after the last milestone the value stays: bounded whichever way it steps
-        tail = "finite" if ms.size and ms[-1] >= steps else (
-            "nonincreasing" if g <= 1 else "constant")
+        tail = (
+            "finite" if ms.size and ms[-1] >= steps else ("nonincreasing" if g <= 1 else "constant")
+        )
     elif kind == "linear_warmup":
         w = int(opt("warmup", max(1, steps // 10)))
         if w < 1:
@@ -341,7 +364,7 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
         start, length = 0, period
         while start < steps:
             cur = np.arange(min(length, steps - start), dtype=float)
-            v[start:start + cur.size] = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * cur / length))
+            v[start : start + cur.size] = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * cur / length))
             start += length
             length *= mult
         tail = "periodic" if mult == 1 else ("dipping" if m == 0 else "periodic")
@@ -395,10 +418,20 @@ class LTVVerdict:
         def num(x: Any) -> Any:
             return x if x is None or isinstance(x, bool) or math.isfinite(x) else "inf"
 
-        return {k: num(getattr(self, k)) for k in ("horizon", "bibo_gain", "ues_rate",
-                                                    "ues_constant", "frozen_pole_margin",
-                                                    "w_gain", "bibo", "ues", "w_bounded")} | {
-            "reasons": list(self.reasons)}
+        return {
+            k: num(getattr(self, k))
+            for k in (
+                "horizon",
+                "bibo_gain",
+                "ues_rate",
+                "ues_constant",
+                "frozen_pole_margin",
+                "w_gain",
+                "bibo",
+                "ues",
+                "w_bounded",
+            )
+        } | {"reasons": list(self.reasons)}
 
 
 def _arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -407,8 +440,9 @@ def _arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     try:
         bb = np.broadcast_to(b_arr, aa.shape).astype(float)
     except ValueError:
-        raise ConfigError(f"b must be a scalar or match a ({aa.size} values), got shape "
-                          f"{b_arr.shape}") from None
+        raise ConfigError(
+            f"b must be a scalar or match a ({aa.size} values), got shape {b_arr.shape}"
+        ) from None
     return aa, bb
 
 
@@ -501,18 +535,24 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
         w_bounded = sched.name == "exponential" and sched.values[-1] < sched.values[0]
         reasons.append(f"tail '{tail}': sup alpha < inf, so BIBO (gain as above)")
         if ues:
-            reasons.append("inf alpha > 0 and sup alpha < inf: UES with rho = beta, "
-                           "C = sup alpha / inf alpha" if tail != "nonincreasing" else
-                           "alpha non-increasing: UES with C = 1, rho = beta")
+            reasons.append(
+                "inf alpha > 0 and sup alpha < inf: UES with rho = beta, C = sup alpha / inf alpha"
+                if tail != "nonincreasing"
+                else "alpha non-increasing: UES with C = 1, rho = beta"
+            )
             if tail == "nonincreasing":
                 C = 1.0
-        reasons.append("w itself: bounded for all bounded inputs only if sum alpha[t] < inf "
-                       f"({'summable' if w_bounded else 'not summable'} here)")
+        reasons.append(
+            "w itself: bounded for all bounded inputs only if sum alpha[t] < inf "
+            f"({'summable' if w_bounded else 'not summable'} here)"
+        )
     elif tail == "dipping":
         bibo, ues, w_bounded = True, False, False
-        reasons.append("restart minima tend to 0 while the peak stays: Phi(t, s) = "
-                       "beta^(t-s) alpha[t-1]/alpha[s-1] has no uniform constant -> not UES; "
-                       "sup alpha < inf -> BIBO")
+        reasons.append(
+            "restart minima tend to 0 while the peak stays: Phi(t, s) = "
+            "beta^(t-s) alpha[t-1]/alpha[s-1] has no uniform constant -> not UES; "
+            "sup alpha < inf -> BIBO"
+        )
     elif tail == "exponential":
         g = sched.growth
         rate = b * g
@@ -522,22 +562,29 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
             ues = True
             rho = rate * (1 + 1e-9)
             C = ues_constant(b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)]), rho)
-            reasons.append(f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) < 1: UES with "
-                           "that rate")
+            reasons.append(
+                f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) < 1: UES with that rate"
+            )
         else:
             ues, rho, C = False, rate, math.inf
-            reasons.append(f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) >= 1: not UES "
-                           "(the filter's state grows without bound)")
+            reasons.append(
+                f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) >= 1: not UES "
+                "(the filter's state grows without bound)"
+            )
     elif tail == "unbounded":
         bibo, ues, w_bounded = False, True, False
         gain = math.inf
-        reasons.append("alpha[t] -> inf: not BIBO (gain grows with the horizon); growth is "
-                       "subexponential, so UES holds for every rho > beta")
+        reasons.append(
+            "alpha[t] -> inf: not BIBO (gain grows with the horizon); growth is "
+            "subexponential, so UES holds for every rho > beta"
+        )
         rho = b + (1 - b) * 1e-3
         C = ues_constant(b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)]), rho)
     if frozen >= 1:
-        reasons.append(f"frozen-pole margin sup|beta r[t]| = {frozen:.4g} >= 1: the sufficient "
-                       "test fails, which proves nothing (see UES/BIBO above)")
+        reasons.append(
+            f"frozen-pole margin sup|beta r[t]| = {frozen:.4g} >= 1: the sufficient "
+            "test fails, which proves nothing (see UES/BIBO above)"
+        )
     return LTVVerdict(T, gain, rho, C, frozen, w_gain, bibo, ues, w_bounded, tuple(reasons))
 
 
@@ -554,17 +601,28 @@ class AdamAlpha:
         self.v: np.ndarray | None = None
 
     def __call__(self, t: int, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self.v = (1 - self.beta2) * g**2 if self.v is None else \
-            self.beta2 * self.v + (1 - self.beta2) * g**2
+        self.v = (
+            (1 - self.beta2) * g**2
+            if self.v is None
+            else self.beta2 * self.v + (1 - self.beta2) * g**2
+        )
         v_hat = self.v / (1 - self.beta2 ** (t + 1))
         d = (1 - self.beta1 ** (t + 1)) * (np.sqrt(v_hat) + self.eps)
         lr_t = self.lr[t] if self.lr.ndim else self.lr
         return lr_t / d, d
 
 
-def ltv_replay(filt: AutoSGMFilter, grad: Any, w0: Any, steps: int, alpha: Any, *,
-               coupled_decay: float = 0.0, decoupled_decay: float = 0.0,
-               first_eta: float | None = None) -> np.ndarray:
+def ltv_replay(
+    filt: AutoSGMFilter,
+    grad: Any,
+    w0: Any,
+    steps: int,
+    alpha: Any,
+    *,
+    coupled_decay: float = 0.0,
+    decoupled_decay: float = 0.0,
+    first_eta: float | None = None,
+) -> np.ndarray:
     """Iterates ``w[0..steps]`` of the LTV recursion driven by ``grad`` (closed loop).
 
     ``alpha`` is an array ``alpha[t]`` (scalar or per-coordinate rows) or a callable
@@ -613,12 +671,16 @@ def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
     from .charpoly import from_multistep
 
     a = to_sympy(alpha, "alpha")
-    return from_multistep([-filt.beta, 1 + filt.beta], [a * filt.eta * filt.gamma, -a * filt.eta],
-                          name="autosgm_filter")
+    return from_multistep(
+        [-filt.beta, 1 + filt.beta],
+        [a * filt.eta * filt.gamma, -a * filt.eta],
+        name="autosgm_filter",
+    )
 
 
-def filter_stationary_variance(filt: AutoSGMFilter, alpha: Any, h: Any, noise: Any
-                               ) -> tuple[sp.Expr, list[sp.Expr]]:
+def filter_stationary_variance(
+    filt: AutoSGMFilter, alpha: Any, h: Any, noise: Any
+) -> tuple[sp.Expr, list[sp.Expr]]:
     """MATH.md §7: stationary ``Var w`` of the filter on a noisy 1-D quadratic, and the
     stability conditions (all must be ``> 0``).
 
@@ -631,8 +693,12 @@ def filter_stationary_variance(filt: AutoSGMFilter, alpha: Any, h: Any, noise: A
     b, g, e = filt.beta, filt.gamma, filt.eta
     a, hh, s2 = to_sympy(alpha, "alpha"), to_sympy(h, "h"), to_sympy(noise, "noise")
     ell, q = e * a, e * a * hh
-    var = ell * s2 * ((1 + b) * (1 - g) + q * g * (1 + g)) / (
-        hh * (1 - b + q * g) * (2 * (1 + b) - q * (1 + g)))
+    var = (
+        ell
+        * s2
+        * ((1 + b) * (1 - g) + q * g * (1 + g))
+        / (hh * (1 - b + q * g) * (2 * (1 + b) - q * (1 + g)))
+    )
     conds = [q * (1 - g), 2 * (1 + b) - q * (1 + g), 1 - (b - q * g), 1 + (b - q * g)]
     return var, conds
 

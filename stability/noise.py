@@ -40,8 +40,10 @@ __all__ = [
     "ubar",
 ]
 
-SE_NOTE = ("SE noise model: exact for Gaussian features with (tau1, tau2) = (1, -1); an "
-           "approximation for other data; quadratic (linearised) loss")
+SE_NOTE = (
+    "SE noise model: exact for Gaussian features with (tau1, tau2) = (1, -1); an "
+    "approximation for other data; quadratic (linearised) loss"
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -58,14 +60,18 @@ class NoiseModel:
     def __post_init__(self) -> None:
         for label in ("tau1", "tau2"):
             value = getattr(self, label)
-            if not isinstance(value, int | float) or isinstance(value, bool) \
-                    or not math.isfinite(value):
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
                 raise ConfigError(f"{label} must be a finite number, got {describe(value)}")
         if self.tau1 < 0:
             raise ConfigError(f"tau1 must be in [0, inf), got {describe(self.tau1)}")
         if self.tau2 > self.tau1:
-            raise ConfigError(f"tau2 must be <= tau1 = {describe(self.tau1)}, got "
-                              f"{describe(self.tau2)}")
+            raise ConfigError(
+                f"tau2 must be <= tau1 = {describe(self.tau1)}, got {describe(self.tau2)}"
+            )
 
     @property
     def exact_for_gaussian(self) -> bool:
@@ -95,8 +101,10 @@ def get_noise_model(noise: Any = "gaussian") -> NoiseModel:
     if isinstance(noise, str):
         key = noise.strip().lower().replace("-", "_")
         if key not in NOISE_MODELS:
-            raise ConfigError(f"noise must be one of {sorted(NOISE_MODELS)} or (tau1, tau2), "
-                              f"got {describe(noise)}")
+            raise ConfigError(
+                f"noise must be one of {sorted(NOISE_MODELS)} or (tau1, tau2), "
+                f"got {describe(noise)}"
+            )
         return NOISE_MODELS[key]
     if isinstance(noise, tuple | list) and len(noise) == 2:
         return NoiseModel(to_float(noise[0], "tau1"), to_float(noise[1], "tau2"))
@@ -119,8 +127,11 @@ class Spectrum:
     def from_arrays(cls, lam: Any, weights: Any = None, c2: Any = None) -> Spectrum:
         lam_a = _positive_array(lam, "eigenvalues")
         # unit weights as a zero-stride view: no second array as long as the spectrum
-        w = (np.broadcast_to(1.0, lam_a.shape) if weights is None
-             else _array(weights, "weights", lam_a.shape))
+        w = (
+            np.broadcast_to(1.0, lam_a.shape)
+            if weights is None
+            else _array(weights, "weights", lam_a.shape)
+        )
         if np.any(w < 0):
             raise ConfigError(f"weights must be >= 0, got min {w.min()!r}")
         c = None if c2 is None else _array(c2, "c2", lam_a.shape)
@@ -176,9 +187,11 @@ class PowerLawSpectrum:
         if count is None:
             raise ConfigError("an infinite power law has no finite eigenvalue array; pass n")
         if count > MAX_EIGENVALUES:
-            raise ConfigError(f"a power law with N = {count:,} has too many eigenvalues to list "
-                              f"(at most {MAX_EIGENVALUES:.0e}); stability_sum and check() sum "
-                              "it with a zeta-function tail, trajectories take .binned()")
+            raise ConfigError(
+                f"a power law with N = {count:,} has too many eigenvalues to list "
+                f"(at most {MAX_EIGENVALUES:.0e}); stability_sum and check() sum "
+                "it with a zeta-function tail, trajectories take .binned()"
+            )
         return self.Lambda * np.arange(1, count + 1, dtype=float) ** (-self.nu)
 
     def binned(self, exact: int = 200, k_max: float = 1e9, bins: int = 400) -> Spectrum:
@@ -202,11 +215,11 @@ class PowerLawSpectrum:
         c2 = None
         if self.zeta is not None:
             s = self.zeta * self.nu + 1  # sum_{k=lo}^{hi-1} Q k^-s via Hurwitz zeta
-            zs = np.array([float(mpmath.zeta(s, a) - mpmath.zeta(s, b)) for a, b in zip(lo, hi,
-                                                                                     strict=True)])
+            zs = np.array(
+                [float(mpmath.zeta(s, a) - mpmath.zeta(s, b)) for a, b in zip(lo, hi, strict=True)]
+            )
             c2 = np.concatenate([head.c2, self.Q * zs / (count * lam)])
-        return Spectrum(np.concatenate([head.lam, lam]), np.concatenate([head.weights, count]),
-                        c2)
+        return Spectrum(np.concatenate([head.lam, lam]), np.concatenate([head.weights, count]), c2)
 
     def truncated(self, n: int) -> Spectrum:
         lam = self.eigenvalues(n)
@@ -217,8 +230,9 @@ class PowerLawSpectrum:
         return Spectrum(lam, np.ones(n), c2)
 
 
-def power_law(nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0,
-              N: Any = None) -> PowerLawSpectrum:
+def power_law(
+    nu: Any, Lambda: Any = 1.0, zeta: Any = None, Q: Any = 1.0, N: Any = None
+) -> PowerLawSpectrum:
     """A power-law spectrum; infinite when ``N is None`` (sums then need ``nu > 1``)."""
     nu_f = to_float(nu, "nu")
     if nu_f > 1e6:
@@ -358,12 +372,16 @@ class NoiseResult:
         return self.bounded
 
     def to_dict(self) -> dict[str, Any]:
-        return {"U": self.U if math.isfinite(self.U) else "inf", "bounded": self.bounded,
-                "margin": self.margin if math.isfinite(self.U) else "-inf",
-                "reason": self.reason, "batch_size": self.batch_size,
-                "noise": {"name": self.noise.name, "tau1": self.noise.tau1,
-                          "tau2": self.noise.tau2},
-                "tolerance": self.tolerance, "notes": list(self.notes)}
+        return {
+            "U": self.U if math.isfinite(self.U) else "inf",
+            "bounded": self.bounded,
+            "margin": self.margin if math.isfinite(self.U) else "-inf",
+            "reason": self.reason,
+            "batch_size": self.batch_size,
+            "noise": {"name": self.noise.name, "tau1": self.noise.tau1, "tau2": self.noise.tau2},
+            "tolerance": self.tolerance,
+            "notes": list(self.notes),
+        }
 
 
 def _check_batch(batch_size: Any) -> float:
@@ -373,8 +391,9 @@ def _check_batch(batch_size: Any) -> float:
     return b
 
 
-def _terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
-           ) -> tuple[np.ndarray | None, str]:
+def _terms(
+    alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
+) -> tuple[np.ndarray | None, str]:
     """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
     from .regions import is_strictly_stable
 
@@ -384,8 +403,9 @@ def _terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
     return _noise_terms(alg, lam, B, model)
 
 
-def _noise_terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
-                 ) -> tuple[np.ndarray | None, str]:
+def _noise_terms(
+    alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
+) -> tuple[np.ndarray | None, str]:
     """``U_lambda`` where ``S_lambda`` is known to be strictly stable (``None`` and the reason
     when ``A_lambda`` is not)."""
     u = ubar(alg, lam)
@@ -394,8 +414,10 @@ def _noise_terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseMo
         # A_lambda is a positive map: rho(A) < 1  iff  1 + kappa Ubar > 0 (rho(S) < 1 given)
         bad = 1 + kappa * u <= 0
         if np.any(bad):
-            return None, (f"second-moment map A_lambda is not strictly stable at lambda = "
-                          f"{lam[bad].max():.6g} (1 + (tau2/B) Ubar <= 0)")
+            return None, (
+                f"second-moment map A_lambda is not strictly stable at lambda = "
+                f"{lam[bad].max():.6g} (1 + (tau2/B) Ubar <= 0)"
+            )
     elif kappa > 0:
         rho = _second_moment_radius(alg, np.unique(lam), kappa)
         if np.any(rho >= 1):
@@ -403,8 +425,14 @@ def _noise_terms(alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseMo
     return model.tau1 / B * u / (1 + kappa * u), ""
 
 
-def stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any,
-                  noise: Any = "gaussian", *, tol: float = 1e-10) -> NoiseResult:
+def stability_sum(
+    alg: MemoryAlgorithm,
+    spectrum: Any,
+    batch_size: Any,
+    noise: Any = "gaussian",
+    *,
+    tol: float = 1e-10,
+) -> NoiseResult:
     """``U = sum_k w_k U_{lambda_k}``, ``U_lambda = (tau1/B) Ubar/(1 + (tau2/B) Ubar)``.
 
     Every ``A_lambda`` is checked first (noiseless ``S_lambda`` exactly, then the noise
@@ -422,8 +450,11 @@ def stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any,
     model = get_noise_model(noise)
     B = _check_batch(batch_size)
     spec = as_spectrum(spectrum)
-    notes = [SE_NOTE] if not model.exact_for_gaussian else [
-        "exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
+    notes = (
+        [SE_NOTE]
+        if not model.exact_for_gaussian
+        else ["exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
+    )
     if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
         return _power_law_sum(alg, spec, B, model, tol, notes)
     if isinstance(spec, PowerLawSpectrum):
@@ -438,8 +469,9 @@ _CHUNK = 1 << 20
 """Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
 
 
-def _finite_sum(alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float,
-                model: NoiseModel) -> tuple[float | None, str]:
+def _finite_sum(
+    alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float, model: NoiseModel
+) -> tuple[float | None, str]:
     """``sum_k w_k U_{lambda_k}`` in chunks, or ``None`` and the reason of instability."""
     from .regions import is_strictly_stable
 
@@ -448,27 +480,42 @@ def _finite_sum(alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float,
         return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
     parts = []
     for start in range(0, lam.size, _CHUNK):
-        terms, reason = _noise_terms(alg, lam[start:start + _CHUNK], B, model)
+        terms, reason = _noise_terms(alg, lam[start : start + _CHUNK], B, model)
         if terms is None:
             return None, reason
-        parts.append(float(np.sum(w[start:start + _CHUNK] * terms)))
+        parts.append(float(np.sum(w[start : start + _CHUNK] * terms)))
     return math.fsum(parts), ""
 
 
 def _reason(U: float) -> str:
-    return ("U < 1: mean loss stays bounded (Theorem 3)" if U < 1
-            else "U >= 1: mean loss diverges under mini-batch noise (Theorem 3)")
+    return (
+        "U < 1: mean loss stays bounded (Theorem 3)"
+        if U < 1
+        else "U >= 1: mean loss diverges under mini-batch noise (Theorem 3)"
+    )
 
 
 _HEAD = 1_000_000
 """Power laws longer than this are summed as an explicit head plus a zeta-function tail."""
 
 
-def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
-                   model: NoiseModel, tol: float, notes: list[str]) -> NoiseResult:
+def _power_law_sum(
+    alg: MemoryAlgorithm,
+    spec: PowerLawSpectrum,
+    B: float,
+    model: NoiseModel,
+    tol: float,
+    notes: list[str],
+) -> NoiseResult:
     if spec.nu <= 1 and spec.N is None:
-        return NoiseResult(math.inf, False, "sum of lambda_k diverges for nu <= 1 (U = inf)",
-                           B, model, notes=tuple(notes))
+        return NoiseResult(
+            math.inf,
+            False,
+            "sum of lambda_k diverges for nu <= 1 (U = inf)",
+            B,
+            model,
+            notes=tuple(notes),
+        )
     head_n = 100_000
     lam_head = spec.eigenvalues(head_n)
     terms, reason = _terms(alg, lam_head, B, model)
@@ -479,15 +526,24 @@ def _power_law_sum(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float,
     U = head + tail
     tolerance += 1e-15 * abs(U)
     kind = "infinite power law" if spec.N is None else f"power law with N = {spec.N:,}"
-    notes = [*notes, f"{kind}: {head_n} terms summed directly; tail {tail:.6e} "
-             f"from the Taylor series of U_lambda at 0 (order {order}) with Hurwitz zeta "
-             f"sums; truncation error estimate {tolerance:.1e}"]
+    notes = [
+        *notes,
+        f"{kind}: {head_n} terms summed directly; tail {tail:.6e} "
+        f"from the Taylor series of U_lambda at 0 (order {order}) with Hurwitz zeta "
+        f"sums; truncation error estimate {tolerance:.1e}",
+    ]
     bounded = U + tolerance < 1
     return NoiseResult(U, bounded, _reason(U), B, model, tolerance, tuple(notes))
 
 
-def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, model: NoiseModel,
-                    head_n: int, tol: float) -> tuple[float, float, int]:
+def _power_law_tail(
+    alg: MemoryAlgorithm,
+    spec: PowerLawSpectrum,
+    B: float,
+    model: NoiseModel,
+    head_n: int,
+    tol: float,
+) -> tuple[float, float, int]:
     """``sum_{head_n < k <= N} U(Lambda k^-nu)`` as
     ``sum_j c_j Lambda^j (zeta(j nu, head_n + 1) - zeta(j nu, N + 1))`` (``N = inf``: no
     second zeta).
@@ -525,8 +581,9 @@ def _power_law_tail(alg: MemoryAlgorithm, spec: PowerLawSpectrum, B: float, mode
         return float(total), float(last) * 2, order
 
 
-def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gaussian",
-                        *, max_batch: float = 2**40) -> float:
+def critical_batch_size(
+    alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gaussian", *, max_batch: float = 2**40
+) -> float:
     """Smallest integer batch size ``B >= 1`` with ``U < 1`` (``inf`` if none up to
     ``max_batch``; ``inf`` also when the noiseless dynamics are unstable).
 
@@ -536,6 +593,7 @@ def critical_batch_size(alg: MemoryAlgorithm, spectrum: Any, noise: Any = "gauss
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
     if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
+
         def ok(B: float) -> bool:
             return stability_sum(alg, spec, B, model).bounded
     else:
@@ -609,9 +667,13 @@ class MemorySchedule:
     @classmethod
     def constant(cls, alg: MemoryAlgorithm, steps: int) -> MemorySchedule:
         p = alg.numeric_arrays()
-        return cls(np.full(steps, p["alpha"]), np.tile(p["a"], (steps, 1)),
-                   np.tile(p["b"], (steps, 1)), np.tile(p["c"], (steps, 1)),
-                   np.tile(p["D"], (steps, 1, 1)))
+        return cls(
+            np.full(steps, p["alpha"]),
+            np.tile(p["a"], (steps, 1)),
+            np.tile(p["b"], (steps, 1)),
+            np.tile(p["c"], (steps, 1)),
+            np.tile(p["D"], (steps, 1, 1)),
+        )
 
     @classmethod
     def from_algorithms(cls, algs: list[MemoryAlgorithm]) -> MemorySchedule:
@@ -635,8 +697,13 @@ class MemorySchedule:
         return S0 + lam[:, None, None] * np.outer(v, r), np.outer(v, v), r
 
 
-def loss_trajectory(alg: MemoryAlgorithm | MemorySchedule, spectrum: Any, batch_size: Any,
-                    steps: int | None = None, noise: Any = "gaussian") -> np.ndarray:
+def loss_trajectory(
+    alg: MemoryAlgorithm | MemorySchedule,
+    spectrum: Any,
+    batch_size: Any,
+    steps: int | None = None,
+    noise: Any = "gaussian",
+) -> np.ndarray:
     """Mean loss ``L_0 .. L_steps`` from the exact SE second-moment recursion (MATH.md §4).
 
     ``C_{k,t+1} = A_k(C_{k,t}) + (tau1/B) lambda_k (sum_j w_j lambda_j r^T C_{j,t} r) v v^T``,
@@ -688,8 +755,9 @@ def _finite_with_targets(spectrum: Any) -> Spectrum:
     return spec
 
 
-def propagators(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int,
-                noise: Any = "gaussian") -> tuple[np.ndarray, np.ndarray]:
+def propagators(
+    alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int, noise: Any = "gaussian"
+) -> tuple[np.ndarray, np.ndarray]:
     """Signal and noise propagators ``V_1..V_steps`` and ``U_1..U_steps`` (Theorem 2, a = 0).
 
     ``V_t = sum_k w_k lambda_k c_k^2 <E11, A_k^{t-1} E11>``,
@@ -697,8 +765,10 @@ def propagators(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int
     renewal equation ``L_t = V_{t+1}/2 + sum_{s<t} U_{t-s} L_s``.
     """
     if alg.has_lookahead:
-        raise ConfigError("propagators are defined for a = 0 realisations (use the canonical "
-                          "memory-1 realisation or from_multistep(alg.to_multistep()))")
+        raise ConfigError(
+            "propagators are defined for a = 0 realisations (use the canonical "
+            "memory-1 realisation or from_multistep(alg.to_multistep()))"
+        )
     model = get_noise_model(noise)
     B = _check_batch(batch_size)
     spec = _finite_with_targets(spectrum)
@@ -715,15 +785,26 @@ def propagators(alg: MemoryAlgorithm, spectrum: Any, batch_size: Any, steps: int
     for t in range(steps):
         V[t] = np.sum(w * lam * spec.c2 * X_sig[:, 0, 0])
         U[t] = model.tau1 / B * np.sum(w * lam**2 * X_noise[:, 0, 0])
-        X_sig = mats @ X_sig @ mats.transpose(0, 2, 1) - (k2 * lam**2 * X_sig[:, 0, 0]
-                                                          )[:, None, None] * vv
-        X_noise = mats @ X_noise @ mats.transpose(0, 2, 1) - (k2 * lam**2 * X_noise[:, 0, 0]
-                                                              )[:, None, None] * vv
+        X_sig = (
+            mats @ X_sig @ mats.transpose(0, 2, 1)
+            - (k2 * lam**2 * X_sig[:, 0, 0])[:, None, None] * vv
+        )
+        X_noise = (
+            mats @ X_noise @ mats.transpose(0, 2, 1)
+            - (k2 * lam**2 * X_noise[:, 0, 0])[:, None, None] * vv
+        )
     return V, U
 
 
-def max_stable_lr(family: str, spectrum: Any, batch_size: Any, noise: Any = "gaussian",
-                  *, rtol: float = 1e-9, **fixed: Any) -> float:
+def max_stable_lr(
+    family: str,
+    spectrum: Any,
+    batch_size: Any,
+    noise: Any = "gaussian",
+    *,
+    rtol: float = 1e-9,
+    **fixed: Any,
+) -> float:
     """Largest learning rate of a named family (``gd``, ``heavy_ball``, ``nesterov``,
     ``momentum_kick``; other parameters fixed by keyword) that is strictly stable on the
     spectrum and has ``U < 1``, to relative precision ``rtol``.
@@ -748,13 +829,17 @@ def max_stable_lr(family: str, spectrum: Any, batch_size: Any, noise: Any = "gau
 
         unknown = sorted(set(fixed) - {"momentum", "dampening", "weight_decay", "nesterov"})
         if unknown:
-            raise ConfigError(f"unknown parameter(s) {unknown} for family 'torch_sgd'; allowed: "
-                              "momentum, dampening, weight_decay, nesterov")
+            raise ConfigError(
+                f"unknown parameter(s) {unknown} for family 'torch_sgd'; allowed: "
+                "momentum, dampening, weight_decay, nesterov"
+            )
         shift = from_torch_sgd(1.0, **fixed).curvature_shift
         if shift != 0:
             if not isinstance(spec, Spectrum):
-                raise ConfigError("weight decay with a power law: pass its eigenvalues "
-                                  "(power_law(...).truncated(N)) to shift them")
+                raise ConfigError(
+                    "weight decay with a power law: pass its eigenvalues "
+                    "(power_law(...).truncated(N)) to shift them"
+                )
             spec = Spectrum(spec.lam + float(shift), spec.weights, spec.c2)
 
         def build(lr: float) -> MemoryAlgorithm:
@@ -816,8 +901,9 @@ class PowerLawAsymptotics:
         return self.C_V * np.asarray(t, dtype=float) ** (-self.zeta) / (2 * (1 - self.U))
 
 
-def power_law_asymptotics(alg: MemoryAlgorithm, spectrum: PowerLawSpectrum, batch_size: Any,
-                          noise: Any = "gaussian") -> PowerLawAsymptotics:
+def power_law_asymptotics(
+    alg: MemoryAlgorithm, spectrum: PowerLawSpectrum, batch_size: Any, noise: Any = "gaussian"
+) -> PowerLawAsymptotics:
     """Theorem 3 constants and the Theorem 5 exponent for an infinite power law with targets.
 
     Small curvatures dominate: the leading eigenvalue of ``A_lambda`` is
@@ -836,8 +922,15 @@ def power_law_asymptotics(alg: MemoryAlgorithm, spectrum: PowerLawSpectrum, batc
     nu, zeta, Lam, Q = spectrum.nu, spectrum.zeta, spectrum.Lambda, spectrum.Q
     C_V = Q * math.gamma(zeta) / nu * (2 * a_eff * Lam) ** (-zeta)
     xi_U = 2 - 1 / nu
-    C_U = (model.tau1 / B * a_eff**2 * Lam ** (1 / nu) * math.gamma(xi_U)
-           * (2 * a_eff) ** (1 / nu - 2) / nu)
+    C_U = (
+        model.tau1
+        / B
+        * a_eff**2
+        * Lam ** (1 / nu)
+        * math.gamma(xi_U)
+        * (2 * a_eff) ** (1 / nu - 2)
+        / nu
+    )
     U = stability_sum(alg, PowerLawSpectrum(nu, Lam, zeta, Q, None), B, model).U
     regime = "signal" if zeta < xi_U else "noise"
     return PowerLawAsymptotics(C_V, zeta, C_U, xi_U, U, regime)

@@ -126,8 +126,7 @@ def from_torch_sgd(
             "nesterov=True requires momentum > 0 and dampening = 0 "
             f"(as torch does), got momentum={momentum!r}, dampening={dampening!r}"
         )
-    config = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": omega,
-              "nesterov": nest}
+    config = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": omega, "nesterov": nest}
     notes = []
     if not omega.is_zero:
         notes.append(f"weight_decay={omega} shifts every curvature: lambda -> lambda + {omega}")
@@ -145,8 +144,9 @@ def from_torch_sgd(
     return ConfiguredOptimizer(alg, omega, "torch.optim.SGD", config, tuple(notes), undamped)
 
 
-def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = False
-                   ) -> ConfiguredOptimizer:
+def from_optax_sgd(
+    learning_rate: Any, momentum: Any = None, nesterov: Any = False
+) -> ConfiguredOptimizer:
     """``optax.sgd``: trace ``m <- g + mu m`` then ``-lr * (g + mu m if nesterov else m)``.
 
     Identical to ``torch.optim.SGD`` with zero dampening; ``momentum=None`` (or 0) is plain GD.
@@ -169,13 +169,15 @@ def from_optax_sgd(learning_rate: Any, momentum: Any = None, nesterov: Any = Fal
         nest = False
     base = from_torch_sgd(learning_rate, mu, 0, 0, nest)
     cfg = {"learning_rate": base.config["lr"], "momentum": momentum, "nesterov": nest}
-    return ConfiguredOptimizer(base.algorithm, base.curvature_shift, "optax.sgd", cfg,
-                               notes + base.notes)
+    return ConfiguredOptimizer(
+        base.algorithm, base.curvature_shift, "optax.sgd", cfg, notes + base.notes
+    )
 
 
 @keeps_exact_floats
-def from_keras_sgd(learning_rate: Any, momentum: Any = 0, nesterov: Any = False
-                   ) -> ConfiguredOptimizer:
+def from_keras_sgd(
+    learning_rate: Any, momentum: Any = 0, nesterov: Any = False
+) -> ConfiguredOptimizer:
     """Keras ``SGD``: ``v <- mu v - lr g``; ``w <- w + v`` (Nesterov: ``w <- w + mu v - lr g``).
 
     Non-Nesterov is heavy ball with ``u = v = w_t - w_{t-1}``; Nesterov has
@@ -202,17 +204,33 @@ def from_keras_sgd(learning_rate: Any, momentum: Any = 0, nesterov: Any = False
 # from_optimizer: mappings and duck-typed torch optimizer objects
 # ---------------------------------------------------------------------------------------
 _ADAPTERS: dict[str, tuple[Callable[..., ConfiguredOptimizer], frozenset[str]]] = {
-    "torch.sgd": (from_torch_sgd,
-                  frozenset({"lr", "momentum", "dampening", "weight_decay", "nesterov",
-                             "maximize"})),
+    "torch.sgd": (
+        from_torch_sgd,
+        frozenset({"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"}),
+    ),
     "optax.sgd": (from_optax_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
     "keras.sgd": (from_keras_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
 }
-_ALIASES = {"sgd": "torch.sgd", "torch.optim.sgd": "torch.sgd", "optax": "optax.sgd",
-            "keras": "keras.sgd", "keras.optimizers.sgd": "keras.sgd"}
+_ALIASES = {
+    "sgd": "torch.sgd",
+    "torch.optim.sgd": "torch.sgd",
+    "optax": "optax.sgd",
+    "keras": "keras.sgd",
+    "keras.optimizers.sgd": "keras.sgd",
+}
 # keys of a torch SGD param group that carry no hyperparameter of the update rule
-_TORCH_INERT_KEYS = frozenset({"params", "foreach", "differentiable", "fused", "initial_lr",
-                               "param_names", "name", "capturable"})
+_TORCH_INERT_KEYS = frozenset(
+    {
+        "params",
+        "foreach",
+        "differentiable",
+        "fused",
+        "initial_lr",
+        "param_names",
+        "name",
+        "capturable",
+    }
+)
 
 
 def _call_adapter(kind: str, values: Mapping[str, Any]) -> ConfiguredOptimizer:
@@ -287,9 +305,7 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
                 f"quadratics), got {cls}"
             )
         return [_torch_group(g, i) for i, g in enumerate(_groups(obj.param_groups))]
-    raise ConfigError(
-        f"expected a mapping or a torch optimizer object, got {type(obj).__name__}"
-    )
+    raise ConfigError(f"expected a mapping or a torch optimizer object, got {type(obj).__name__}")
 
 
 def _groups(groups: Any) -> list[Mapping[str, Any]]:
@@ -302,4 +318,3 @@ def _groups(groups: Any) -> list[Mapping[str, Any]]:
         if not isinstance(g, Mapping):
             raise ConfigError(f"param group {i} must be a mapping, got {type(g).__name__}")
     return out
-

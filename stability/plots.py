@@ -37,8 +37,12 @@ def _axes(ax: Any):
     return ax
 
 
-def plot_stability_triangle(beta: float, lambda_max: float = 1.0,
-                            configs: list[MemoryAlgorithm] | None = None, ax: Any = None):
+def plot_stability_triangle(
+    beta: float,
+    lambda_max: float = 1.0,
+    configs: list[MemoryAlgorithm] | None = None,
+    ax: Any = None,
+):
     """The stable ``(q0, q1)`` triangle at fixed ``beta`` (Theorem 6.1), configs marked.
 
     Stable configs (exact verdict on ``(0, lambda_max]``) are filled dots, unstable ones crosses.
@@ -46,17 +50,30 @@ def plot_stability_triangle(beta: float, lambda_max: float = 1.0,
     ax = _axes(ax)
     tri = stability_triangle(beta, lambda_max)
     pts = np.array([[float(a), float(b)] for a, b in tri.vertices])
-    artists = [ax.fill(pts[:, 0], pts[:, 1], alpha=0.25, color="tab:green",
-                       label=f"stable, beta={float(beta):g}")[0]]
+    artists = [
+        ax.fill(
+            pts[:, 0],
+            pts[:, 1],
+            alpha=0.25,
+            color="tab:green",
+            label=f"stable, beta={float(beta):g}",
+        )[0]
+    ]
     closed = np.vstack([pts, pts[:1]])
     artists += ax.plot(closed[:, 0], closed[:, 1], color="tab:green")
-    artists.append(ax.annotate("right angle", pts[0], textcoords="offset points",
-                               xytext=(5, 5), fontsize=8))
+    artists.append(
+        ax.annotate("right angle", pts[0], textcoords="offset points", xytext=(5, 5), fontsize=8)
+    )
     for alg in configs or []:
         t = alg.triplet()
         ok = bool(is_strictly_stable(alg, lambda_max))
-        artists += ax.plot(float(t.q0), float(t.q1), "o" if ok else "x",
-                           color="tab:blue" if ok else "tab:red", label=alg.name)
+        artists += ax.plot(
+            float(t.q0),
+            float(t.q1),
+            "o" if ok else "x",
+            color="tab:blue" if ok else "tab:red",
+            label=alg.name,
+        )
     ax.set_xlabel(r"$q_0$")
     ax.set_ylabel(r"$q_1$")
     ax.set_title(rf"memory-1 stability triangle, $\lambda_{{max}}={lambda_max:g}$")
@@ -66,17 +83,25 @@ def plot_stability_triangle(beta: float, lambda_max: float = 1.0,
     return artists
 
 
-def plot_lr_momentum_region(family: str = "heavy_ball", lambda_max: float = 1.0,
-                            lr: Any = None, momentum: Any = None, ax: Any = None,
-                            configs: list[tuple[float, float]] | None = None, **fixed: float):
+def plot_lr_momentum_region(
+    family: str = "heavy_ball",
+    lambda_max: float = 1.0,
+    lr: Any = None,
+    momentum: Any = None,
+    ax: Any = None,
+    configs: list[tuple[float, float]] | None = None,
+    **fixed: float,
+):
     """Certified stable region in the ``(lr, momentum)`` plane at a given ``lambda_max``."""
     ax = _axes(ax)
     lr = np.linspace(1e-3, 5.0 / lambda_max, 400) if lr is None else np.asarray(lr)
     momentum = np.linspace(0.0, 0.999, 300) if momentum is None else np.asarray(momentum)
-    LR, MOM, m = lr_momentum_grid(family, lambda_max=lambda_max, lr=lr, momentum=momentum,
-                                  **fixed)
-    artists = [ax.contourf(LR, MOM, m.stable.astype(float), levels=[0.5, 1.5],
-                           colors=["tab:green"], alpha=0.35)]
+    LR, MOM, m = lr_momentum_grid(family, lambda_max=lambda_max, lr=lr, momentum=momentum, **fixed)
+    artists = [
+        ax.contourf(
+            LR, MOM, m.stable.astype(float), levels=[0.5, 1.5], colors=["tab:green"], alpha=0.35
+        )
+    ]
     artists.append(ax.contour(LR, MOM, m.margin, levels=[0.0], colors="k", linewidths=1))
     for lr_i, mom_i in configs or []:
         artists += ax.plot(lr_i, mom_i, "k*", ms=10)
@@ -104,11 +129,13 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
             locus = None
         if locus is not None and locus.kind == "circle":
             c, r = float(locus.center), float(locus.radius)
-            artists += ax.plot(c + r * np.cos(t), r * np.sin(t), "r--", lw=1,
-                               label="Theorem 6.2 circle")
+            artists += ax.plot(
+                c + r * np.cos(t), r * np.sin(t), "r--", lw=1, label="Theorem 6.2 circle"
+            )
         elif locus is not None and locus.kind == "line":
-            artists.append(ax.axvline(float(locus.line_re), color="r", ls="--",
-                                      label="Theorem 6.2 line"))
+            artists.append(
+                ax.axvline(float(locus.line_re), color="r", ls="--", label="Theorem 6.2 line")
+            )
     ax.set_aspect("equal")
     ax.set_xlabel(r"Re $\xi$")
     ax.set_ylabel(r"Im $\xi$")
@@ -117,8 +144,9 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
     return artists
 
 
-def plot_stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_sizes: Any,
-                       noise: Any = "gaussian", ax: Any = None):
+def plot_stability_sum(
+    alg: MemoryAlgorithm, spectrum: Any, batch_sizes: Any, noise: Any = "gaussian", ax: Any = None
+):
     """Stability sum ``U`` against batch size, with the ``U = 1`` threshold."""
     from .noise import stability_sum
 
@@ -135,8 +163,9 @@ def plot_stability_sum(alg: MemoryAlgorithm, spectrum: Any, batch_sizes: Any,
     return artists
 
 
-def plot_loss_curves(curves: dict[str, np.ndarray], predicted_slopes: dict[str, float] | None
-                     = None, ax: Any = None):
+def plot_loss_curves(
+    curves: dict[str, np.ndarray], predicted_slopes: dict[str, float] | None = None, ax: Any = None
+):
     """Loss trajectories on log-log axes with dashed lines of the predicted exponents."""
     ax = _axes(ax)
     artists = []
@@ -148,8 +177,9 @@ def plot_loss_curves(curves: dict[str, np.ndarray], predicted_slopes: dict[str, 
             s = predicted_slopes[name]
             t_ref = t[len(t) // 10]
             ref = L[t_ref] * (t[1:] / t_ref) ** s
-            artists += ax.loglog(t[1:], ref, "--", color=line.get_color(), lw=0.8,
-                                 label=f"predicted slope {s:.2f}")
+            artists += ax.loglog(
+                t[1:], ref, "--", color=line.get_color(), lw=0.8, label=f"predicted slope {s:.2f}"
+            )
     ax.set_xlabel("step t")
     ax.set_ylabel("mean loss L_t")
     ax.set_title("loss trajectories (exact SE second-moment recursion)")
@@ -157,8 +187,15 @@ def plot_loss_curves(curves: dict[str, np.ndarray], predicted_slopes: dict[str, 
     return artists
 
 
-def plot_stability_sum_vs_lr(family: str, spectrum: Any, batch_size: float, lrs: Any,
-                             noise: Any = "gaussian", ax: Any = None, **fixed: float):
+def plot_stability_sum_vs_lr(
+    family: str,
+    spectrum: Any,
+    batch_size: float,
+    lrs: Any,
+    noise: Any = "gaussian",
+    ax: Any = None,
+    **fixed: float,
+):
     """Stability sum ``U`` against the learning rate of a named family (others fixed)."""
     from .algorithms import get_method
     from .noise import stability_sum
@@ -166,13 +203,15 @@ def plot_stability_sum_vs_lr(family: str, spectrum: Any, batch_size: float, lrs:
     ax = _axes(ax)
     method = get_method(family)
     lr = np.asarray(lrs, dtype=float)
-    U = np.array([stability_sum(method.numeric(lr=x, **fixed), spectrum, batch_size, noise).U
-                  for x in lr])
+    U = np.array(
+        [stability_sum(method.numeric(lr=x, **fixed), spectrum, batch_size, noise).U for x in lr]
+    )
     finite = np.isfinite(U)
     artists = ax.semilogy(lr[finite], U[finite], "o-", ms=3, label=f"{family} {fixed}")
     if (~finite).any():
-        artists.append(ax.axvline(lr[~finite].min(), color="k", ls=":",
-                                  label="second-moment map unstable"))
+        artists.append(
+            ax.axvline(lr[~finite].min(), color="k", ls=":", label="second-moment map unstable")
+        )
     artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1"))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("stability sum U")
@@ -181,8 +220,15 @@ def plot_stability_sum_vs_lr(family: str, spectrum: Any, batch_size: float, lrs:
     return artists
 
 
-def plot_heavy_ball_vs_memory1(spectrum: Any, batch_size: float, alpha_effs: Any, q0: float,
-                               kappa: float = 1.0, noise: Any = "se0", ax: Any = None):
+def plot_heavy_ball_vs_memory1(
+    spectrum: Any,
+    batch_size: float,
+    alpha_effs: Any,
+    q0: float,
+    kappa: float = 1.0,
+    noise: Any = "se0",
+    ax: Any = None,
+):
     """Theorem 7: ``U`` at equal effective learning rate for heavy ball (``q0 = 0``) and a
     memory-1 method with ``q0 > 0``, both with ``1 - beta = alpha_eff^-kappa``."""
     from .algorithms import heavy_ball, memory1
@@ -193,10 +239,10 @@ def plot_heavy_ball_vs_memory1(spectrum: Any, batch_size: float, alpha_effs: Any
     U_hb, U_m1 = [], []
     for x in a:
         delta = x ** (-kappa)
-        U_hb.append(stability_sum(heavy_ball(x * delta, 1 - delta), spectrum, batch_size,
-                                  noise).U)
-        U_m1.append(stability_sum(memory1(1 - delta, q0, -q0 - delta * x), spectrum,
-                                  batch_size, noise).U)
+        U_hb.append(stability_sum(heavy_ball(x * delta, 1 - delta), spectrum, batch_size, noise).U)
+        U_m1.append(
+            stability_sum(memory1(1 - delta, q0, -q0 - delta * x), spectrum, batch_size, noise).U
+        )
     artists = ax.loglog(a, U_hb, "o-", label="heavy ball (q0 = 0)")
     artists += ax.loglog(a, U_m1, "s-", label=f"memory-1, q0 = {q0:g}")
     artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1"))
@@ -216,8 +262,9 @@ def plot_schedule_verdict(filt: Any, lr: float, sched: Any, ax: Any = None):
     t = np.arange(sched.values.size)
     artists = ax.plot(t, lr * sched.values, label="alpha[t] = lr F[t]")
     ax2 = ax.twinx()
-    artists += ax2.plot(t[1:], float(filt.beta) * sched.ratio, "C1", lw=0.8,
-                        label="frozen pole beta r[t]")
+    artists += ax2.plot(
+        t[1:], float(filt.beta) * sched.ratio, "C1", lw=0.8, label="frozen pole beta r[t]"
+    )
     artists.append(ax2.axhline(1.0, color="r", ls="--", lw=0.8))
     ax.set_xlabel("step t")
     ax.set_ylabel("learning rate alpha[t]")

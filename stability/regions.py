@@ -51,14 +51,16 @@ refused with the numeric alternative instead of running for minutes."""
 
 def _check_memory(alg: MemoryAlgorithm) -> None:
     if not isinstance(alg, MemoryAlgorithm):
-        raise ConfigError(f"alg must be a MemoryAlgorithm (e.g. stability.gd(0.1)), got "
-                          f"{describe(alg)}")
+        raise ConfigError(
+            f"alg must be a MemoryAlgorithm (e.g. stability.gd(0.1)), got {describe(alg)}"
+        )
     if alg.M > MAX_EXACT_MEMORY:
         raise StabilityError(
             f"exact stability conditions are limited to memory M <= {MAX_EXACT_MEMORY} (their "
             f"cost grows steeply with M), got M = {alg.M}; for a float answer use "
             "stability.geometry.spectral_radius(alg, eigenvalues) < 1 (numpy eigenvalues, "
-            "not certified)")
+            "not certified)"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -85,8 +87,10 @@ def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
         raise ConfigError(
             f"poly must be a sympy Poly, expression or coefficient list, got {describe(poly)}"
         )
-    coeffs = [sp.expand(to_exact(c if isinstance(c, sp.Basic) else to_sympy(c, "coefficient")))
-              for c in coeffs]
+    coeffs = [
+        sp.expand(to_exact(c if isinstance(c, sp.Basic) else to_sympy(c, "coefficient")))
+        for c in coeffs
+    ]
     while coeffs and coeffs[0].is_zero:
         coeffs = coeffs[1:]
     if not coeffs:
@@ -179,7 +183,7 @@ def _det_poly(matrix: sp.Matrix) -> sp.Expr:
         total = R(0)
         for j, pivot in enumerate(m[0]):
             if pivot:
-                minor = laplace([row[:j] + row[j + 1:] for row in m[1:]])
+                minor = laplace([row[:j] + row[j + 1 :] for row in m[1:]])
                 total = total + pivot * minor if j % 2 == 0 else total - pivot * minor
         return total
 
@@ -218,8 +222,10 @@ def _bilinear(a: list[sp.Expr]) -> list[sp.Expr]:
 def _schur_named(a: list[sp.Expr]) -> list[tuple[str, sp.Expr]]:
     n = len(a) - 1
     named = _hurwitz_named(_bilinear(a), normalise=False)
-    names = {"a_0": f"(-1)^{n} chi(-1) > 0 (no root at xi = -1)",
-             f"a_{n}": "chi(1) > 0 (no root at xi = 1)"}
+    names = {
+        "a_0": f"(-1)^{n} chi(-1) > 0 (no root at xi = -1)",
+        f"a_{n}": "chi(1) > 0 (no root at xi = 1)",
+    }
     return [(names.get(k, f"{k} > 0 (bilinear Routh-Hurwitz)"), e) for k, e in named]
 
 
@@ -286,8 +292,10 @@ class StrictStabilityConditions:
 
     def _repr_latex_(self) -> str:
         rows = [rf"{sp.latex(c.expr)} > 0" for c in self.conditions]
-        rows += [rf"{sp.latex(c.expr)} > 0 \ \forall \lambda \in (0, {sp.latex(self.lambda_max)}]"
-                 for c in self.interval_conditions]
+        rows += [
+            rf"{sp.latex(c.expr)} > 0 \ \forall \lambda \in (0, {sp.latex(self.lambda_max)}]"
+            for c in self.interval_conditions
+        ]
         return r"$\begin{cases}" + r" \\ ".join(rows) + r"\end{cases}$"
 
 
@@ -324,8 +332,10 @@ def strict_stability_conditions(
         raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
     M = alg.M
     if M == 0:
-        conds = [Condition("alpha > 0", alg.alpha),
-                 Condition("alpha lambda_max < 2", 2 - alg.alpha * lam_max)]
+        conds = [
+            Condition("alpha > 0", alg.alpha),
+            Condition("alpha lambda_max < 2", 2 - alg.alpha * lam_max),
+        ]
         return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "|1 - alpha lam| < 1")
     if M == 1:
         t = alg.triplet()
@@ -419,8 +429,13 @@ class StabilityResult:
             "method": self.method,
             "unstable_eigenvalues": list(self.unstable_eigenvalues),
             "conditions": [
-                {"name": c.name, "holds": c.holds, "min_value": num(c.min_value),
-                 "argmin": num(c.argmin), "at_lambda_max": num(c.at_lambda_max)}
+                {
+                    "name": c.name,
+                    "holds": c.holds,
+                    "min_value": num(c.min_value),
+                    "argmin": num(c.argmin),
+                    "at_lambda_max": num(c.at_lambda_max),
+                }
                 for c in self.conditions
             ],
             "notes": list(self.notes),
@@ -428,9 +443,11 @@ class StabilityResult:
 
     def __str__(self) -> str:
         verdict = "STABLE" if self.stable else "UNSTABLE"
-        lines = [f"{verdict} on {self.spectrum}: {self.reason}",
-                 f"  critical curvature lambda_crit = {self.lambda_crit:.6g} "
-                 f"(headroom {self.headroom:.4g}x lambda_max = {self.lambda_max:.6g})"]
+        lines = [
+            f"{verdict} on {self.spectrum}: {self.reason}",
+            f"  critical curvature lambda_crit = {self.lambda_crit:.6g} "
+            f"(headroom {self.headroom:.4g}x lambda_max = {self.lambda_max:.6g})",
+        ]
         for c in self.conditions:
             mark = "ok " if c.holds else "FAIL"
             lines.append(f"  [{mark}] {c.name}: min {c.min_value:.4g} at lambda={c.argmin:.4g}")
@@ -527,8 +544,10 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
     if isinstance(spectrum, list | np.ndarray):
         return "eigenvalues", real_array(spectrum, "spectrum eigenvalues", low=0).ravel()
     if isinstance(spectrum, Mapping | set | frozenset):
-        raise ConfigError("spectrum must be lambda_max (a number), (lambda_min, lambda_max) or "
-                          f"a list of eigenvalues, got {describe(spectrum)}")
+        raise ConfigError(
+            "spectrum must be lambda_max (a number), (lambda_min, lambda_max) or "
+            f"a list of eigenvalues, got {describe(spectrum)}"
+        )
     lam = to_sympy(spectrum, "lambda_max")
     if lam.free_symbols:
         raise ConfigError("lambda_max must be a number")
@@ -538,8 +557,9 @@ def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
     return "interval", (sp.Integer(0), lam)
 
 
-def _margins(polys: list[tuple[str, sp.Poly]], lo: float, hi: float, holds: list[bool]
-             ) -> tuple[ConditionMargin, ...]:
+def _margins(
+    polys: list[tuple[str, sp.Poly]], lo: float, hi: float, holds: list[bool]
+) -> tuple[ConditionMargin, ...]:
     out = []
     for (name, p), ok in zip(polys, holds, strict=True):
         expr = _strip_lambda(p.as_expr())
@@ -612,8 +632,9 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         else:
             bad = _first_unstable(intervals, lo, hi)
             reason = f"S_lambda is not strictly stable at lambda ~ {bad:.6g}"
-        return StabilityResult(stable, label, float(hi), lam_crit, margins, failing, reason,
-                               notes=tuple(notes))
+        return StabilityResult(
+            stable, label, float(hi), lam_crit, margins, failing, reason, notes=tuple(notes)
+        )
 
     arr = spec
     shift_f = float(shift_x)
@@ -630,17 +651,27 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
     lo_f, hi_f = float(positive.min()) + shift_f, float(positive.max()) + shift_f
     margins = _array_margins(polys, positive, failing, shift_f)
-    reason = ("every eigenvalue lies in the stable set" if stable
-              else f"{bad.size} eigenvalue(s) outside the stable set, e.g. "
-                   f"{float(bad[0]) + shift_f:.6g}")
-    return StabilityResult(stable, f"{positive.size} eigenvalues in "
-                           f"[{lo_f:.6g}, {hi_f:.6g}]", hi_f, lam_crit, margins, failing,
-                           reason, tuple(float(x) + shift_f for x in bad[:10]),
-                           notes=tuple(notes))
+    reason = (
+        "every eigenvalue lies in the stable set"
+        if stable
+        else f"{bad.size} eigenvalue(s) outside the stable set, e.g. {float(bad[0]) + shift_f:.6g}"
+    )
+    return StabilityResult(
+        stable,
+        f"{positive.size} eigenvalues in [{lo_f:.6g}, {hi_f:.6g}]",
+        hi_f,
+        lam_crit,
+        margins,
+        failing,
+        reason,
+        tuple(float(x) + shift_f for x in bad[:10]),
+        notes=tuple(notes),
+    )
 
 
-def _array_margins(polys, values: np.ndarray, failing: tuple[str, ...], shift: float = 0.0
-                   ) -> tuple[ConditionMargin, ...]:
+def _array_margins(
+    polys, values: np.ndarray, failing: tuple[str, ...], shift: float = 0.0
+) -> tuple[ConditionMargin, ...]:
     """Float margins (informational) of each λ-power-free condition over the eigenvalues
     (shifted by ``shift``), computed in chunks so that memory stays bounded."""
     out = []
@@ -650,13 +681,16 @@ def _array_margins(polys, values: np.ndarray, failing: tuple[str, ...], shift: f
         coeffs = [float(c) for c in sp.Poly(expr, S.lam).all_coeffs()]
         best, arg = math.inf, 0
         for s in range(0, values.size, _CHUNK):
-            vals = np.polyval(coeffs, values[s:s + _CHUNK] + shift)
+            vals = np.polyval(coeffs, values[s : s + _CHUNK] + shift)
             i = int(np.argmin(vals))
             if vals[i] < best or s == 0:
                 best, arg = float(vals[i]), s + i
         at_top = float(np.polyval(coeffs, values[top] + shift))
-        out.append(ConditionMargin(name, expr, name not in failing, best,
-                                   float(values[arg]) + shift, at_top))
+        out.append(
+            ConditionMargin(
+                name, expr, name not in failing, best, float(values[arg]) + shift, at_top
+            )
+        )
     return tuple(out)
 
 
@@ -699,7 +733,7 @@ def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -
     shift_f = float(shift)
     outside = []
     for s in range(0, values.size, _CHUNK):
-        chunk = values[s:s + _CHUNK]
+        chunk = values[s : s + _CHUNK]
         seen = chunk + shift_f
         inside = np.zeros(chunk.shape, dtype=bool)
         for fa, fb in bounds:

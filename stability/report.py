@@ -57,6 +57,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (infinities as strings)."""
+
         def clean(x: Any) -> Any:
             if isinstance(x, dict):
                 return {str(k): clean(v) for k, v in x.items()}
@@ -72,10 +73,24 @@ class Report:
                 return str(x)
             return f if math.isfinite(f) else ("inf" if f > 0 else "-inf")
 
-        out = {k: getattr(self, k) for k in ("verdict", "source", "config", "algorithm",
-                                              "spectrum", "effective_lr", "strict",
-                                              "spectral_radius", "noise", "max_stable_lr",
-                                              "max_lr_binding", "schedule", "caveats")}
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "verdict",
+                "source",
+                "config",
+                "algorithm",
+                "spectrum",
+                "effective_lr",
+                "strict",
+                "spectral_radius",
+                "noise",
+                "max_stable_lr",
+                "max_lr_binding",
+                "schedule",
+                "caveats",
+            )
+        }
         if self.groups:
             out["groups"] = [g.to_dict() for g in self.groups]
         return clean(out)
@@ -94,26 +109,32 @@ class Report:
             f"(headroom {_fmt(s['headroom'])}x the largest curvature)",
         ]
         for c in s["conditions"]:
-            lines.append(f"    [{'ok' if c['holds'] else 'FAIL'}] {c['name']}: "
-                         f"min margin {_fmt(c['min_value'])}")
+            lines.append(
+                f"    [{'ok' if c['holds'] else 'FAIL'}] {c['name']}: "
+                f"min margin {_fmt(c['min_value'])}"
+            )
         if self.spectral_radius is not None:
             rho = self.spectral_radius
             rate = f", ~{-1 / math.log(rho):.3g} steps per e-fold" if 0 < rho < 1 else ""
             lines.append(f"  spectral radius (worst curvature): {rho:.6g}{rate}")
         if self.noise is not None:
             n = self.noise
-            lines.append(f"  mini-batch noise ({n['model']}, B={n['batch_size']:g}): "
-                         f"U = {_fmt(n['U'])} -> {'bounded' if n['bounded'] else 'DIVERGES'}"
-                         f" (margin 1 - U = {_fmt(n['margin'])})")
+            lines.append(
+                f"  mini-batch noise ({n['model']}, B={n['batch_size']:g}): "
+                f"U = {_fmt(n['U'])} -> {'bounded' if n['bounded'] else 'DIVERGES'}"
+                f" (margin 1 - U = {_fmt(n['margin'])})"
+            )
             lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
         if self.max_stable_lr is not None:
             bind = f" ({self.max_lr_binding})" if self.max_lr_binding else ""
             lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}{bind}")
         if self.schedule is not None:
             sc = self.schedule
-            lines.append(f"  schedule {sc['name']}: BIBO={sc['bibo']}, UES={sc['ues']}, "
-                         f"gain {_fmt(sc['bibo_gain'])}, frozen-pole margin "
-                         f"{_fmt(sc['frozen_pole_margin'])} (sufficient test only)")
+            lines.append(
+                f"  schedule {sc['name']}: BIBO={sc['bibo']}, UES={sc['ues']}, "
+                f"gain {_fmt(sc['bibo_gain'])}, frozen-pole margin "
+                f"{_fmt(sc['frozen_pole_margin'])} (sufficient test only)"
+            )
         lines += [f"  caveat: {c}" for c in self.caveats]
         return "\n".join(lines)
 
@@ -122,8 +143,10 @@ class Report:
 
     def _repr_latex_(self) -> str:
         s = self.strict
-        return (rf"$\text{{{self.verdict}}}:\ \alpha_{{\mathrm{{eff}}}} = {self.effective_lr:.4g},"
-                rf"\ \lambda_{{\mathrm{{crit}}}} = {_fmt(s['lambda_crit'])}$")
+        return (
+            rf"$\text{{{self.verdict}}}:\ \alpha_{{\mathrm{{eff}}}} = {self.effective_lr:.4g},"
+            rf"\ \lambda_{{\mathrm{{crit}}}} = {_fmt(s['lambda_crit'])}$"
+        )
 
 
 def _fmt(x: Any) -> str:
@@ -144,8 +167,15 @@ def _configured(config: Any) -> list[ConfiguredOptimizer]:
     return from_optimizer(config)
 
 
-def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_size: Any = None,
-          noise: Any = "gaussian", schedule: Any = None) -> Report:
+def check(
+    config: Any,
+    *,
+    lambda_max: Any = None,
+    spectrum: Any = None,
+    batch_size: Any = None,
+    noise: Any = "gaussian",
+    schedule: Any = None,
+) -> Report:
     """Check an optimizer configuration against what is known about the curvature.
 
     ``config`` is a mapping (see :func:`stability.from_optimizer`), a torch optimizer object,
@@ -166,21 +196,38 @@ def check(config: Any, *, lambda_max: Any = None, spectrum: Any = None, batch_si
     if (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max and spectrum")
     if schedule is not None and not isinstance(schedule, Schedule):
-        raise ConfigError("schedule must be a stability.ltv.Schedule, e.g. "
-                          "stability.ltv.schedule('cosine', 1000) or schedule('array', n, "
-                          f"values=...), got {describe(schedule)}")
+        raise ConfigError(
+            "schedule must be a stability.ltv.Schedule, e.g. "
+            "stability.ltv.schedule('cosine', 1000) or schedule('array', n, "
+            f"values=...), got {describe(schedule)}"
+        )
     groups = _configured(config)
     reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
     if len(reports) == 1:
         return reports[0]
     order = {"unstable": 0, "marginal": 1, "stable": 2}
     worst = min(reports, key=lambda r: order[r.verdict])
-    return Report(worst.verdict, worst.source, {}, "", worst.spectrum, worst.effective_lr,
-                  worst.strict, caveats=list(CAVEATS), groups=reports)
+    return Report(
+        worst.verdict,
+        worst.source,
+        {},
+        "",
+        worst.spectrum,
+        worst.effective_lr,
+        worst.strict,
+        caveats=list(CAVEATS),
+        groups=reports,
+    )
 
 
-def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_size: Any,
-               noise: Any, schedule: Any) -> Report:
+def _check_one(
+    opt: ConfiguredOptimizer,
+    lambda_max: Any,
+    spectrum: Any,
+    batch_size: Any,
+    noise: Any,
+    schedule: Any,
+) -> Report:
     from ._values import to_exact, to_float, to_sympy
     from .noise import (
         PowerLawSpectrum,
@@ -207,8 +254,10 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
     else:
         spec_obj = as_spectrum(spectrum)
         if isinstance(spec_obj, PowerLawSpectrum):
-            label = (f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
-                     f"N={spec_obj.N if spec_obj.N else 'inf'}")
+            label = (
+                f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
+                f"N={spec_obj.N if spec_obj.N else 'inf'}"
+            )
             strict = is_strictly_stable(alg, spec_obj.top, shift=shift_exact)
             lm = spec_obj.Lambda
             grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
@@ -219,8 +268,10 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
             lm = float(lam.max())
             grid = _spread(lam) + shift
     if shift:
-        caveats.append(f"weight decay {shift:g} shifts every curvature by +{shift:g} "
-                       "(added exactly in the noiseless verdict)")
+        caveats.append(
+            f"weight decay {shift:g} shifts every curvature by +{shift:g} "
+            "(added exactly in the noiseless verdict)"
+        )
     a_eff = float(alg.effective_lr())
     rho = _spectral_radius(alg, grid)
     noise_info = None
@@ -231,38 +282,68 @@ def _check_one(opt: ConfiguredOptimizer, lambda_max: Any, spectrum: Any, batch_s
         if shift and isinstance(spec_obj, Spectrum):
             shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
         elif shift:
-            caveats.append("the noise sum of a power law ignores weight decay (a small "
-                           "curvature shift); the noiseless verdict includes it")
+            caveats.append(
+                "the noise sum of a power law ignores weight decay (a small "
+                "curvature shift); the noiseless verdict includes it"
+            )
         res = stability_sum(alg, shifted, batch_size, noise)
-        noise_info = {"model": res.noise.name, "tau1": res.noise.tau1, "tau2": res.noise.tau2,
-                      "batch_size": res.batch_size, "U": res.U, "bounded": res.bounded,
-                      "margin": res.margin, "reason": res.reason,
-                      "critical_batch_size": critical_batch_size(alg, shifted, noise)
-                      if strict.stable else math.inf, "tolerance": res.tolerance}
+        noise_info = {
+            "model": res.noise.name,
+            "tau1": res.noise.tau1,
+            "tau2": res.noise.tau2,
+            "batch_size": res.batch_size,
+            "U": res.U,
+            "bounded": res.bounded,
+            "margin": res.margin,
+            "reason": res.reason,
+            "critical_batch_size": critical_batch_size(alg, shifted, noise)
+            if strict.stable
+            else math.inf,
+            "tolerance": res.tolerance,
+        }
         caveats.extend(n for n in res.notes if n not in caveats)
     max_lr, binding = _max_lr(opt, lambda_max, spec_obj, batch_size, noise)
     sched_info = None
     if schedule is not None:
         from .ltv import filter_from_config, ltv_verdict
 
-        cfg = {"optimizer": "sgd", **{k: opt.config[k] for k in ("momentum", "dampening",
-                                                                  "nesterov")
-                                      if k in opt.config}}
+        cfg = {
+            "optimizer": "sgd",
+            **{k: opt.config[k] for k in ("momentum", "dampening", "nesterov") if k in opt.config},
+        }
         lr = opt.config.get("lr", opt.config.get("learning_rate"))
         v = ltv_verdict(filter_from_config(cfg), lr, schedule)
         sched_info = {"name": schedule.name, **v.to_dict()}
-        caveats.append("schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
-                       " (the LTV view), not the loss")
+        caveats.append(
+            "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
+            " (the LTV view), not the loss"
+        )
     stable = strict.stable and (noise_info is None or noise_info["bounded"])
     verdict = "stable" if stable else "unstable"
     near = (strict.stable and strict.headroom < 1 + 1e-9) or (
-        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9)
+        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9
+    )
     if near:
         verdict = "marginal"
-    config = {k: (float(v) if not isinstance(v, bool) and v is not None else v)
-              for k, v in opt.config.items()}
-    return Report(verdict, opt.source, config, repr(alg), label, a_eff, strict.to_dict(),
-                  rho, noise_info, max_lr, sched_info, caveats, max_lr_binding=binding)
+    config = {
+        k: (float(v) if not isinstance(v, bool) and v is not None else v)
+        for k, v in opt.config.items()
+    }
+    return Report(
+        verdict,
+        opt.source,
+        config,
+        repr(alg),
+        label,
+        a_eff,
+        strict.to_dict(),
+        rho,
+        noise_info,
+        max_lr,
+        sched_info,
+        caveats,
+        max_lr_binding=binding,
+    )
 
 
 def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:
@@ -279,8 +360,11 @@ def _spectral_radius(alg: MemoryAlgorithm, grid: np.ndarray) -> float:
     return float(spectral_radius(alg, grid).max())
 
 
-_KINDS = {"torch.optim.SGD": ("torch.sgd", "lr"), "optax.sgd": ("optax.sgd", "learning_rate"),
-          "keras.optimizers.SGD": ("keras.sgd", "learning_rate")}
+_KINDS = {
+    "torch.optim.SGD": ("torch.sgd", "lr"),
+    "optax.sgd": ("optax.sgd", "learning_rate"),
+    "keras.optimizers.SGD": ("keras.sgd", "learning_rate"),
+}
 
 
 def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float]:
@@ -291,8 +375,9 @@ def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float]:
     return float(t.beta), float(t.q0), float(t.q1)
 
 
-def _max_lr(opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size: Any,
-            noise: Any) -> tuple[float | None, str | None]:
+def _max_lr(
+    opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size: Any, noise: Any
+) -> tuple[float | None, str | None]:
     """Largest learning rate that keeps the verdict stable, the other settings fixed, and the
     condition that binds there (``None`` when the config has no learning rate to vary).
 
@@ -314,8 +399,9 @@ def _max_lr(opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size
     base = _triplet_of(opt.algorithm)
     probe = from_optimizer({"optimizer": kind, **opt.config, key: 2 * lr0})[0]
     twice = _triplet_of(probe.algorithm)
-    if not (twice[0] == base[0] and np.allclose(twice[1:], np.multiply(base[1:], 2),
-                                                rtol=1e-12, atol=0)):
+    if not (
+        twice[0] == base[0] and np.allclose(twice[1:], np.multiply(base[1:], 2), rtol=1e-12, atol=0)
+    ):
         return None, None  # not proportional to lr: no fast search (never happens for SGD)
     beta, q0, q1 = base[0], base[1] / lr0, base[2] / lr0
     shift = float(to_exact(opt.curvature_shift))
@@ -328,31 +414,45 @@ def _max_lr(opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size
     lo, hi = lo + shift, hi + shift
 
     def strict_ok(lr: np.ndarray) -> np.ndarray:
-        return memory1_interval_margins(beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr,
-                                        lambda_lo=lo, lambda_hi=hi).stable
+        return memory1_interval_margins(
+            beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr, lambda_lo=lo, lambda_hi=hi
+        ).stable
 
     noise_ok = None
     if batch_size is not None and spec_obj is not None:
         model = get_noise_model(noise)
         B = float(to_sympy(batch_size, "batch_size"))
-        if isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or
-                                                        spec_obj.N > _HEAD):
+        if isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD):
+
             def noise_ok(lr: np.ndarray) -> np.ndarray:
-                return np.array([stability_sum(_alg(opt, kind, key, x), spec_obj, B,
-                                               model).bounded for x in lr])
+                return np.array(
+                    [stability_sum(_alg(opt, kind, key, x), spec_obj, B, model).bounded for x in lr]
+                )
         else:
-            lam = (spec_obj.eigenvalues() if isinstance(spec_obj, PowerLawSpectrum)
-                   else spec_obj.lam)
+            lam = spec_obj.eigenvalues() if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.lam
             w = None if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.weights
             if model.tau2 > 0:
+
                 def noise_ok(lr: np.ndarray) -> np.ndarray:
-                    return np.array([stability_sum(_alg(opt, kind, key, x), spec_obj, B,
-                                                   model).bounded for x in lr])
+                    return np.array(
+                        [
+                            stability_sum(_alg(opt, kind, key, x), spec_obj, B, model).bounded
+                            for x in lr
+                        ]
+                    )
             else:
+
                 def noise_ok(lr: np.ndarray) -> np.ndarray:
-                    U = memory1_noise_sum(beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr,
-                                          eigenvalues=lam + shift, weights=w, batch_size=B,
-                                          tau1=model.tau1, tau2=model.tau2)
+                    U = memory1_noise_sum(
+                        beta=np.full(lr.shape, beta),
+                        q0=q0 * lr,
+                        q1=q1 * lr,
+                        eigenvalues=lam + shift,
+                        weights=w,
+                        batch_size=B,
+                        tau1=model.tau1,
+                        tau2=model.tau2,
+                    )
                     return U < 1
 
     def ok(lr: np.ndarray) -> np.ndarray:

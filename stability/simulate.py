@@ -35,9 +35,7 @@ def _check_steps(steps: int) -> None:
         raise ConfigError(f"steps must be an integer >= 0, got {describe(steps)}")
 
 
-def simulate(
-    alg: MemoryAlgorithm, grad: Grad, w0: Any, steps: int, u0: Any = None
-) -> np.ndarray:
+def simulate(alg: MemoryAlgorithm, grad: Grad, w0: Any, steps: int, u0: Any = None) -> np.ndarray:
     """Iterates ``w_0 .. w_steps`` of ``alg`` from ``(w0, u0)`` (``u0 = 0`` by default).
 
     Returns an array of shape ``(steps + 1, d)``.
@@ -72,9 +70,7 @@ def simulate_multistep(ms: Multistep, grad: Grad, history: Any, steps: int) -> n
     M = ms.M
     hist = np.asarray(history, dtype=float)
     if hist.ndim != 2 or hist.shape[0] != M + 1:
-        raise ConfigError(
-            f"history must have shape (M + 1, d) = ({M + 1}, d), got {hist.shape}"
-        )
+        raise ConfigError(f"history must have shape (M + 1, d) = ({M + 1}, d), got {hist.shape}")
     out = np.empty((M + 1 + steps, hist.shape[1]))
     out[: M + 1] = hist
     grads = [np.asarray(grad(x), dtype=float) for x in hist]

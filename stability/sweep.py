@@ -147,8 +147,10 @@ def sweep(
         raise ConfigError(f"the grid has {n:,} configs; a sweep takes at most {MAX_CONFIGS:,}")
     for a in ax[1:]:
         if a.size > MAX_AXIS:
-            raise ConfigError(f"{a.name} has {a.size:,} values; at most {MAX_AXIS:,} (sweeps "
-                              "stream over lr: put the long axis on --lr)")
+            raise ConfigError(
+                f"{a.name} has {a.size:,} values; at most {MAX_AXIS:,} (sweeps "
+                "stream over lr: put the long axis on --lr)"
+            )
     path = Path(out)
     if path.suffix not in (".csv", ".npz"):
         raise ConfigError(f"--out must end in .csv or .npz, got {describe(path.suffix)}")
@@ -160,10 +162,17 @@ def sweep(
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"--out folder is not writable: {folder}")
     # the ranges, checked on the extremes of each axis by the checker itself
-    probe = [a.extremes().reshape([-1 if i == j else 1 for j in range(4)])
-             for i, a in enumerate(ax)]
-    torch_sgd_margins(lr=probe[0], momentum=probe[1], dampening=probe[2],
-                      weight_decay=probe[3], nesterov=nesterov, lambda_max=lambda_max)
+    probe = [
+        a.extremes().reshape([-1 if i == j else 1 for j in range(4)]) for i, a in enumerate(ax)
+    ]
+    torch_sgd_margins(
+        lr=probe[0],
+        momentum=probe[1],
+        dampening=probe[2],
+        weight_decay=probe[3],
+        nesterov=nesterov,
+        lambda_max=lambda_max,
+    )
     noisy = batch_size is not None
     if noisy:
         if eigenvalues is None:
@@ -171,42 +180,63 @@ def sweep(
         if ax[3].size > 1:
             raise ConfigError("the noise sweep needs a single weight decay value")
         if n * eigenvalues.size > MAX_PAIRS:
-            raise ConfigError(f"{n:,} configs x {eigenvalues.size:,} eigenvalues is more than "
-                              f"{MAX_PAIRS:.0e} terms (hours of work); use fewer configs or a "
-                              "shorter spectrum")
+            raise ConfigError(
+                f"{n:,} configs x {eigenvalues.size:,} eigenvalues is more than "
+                f"{MAX_PAIRS:.0e} terms (hours of work); use fewer configs or a "
+                "shorter spectrum"
+            )
         model = get_noise_model(noise)
         _, triplet = family_triplet("torch_nesterov" if nesterov else "torch_sgd")
-    per_config = (_CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 8 * noisy))
+    per_config = _CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 8 * noisy)
     need = n * per_config
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise ConfigError(f"the sweep needs about {need / 1e9:.1f} GB in {folder}, only "
-                          f"{free / 1e9:.1f} GB are free")
+        raise ConfigError(
+            f"the sweep needs about {need / 1e9:.1f} GB in {folder}, only "
+            f"{free / 1e9:.1f} GB are free"
+        )
 
-    other = [a.array().reshape([-1 if i == j else 1 for j in range(4)])
-             for i, a in enumerate(ax) if i > 0]
+    other = [
+        a.array().reshape([-1 if i == j else 1 for j in range(4)])
+        for i, a in enumerate(ax)
+        if i > 0
+    ]
     per_row = n // shape[0]
     chunk = SWEEP_CHUNK if not noisy else max(1, SWEEP_CHUNK // 100)
     rows = max(1, chunk // max(per_row, 1))
-    show = _progress(progress if progress is not None else
-                     (n > 4_000_000 or (noisy and n * eigenvalues.size > 10**9)))
+    show = _progress(
+        progress
+        if progress is not None
+        else (n > 4_000_000 or (noisy and n * eigenvalues.size > 10**9))
+    )
     writer = _CsvWriter(path, NAMES) if path.suffix == ".csv" else _NpzWriter(path, shape, noisy)
     n_stable = 0
     try:
         for i0 in range(0, shape[0], rows):
             lr = ax[0].slab(i0, i0 + rows).reshape(-1, 1, 1, 1)
-            v = torch_sgd_margins(lr=lr, momentum=other[0], dampening=other[1],
-                                  weight_decay=other[2], nesterov=nesterov,
-                                  lambda_max=lambda_max)
+            v = torch_sgd_margins(
+                lr=lr,
+                momentum=other[0],
+                dampening=other[1],
+                weight_decay=other[2],
+                nesterov=nesterov,
+                lambda_max=lambda_max,
+            )
             U = None
             if noisy:
                 mu, tau = other[0], other[1]
-                trip = (triplet(lr, mu) if nesterov else
-                        triplet(lr, mu, np.where(mu == 0, 0.0, tau)))  # no buffer at mu = 0
-                U = memory1_noise_sum(beta=trip[0], q0=trip[1], q1=trip[2],
-                                      eigenvalues=eigenvalues + ax[3].slab(0, 1)[0],
-                                      batch_size=float(batch_size), tau1=model.tau1,
-                                      tau2=model.tau2)
+                trip = (
+                    triplet(lr, mu) if nesterov else triplet(lr, mu, np.where(mu == 0, 0.0, tau))
+                )  # no buffer at mu = 0
+                U = memory1_noise_sum(
+                    beta=trip[0],
+                    q0=trip[1],
+                    q1=trip[2],
+                    eigenvalues=eigenvalues + ax[3].slab(0, 1)[0],
+                    batch_size=float(batch_size),
+                    tau1=model.tau1,
+                    tau2=model.tau2,
+                )
                 U = np.broadcast_to(U, v.stable.shape)
             ok = v.stable if U is None else v.stable & (U < 1)
             n_stable += int(np.count_nonzero(ok))
@@ -233,17 +263,27 @@ class _CsvWriter:
 
     def __init__(self, path: Path, names: tuple[str, ...]) -> None:
         self.path = path
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
-                                   suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".part")
         self.tmp = Path(tmp)
         self.handle: IO[str] = os.fdopen(fd, "w")
         self.handle.write(",".join([*names, "strict_stable", "margin", "U", "stable"]) + "\n")
 
-    def write(self, lr: np.ndarray, other: list[np.ndarray], stable: np.ndarray,
-              margin: np.ndarray, U: np.ndarray | None, ok: np.ndarray) -> None:
+    def write(
+        self,
+        lr: np.ndarray,
+        other: list[np.ndarray],
+        stable: np.ndarray,
+        margin: np.ndarray,
+        U: np.ndarray | None,
+        ok: np.ndarray,
+    ) -> None:
         part = np.broadcast_arrays(lr, *other, stable, margin, np.nan if U is None else U, ok)
-        np.savetxt(self.handle, np.column_stack([np.asarray(c, dtype=float).ravel()
-                                                 for c in part]), delimiter=",", fmt="%.17g")
+        np.savetxt(
+            self.handle,
+            np.column_stack([np.asarray(c, dtype=float).ravel() for c in part]),
+            delimiter=",",
+            fmt="%.17g",
+        )
 
     def finish(self, axes: dict[str, Axis], nesterov: bool, lambda_max: float) -> None:
         self.handle.close()
@@ -269,11 +309,19 @@ class _NpzWriter:
         for name, descr in names.items():
             fh = open(self.dir / f"{name}.npy", "wb")
             np.lib.format.write_array_header_2_0(
-                fh, {"descr": descr, "fortran_order": False, "shape": shape})
+                fh, {"descr": descr, "fortran_order": False, "shape": shape}
+            )
             self.files[name] = fh
 
-    def write(self, lr: np.ndarray, other: list[np.ndarray], stable: np.ndarray,
-              margin: np.ndarray, U: np.ndarray | None, ok: np.ndarray) -> None:
+    def write(
+        self,
+        lr: np.ndarray,
+        other: list[np.ndarray],
+        stable: np.ndarray,
+        margin: np.ndarray,
+        U: np.ndarray | None,
+        ok: np.ndarray,
+    ) -> None:
         arrays = {"strict_stable": stable, "margin": margin, "stable": ok, "U": U}
         for name, fh in self.files.items():
             dtype = bool if name in ("strict_stable", "stable") else "<f8"
@@ -282,13 +330,17 @@ class _NpzWriter:
     def finish(self, axes: dict[str, Axis], nesterov: bool, lambda_max: float) -> None:
         for fh in self.files.values():
             fh.close()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent or ".", prefix=f".{self.path.name}.",
-                                   suffix=".part")
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent or ".", prefix=f".{self.path.name}.", suffix=".part"
+        )
         os.close(fd)
         try:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                small = {**{n: a.array() for n, a in axes.items()},
-                         "nesterov": np.array(nesterov), "lambda_max": np.array(lambda_max)}
+                small = {
+                    **{n: a.array() for n, a in axes.items()},
+                    "nesterov": np.array(nesterov),
+                    "lambda_max": np.array(lambda_max),
+                }
                 for name, arr in small.items():
                     with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, arr, allow_pickle=False)

@@ -28,8 +28,14 @@ def method(request: pytest.FixtureRequest) -> stb.Method:
     return stb.METHODS[request.param]
 
 
-def random_algorithm(rng: np.random.Generator, M: int, *, lookahead: bool = False,
-                     exact: bool = False, scale: float = 0.5) -> stb.MemoryAlgorithm:
+def random_algorithm(
+    rng: np.random.Generator,
+    M: int,
+    *,
+    lookahead: bool = False,
+    exact: bool = False,
+    scale: float = 0.5,
+) -> stb.MemoryAlgorithm:
     """A random memory-M algorithm; ``exact`` gives Fractions with denominator 64."""
 
     def draw(*shape: int):

@@ -18,8 +18,11 @@ def spectrum(n=25):
 
 
 @pytest.mark.parametrize("noise", ["gaussian", "se0", "translation_invariant"])
-@pytest.mark.parametrize("alg", [stb.gd(0.8), stb.heavy_ball(0.3, 0.7),
-                                 stb.memory1(0.8, 0.3, -0.5)], ids=["gd", "hb", "m1"])
+@pytest.mark.parametrize(
+    "alg",
+    [stb.gd(0.8), stb.heavy_ball(0.3, 0.7), stb.memory1(0.8, 0.3, -0.5)],
+    ids=["gd", "hb", "m1"],
+)
 def test_renewal_identity(alg, noise):
     spec = spectrum()
     T = 60
@@ -42,10 +45,14 @@ def test_propagators_refuse_lookahead():
 def test_constant_schedule_equals_stationary_run():
     alg = stb.heavy_ball(0.3, 0.7)
     sched = nz.MemorySchedule.constant(alg, 40)
-    np.testing.assert_allclose(nz.loss_trajectory(sched, spectrum(), 4),
-                               nz.loss_trajectory(alg, spectrum(), 4, 40), rtol=1e-13)
-    mixed = nz.MemorySchedule.from_algorithms([stb.heavy_ball(0.3, 0.7)] * 20
-                                              + [stb.heavy_ball(0.1, 0.9)] * 20)
+    np.testing.assert_allclose(
+        nz.loss_trajectory(sched, spectrum(), 4),
+        nz.loss_trajectory(alg, spectrum(), 4, 40),
+        rtol=1e-13,
+    )
+    mixed = nz.MemorySchedule.from_algorithms(
+        [stb.heavy_ball(0.3, 0.7)] * 20 + [stb.heavy_ball(0.1, 0.9)] * 20
+    )
     L = nz.loss_trajectory(mixed, spectrum(), 4)
     first = nz.loss_trajectory(alg, spectrum(), 4, 20)
     np.testing.assert_allclose(L[:21], first, rtol=1e-13)
@@ -61,8 +68,9 @@ def test_schedule_matches_monte_carlo_free_simulation():
 
     algs = [stb.heavy_ball(0.2 + 0.01 * t, 0.5) for t in range(15)]
     lam, c = np.array([1.0, 0.2]), np.array([1.0, -2.0])
-    L = nz.loss_trajectory(nz.MemorySchedule.from_algorithms(algs),
-                           nz.Spectrum.from_arrays(lam, c2=c**2), 1e15)
+    L = nz.loss_trajectory(
+        nz.MemorySchedule.from_algorithms(algs), nz.Spectrum.from_arrays(lam, c2=c**2), 1e15
+    )
     w, u, ref = np.zeros(2), np.zeros((1, 2)), []
     for alg in algs:
         ref.append(0.5 * np.sum(lam * (w - c) ** 2))
@@ -131,10 +139,12 @@ def test_am1_loss_slope_beats_sgd():
     s = am1_schedule(alpha0=2.0, delta=0.5, q0=0.5, a=a, b=0.8, steps=T, nu=nu)
     t = np.arange(T + 1)
     sel = (t >= 2000) & (t <= T)
-    slope_am1 = np.polyfit(np.log(t[sel]), np.log(nz.loss_trajectory(s.schedule(), spec, 100)[sel]),
-                           1)[0]
-    slope_sgd = np.polyfit(np.log(t[sel]),
-                           np.log(nz.loss_trajectory(stb.gd(0.5), spec, 100, T)[sel]), 1)[0]
+    slope_am1 = np.polyfit(
+        np.log(t[sel]), np.log(nz.loss_trajectory(s.schedule(), spec, 100)[sel]), 1
+    )[0]
+    slope_sgd = np.polyfit(
+        np.log(t[sel]), np.log(nz.loss_trajectory(stb.gd(0.5), spec, 100, T)[sel]), 1
+    )[0]
     assert slope_sgd == pytest.approx(-zeta, abs=0.02)
     assert slope_am1 == pytest.approx(-zeta * (1 + a), abs=0.06)
     assert slope_am1 < slope_sgd - 0.15
@@ -181,8 +191,9 @@ def test_noise_plots(tmp_path):
     lams = np.geomspace(1e-3, 1, 50)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     assert plots.plot_stability_sum(stb.heavy_ball(0.5, 0.9), lams, [1, 4, 16, 64], ax=axes[0])
-    assert plots.plot_stability_sum_vs_lr("heavy_ball", lams, 16, np.linspace(0.05, 2, 15),
-                                          ax=axes[1], momentum=0.9)
+    assert plots.plot_stability_sum_vs_lr(
+        "heavy_ball", lams, 16, np.linspace(0.05, 2, 15), ax=axes[1], momentum=0.9
+    )
     arts = plots.plot_heavy_ball_vs_memory1(lams, 64, np.geomspace(1, 1e3, 8), q0=0.5, ax=axes[2])
     hb_U = arts[0].get_ydata()
     m1_U = arts[1].get_ydata()

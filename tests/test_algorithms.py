@@ -45,8 +45,9 @@ def test_constructor_arithmetic_on_floats_is_exact_in_to_exact():
 
 
 def test_numpy_inputs_and_shapes():
-    alg = stb.MemoryAlgorithm(np.float64(0.5), np.array([0.1, 0.2]), np.array([[1.0], [2.0]]),
-                              np.eye(2) * 0.3)
+    alg = stb.MemoryAlgorithm(
+        np.float64(0.5), np.array([0.1, 0.2]), np.array([[1.0], [2.0]]), np.eye(2) * 0.3
+    )
     assert alg.M == 2
     assert float(alg.c[1]) == 2.0
     assert alg.S0.shape == (3, 3) and alg.v.shape == (3, 1) and alg.r.shape == (3, 1)
@@ -141,8 +142,14 @@ def test_registry_entries_build(method):
     num = method.numeric()
     assert sym.free_symbols and num.is_numeric
     assert num.M == sym.M
-    assert sym.subs(dict(zip(method.symbols, [num_value(method, p) for p in method.parameters],
-                             strict=True))) == num
+    assert (
+        sym.subs(
+            dict(
+                zip(method.symbols, [num_value(method, p) for p in method.parameters], strict=True)
+            )
+        )
+        == num
+    )
 
 
 def num_value(method, param):

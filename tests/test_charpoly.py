@@ -70,8 +70,12 @@ def test_literature_polynomials():
 
 def test_public_memory2_example():
     F = Fraction
-    alg = stb.MemoryAlgorithm(F(2, 5), [F(3, 10), F(-1, 5)], [F(-1, 2), F(1, 4)],
-                              [[F(1, 2), F(1, 10)], [F(-1, 5), F(3, 10)]])
+    alg = stb.MemoryAlgorithm(
+        F(2, 5),
+        [F(3, 10), F(-1, 5)],
+        [F(-1, 2), F(1, 4)],
+        [[F(1, 2), F(1, 10)], [F(-1, 5), F(3, 10)]],
+    )
     P, Q, _ = alg.charpoly()
     R = sp.Rational
     assert P.as_expr() == xi**3 - R(9, 5) * xi**2 + R(97, 100) * xi - R(17, 100)
@@ -100,8 +104,13 @@ def test_effective_lr_literature_values():
     a, be, g, mu, tau = S.alpha, S.beta, *sp.symbols("gamma mu tau", positive=True)
     assert sp.simplify(stb.heavy_ball(a, be).effective_lr() - a / (1 - be)) == 0
     assert sp.simplify(stb.nesterov(a, be).effective_lr() - a / (1 - be)) == 0
-    assert sp.simplify(stb.momentum_kick(S.eta, S.eta_kick, be).effective_lr()
-                       - (S.eta / (1 - be) + S.eta_kick)) == 0
+    assert (
+        sp.simplify(
+            stb.momentum_kick(S.eta, S.eta_kick, be).effective_lr()
+            - (S.eta / (1 - be) + S.eta_kick)
+        )
+        == 0
+    )
     torch = stb.MemoryAlgorithm(g * (1 - tau), [-g * mu], [1 - tau], [[mu]])
     assert sp.simplify(torch.effective_lr() - g * (1 - tau) / (1 - mu)) == 0
     torch_n = stb.MemoryAlgorithm(g * (1 + mu), [-g * mu**2], [1], [[mu]])
@@ -240,8 +249,10 @@ def test_series_order_validation():
         stb.gd(1).leading_eigenvalue_series(0)
 
 
-@given(st.fractions(min_value=Fraction(1, 100), max_value=3, max_denominator=100),
-       st.fractions(min_value=Fraction(-9, 10), max_value=Fraction(9, 10), max_denominator=100))
+@given(
+    st.fractions(min_value=Fraction(1, 100), max_value=3, max_denominator=100),
+    st.fractions(min_value=Fraction(-9, 10), max_value=Fraction(9, 10), max_denominator=100),
+)
 def test_heavy_ball_multistep_is_textbook(a, b):
     ms = stb.heavy_ball(a, b).to_multistep()
     assert ms.p == (-sp.Rational(b), 1 + sp.Rational(b))

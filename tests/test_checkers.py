@@ -29,8 +29,9 @@ def random_torch_configs(rng, n):
 def test_torch_checker_vs_exact_engine():
     rng = np.random.default_rng(0)
     lr, mu, tau, wd, nest, lam = random_torch_configs(rng, 250)
-    m = ck.torch_sgd_margins(lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest,
-                             lambda_max=lam)
+    m = ck.torch_sgd_margins(
+        lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest, lambda_max=lam
+    )
     for i in range(lr.size):
         opt = stb.from_torch_sgd(lr[i], mu[i], tau[i], wd[i], bool(nest[i]))
         spec = (wd[i], lam[i] + wd[i]) if wd[i] else lam[i]
@@ -41,8 +42,9 @@ def test_torch_checker_vs_exact_engine():
 def test_torch_checker_vs_brute_force_eigenvalues():
     rng = np.random.default_rng(1)
     lr, mu, tau, wd, nest, lam = random_torch_configs(rng, 20_000)
-    m = ck.torch_sgd_margins(lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest,
-                             lambda_max=lam)
+    m = ck.torch_sgd_margins(
+        lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest, lambda_max=lam
+    )
     # torch's own update as a 2x2 matrix in (theta, buffer) for each curvature of a grid
     grid = np.concatenate([np.geomspace(1e-6, 1, 100), np.linspace(0, 1, 201)[1:]])
     h = wd[:, None] + lam[:, None] * grid[None, :]  # shifted curvatures
@@ -70,8 +72,7 @@ def test_torch_checker_certifies_the_boundary():
     crit = 38.0  # lr 0.1, momentum 0.9: exact boundary (binary values) just below 38
     lams = [np.nextafter(crit, 0) - 1e-12, 38.0]
     m = ck.torch_sgd_margins(lr=0.1, momentum=0.9, lambda_max=lams)
-    exact = [stb.is_strictly_stable(stb.from_torch_sgd(0.1, 0.9).algorithm, x).stable
-             for x in lams]
+    exact = [stb.is_strictly_stable(stb.from_torch_sgd(0.1, 0.9).algorithm, x).stable for x in lams]
     assert m.stable.tolist() == exact == [True, False]
     assert m.n_certified >= 1
 
@@ -110,11 +111,13 @@ def test_noise_sum_vs_stability_sum():
     q0 = rng.uniform(-0.2, 0.5, n)
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 5, n)
     B = rng.integers(1, 64, n).astype(float)
-    U = ck.memory1_noise_sum(beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w, batch_size=B,
-                             chunk=1000)
+    U = ck.memory1_noise_sum(
+        beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w, batch_size=B, chunk=1000
+    )
     for i in range(n):
-        ref = nz.stability_sum(stb.memory1(beta[i], q0[i], q1[i]),
-                               nz.Spectrum.from_arrays(lams, w), B[i]).U
+        ref = nz.stability_sum(
+            stb.memory1(beta[i], q0[i], q1[i]), nz.Spectrum.from_arrays(lams, w), B[i]
+        ).U
         if np.isinf(ref):
             assert np.isinf(U[i])
         else:
@@ -138,17 +141,25 @@ def test_reduced_kernels_agree_with_all_seven_conditions():
     """Dropping the conditions the parameter ranges imply changes no verdict."""
     rng = np.random.default_rng(5)
     lr, mu, tau, wd, nest, lam = random_torch_configs(rng, 200_000)
-    fast = ck.torch_sgd_margins(lr=lr, momentum=mu, dampening=tau, weight_decay=wd,
-                                nesterov=nest, lambda_max=lam)
-    full = ck.torch_sgd_margins(lr=lr, momentum=mu, dampening=tau, weight_decay=wd,
-                                nesterov=nest, lambda_max=lam, full=True)
+    fast = ck.torch_sgd_margins(
+        lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest, lambda_max=lam
+    )
+    full = ck.torch_sgd_margins(
+        lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest, lambda_max=lam, full=True
+    )
     assert len(full.names) == 7 and full.implied == ()
     np.testing.assert_array_equal(fast.stable, full.stable)
     np.testing.assert_array_equal(fast.stable, full.margins.min(axis=0) > 0)
     for flag in (False, True):
         sel = nest == flag
-        one = ck.torch_sgd_margins(lr=lr[sel], momentum=mu[sel], dampening=tau[sel],
-                                   weight_decay=wd[sel], nesterov=flag, lambda_max=lam[sel])
+        one = ck.torch_sgd_margins(
+            lr=lr[sel],
+            momentum=mu[sel],
+            dampening=tau[sel],
+            weight_decay=wd[sel],
+            nesterov=flag,
+            lambda_max=lam[sel],
+        )
         np.testing.assert_array_equal(one.stable, full.stable[sel])
         assert one.implied and all(reason for _, reason in one.implied)
 
@@ -184,12 +195,12 @@ def test_certified_points_are_found_in_every_block_and_thread():
     # with L a power of two and (1 + mu) exact in binary
     n = 140_000  # three blocks, two threads
     rng = np.random.default_rng(7)
-    mu = rng.integers(0, 2**20, n) / 2**21          # exact binary values in [0, 0.5)
+    mu = rng.integers(0, 2**20, n) / 2**21  # exact binary values in [0, 0.5)
     lam = 2.0 ** rng.integers(-3, 4, n)
-    lr = 2 * (1 + mu) / lam                           # exact: on the boundary
+    lr = 2 * (1 + mu) / lam  # exact: on the boundary
     idx = rng.choice(n, 50, replace=False)
     lr_off = lr.copy()
-    lr_off[idx] = np.nextafter(lr[idx], 0)            # one ulp inside: stable
+    lr_off[idx] = np.nextafter(lr[idx], 0)  # one ulp inside: stable
     m = ck.torch_sgd_margins(lr=lr_off, momentum=mu, lambda_max=lam, threads=2)
     assert m.n_certified == n
     expected = np.zeros(n, dtype=bool)
@@ -214,8 +225,11 @@ def test_certified_points_are_found_in_every_block_and_thread():
 def test_bad_values_deep_inside_large_arrays_are_reported(name, bad, message):
     n = 150_000  # several blocks: these arrays are validated inside the blocked pass
     rng = np.random.default_rng(8)
-    kw = {"lr": rng.uniform(1e-3, 1, n), "momentum": rng.uniform(0, 0.99, n),
-          "lambda_max": rng.uniform(1, 50, n)}
+    kw = {
+        "lr": rng.uniform(1e-3, 1, n),
+        "momentum": rng.uniform(0, 0.99, n),
+        "lambda_max": rng.uniform(1, 50, n),
+    }
     kw[name][123_456] = bad
     with pytest.raises(stb.ConfigError) as info:
         ck.torch_sgd_margins(**kw)
@@ -254,8 +268,9 @@ def test_exact_path_uses_exact_rational_coefficients():
     m = ck.method_margins("gd", lr=[0.5, 0.5], lambda_max=[4.0, np.nextafter(4.0, 0)])
     assert m.stable.tolist() == [False, True] and m.n_certified == 2
     assert m.margin[0] == 0.0 and m.margin[1] > 0
-    printed = ck._compile([("half", sp.Rational(1, 3) * S.beta - sp.Rational(1, 6))],
-                          (S.beta,)).exact(Fraction(1, 2))
+    printed = ck._compile(
+        [("half", sp.Rational(1, 3) * S.beta - sp.Rational(1, 6))], (S.beta,)
+    ).exact(Fraction(1, 2))
     assert printed[0] == 0 and isinstance(printed[0], Fraction | int)
 
 
@@ -311,8 +326,9 @@ def test_noise_sum_vs_lyapunov_summation():
     q0 = rng.uniform(-0.2, 0.5, n)
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 3, n)
     B = 8.0
-    U = ck.memory1_noise_sum(beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w,
-                             batch_size=B, chunk=500, threads=2)
+    U = ck.memory1_noise_sum(
+        beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w, batch_size=B, chunk=500, threads=2
+    )
     finite = 0
     for i in range(n):
         alg = stb.memory1(beta[i], q0[i], q1[i])
@@ -330,17 +346,20 @@ def test_noise_sum_vs_lyapunov_summation():
 
 
 def test_noise_sum_broadcasts_and_rejects_bad_spectra():
-    U = ck.memory1_noise_sum(beta=np.array([[0.0], [0.5]]), q0=0.0, q1=[-0.1, -0.2, -0.3],
-                             eigenvalues=[1.0, 0.5], batch_size=4)
+    U = ck.memory1_noise_sum(
+        beta=np.array([[0.0], [0.5]]),
+        q0=0.0,
+        q1=[-0.1, -0.2, -0.3],
+        eigenvalues=[1.0, 0.5],
+        batch_size=4,
+    )
     assert U.shape == (2, 3) and np.all(np.isfinite(U))
     with pytest.raises(stb.ConfigError, match="eigenvalues must be finite"):
         ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0, np.nan], batch_size=1)
     with pytest.raises(stb.ConfigError, match="weights must be one per eigenvalue"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[1, 2],
-                             batch_size=1)
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[1, 2], batch_size=1)
     with pytest.raises(stb.ConfigError, match="weights must be in \\[0, inf\\)"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[-1],
-                             batch_size=1)
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[-1], batch_size=1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,8 +369,16 @@ _unit = st.floats(0.0, 0.995)
 _pos = st.floats(1e-3, 20.0)
 
 
-@given(lr=_pos, mu=_unit, tau=st.one_of(st.just(0.0), _unit), wd=st.one_of(st.just(0.0), _unit),
-       nest=st.booleans(), lam=_pos, ulps=st.integers(-3, 3), on_edge=st.booleans())
+@given(
+    lr=_pos,
+    mu=_unit,
+    tau=st.one_of(st.just(0.0), _unit),
+    wd=st.one_of(st.just(0.0), _unit),
+    nest=st.booleans(),
+    lam=_pos,
+    ulps=st.integers(-3, 3),
+    on_edge=st.booleans(),
+)
 def test_property_torch_verdict_is_the_exact_verdict(lr, mu, tau, wd, nest, lam, ulps, on_edge):
     if nest:
         tau = 0.0
@@ -361,26 +388,35 @@ def test_property_torch_verdict_is_the_exact_verdict(lr, mu, tau, wd, nest, lam,
         lr = float(c)
         for _ in range(abs(ulps)):
             lr = float(np.nextafter(lr, np.inf if ulps > 0 else 0.0))
-    m = ck.torch_sgd_margins(lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest,
-                             lambda_max=lam)
+    m = ck.torch_sgd_margins(
+        lr=lr, momentum=mu, dampening=tau, weight_decay=wd, nesterov=nest, lambda_max=lam
+    )
     opt = stb.from_torch_sgd(lr, mu, tau, wd, nest)
     spec = (Fraction(wd), Fraction(lam) + Fraction(wd)) if wd else lam  # exact shift
     assert bool(m.stable) == stb.is_strictly_stable(opt.algorithm, spec).stable
     assert bool(m.stable) == bool(m.margin > 0)
 
 
-@given(beta=st.floats(-1.2, 1.2), q0=st.floats(-2, 2), q1=st.floats(-4, 2),
-       lam=st.floats(1e-2, 10))
+@given(beta=st.floats(-1.2, 1.2), q0=st.floats(-2, 2), q1=st.floats(-4, 2), lam=st.floats(1e-2, 10))
 def test_property_memory1_verdict_is_the_exact_verdict(beta, q0, q1, lam):
     m = ck.memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=lam)
-    conds = [c.expr for c in stb.strict_stability_conditions(
-        stb.memory1(Fraction(beta), Fraction(q0), Fraction(q1)), Fraction(lam)).conditions]
+    conds = [
+        c.expr
+        for c in stb.strict_stability_conditions(
+            stb.memory1(Fraction(beta), Fraction(q0), Fraction(q1)), Fraction(lam)
+        ).conditions
+    ]
     exact = all(c > 0 for c in conds)
     assert bool(m.stable) == exact
 
 
-@given(beta=st.floats(-0.99, 0.99), q0=st.floats(-1, 1), q1=st.floats(-3, 1),
-       lo=st.floats(0, 5), width=st.floats(0, 5))
+@given(
+    beta=st.floats(-0.99, 0.99),
+    q0=st.floats(-1, 1),
+    q1=st.floats(-3, 1),
+    lo=st.floats(0, 5),
+    width=st.floats(0, 5),
+)
 def test_property_interval_verdict_is_pointwise_at_the_ends(beta, q0, q1, lo, width):
     hi = lo + width
     if hi <= 0:
@@ -415,6 +451,10 @@ def test_cheaper_scales_must_be_proved_to_bound_the_conditions():
     # Theorem 6.1's scale passes the proof, and keeps |margin| <= 2 with the right sign
     rng = np.random.default_rng(12)
     n = 100_000
-    m = ck.memory1_margins(beta=rng.uniform(-3, 3, n), q0=rng.uniform(-5, 5, n),
-                           q1=rng.uniform(-5, 5, n), lambda_max=np.exp(rng.uniform(-5, 5, n)))
+    m = ck.memory1_margins(
+        beta=rng.uniform(-3, 3, n),
+        q0=rng.uniform(-5, 5, n),
+        q1=rng.uniform(-5, 5, n),
+        lambda_max=np.exp(rng.uniform(-5, 5, n)),
+    )
     assert np.all(np.abs(m.margin) <= 2) and np.array_equal(m.stable, m.margin > 0)

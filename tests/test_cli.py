@@ -35,13 +35,19 @@ def test_check_noise_and_schedule():
     from stability import ltv
     from stability import noise as nz
 
-    r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
-              spectrum=nz.power_law(2.0, Lambda=10, N=10_000), batch_size=32,
-              schedule=ltv.schedule("linear_warmup", 200, warmup=20))
+    r = check(
+        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+        spectrum=nz.power_law(2.0, Lambda=10, N=10_000),
+        batch_size=32,
+        schedule=ltv.schedule("linear_warmup", 200, warmup=20),
+    )
     assert r.noise is not None and r.noise["bounded"] and r.noise["critical_batch_size"] <= 32
     assert r.schedule["ues"] and r.schedule["bibo"]
-    small = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
-                  spectrum=nz.power_law(2.0, Lambda=10, N=10_000), batch_size=2)
+    small = check(
+        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9},
+        spectrum=nz.power_law(2.0, Lambda=10, N=10_000),
+        batch_size=2,
+    )
     assert small.verdict == "unstable" and not small.noise["bounded"]
 
 
@@ -55,10 +61,23 @@ def test_check_weight_decay_shift_is_exact():
 def test_check_param_groups_worst_verdict():
     class SGD:
         param_groups: ClassVar[list] = [
-            {"params": [], "lr": 0.01, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
-             "nesterov": False},
-            {"params": [], "lr": 1.0, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
-             "nesterov": False}]
+            {
+                "params": [],
+                "lr": 0.01,
+                "momentum": 0.9,
+                "dampening": 0,
+                "weight_decay": 0,
+                "nesterov": False,
+            },
+            {
+                "params": [],
+                "lr": 1.0,
+                "momentum": 0.9,
+                "dampening": 0,
+                "weight_decay": 0,
+                "nesterov": False,
+            },
+        ]
 
     r = check(SGD(), lambda_max=10.0)
     assert r.verdict == "unstable" and len(r.groups) == 2 and r.groups[0].stable
@@ -66,11 +85,26 @@ def test_check_param_groups_worst_verdict():
 
 
 def test_cli_json_is_report_to_dict(capsys):
-    code, out, _ = run(["check", "--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9",
-                        "--lambda-max", "30", "--json"], capsys)
+    code, out, _ = run(
+        [
+            "check",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.9",
+            "--lambda-max",
+            "30",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0
-    expected = check({"optimizer": "torch.sgd", "lr": stb._values.to_sympy(0.1, "lr"),
-                      "momentum": 0.9}, lambda_max=30).to_dict()
+    expected = check(
+        {"optimizer": "torch.sgd", "lr": stb._values.to_sympy(0.1, "lr"), "momentum": 0.9},
+        lambda_max=30,
+    ).to_dict()
     got = json.loads(out)
     assert got["verdict"] == expected["verdict"] == "stable"
     assert got["strict"]["lambda_crit"] == pytest.approx(38.0)
@@ -78,8 +112,7 @@ def test_cli_json_is_report_to_dict(capsys):
 
 
 def test_cli_unstable_exit_code(capsys):
-    code, out, _ = run(["check", "--lr", "0.1", "--momentum", "0.9", "--lambda-max", "50"],
-                       capsys)
+    code, out, _ = run(["check", "--lr", "0.1", "--momentum", "0.9", "--lambda-max", "50"], capsys)
     assert code == 1 and "UNSTABLE" in out
 
 
@@ -87,16 +120,30 @@ def test_cli_spectrum_files_and_config(tmp_path, capsys):
     np.save(tmp_path / "eigs.npy", np.array([1.0, 5.0, 10.0]))
     np.savetxt(tmp_path / "eigs.txt", np.array([1.0, 5.0, 10.0]))
     for f in ("eigs.npy", "eigs.txt"):
-        code, out, _ = run(["check", "--lr", "0.1", "--momentum", "0.9", "--spectrum",
-                            str(tmp_path / f), "--batch-size", "64"], capsys)
+        code, out, _ = run(
+            [
+                "check",
+                "--lr",
+                "0.1",
+                "--momentum",
+                "0.9",
+                "--spectrum",
+                str(tmp_path / f),
+                "--batch-size",
+                "64",
+            ],
+            capsys,
+        )
         assert code == 0, out
     (tmp_path / "run.toml").write_text(
         'optimizer = "sgd"\nlr = 0.1\nmomentum = 0.9\nnesterov = true\n'
-        "[power_law]\nnu = 2.0\nN = 1000\n")
+        "[power_law]\nnu = 2.0\nN = 1000\n"
+    )
     code, out, err = run(["check", "--config", str(tmp_path / "run.toml")], capsys)
     assert code == 0, err
-    (tmp_path / "run.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.5,
-                                                   "lambda_max": 100}))
+    (tmp_path / "run.json").write_text(
+        json.dumps({"optimizer": "sgd", "lr": 0.5, "lambda_max": 100})
+    )
     code, _, _ = run(["check", "--config", str(tmp_path / "run.json")], capsys)
     assert code == 1
 
@@ -107,14 +154,31 @@ def test_cli_spectrum_files_and_config(tmp_path, capsys):
         (["check", "--lr", "nan", "--lambda-max", "1"], "lr"),
         (["check", "--lr", "inf", "--lambda-max", "1"], "lr"),
         (["check", "--lr", "-0.1", "--lambda-max", "1"], "lr must be in (0, inf)"),
-        (["check", "--lr", "0.1", "--momentum", "1", "--lambda-max", "1"],
-         "momentum must be in [0, 1)"),
-        (["check", "--lr", "0.1", "--momentum", "0.9", "--dampening", "0.5", "--nesterov",
-          "--lambda-max", "1"], "nesterov=True requires"),
+        (
+            ["check", "--lr", "0.1", "--momentum", "1", "--lambda-max", "1"],
+            "momentum must be in [0, 1)",
+        ),
+        (
+            [
+                "check",
+                "--lr",
+                "0.1",
+                "--momentum",
+                "0.9",
+                "--dampening",
+                "0.5",
+                "--nesterov",
+                "--lambda-max",
+                "1",
+            ],
+            "nesterov=True requires",
+        ),
         (["check", "--lr", "0.1", "--lambda-max", "-3"], "lambda_max must be in (0, inf)"),
         (["check", "--lr", "abc", "--lambda-max", "1"], "lr"),
-        (["check", "--lr", "__import__('pathlib').Path('PWNED').touch()", "--lambda-max",
-          "1"], "lr must be a finite number"),
+        (
+            ["check", "--lr", "__import__('pathlib').Path('PWNED').touch()", "--lambda-max", "1"],
+            "lr must be a finite number",
+        ),
         (["check", "--lr", "0.1"], "exactly one of"),
         (["check", "--lr", "0.1", "--lambda-max", "1", "--batch-size", "8"], "needs --spectrum"),
         (["check", "--lr", "0.1", "--power-law", "nu=2,foo=3"], "unknown power-law key"),
@@ -134,7 +198,7 @@ def test_cli_bad_input_exit_2(argv, message, capsys, tmp_path, monkeypatch):
 
 def test_cli_bad_config_files(tmp_path, capsys):
     bad = {
-        "unknown.toml": 'lr = 0.1\nmomentun = 0.9\nlambda_max = 1\n',
+        "unknown.toml": "lr = 0.1\nmomentun = 0.9\nlambda_max = 1\n",
         "malformed.toml": "lr = = 0.1\n",
         "string.toml": 'lr = "0.1"\nlambda_max = 1\n',
         "expr.json": json.dumps({"lr": "__import__('os')", "lambda_max": 1}),
@@ -148,8 +212,11 @@ def test_cli_bad_config_files(tmp_path, capsys):
 
 
 def test_cli_entry_point_subprocess():
-    out = subprocess.run([sys.executable, "-m", "stability.cli", "check", "--lr", "x",
-                          "--lambda-max", "1"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "stability.cli", "check", "--lr", "x", "--lambda-max", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and out.stderr.startswith("error:")
 
 
@@ -167,14 +234,21 @@ def test_real_torch_sgd_follows_the_report():
         damp = 0.0 if nesterov else float(rng.choice([0.0, 0.3]))
         wd = float(rng.choice([0.0, 0.5]))
         lr = float(np.exp(rng.uniform(np.log(0.01), np.log(1.0))))
-        cfg = {"optimizer": "sgd", "lr": lr, "momentum": mu, "dampening": damp,
-               "weight_decay": wd, "nesterov": nesterov}
+        cfg = {
+            "optimizer": "sgd",
+            "lr": lr,
+            "momentum": mu,
+            "dampening": damp,
+            "weight_decay": wd,
+            "nesterov": nesterov,
+        }
         rep = check(cfg, spectrum=list(eig))
         if abs(rep.strict["headroom"] - 1) < 0.03:
             continue
         p = torch.nn.Parameter(torch.ones(eig.size, dtype=torch.float64))
-        opt = torch.optim.SGD([p], lr=lr, momentum=mu, dampening=damp, weight_decay=wd,
-                              nesterov=nesterov)
+        opt = torch.optim.SGD(
+            [p], lr=lr, momentum=mu, dampening=damp, weight_decay=wd, nesterov=nesterov
+        )
         for _ in range(3000):
             opt.zero_grad()
             (0.5 * p @ H @ p).backward()
@@ -190,8 +264,20 @@ def test_real_torch_sgd_follows_the_report():
 
 def test_sweep_csv_matches_classical_region(tmp_path, capsys):
     out = tmp_path / "grid.csv"
-    code, text, _ = run(["sweep", "--lr", "0.01:1:60", "--momentum", "0:0.99:40",
-                         "--lambda-max", "10", "--out", str(out)], capsys)
+    code, text, _ = run(
+        [
+            "sweep",
+            "--lr",
+            "0.01:1:60",
+            "--momentum",
+            "0:0.99:40",
+            "--lambda-max",
+            "10",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0 and "2,400 configs" in text
     data = np.genfromtxt(out, delimiter=",", names=True)
     classical = data["lr"] * 10 < 2 * (1 + data["momentum"])  # heavy-ball region
@@ -200,8 +286,22 @@ def test_sweep_csv_matches_classical_region(tmp_path, capsys):
 
 def test_sweep_npz_noise_column(tmp_path, capsys):
     out = tmp_path / "grid.npz"
-    code, _, _ = run(["sweep", "--lr", "0.01,0.1,0.5", "--momentum", "0.9", "--power-law",
-                      "nu=2,Lambda=10,N=500", "--batch-size", "16", "--out", str(out)], capsys)
+    code, _, _ = run(
+        [
+            "sweep",
+            "--lr",
+            "0.01,0.1,0.5",
+            "--momentum",
+            "0.9",
+            "--power-law",
+            "nu=2,Lambda=10,N=500",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0
     z = np.load(out)
     assert z["U"].shape == z["stable"].shape == (3, 1, 1, 1)  # lr x momentum x damp. x wd
@@ -225,10 +325,14 @@ def nz_sum(lr, lams):
         (["sweep", "--lr", "0.1:1:2.5", "--lambda-max", "1", "--out", "x.csv"], "integer"),
         (["sweep", "--lr", "0.1", "--out", "x.csv"], "give --lambda-max"),
         (["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "x.json"], ".csv or .npz"),
-        (["sweep", "--lr=-0.1,0.1", "--lambda-max", "1", "--out", "x.csv"],
-         "lr must be in (0, inf)"),
-        (["sweep", "--lr", "0.1", "--momentum", "1.2", "--lambda-max", "1", "--out", "x.csv"],
-         "momentum must be in [0, 1)"),
+        (
+            ["sweep", "--lr=-0.1,0.1", "--lambda-max", "1", "--out", "x.csv"],
+            "lr must be in (0, inf)",
+        ),
+        (
+            ["sweep", "--lr", "0.1", "--momentum", "1.2", "--lambda-max", "1", "--out", "x.csv"],
+            "momentum must be in [0, 1)",
+        ),
     ],
 )
 def test_sweep_bad_input(argv, message, capsys, tmp_path, monkeypatch):
@@ -243,18 +347,29 @@ def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 7)  # many slabs of learning rates
     out_csv, out_npz = tmp_path / "g.csv", tmp_path / "g.npz"
-    argv = ["sweep", "--lr", "0.01:0.9:9", "--momentum", "0,0.5,0.9", "--dampening", "0,0.3",
-            "--weight-decay", "0,0.05", "--lambda-max", "12"]
+    argv = [
+        "sweep",
+        "--lr",
+        "0.01:0.9:9",
+        "--momentum",
+        "0,0.5,0.9",
+        "--dampening",
+        "0,0.3",
+        "--weight-decay",
+        "0,0.05",
+        "--lambda-max",
+        "12",
+    ]
     assert run([*argv, "--out", str(out_csv)], capsys)[0] == 0
     assert run([*argv, "--out", str(out_npz)], capsys)[0] == 0
     data = np.genfromtxt(out_csv, delimiter=",", names=True)
     z = np.load(out_npz)
     assert data.size == 9 * 3 * 2 * 2 and z["stable"].shape == (9, 3, 2, 2)
     assert "U" not in z.files  # no noise information requested
-    LR, MU, TAU, WD = np.meshgrid(z["lr"], z["momentum"], z["dampening"], z["weight_decay"],
-                                  indexing="ij")
-    ref = ck.torch_sgd_margins(lr=LR, momentum=MU, dampening=TAU, weight_decay=WD,
-                               lambda_max=12.0)
+    LR, MU, TAU, WD = np.meshgrid(
+        z["lr"], z["momentum"], z["dampening"], z["weight_decay"], indexing="ij"
+    )
+    ref = ck.torch_sgd_margins(lr=LR, momentum=MU, dampening=TAU, weight_decay=WD, lambda_max=12.0)
     np.testing.assert_array_equal(z["stable"], ref.stable)
     np.testing.assert_array_equal(data["stable"].astype(bool), ref.stable.ravel())
     np.testing.assert_allclose(data["margin"], ref.margin.ravel(), rtol=0, atol=0)
@@ -268,9 +383,23 @@ def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 300)  # noise slabs of 3 configs
     out = tmp_path / "n.npz"
-    code, _, _ = run(["sweep", "--lr", "0.02,0.2,0.6", "--momentum", "0.5,0.9", "--nesterov",
-                      "--power-law", "nu=2,Lambda=5,N=200", "--batch-size", "8",
-                      "--out", str(out)], capsys)
+    code, _, _ = run(
+        [
+            "sweep",
+            "--lr",
+            "0.02,0.2,0.6",
+            "--momentum",
+            "0.5,0.9",
+            "--nesterov",
+            "--power-law",
+            "nu=2,Lambda=5,N=200",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0
     z = np.load(out)
     lams = 5 * np.arange(1, 201, dtype=float) ** -2.0

@@ -13,8 +13,12 @@ from stability._codegen import inplace_numpy
 def all_kernels():
     out = [ck._theorem61_kernel(True), ck._theorem61_kernel(False), ck._interval_kernel()]
     for nest in (False, True):
-        for zero in (frozenset(), frozenset({"dampening"}), frozenset({"weight_decay"}),
-                     frozenset({"dampening", "weight_decay"})):
+        for zero in (
+            frozenset(),
+            frozenset({"dampening"}),
+            frozenset({"weight_decay"}),
+            frozenset({"dampening", "weight_decay"}),
+        ):
             out += [ck._torch_kernel(nest, zero, True), ck._torch_kernel(nest, zero, False)]
     for name in ("gd", "heavy_ball", "nesterov", "memory1", "momentum_kick"):
         out += [ck._method_kernel(name, True)[0], ck._method_kernel(name, False)[0]]
@@ -40,8 +44,13 @@ def test_generated_kernels_equal_lambdify():
 
 def test_powers_constants_and_shared_subexpressions():
     x, y = sp.symbols("x y", real=True)
-    exprs = [x**3 - 2 * x * y + sp.Rational(1, 2), sp.Abs(x - y) * (x - y), sp.Integer(7),
-             -(x + y), (x - y) ** 2 + x**3]
+    exprs = [
+        x**3 - 2 * x * y + sp.Rational(1, 2),
+        sp.Abs(x - y) * (x - y),
+        sp.Integer(7),
+        -(x + y),
+        (x - y) ** 2 + x**3,
+    ]
     f = inplace_numpy((x, y), exprs)
     xs, ys = np.linspace(-2, 2, 11), np.linspace(3, -1, 11)
     got = f(xs, ys)

@@ -19,8 +19,9 @@ def test_doubling_lyapunov_matches_scipy():
         A *= 0.95 / np.abs(np.linalg.eigvals(A)).max()
         B = rng.normal(size=(n, n))
         Q = B @ B.T
-        np.testing.assert_allclose(fl.solve_lyapunov(A, Q), solve_discrete_lyapunov(A, Q),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            fl.solve_lyapunov(A, Q), solve_discrete_lyapunov(A, Q), rtol=1e-10, atol=1e-12
+        )
     with pytest.raises(stb.StabilityError, match="spectral radius"):
         fl.solve_lyapunov(np.array([[1.1]]), np.eye(1))
 
@@ -30,15 +31,15 @@ def test_doubling_lyapunov_matches_scipy():
 def test_closed_forms_from_the_lyapunov_system():
     a, b, h = S.alpha, S.beta, S.h
     assert sp.simplify(fl.stationary_variance_1d(stb.gd(a)) - fl.sgd_variance()) == 0
-    assert sp.simplify(fl.stationary_variance_1d(stb.heavy_ball(a, b))
-                       - fl.heavy_ball_variance()) == 0
+    assert (
+        sp.simplify(fl.stationary_variance_1d(stb.heavy_ball(a, b)) - fl.heavy_ball_variance()) == 0
+    )
     assert sp.simplify(fl.continuous_time_ratio() - 2 / (2 - a * h)) == 0
 
 
 def test_public_values():
     assert float(fl.sgd_variance(0.1, 1, 1)) == pytest.approx(0.0526315789, abs=1e-10)
-    assert float(fl.heavy_ball_variance(0.1, 0.9, 1, 1)) == pytest.approx(0.5135135135,
-                                                                          abs=1e-10)
+    assert float(fl.heavy_ball_variance(0.1, 0.9, 1, 1)) == pytest.approx(0.5135135135, abs=1e-10)
     hb = fl.stationary_covariance(stb.heavy_ball(0.1, 0.9), [[1.0]], 1.0)
     assert float(hb.w[0, 0]) == pytest.approx(0.5135135135, abs=1e-9)
 
@@ -53,15 +54,20 @@ def _simulate_additive(alg, H, L_noise, steps, runs, burn, seed):
     for t in range(steps):
         eps = rng.normal(size=(runs, d)) @ L_noise.T
         g = (w + np.einsum("m,rmd->rd", p["a"], u)) @ H.T + eps
-        w, u = (w - p["alpha"] * g + np.einsum("m,rmd->rd", p["b"], u),
-                np.einsum("m,rd->rmd", p["c"], g) + np.einsum("mn,rnd->rmd", p["D"], u))
+        w, u = (
+            w - p["alpha"] * g + np.einsum("m,rmd->rd", p["b"], u),
+            np.einsum("m,rd->rmd", p["c"], g) + np.einsum("mn,rnd->rmd", p["D"], u),
+        )
         if t >= burn and t % 10 == 0:
             samples.append(w.copy())
     return np.concatenate(samples)
 
 
-@pytest.mark.parametrize("alg", [stb.gd(0.3), stb.heavy_ball(0.2, 0.7), stb.nesterov(0.2, 0.6)],
-                         ids=["gd", "hb", "nesterov"])
+@pytest.mark.parametrize(
+    "alg",
+    [stb.gd(0.3), stb.heavy_ball(0.2, 0.7), stb.nesterov(0.2, 0.6)],
+    ids=["gd", "hb", "nesterov"],
+)
 def test_stationary_covariance_vs_monte_carlo(alg):
     rng = np.random.default_rng(1)
     A = rng.normal(size=(3, 3))
@@ -82,8 +88,9 @@ def test_stationary_covariance_diagonal_case_reduces_to_1d():
     h = np.array([1.0, 0.3, 0.05])
     s2 = np.array([1.0, 2.0, 0.5])
     cov = fl.stationary_covariance(alg, np.diag(h), s2).w
-    expected = [float(fl.heavy_ball_variance(0.2, 0.5, hi, si)) for hi, si in zip(h, s2,
-                                                                                   strict=True)]
+    expected = [
+        float(fl.heavy_ball_variance(0.2, 0.5, hi, si)) for hi, si in zip(h, s2, strict=True)
+    ]
     np.testing.assert_allclose(np.diag(cov), expected, rtol=1e-10)
     np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0, atol=1e-12)
 
@@ -127,8 +134,13 @@ def _second_moment_growth(X, eta, steps=400):
     P = np.linalg.pinv(X) @ np.linalg.pinv(X).T  # a PSD start inside the row space
     P /= np.trace(P)
     for _ in range(steps):
-        P = sum((np.eye(d) - eta * np.outer(x, x)) @ P @ (np.eye(d) - eta * np.outer(x, x))
-                for x in X) / N
+        P = (
+            sum(
+                (np.eye(d) - eta * np.outer(x, x)) @ P @ (np.eye(d) - eta * np.outer(x, x))
+                for x in X
+            )
+            / N
+        )
     return np.trace(P)
 
 

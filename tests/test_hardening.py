@@ -36,13 +36,16 @@ def run(argv, capsys):
 # ---------------------------------------------------------------------------------------
 # 1. silent wrong answers
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [
-    ["check", "--lr", "0.1", "--power-law", "nu=2", "--batch-size", "1e400"],
-    ["check", "--lr", "0.1", "--power-law", "nu=1e400"],
-    ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e400"],
-    ["check", "--lr", "0.1", "--weight-decay", "1e400", "--lambda-max", "1"],
-    ["sweep", "--lr", "0.1:1e400:10", "--lambda-max", "1", "--out", "x.csv"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--lr", "0.1", "--power-law", "nu=2", "--batch-size", "1e400"],
+        ["check", "--lr", "0.1", "--power-law", "nu=1e400"],
+        ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e400"],
+        ["check", "--lr", "0.1", "--weight-decay", "1e400", "--lambda-max", "1"],
+        ["sweep", "--lr", "0.1:1e400:10", "--lambda-max", "1", "--out", "x.csv"],
+    ],
+)
 def test_overflowing_values_are_refused(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(argv, capsys)
@@ -90,10 +93,15 @@ def test_exact_weight_decay_reproducer(tmp_path, capsys):
         assert code == 1 and "noiseless (exact): UNSTABLE" in out, out
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(lam=st.floats(0.01, 100.0), wd=st.floats(1e-6, 1.0), mu=st.sampled_from([0.0, 0.5, 0.9]),
-       ulps=st.integers(-3, 3))
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    lam=st.floats(0.01, 100.0),
+    wd=st.floats(1e-6, 1.0),
+    mu=st.sampled_from([0.0, 0.5, 0.9]),
+    ulps=st.integers(-3, 3),
+)
 def test_property_weight_decay_on_spectra_matches_rationals(lam, wd, mu, ulps):
     """Configs within a few ulps of lr (lam + wd) = 2 (1 + mu): the verdict on an eigenvalue
     list equals exact rational arithmetic on the floats' binary values (margins ~1e-17)."""
@@ -121,12 +129,15 @@ def test_largest_lr_honours_the_noise_sum():
     assert check(cfg, spectrum=pl).max_stable_lr == pytest.approx(0.38, rel=1e-6)
 
 
-@pytest.mark.parametrize("cfg", [
-    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1},
-    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "nesterov": True},
-    {"optimizer": "optax.sgd", "learning_rate": 0.05, "momentum": 0.8},
-    {"optimizer": "keras.sgd", "learning_rate": 0.05, "momentum": 0.8, "nesterov": True},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1},
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "nesterov": True},
+        {"optimizer": "optax.sgd", "learning_rate": 0.05, "momentum": 0.8},
+        {"optimizer": "keras.sgd", "learning_rate": 0.05, "momentum": 0.8, "nesterov": True},
+    ],
+)
 def test_largest_lr_for_every_source_and_spectrum(cfg):
     eig = np.linspace(0.5, 8.0, 40)
     rep = check(cfg, spectrum=eig, batch_size=4)
@@ -140,8 +151,11 @@ def test_largest_lr_for_every_source_and_spectrum(cfg):
 def test_noise_max_lr_for_torch_family():
     eig = np.linspace(0.5, 8.0, 40)
     lr = nz.max_stable_lr("torch_sgd", eig, 4, momentum=0.8, dampening=0.3, weight_decay=0.1)
-    rep = check({"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.3,
-                 "weight_decay": 0.1}, spectrum=eig, batch_size=4)
+    rep = check(
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1},
+        spectrum=eig,
+        batch_size=4,
+    )
     assert lr == pytest.approx(rep.max_stable_lr, rel=1e-5)
 
 
@@ -155,8 +169,9 @@ def test_bool_of_report_follows_the_verdict():
 def test_hessian_file_is_read_as_a_matrix(tmp_path, capsys):
     H = np.array([[30.0, 1.0], [1.0, 2.0]])
     np.save(tmp_path / "h.npy", H)
-    code, out, _ = run(["check", "--lr", "0.01", "--spectrum", str(tmp_path / "h.npy"),
-                        "--json"], capsys)
+    code, out, _ = run(
+        ["check", "--lr", "0.01", "--spectrum", str(tmp_path / "h.npy"), "--json"], capsys
+    )
     rep = json.loads(out)
     top = float(np.linalg.eigvalsh(H).max())
     assert code == 0 and rep["spectrum"].startswith("2 eigenvalues")
@@ -165,8 +180,7 @@ def test_hessian_file_is_read_as_a_matrix(tmp_path, capsys):
     np.save(tmp_path / "ns.npy", np.array([[30.0, 1.0], [0.0, 2.0]]))
     np.save(tmp_path / "rect.npy", np.ones((2, 3)))
     for name, msg in (("ns.npy", "not symmetric"), ("rect.npy", "1-D list")):
-        code, _, err = run(["check", "--lr", "0.01", "--spectrum", str(tmp_path / name)],
-                           capsys)
+        code, _, err = run(["check", "--lr", "0.01", "--spectrum", str(tmp_path / name)], capsys)
         assert code == 2 and msg in err
 
 
@@ -197,8 +211,16 @@ def test_growing_schedules_are_judged_by_their_values():
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("kw", [{"period": 0}, {"period": 10, "mult": 0}, {"period": 2.5},
-                                {"period": -3}, {"period": 10, "mult": 1e300}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"period": 0},
+        {"period": 10, "mult": 0},
+        {"period": 2.5},
+        {"period": -3},
+        {"period": 10, "mult": 1e300},
+    ],
+)
 def test_warm_restarts_refuses_what_torch_refuses(kw):
     with pytest.raises(stb.ConfigError, match="must be an integer in"):
         ltv.schedule("warm_restarts", 30, **kw)
@@ -230,13 +252,16 @@ def test_replay_warmup_from_zero_lr_matches_torch():
 # ---------------------------------------------------------------------------------------
 # 3. tracebacks where the contract promises error: and exit 2
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [
-    ["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "/nonexistent/x.csv"],
-    ["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "adir.csv"],
-    ["derive", "gd", "--latex", "/nonexistent/x.tex"],
-    ["derive", "gd", "--latex", "adir.csv"],
-    ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e400"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "/nonexistent/x.csv"],
+        ["sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "adir.csv"],
+        ["derive", "gd", "--latex", "/nonexistent/x.tex"],
+        ["derive", "gd", "--latex", "adir.csv"],
+        ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e400"],
+    ],
+)
 def test_file_and_overflow_errors_exit_2(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "adir.csv").mkdir()
@@ -246,8 +271,9 @@ def test_file_and_overflow_errors_exit_2(argv, capsys, tmp_path, monkeypatch):
 
 @pytest.mark.timeout(60)
 def test_huge_power_law_uses_the_tail_sum(capsys):
-    code, out, _ = run(["check", "--lr", "0.1", "--power-law", "nu=2,N=1e12", "--batch-size",
-                        "8"], capsys)
+    code, out, _ = run(
+        ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e12", "--batch-size", "8"], capsys
+    )
     assert code == 0 and "N = 1,000,000,000,000" in out
     # the head + zeta tail equals the infinite law minus the tail beyond N (~1e-12 here)
     alg = stb.from_torch_sgd(0.1).algorithm
@@ -280,17 +306,38 @@ def test_schedule_and_algorithm_types_are_checked():
 # 4. unbounded time and memory
 # ---------------------------------------------------------------------------------------
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("argv", [
-    ["check", "--lr", "1e9999999", "--lambda-max", "1"],
-    ["check", "--lr", "0.1", "--batch-size", "1e9999999", "--power-law", "nu=2"],
-    ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e9999999"],
-    ["sweep", "--lr", "0.1:1e9999999:10", "--lambda-max", "1", "--out", "x.csv"],
-    ["sweep", "--lr", "0.001:1:1e8", "--momentum", "0:0.99:1e8", "--lambda-max", "1",
-     "--out", "x.csv"],
-    ["sweep", "--lr", "0.001:1:10", "--momentum", "0:0.99:1e7", "--lambda-max", "1",
-     "--out", "x.csv"],
-    ["check", "--lr", "0." + "1" * 5000, "--lambda-max", "1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--lr", "1e9999999", "--lambda-max", "1"],
+        ["check", "--lr", "0.1", "--batch-size", "1e9999999", "--power-law", "nu=2"],
+        ["check", "--lr", "0.1", "--power-law", "nu=2,N=1e9999999"],
+        ["sweep", "--lr", "0.1:1e9999999:10", "--lambda-max", "1", "--out", "x.csv"],
+        [
+            "sweep",
+            "--lr",
+            "0.001:1:1e8",
+            "--momentum",
+            "0:0.99:1e8",
+            "--lambda-max",
+            "1",
+            "--out",
+            "x.csv",
+        ],
+        [
+            "sweep",
+            "--lr",
+            "0.001:1:10",
+            "--momentum",
+            "0:0.99:1e7",
+            "--lambda-max",
+            "1",
+            "--out",
+            "x.csv",
+        ],
+        ["check", "--lr", "0." + "1" * 5000, "--lambda-max", "1"],
+    ],
+)
 def test_huge_inputs_are_refused_promptly(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     start = time.perf_counter()
@@ -304,9 +351,12 @@ def test_huge_inputs_are_refused_promptly(argv, capsys, tmp_path, monkeypatch):
 def test_large_memory_is_refused_with_the_numeric_alternative():
     rng = np.random.default_rng(0)
     M = 30
-    alg = stb.MemoryAlgorithm(0.1, rng.uniform(-0.1, 0.1, M).tolist(),
-                              rng.uniform(-0.1, 0.1, M).tolist(),
-                              (0.3 * np.eye(M)).tolist())
+    alg = stb.MemoryAlgorithm(
+        0.1,
+        rng.uniform(-0.1, 0.1, M).tolist(),
+        rng.uniform(-0.1, 0.1, M).tolist(),
+        (0.3 * np.eye(M)).tolist(),
+    )
     with pytest.raises(stb.StabilityError, match=r"M <= 6.*spectral_radius"):
         stb.is_strictly_stable(alg, 1.0)
     with pytest.raises(stb.StabilityError, match="M <= 6"):
@@ -323,12 +373,15 @@ def test_unknown_key_messages_are_bounded():
 # ---------------------------------------------------------------------------------------
 # 5. never destroy a user's file
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [
-    ["sweep", "--lr", "0", "--lambda-max", "10", "--out", "g.csv"],
-    ["sweep", "--lr", "0.1", "--momentum", "1.5", "--lambda-max", "10", "--out", "g.csv"],
-    ["sweep", "--lr", "0.1", "--nesterov", "--lambda-max", "10", "--out", "g.csv"],
-    ["sweep", "--lr", "0.1", "--lambda-max", "10", "--batch-size", "8", "--out", "g.csv"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--lr", "0", "--lambda-max", "10", "--out", "g.csv"],
+        ["sweep", "--lr", "0.1", "--momentum", "1.5", "--lambda-max", "10", "--out", "g.csv"],
+        ["sweep", "--lr", "0.1", "--nesterov", "--lambda-max", "10", "--out", "g.csv"],
+        ["sweep", "--lr", "0.1", "--lambda-max", "10", "--batch-size", "8", "--out", "g.csv"],
+    ],
+)
 def test_invalid_sweep_leaves_the_file_alone(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "g.csv").write_text("precious\n")
@@ -354,8 +407,9 @@ def test_failing_sweep_midway_leaves_the_file_alone(capsys, tmp_path, monkeypatc
         return real(**kw)
 
     monkeypatch.setattr(ck, "torch_sgd_margins", flaky)
-    code, _, err = run(["sweep", "--lr", "0.1:1:20", "--lambda-max", "10", "--out", "g.npz"],
-                       capsys)
+    code, _, err = run(
+        ["sweep", "--lr", "0.1:1:20", "--lambda-max", "10", "--out", "g.npz"], capsys
+    )
     assert code == 2 and "No space left" in err
     assert (tmp_path / "g.npz").read_text() == "precious\n"
     assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]
@@ -365,7 +419,7 @@ def test_pdf_name_is_never_an_option(tmp_path, capsys, monkeypatch):
     """pdflatex runs on a fixed name in a scratch folder (a fake pdflatex records argv)."""
     fake = tmp_path / "bin" / "pdflatex"
     fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\necho \"$@\" > \"$ARGS_LOG\"\ncp derivation.tex derivation.pdf\n")
+    fake.write_text('#!/bin/sh\necho "$@" > "$ARGS_LOG"\ncp derivation.tex derivation.pdf\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
     monkeypatch.setenv("ARGS_LOG", str(tmp_path / "args.txt"))
@@ -391,11 +445,11 @@ def test_values_print_as_written(capsys, tmp_path):
     assert "got -1.0" in str(info.value) and "np.float64" not in str(info.value)
     code, _, err = run(["check", "--lr", "1e-400", "--lambda-max", "1"], capsys)
     assert code == 2 and "got 1e-400" in err and "0.0" not in err
-    code, _, err = run(["check", "--lr", "0.1", "--momentum", "1.20", "--lambda-max", "1"],
-                       capsys)
+    code, _, err = run(["check", "--lr", "0.1", "--momentum", "1.20", "--lambda-max", "1"], capsys)
     assert code == 2 and "got 1.20" in err
-    code, _, err = run(["check", "--lr", "0.1", "--weight-decay", "1e400", "--lambda-max", "1"],
-                       capsys)
+    code, _, err = run(
+        ["check", "--lr", "0.1", "--weight-decay", "1e400", "--lambda-max", "1"], capsys
+    )
     assert "weight_decay must be finite" in err and "lam" not in err
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00lr = 1")
     code, _, err = run(["check", "--config", str(tmp_path / "bin.toml")], capsys)
@@ -406,19 +460,25 @@ def test_values_print_as_written(capsys, tmp_path):
 # 7. conventions
 # ---------------------------------------------------------------------------------------
 def test_python_m_stability_and_version():
-    out = subprocess.run([sys.executable, "-m", "stability", "--version"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "stability", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"stability {stb.__version__}"
-    out = subprocess.run([sys.executable, "-m", "stability", "check", "--lr", "0.1",
-                          "--lambda-max", "10"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "stability", "check", "--lr", "0.1", "--lambda-max", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout.startswith("STABLE")
 
 
 def test_config_paths_overrides_and_yaml(tmp_path, capsys, monkeypatch):
     (tmp_path / "cfg").mkdir()
     np.savetxt(tmp_path / "cfg" / "eigs.txt", [1.0, 4.0])
-    (tmp_path / "cfg" / "run.toml").write_text('optimizer = "sgd"\nlr = 0.1\n'
-                                               'spectrum = "eigs.txt"\n')
+    (tmp_path / "cfg" / "run.toml").write_text(
+        'optimizer = "sgd"\nlr = 0.1\nspectrum = "eigs.txt"\n'
+    )
     monkeypatch.chdir(tmp_path)  # the spectrum path is relative to the config, not the cwd
     code, out, _ = run(["check", "--config", "cfg/run.toml"], capsys)
     assert code == 0 and "2 eigenvalues" in out
@@ -434,9 +494,22 @@ def test_config_paths_overrides_and_yaml(tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------------------------------
 # property tests: random bad values at every public entry point
 # ---------------------------------------------------------------------------------------
-BAD_SCALARS = [math.nan, math.inf, -math.inf, 10**400, Fraction(10**400, 7), 1 + 2j,
-               np.complex128(0.5 + 1j), "0.1", None, [0.1, 0.2], [[0.1]], object(), True,
-               b"1"]
+BAD_SCALARS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    10**400,
+    Fraction(10**400, 7),
+    1 + 2j,
+    np.complex128(0.5 + 1j),
+    "0.1",
+    None,
+    [0.1, 0.2],
+    [[0.1]],
+    object(),
+    True,
+    b"1",
+]
 
 
 def _entry_points():
@@ -450,8 +523,10 @@ def _entry_points():
         ("learning_rate", lambda v: stb.from_keras_sgd(v)),
         ("lr", lambda v: check({"optimizer": "sgd", "lr": v}, lambda_max=1.0)),
         ("lambda_max", lambda v: check({"optimizer": "sgd", "lr": 0.1}, lambda_max=v)),
-        ("batch_size", lambda v: check({"optimizer": "sgd", "lr": 0.1}, spectrum=[1.0],
-                                       batch_size=v)),
+        (
+            "batch_size",
+            lambda v: check({"optimizer": "sgd", "lr": 0.1}, spectrum=[1.0], batch_size=v),
+        ),
         ("batch_size", lambda v: nz.stability_sum(stb.gd(0.1), [1.0], v)),
         ("nu", lambda v: stb.power_law(v)),
         ("Lambda", lambda v: stb.power_law(2, v)),
@@ -459,8 +534,12 @@ def _entry_points():
         ("lr", lambda v: ck.torch_sgd_margins(lr=v, lambda_max=1.0)),
         ("lambda_max", lambda v: ck.torch_sgd_margins(lr=0.1, lambda_max=v)),
         ("beta", lambda v: ck.memory1_margins(beta=v, q0=0.0, q1=-0.1, lambda_max=1.0)),
-        ("batch_size", lambda v: ck.memory1_noise_sum(beta=0.5, q0=0.0, q1=-0.1,
-                                                      eigenvalues=[1.0], batch_size=v)),
+        (
+            "batch_size",
+            lambda v: ck.memory1_noise_sum(
+                beta=0.5, q0=0.0, q1=-0.1, eigenvalues=[1.0], batch_size=v
+            ),
+        ),
         ("spectrum|lambda_max", lambda v: stb.is_strictly_stable(stb.gd(0.1), v)),
         ("lr", lambda v: ltv.ltv_verdict(ltv.lowpass_filter(0.9), v)),
         ("gamma", lambda v: ltv.schedule("exponential", 10, gamma=v)),
@@ -471,8 +550,9 @@ ENTRY_POINTS = _entry_points()
 ARRAY_PARAMS = {call: (name,) for name, call in ENTRY_POINTS[13:18]}  # checkers, regions
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(point=st.sampled_from(ENTRY_POINTS), value=st.sampled_from(BAD_SCALARS))
 def test_property_bad_scalars_raise_config_error_naming_the_parameter(point, value):
     name, call = point
@@ -486,21 +566,37 @@ def test_property_bad_scalars_raise_config_error_naming_the_parameter(point, val
     assert time.perf_counter() - start < 5
 
 
-BAD_ARRAYS = [[], [math.nan], [1.0, math.inf], [1.0, -1.0], [1 + 1j], np.array([1.5 + 100j]),
-              [[1.0, 2.0], [3.0]], {"a": 1.0}, "1,2", None, [object()], np.array(["1.0"])]
+BAD_ARRAYS = [
+    [],
+    [math.nan],
+    [1.0, math.inf],
+    [1.0, -1.0],
+    [1 + 1j],
+    np.array([1.5 + 100j]),
+    [[1.0, 2.0], [3.0]],
+    {"a": 1.0},
+    "1,2",
+    None,
+    [object()],
+    np.array(["1.0"]),
+]
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(value=st.sampled_from(BAD_ARRAYS), which=st.sampled_from(["check", "regions", "sum",
-                                                                  "noise_kernel", "spectrum"]))
+@settings(
+    max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    value=st.sampled_from(BAD_ARRAYS),
+    which=st.sampled_from(["check", "regions", "sum", "noise_kernel", "spectrum"]),
+)
 def test_property_bad_spectra_raise_config_error(value, which):
     calls = {
         "check": lambda v: check({"optimizer": "sgd", "lr": 0.1}, spectrum=v),
         "regions": lambda v: stb.is_strictly_stable(stb.gd(0.1), v),
         "sum": lambda v: nz.stability_sum(stb.gd(0.1), v, 8),
-        "noise_kernel": lambda v: ck.memory1_noise_sum(beta=0.5, q0=0.0, q1=-0.1,
-                                                       eigenvalues=v, batch_size=8),
+        "noise_kernel": lambda v: ck.memory1_noise_sum(
+            beta=0.5, q0=0.0, q1=-0.1, eigenvalues=v, batch_size=8
+        ),
         "spectrum": lambda v: nz.Spectrum.from_arrays(v),
     }
     with pytest.raises(stb.ConfigError, match=r"eigenvalues|spectrum|lambda"):
@@ -510,9 +606,31 @@ def test_property_bad_spectra_raise_config_error(value, which):
 # ---------------------------------------------------------------------------------------
 # CLI fuzz: bad command lines exit 2 with error:, no traceback, no file touched
 # ---------------------------------------------------------------------------------------
-BAD_TOKENS = ["nan", "inf", "-inf", "1e400", "-1e400", "1e-400", "abc", "", "0x10", "1/0",
-              "1/2", "1e9999999", "--", "√2", "1,,2", " ", "1e", ".", "+-1", "1_0",
-              "__import__('os')", "-1", "1" * 200]
+BAD_TOKENS = [
+    "nan",
+    "inf",
+    "-inf",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "abc",
+    "",
+    "0x10",
+    "1/0",
+    "1/2",
+    "1e9999999",
+    "--",
+    "√2",
+    "1,,2",
+    " ",
+    "1e",
+    ".",
+    "+-1",
+    "1_0",
+    "__import__('os')",
+    "-1",
+    "1" * 200,
+]
 BASES = [
     ("check", ["--lr", "0.1", "--momentum", "0.9", "--lambda-max", "10"]),
     ("check", ["--lr", "0.1", "--power-law", "nu=2,N=100", "--batch-size", "8"]),
@@ -520,10 +638,18 @@ BASES = [
 ]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(base=st.sampled_from(BASES), slot=st.integers(0, 9), token=st.sampled_from(BAD_TOKENS),
-       extra=st.sampled_from([[], ["--momentun", "0.9"], ["--lr"], ["--out"]]))
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    base=st.sampled_from(BASES),
+    slot=st.integers(0, 9),
+    token=st.sampled_from(BAD_TOKENS),
+    extra=st.sampled_from([[], ["--momentun", "0.9"], ["--lr"], ["--out"]]),
+)
 def test_cli_fuzz_bad_command_lines(base, slot, token, extra, tmp_path_factory, capsys):
     cmd, args = base
     args = list(args)
@@ -556,14 +682,22 @@ def test_cli_fuzz_bad_command_lines(base, slot, token, extra, tmp_path_factory, 
     assert (folder / "keep.csv").read_text() == "precious\n"
 
 
-@pytest.mark.parametrize("argv", [
-    ["check", "--lr", "nan", "--lambda-max", "1"],
-    ["sweep", "--lr", "1e400", "--lambda-max", "1", "--out", "x.csv"],
-    ["derive", "gd", "--latex", "/nonexistent/x.tex"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--lr", "nan", "--lambda-max", "1"],
+        ["sweep", "--lr", "1e400", "--lambda-max", "1", "--out", "x.csv"],
+        ["derive", "gd", "--latex", "/nonexistent/x.tex"],
+    ],
+)
 def test_cli_fuzz_through_the_real_entry_point(argv, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "stability", *argv], capture_output=True,
-                         text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "stability", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and out.stderr.startswith("error: ")
     assert "Traceback" not in out.stderr and list(tmp_path.iterdir()) == []
 
@@ -574,12 +708,13 @@ def test_cli_fuzz_through_the_real_entry_point(argv, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sweep_of_1e8_configs_stays_under_2_gb(tmp_path):
-    code = ("import resource, sys; from stability.cli import main; "
-            "rc = main(['sweep', '--lr', '0.001:1:10000', '--momentum', '0:0.99:10000', "
-            f"'--lambda-max', '10', '--out', '{tmp_path / 'g.npz'}']); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=600)
+    code = (
+        "import resource, sys; from stability.cli import main; "
+        "rc = main(['sweep', '--lr', '0.001:1:10000', '--momentum', '0:0.99:10000', "
+        f"'--lambda-max', '10', '--out', '{tmp_path / 'g.npz'}']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     peak_kib = int(out.stdout.strip().splitlines()[-1])
     assert peak_kib < 2 * 1024**2
@@ -606,8 +741,21 @@ def test_outputs_get_ordinary_permissions(tmp_path, capsys):
     umask = os.umask(0o022)
     try:
         for out in ("g.csv", "g.npz"):
-            assert run(["sweep", "--lr", "0.1,0.2", "--lambda-max", "10", "--out",
-                        str(tmp_path / out)], capsys)[0] == 0
+            assert (
+                run(
+                    [
+                        "sweep",
+                        "--lr",
+                        "0.1,0.2",
+                        "--lambda-max",
+                        "10",
+                        "--out",
+                        str(tmp_path / out),
+                    ],
+                    capsys,
+                )[0]
+                == 0
+            )
             assert stat.S_IMODE((tmp_path / out).stat().st_mode) == 0o644
         assert run(["derive", "gd", "--latex", str(tmp_path / "d.tex")], capsys)[0] == 0
         assert stat.S_IMODE((tmp_path / "d.tex").stat().st_mode) == 0o644

@@ -21,8 +21,10 @@ def test_printer_symbol_names():
     assert latex(S.lam_max) == r"\lambda_{\max}"
     assert latex(S.eta_kick) == r"\eta'"
     assert latex(S.q0 + S.xi) == r"q_{0} + \xi"
-    assert latex(stb.gd(S.alpha).update_matrix()) == \
-        r"\left(\begin{matrix}- \alpha \lambda + 1\end{matrix}\right)"
+    assert (
+        latex(stb.gd(S.alpha).update_matrix())
+        == r"\left(\begin{matrix}- \alpha \lambda + 1\end{matrix}\right)"
+    )
 
 
 def test_golden_gd_steps():
@@ -43,22 +45,25 @@ def test_golden_heavy_ball_region_and_circle():
     circle = d.steps[titles.index("Eigenvalue circle (Theorem 6.2)")].obj
     # Nesterov: centre = radius = beta/(1+beta)
     assert sp.simplify(circle[0].rhs - S.beta / (1 + S.beta)) == 0
-    assert sp.simplify(circle[1].rhs**2 - (S.beta / (1 + S.beta)) ** 2) == 0
+    assert sp.simplify(circle[1].rhs ** 2 - (S.beta / (1 + S.beta)) ** 2) == 0
 
 
 def test_derivation_objects_are_the_core_results():
     d = derive(stb.heavy_ball(S.alpha, S.beta))
     by_title = {s.title: s.obj for s in d.steps if s.title}
-    assert by_title["Effective learning rate"].rhs.rhs == stb.heavy_ball(S.alpha, S.beta) \
-        .effective_lr()
+    assert (
+        by_title["Effective learning rate"].rhs.rhs
+        == stb.heavy_ball(S.alpha, S.beta).effective_lr()
+    )
     assert d._repr_latex_().startswith("$$")
 
 
 @pytest.mark.parametrize("name", NAMED)
 def test_committed_derivations_are_up_to_date(name):
     committed = (DERIVATIONS / f"{name}.tex").read_text()
-    assert committed == derive(name).to_latex(standalone=True), \
+    assert committed == derive(name).to_latex(standalone=True), (
         f"regenerate with: python -m stability.latex derivations  ({name})"
+    )
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
@@ -66,8 +71,13 @@ def test_committed_derivations_are_up_to_date(name):
 def test_derivations_compile(name, tmp_path):
     src = tmp_path / f"{name}.tex"
     src.write_text((DERIVATIONS / f"{name}.tex").read_text())
-    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", src.name],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", src.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout[-2000:]
     assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
 

@@ -103,28 +103,44 @@ def torch_adam(grad, w0, lrs, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, de
 
 
 SCHEDULES = {
-    "warmup_cosine": lambda T: 0.3 * np.minimum((np.arange(T) + 1) / 10, 1)
-    * 0.5 * (1 + np.cos(np.pi * np.arange(T) / T)),
+    "warmup_cosine": lambda T: (
+        0.3 * np.minimum((np.arange(T) + 1) / 10, 1) * 0.5 * (1 + np.cos(np.pi * np.arange(T) / T))
+    ),
     "step": lambda T: 0.2 * 0.5 ** (np.arange(T) // 15),
-    "restarts": lambda T: 0.25 * ltv.schedule("warm_restarts", T, period=12,
-                                              min_factor=0.05).values,
+    "restarts": lambda T: (
+        0.25 * ltv.schedule("warm_restarts", T, period=12, min_factor=0.05).values
+    ),
 }
 
 
 @pytest.mark.parametrize("sched", sorted(SCHEDULES))
-@pytest.mark.parametrize("cfg", [
-    {"momentum": 0.9}, {"momentum": 0.8, "dampening": 0.3}, {"momentum": 0.9, "nesterov": True},
-    {"momentum": 0.7, "weight_decay": 0.05}, {"momentum": 0.9, "nesterov": True,
-                                              "weight_decay": 0.02}])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"momentum": 0.9},
+        {"momentum": 0.8, "dampening": 0.3},
+        {"momentum": 0.9, "nesterov": True},
+        {"momentum": 0.7, "weight_decay": 0.05},
+        {"momentum": 0.9, "nesterov": True, "weight_decay": 0.02},
+    ],
+)
 def test_replay_torch_sgd(cfg, sched):
     grad, w0 = quadratic()
     T = 60
     lrs = SCHEDULES[sched](T)
     ref = torch_sgd(grad, w0, lrs, **cfg)
-    filt = ltv.filter_from_config({"optimizer": "sgd", **{k: v for k, v in cfg.items()
-                                                          if k != "weight_decay"}})
-    got = ltv.ltv_replay(filt, grad, w0, T, lrs, coupled_decay=cfg.get("weight_decay", 0.0),
-                         first_eta=1.0 if cfg.get("dampening") else None)
+    filt = ltv.filter_from_config(
+        {"optimizer": "sgd", **{k: v for k, v in cfg.items() if k != "weight_decay"}}
+    )
+    got = ltv.ltv_replay(
+        filt,
+        grad,
+        w0,
+        T,
+        lrs,
+        coupled_decay=cfg.get("weight_decay", 0.0),
+        first_eta=1.0 if cfg.get("dampening") else None,
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
@@ -136,8 +152,9 @@ def test_replay_adam_and_adamw(sched, wd):
     lrs = SCHEDULES[sched](T) * 0.1
     ref = torch_adam(grad, w0, lrs, weight_decay=wd)
     filt = ltv.filter_from_config({"optimizer": "adamw", "betas": (0.9, 0.999)})
-    got = ltv.ltv_replay(filt, grad, w0, T, ltv.AdamAlpha(lrs, 0.9, 0.999, 1e-8),
-                         decoupled_decay=wd)
+    got = ltv.ltv_replay(
+        filt, grad, w0, T, ltv.AdamAlpha(lrs, 0.9, 0.999, 1e-8), decoupled_decay=wd
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -146,10 +163,18 @@ def test_replay_real_torch():
     grad, w0 = quadratic(2)
     T = 40
     for name, make, mapping, kw in [
-        ("sgd", lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True),
-         {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}, {}),
-        ("adamw", lambda p: torch.optim.AdamW([p], lr=0.05, weight_decay=0.1),
-         {"optimizer": "adamw"}, {"decoupled_decay": 0.1}),
+        (
+            "sgd",
+            lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True),
+            {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+            {},
+        ),
+        (
+            "adamw",
+            lambda p: torch.optim.AdamW([p], lr=0.05, weight_decay=0.1),
+            {"optimizer": "adamw"},
+            {"decoupled_decay": 0.1},
+        ),
     ]:
         p = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
         opt = make(p)
@@ -163,8 +188,7 @@ def test_replay_real_torch():
             sched.step()
             traj.append(p.detach().numpy().copy())
         filt = ltv.filter_from_config(mapping)
-        alpha = ltv.AdamAlpha(np.array(lrs), 0.9, 0.999, 1e-8) if name == "adamw" else \
-            np.array(lrs)
+        alpha = ltv.AdamAlpha(np.array(lrs), 0.9, 0.999, 1e-8) if name == "adamw" else np.array(lrs)
         got = ltv.ltv_replay(filt, grad, w0, T, alpha, **kw)
         np.testing.assert_allclose(got, np.array(traj), rtol=1e-9, atol=1e-12)
 
@@ -182,9 +206,16 @@ def worst_case_gain(a, b):
     return np.abs(resp).sum(axis=1).max()
 
 
-@pytest.mark.parametrize("kind,kw", [("linear_warmup", {"warmup": 20}), ("cosine", {}),
-                                     ("inverse_time", {}), ("warm_restarts", {"period": 15}),
-                                     ("step", {"milestones": [20, 40]})])
+@pytest.mark.parametrize(
+    "kind,kw",
+    [
+        ("linear_warmup", {"warmup": 20}),
+        ("cosine", {}),
+        ("inverse_time", {}),
+        ("warm_restarts", {"period": 15}),
+        ("step", {"milestones": [20, 40]}),
+    ],
+)
 def test_bibo_gain_equals_worst_case_response(kind, kw):
     f = ltv.lowpass_filter(0.8)
     s = ltv.schedule(kind, 60, **kw)
@@ -197,8 +228,7 @@ def test_bibo_gain_equals_worst_case_response(kind, kw):
 
 
 def test_counterexample_linear_warmup():
-    v = ltv.ltv_verdict(ltv.lowpass_filter(0.9), 0.1, ltv.schedule("linear_warmup", 500,
-                                                                    warmup=50))
+    v = ltv.ltv_verdict(ltv.lowpass_filter(0.9), 0.1, ltv.schedule("linear_warmup", 500, warmup=50))
     assert v.frozen_pole_margin > 1  # beta r[1] = 1.8
     assert v.ues and v.bibo and v.ues_rate == pytest.approx(0.9) and v.ues_constant == 50
     # the constants really bound the transition on the horizon
@@ -209,9 +239,12 @@ def test_counterexample_linear_warmup():
 def test_counterexample_sqrt_growth():
     v = ltv.ltv_verdict(ltv.lowpass_filter(0.5), 0.1, ltv.schedule("sqrt_growth", 400))
     assert v.ues and v.bibo is False and math.isinf(v.bibo_gain)
-    gains = [ltv.ltv_verdict(ltv.lowpass_filter(0.5), 0.1,
-                             ltv.schedule("array", T, values=np.sqrt(np.arange(T) + 1))).bibo_gain
-             for T in (100, 400, 1600)]
+    gains = [
+        ltv.ltv_verdict(
+            ltv.lowpass_filter(0.5), 0.1, ltv.schedule("array", T, values=np.sqrt(np.arange(T) + 1))
+        ).bibo_gain
+        for T in (100, 400, 1600)
+    ]
     assert gains[1] > 1.9 * gains[0] and gains[2] > 1.9 * gains[1]  # grows like sqrt(T)
     a = 0.5 * np.sqrt((np.arange(1, 4000) + 1) / np.arange(1, 4000))
     assert ltv.ues_constant(a, 0.6) < 2  # UES for rho > beta
@@ -222,9 +255,12 @@ def test_counterexample_warm_restarts_dipping():
     v = ltv.ltv_verdict(ltv.lowpass_filter(0.9), 0.1, s)
     assert v.bibo and v.ues is False
     # the constant C = max alpha[t]/alpha[s] grows with every longer restart
-    cs = [ltv.ltv_verdict(ltv.lowpass_filter(0.9), 0.1,
-                          ltv.schedule("array", T, values=s.values[:T])).ues_constant
-          for T in (100, 400, 1600)]
+    cs = [
+        ltv.ltv_verdict(
+            ltv.lowpass_filter(0.9), 0.1, ltv.schedule("array", T, values=s.values[:T])
+        ).ues_constant
+        for T in (100, 400, 1600)
+    ]
     assert cs[0] < cs[1] < cs[2]
 
 
@@ -319,8 +355,9 @@ def test_ltv_plots(tmp_path):
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     f = ltv.lowpass_filter(0.9)
-    assert plots.plot_schedule_verdict(f, 0.1, ltv.schedule("linear_warmup", 300, warmup=50),
-                                       ax=axes[0])
+    assert plots.plot_schedule_verdict(
+        f, 0.1, ltv.schedule("linear_warmup", 300, warmup=50), ax=axes[0]
+    )
     assert plots.plot_filter_response(ltv.lowpass_filter(0.8, 0.3), axes=axes[1:])
     for ax in axes:
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()

@@ -50,8 +50,13 @@ def stable_algorithms(rng, M, count):
         D = rng.normal(size=(M, M))
         D *= rng.uniform(0.1, 0.85) / np.abs(np.linalg.eigvals(D)).max()
         a = rng.uniform(-0.4, 0.4, M).tolist() if rng.integers(2) else None
-        alg = stb.MemoryAlgorithm(rng.uniform(0.05, 0.8), rng.uniform(-0.3, 0.3, M).tolist(),
-                                  rng.uniform(-0.3, 0.3, M).tolist(), D.tolist(), a)
+        alg = stb.MemoryAlgorithm(
+            rng.uniform(0.05, 0.8),
+            rng.uniform(-0.3, 0.3, M).tolist(),
+            rng.uniform(-0.3, 0.3, M).tolist(),
+            D.tolist(),
+            a,
+        )
         lams = rng.uniform(0.05, 1.5, 6)
         if stb.is_strictly_stable(alg, lams.tolist()).stable:
             out.append((alg, lams))
@@ -81,8 +86,9 @@ def test_symbolic_closed_forms_reduce():
     assert sp.simplify(nz.noise_term(stb.gd(a)) - a * lam / (2 - a * lam)) == 0
     hb = nz.noise_term(stb.heavy_ball(a, b))
     assert sp.simplify(hb - a * lam * (1 + b) / ((1 - b) * (2 * (1 + b) - a * lam))) == 0
-    assert nz.noise_term(stb.heavy_ball(sp.Rational(1, 2), sp.Rational(1, 2)), 1) == \
-        sp.Rational(3, 5)
+    assert nz.noise_term(stb.heavy_ball(sp.Rational(1, 2), sp.Rational(1, 2)), 1) == sp.Rational(
+        3, 5
+    )
 
 
 @pytest.mark.symbolic
@@ -100,8 +106,12 @@ def test_memory1_closed_form_is_the_lyapunov_solution_symbolically():
 
 def test_memory2_symbolic_term_matches_numeric():
     F = Fraction
-    alg = stb.MemoryAlgorithm(F(2, 5), [F(3, 10), F(-1, 5)], [F(-1, 2), F(1, 4)],
-                              [[F(1, 2), F(1, 10)], [F(-1, 5), F(3, 10)]])
+    alg = stb.MemoryAlgorithm(
+        F(2, 5),
+        [F(3, 10), F(-1, 5)],
+        [F(-1, 2), F(1, 4)],
+        [[F(1, 2), F(1, 10)], [F(-1, 5), F(3, 10)]],
+    )
     exact = nz.noise_term(alg, sp.Rational(1, 3))
     assert exact.is_Rational
     assert float(exact) == pytest.approx(ubar_scipy(alg, 1 / 3), rel=1e-12)
@@ -146,8 +156,7 @@ def test_public_examples():
     # but A_lambda = 1.48 > 1. It must be reported unstable, never as a negative sum.
     bad = nz.stability_sum(stb.gd(1.5), [0.8], 1, "gaussian")
     assert bad.U == math.inf and not bad.bounded and "A_lambda" in bad.reason
-    assert nz._second_moment_radius(stb.gd(1.5), np.array([0.8]), -1.0)[0] == \
-        pytest.approx(1.48)
+    assert nz._second_moment_radius(stb.gd(1.5), np.array([0.8]), -1.0)[0] == pytest.approx(1.48)
 
 
 def test_noiseless_instability_reported():
@@ -222,14 +231,17 @@ def simulate_minibatch(alg, lam, w_star, B, steps, runs, seed):
         point = w + np.einsum("m,rmd->rd", p["a"], u) - w_star
         resid = np.einsum("rbd,rd->rb", x, point)
         g = np.einsum("rb,rbd->rd", resid, x) / B
-        w, u = (w - p["alpha"] * g + np.einsum("m,rmd->rd", p["b"], u),
-                np.einsum("m,rd->rmd", p["c"], g) + np.einsum("mn,rnd->rmd", p["D"], u))
+        w, u = (
+            w - p["alpha"] * g + np.einsum("m,rmd->rd", p["b"], u),
+            np.einsum("m,rd->rmd", p["c"], g) + np.einsum("mn,rnd->rmd", p["D"], u),
+        )
     return losses.mean(axis=1), losses.std(axis=1) / np.sqrt(runs)
 
 
 @pytest.mark.parametrize("B", [1, 4, 16])
-@pytest.mark.parametrize("alg", [stb.heavy_ball(0.2, 0.6), stb.nesterov(0.25, 0.5)],
-                         ids=["heavy_ball", "nesterov"])
+@pytest.mark.parametrize(
+    "alg", [stb.heavy_ball(0.2, 0.6), stb.nesterov(0.25, 0.5)], ids=["heavy_ball", "nesterov"]
+)
 def test_loss_trajectory_matches_monte_carlo(alg, B):
     lam = np.array([1.0, 0.5, 0.25, 0.1, 0.05])
     w_star = np.array([1.0, -1.0, 0.5, 2.0, 1.0])
@@ -254,8 +266,11 @@ def test_loss_trajectory_noiseless_limit_is_deterministic_loss():
 
 
 # -- power laws ---------------------------------------------------------------------------
-@pytest.mark.parametrize("alg", [stb.gd(0.8), stb.heavy_ball(0.1, 0.8),
-                                 stb.memory1(0.9, 0.2, -0.3)], ids=["gd", "hb", "m1"])
+@pytest.mark.parametrize(
+    "alg",
+    [stb.gd(0.8), stb.heavy_ball(0.1, 0.8), stb.memory1(0.9, 0.2, -0.3)],
+    ids=["gd", "hb", "m1"],
+)
 def test_infinite_power_law_matches_extrapolated_finite_sums(alg):
     nu = 1.5
     inf_res = nz.stability_sum(alg, nz.power_law(nu), 32)

@@ -29,8 +29,9 @@ def quadratic(seed: int, d: int = 6):
     return H, w_star, rng.normal(size=d)
 
 
-def torch_sgd_reference(grad, w0, steps, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                        nesterov=False):
+def torch_sgd_reference(
+    grad, w0, steps, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False
+):
     """torch.optim.SGD, transcribed from its documentation (including the first step)."""
     w, buf, out = np.array(w0, dtype=float), None, [np.array(w0, dtype=float)]
     for _ in range(steps):
@@ -80,8 +81,14 @@ damps = st.floats(0.0, 0.9)
 wds = st.floats(0.0, 0.3)
 
 
-@given(lr=lrs, momentum=moms, dampening=damps, weight_decay=wds, nesterov=st.booleans(),
-       seed=st.integers(0, 5))
+@given(
+    lr=lrs,
+    momentum=moms,
+    dampening=damps,
+    weight_decay=wds,
+    nesterov=st.booleans(),
+    seed=st.integers(0, 5),
+)
 def test_torch_adapter_replays_torch_rule(lr, momentum, dampening, weight_decay, nesterov, seed):
     if nesterov:
         dampening = 0.0
@@ -91,8 +98,9 @@ def test_torch_adapter_replays_torch_rule(lr, momentum, dampening, weight_decay,
     def grad(w):
         return H @ (w - w_star)
 
-    cfg = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-               nesterov=nesterov)
+    cfg = dict(
+        lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov
+    )
     ref = torch_sgd_reference(grad, w0, 25, **cfg)
     opt = stb.from_torch_sgd(**cfg)
     assert_same_trajectory(opt.simulate(grad, w0, 25), ref)
@@ -150,16 +158,19 @@ def test_momentum_zero_is_gd_even_with_dampening():
 
 def test_effective_lr_of_adapters():
     F = Fraction
-    assert stb.from_torch_sgd(F(1, 10), F(9, 10), F(1, 2)).algorithm.effective_lr() == \
-        sp.Rational(1, 2)
+    assert stb.from_torch_sgd(F(1, 10), F(9, 10), F(1, 2)).algorithm.effective_lr() == sp.Rational(
+        1, 2
+    )
     assert stb.from_torch_sgd(F(1, 10), F(9, 10), nesterov=True).algorithm.effective_lr() == 1
     assert stb.from_keras_sgd(F(1, 10), F(9, 10), True).algorithm.effective_lr() == 1
 
 
 def test_keras_nesterov_has_nesterov_triplet():
     F = Fraction
-    assert stb.from_keras_sgd(F(1, 10), F(9, 10), True).algorithm.triplet() == \
-        stb.nesterov(F(1, 10), F(9, 10)).triplet()
+    assert (
+        stb.from_keras_sgd(F(1, 10), F(9, 10), True).algorithm.triplet()
+        == stb.nesterov(F(1, 10), F(9, 10)).triplet()
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,8 +183,10 @@ def test_keras_nesterov_has_nesterov_triplet():
         ({"lr": 0.1, "momentum": -0.5}, "momentum must be in [0, 1), got -0.5"),
         ({"lr": 0.1, "momentum": 0.9, "dampening": 1.0}, "dampening must be in [0, 1), got 1.0"),
         ({"lr": 0.1, "weight_decay": -1e-4}, "weight_decay must be in [0, inf), got -0.0001"),
-        ({"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True},
-         "nesterov=True requires momentum > 0 and dampening = 0"),
+        (
+            {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True},
+            "nesterov=True requires momentum > 0 and dampening = 0",
+        ),
         ({"lr": 0.1, "nesterov": True}, "nesterov=True requires momentum > 0"),
         ({"lr": 0.1, "nesterov": "yes"}, "nesterov must be true or false, got 'yes'"),
         ({"lr": "0.1"}, "lr must be a number, got a string '0.1'"),
@@ -225,15 +238,26 @@ class Adam(SGD):
 
 
 def torch_group(**hyper):
-    base = {"params": [object()], "lr": 0.1, "momentum": 0, "dampening": 0, "weight_decay": 0,
-            "nesterov": False, "maximize": False, "foreach": None, "differentiable": False,
-            "fused": None}
+    base = {
+        "params": [object()],
+        "lr": 0.1,
+        "momentum": 0,
+        "dampening": 0,
+        "weight_decay": 0,
+        "nesterov": False,
+        "maximize": False,
+        "foreach": None,
+        "differentiable": False,
+        "fused": None,
+    }
     return {**base, **hyper}
 
 
 def test_from_optimizer_duck_typed_torch_object():
-    opt = SGD(torch_group(momentum=0.9), torch_group(lr=0.01, weight_decay=1e-4, nesterov=True,
-                                                     momentum=0.5))
+    opt = SGD(
+        torch_group(momentum=0.9),
+        torch_group(lr=0.01, weight_decay=1e-4, nesterov=True, momentum=0.5),
+    )
     first, second = stb.from_optimizer(opt)
     assert first.algorithm.name == "torch_sgd"
     assert second.algorithm.name == "torch_sgd_nesterov"

@@ -132,7 +132,8 @@ def test_general_M_conditions_memory2_consistent_with_exact_engine():
         grid = np.linspace(1e-4, 1, 300)
         over_ok = all(
             float(sp.Poly(c.expr, S.lam).eval(sp.Rational(g))) > 0
-            for c in sym.interval_conditions for g in grid
+            for c in sym.interval_conditions
+            for g in grid
         )
         assert (fixed_ok and over_ok) == is_strictly_stable(alg, 1).stable
 
@@ -151,8 +152,9 @@ def _triplet_matrices(beta, q0, q1, lams):
 
 
 def _brute_force_memory1(beta, q0, q1, lam_max, n_grid=300):
-    grid = lam_max * np.concatenate([np.geomspace(1e-6, 1, n_grid // 2),
-                                     np.linspace(0, 1, n_grid // 2 + 1)[1:]])
+    grid = lam_max * np.concatenate(
+        [np.geomspace(1e-6, 1, n_grid // 2), np.linspace(0, 1, n_grid // 2 + 1)[1:]]
+    )
     out = np.empty(beta.size, dtype=bool)
     for s in range(0, beta.size, 2000):
         sl = slice(s, s + 2000)
@@ -229,9 +231,13 @@ def _random_contractive(rng, M):
     D = rng.normal(size=(M, M))
     D *= rng.uniform(0.1, 0.9) / np.abs(np.linalg.eigvals(D)).max()
     a = rng.uniform(-0.5, 0.5, M) if rng.integers(2) else None
-    return stb.MemoryAlgorithm(rng.uniform(0.1, 1.0), rng.uniform(-0.3, 0.3, M).tolist(),
-                               rng.uniform(-0.3, 0.3, M).tolist(), D.tolist(),
-                               None if a is None else a.tolist())
+    return stb.MemoryAlgorithm(
+        rng.uniform(0.1, 1.0),
+        rng.uniform(-0.3, 0.3, M).tolist(),
+        rng.uniform(-0.3, 0.3, M).tolist(),
+        D.tolist(),
+        None if a is None else a.tolist(),
+    )
 
 
 @pytest.mark.parametrize("M", [1, 2, 3])
@@ -289,8 +295,9 @@ def test_float_neighbours_of_the_boundary():
     assert not is_strictly_stable(alg, float(above)).stable
     # the vectorised checker agrees through its certified path
     t = alg.triplet()
-    m = memory1_margins(beta=float(t.beta), q0=float(t.q0), q1=float(t.q1),
-                        lambda_max=[below, above])
+    m = memory1_margins(
+        beta=float(t.beta), q0=float(t.q0), q1=float(t.q1), lambda_max=[below, above]
+    )
     assert m.stable.tolist() == [True, False]
     assert m.n_certified == 2
 
@@ -349,8 +356,10 @@ def test_symbolic_algorithm_refused_by_numeric_verdict():
 
 
 # -- memory-1 geometry --------------------------------------------------------------------
-@given(st.fractions(-Fraction(99, 100), Fraction(99, 100), max_denominator=100),
-       st.fractions(Fraction(1, 10), 10, max_denominator=10))
+@given(
+    st.fractions(-Fraction(99, 100), Fraction(99, 100), max_denominator=100),
+    st.fractions(Fraction(1, 10), 10, max_denominator=10),
+)
 def test_triangle_vertices_and_right_angle(beta, lam_max):
     tri = m1.stability_triangle(beta, lam_max)
     (a, b, c) = [sp.Matrix(v) for v in tri.vertices]
@@ -393,9 +402,13 @@ def test_sup_effective_lr_vs_sampling():
 
 @pytest.mark.parametrize(
     "alg",
-    [stb.heavy_ball(0.3, 0.7), stb.nesterov(0.2, 0.8), stb.memory1(0.5, -0.1, -0.5),
-     stb.momentum_kick(0.1, 0.3, 0.9), stb.memory1(0.4, 0.3, 0.0) if False else
-     stb.memory1(0.2, -0.05, -1.0)],
+    [
+        stb.heavy_ball(0.3, 0.7),
+        stb.nesterov(0.2, 0.8),
+        stb.memory1(0.5, -0.1, -0.5),
+        stb.momentum_kick(0.1, 0.3, 0.9),
+        stb.memory1(0.4, 0.3, 0.0) if False else stb.memory1(0.2, -0.05, -1.0),
+    ],
 )
 def test_complex_eigenvalues_lie_on_theorem62_circle(alg):
     locus = m1.eigenvalue_locus(alg)
@@ -426,8 +439,9 @@ def test_locus_literature_cases():
         m1.eigenvalue_locus(stb.memory1(Fraction(1, 2), 1, 1))
 
 
-@pytest.mark.parametrize("alg", [stb.heavy_ball(0.3, 0.7), stb.nesterov(0.2, 0.8),
-                                 stb.momentum_kick(0.1, 0.3, 0.9)])
+@pytest.mark.parametrize(
+    "alg", [stb.heavy_ball(0.3, 0.7), stb.nesterov(0.2, 0.8), stb.momentum_kick(0.1, 0.3, 0.9)]
+)
 def test_real_complex_boundaries(alg):
     bounds = [float(b) for b in m1.real_complex_boundaries(alg)]
     # MATH.md: roots in s = sqrt(lambda) of (q0 + d a) s^2 - 2 sqrt(d a) s + d = 0, d a = -(q0+q1)
@@ -505,8 +519,9 @@ def test_plots_draw_labelled_figures(tmp_path):
     from stability import plots
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    a1 = plots.plot_stability_triangle(0.5, 1.0, configs=[stb.heavy_ball(0.5, 0.5),
-                                                          stb.heavy_ball(3.5, 0.5)], ax=axes[0])
+    a1 = plots.plot_stability_triangle(
+        0.5, 1.0, configs=[stb.heavy_ball(0.5, 0.5), stb.heavy_ball(3.5, 0.5)], ax=axes[0]
+    )
     a2 = plots.plot_lr_momentum_region("nesterov", 1.0, ax=axes[1], configs=[(0.5, 0.9)])
     a3 = plots.plot_eigenvalue_locus(stb.heavy_ball(0.3, 0.7), 5.0, ax=axes[2])
     assert a1 and a2 and a3
@@ -519,7 +534,9 @@ def test_plots_draw_labelled_figures(tmp_path):
 
 
 def test_symbolic_core_does_not_import_matplotlib():
-    code = ("import sys, stability, stability.regions, stability.geometry, stability.checkers; "
-            "print('matplotlib' in sys.modules)")
+    code = (
+        "import sys, stability, stability.regions, stability.geometry, stability.checkers; "
+        "print('matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
