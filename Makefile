@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 		--power-law nu=2,Lambda=10,N=1e6 --batch-size 32
 
 test: $(VENV)/.installed-test
-	MPLBACKEND=Agg $(PY) -m pytest -q
+	MPLBACKEND=Agg $(PY) -m pytest -q --durations=15
 
 test-slow: $(VENV)/.installed-test
 	MPLBACKEND=Agg $(PY) -m pytest -q -m slow
@@ -34,6 +34,8 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_regions.py
+	$(PY) benchmarks/bench_checkers.py
+	$(PY) benchmarks/bench_sweep_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
