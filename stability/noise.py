@@ -590,6 +590,8 @@ def critical_batch_size(
     ``U(B) = sum_k w_k (tau1/B) Ubar_k / (1 + (tau2/B) Ubar_k)`` decreases in ``B``; ``Ubar`` is
     computed once and ``B`` found by bisection (each candidate re-checks ``A_lambda``).
     """
+    from .regions import is_strictly_stable
+
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
     if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
@@ -599,19 +601,29 @@ def critical_batch_size(
     else:
         if isinstance(spec, PowerLawSpectrum):
             spec = spec.truncated(spec.N)
-        probe, _ = _terms(alg, spec.lam, 1.0, NoiseModel(model.tau1, 0.0, "probe"))
-        if probe is None:
+        lam = spec.lam
+        res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+        if not res.stable:
             return math.inf
-        w = spec.weights  # probe = tau1 * Ubar (B = 1, tau2 = 0)
-        ub = probe / model.tau1 if model.tau1 else probe
+        w = spec.weights
+        ub = np.empty(lam.shape)  # Ubar, computed once, chunk by chunk
+        for start in range(0, lam.size, _CHUNK):
+            ub[start : start + _CHUNK] = ubar(alg, lam[start : start + _CHUNK])
+        ub_max = float(ub.max())
 
         def ok(B: float) -> bool:
             k2 = model.tau2 / B
             if model.tau2 > 0:
                 return stability_sum(alg, spec, B, model).bounded
-            if np.any(1 + k2 * ub <= 0):
+            if 1 + k2 * ub_max <= 0:  # tau2 <= 0: the largest Ubar decides A_lambda
                 return False
-            return float(np.sum(w * model.tau1 / B * ub / (1 + k2 * ub))) < 1
+            total = math.fsum(
+                float(
+                    np.sum(w[i : i + _CHUNK] * ub[i : i + _CHUNK] / (1 + k2 * ub[i : i + _CHUNK]))
+                )
+                for i in range(0, lam.size, _CHUNK)
+            )
+            return model.tau1 / B * total < 1
 
     if ok(1.0):
         return 1.0

@@ -441,13 +441,14 @@ def _max_lr(
                         ]
                     )
             else:
+                lam_seen = lam + shift if shift else lam  # shifted once, not per round
 
                 def noise_ok(lr: np.ndarray) -> np.ndarray:
                     U = memory1_noise_sum(
                         beta=np.full(lr.shape, beta),
                         q0=q0 * lr,
                         q1=q1 * lr,
-                        eigenvalues=lam + shift,
+                        eigenvalues=lam_seen,
                         weights=w,
                         batch_size=B,
                         tau1=model.tau1,
