@@ -1,4 +1,4 @@
-"""LTV (AutoSGM) verdicts for learning-rate schedules (MATH.md §7 counterexamples).
+"""LTV (AutoSGM) verdicts for learning-rate schedules (docs §7 counterexamples).
 
 A linear warm-up breaks the frozen-pole test yet is UES and BIBO; sqrt growth is UES but not
 BIBO; warm restarts with growing periods are BIBO but not UES. Writes

@@ -2,7 +2,8 @@
 
 The symbolic core represents an optimizer as a memory-M algorithm (:class:`MemoryAlgorithm`)
 and derives its update matrix, characteristic polynomial ``chi = P - lambda Q``, multistep form
-and effective learning rate exactly. Conventions follow MATH.md (Yarotsky & Velikanov, 2025).
+and effective learning rate exactly. Conventions and formulas: docs/mathematics.md (after
+Yarotsky & Velikanov, 2025).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stochastic acceleration: Theorem 7 criteria and the AM1 schedule (MATH.md §4.1).
+"""Stochastic acceleration: Theorem 7 criteria and the AM1 schedule (docs §4.1).
 
 AM1 keeps ``q0 > 0`` fixed, lets ``delta_t = 1 - beta_t = delta t^-b -> 0`` and grows
 ``alpha_eff,t = alpha0 t^a``; under a power law with exponent ``nu`` and ``0 < a <= b(1 - 1/nu)``,
@@ -53,7 +53,7 @@ class AM1Schedule:
 def am1_schedule(
     alpha0: Any, delta: Any, q0: Any, a: Any, b: Any, steps: int, nu: Any = None
 ) -> AM1Schedule:
-    """The AM1 schedule of MATH.md §4.1 for ``t = 1..steps``.
+    """The AM1 schedule of docs §4.1 for ``t = 1..steps``.
 
     Validated: ``alpha0 > 0``, ``0 < delta < 1``, ``q0 > 0``, ``0 < a``, ``0 <= b < 1`` and, when
     the spectrum exponent ``nu`` is given, ``a <= b (1 - 1/nu)``; every ``eta_t`` must be

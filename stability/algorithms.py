@@ -1,4 +1,4 @@
-"""Memory-M algorithms (MATH.md §1): the one representation every analysis starts from.
+"""Memory-M algorithms (docs §1): the one representation every analysis starts from.
 
 A memory-M algorithm keeps the iterate ``w`` and ``M`` auxiliary vectors ``u`` and updates
 
@@ -96,7 +96,7 @@ def _matrix(value: Any, name: str, size: int) -> sp.ImmutableMatrix:
 
 
 class MemoryAlgorithm:
-    r"""A first-order algorithm with ``M`` auxiliary vectors (MATH.md §1, paper eq. 3).
+    r"""A first-order algorithm with ``M`` auxiliary vectors (docs §1, paper eq. 3).
 
     Parameters
     ----------
@@ -344,7 +344,7 @@ class MemoryAlgorithm:
 
 
 # ---------------------------------------------------------------------------------------
-# Named constructors (MATH.md §1 table, §3.2 triplets)
+# Named constructors (docs §1 table, §3.2 triplets)
 # ---------------------------------------------------------------------------------------
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -425,7 +425,7 @@ def nesterov(lr: Any, momentum: Any) -> MemoryAlgorithm:
 
 @keeps_exact_floats
 def memory1(beta: Any, q0: Any, q1: Any) -> MemoryAlgorithm:
-    """Canonical realisation of the memory-1 triplet ``(beta, q0, q1)`` (MATH.md §3.2).
+    """Canonical realisation of the memory-1 triplet ``(beta, q0, q1)`` (docs §3.2).
 
     ``chi_lambda = xi^2 - (1 + beta + lambda q1) xi + (beta - lambda q0)``, realised with
     ``alpha = -q1, b = 1, c = q0 + beta q1, D = beta``. Any finite real triplet is accepted

@@ -1,4 +1,4 @@
-"""Characteristic polynomial, multistep form and effective learning rate (MATH.md §2).
+"""Characteristic polynomial, multistep form and effective learning rate (docs §2).
 
 Convention (the paper authors' own):
 ``chi_lambda(xi) = det(xi I - S_lambda) = P(xi) - lambda Q(xi)`` with
@@ -96,7 +96,7 @@ def _det(matrix: sp.Matrix) -> sp.Expr:
 
 
 def charpoly(alg: MemoryAlgorithm) -> CharPoly:
-    """``P``, ``Q`` and ``chi = P - lambda Q`` (MATH.md §2).
+    """``P``, ``Q`` and ``chi = P - lambda Q`` (docs §2).
 
     ``P`` comes from ``D`` alone and ``Q`` from the adjugate of ``xi I - S_0``; neither is read
     off ``det(xi I - S_lambda)``, so the identity ``det(xi I - S_lambda) = P - lambda Q`` is a

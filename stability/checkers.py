@@ -43,7 +43,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import symbols as S
 from ._codegen import inplace_numpy
 from ._values import _interval, describe, float_array, listing
-from .errors import ConfigError
+from .errors import ConfigError, StabilityError
 
 __all__ = [
     "Verdicts",
@@ -481,7 +481,11 @@ def _theorem61_kernel(merged: bool = True) -> _Kernel:
     conds = [(c.name, c.expr) for c in theorem61_conditions(S.beta, S.q0, S.q1, S.lam_max)]
     if not merged:
         return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max))
-    assert conds[0][1] == 1 - S.beta and conds[1][1] == 1 + S.beta
+    if not (conds[0][1] == 1 - S.beta and conds[1][1] == 1 + S.beta):
+        raise StabilityError(
+            "theorem61_conditions changed order: the merged kernel needs "
+            "1 - beta and 1 + beta first"
+        )
     conds = [("|beta| < 1", 1 - sp.Abs(S.beta)), *conds[2:]]
     # every condition's term sum is at most twice this (checked by _compile)
     scale = 1 + sp.Abs(S.beta) + (1 + S.lam_max) * (sp.Abs(S.q0) + sp.Abs(S.q1))

@@ -1,5 +1,5 @@
-"""Stationary fluctuations with additive gradient noise (MATH.md §5, seed 003) and the
-least-squares step-size thresholds of batch-1 SGD (MATH.md §6.3, seed 001).
+"""Stationary fluctuations with additive gradient noise (docs §5, Liu-Ziyin-Ueda 2021) and the
+least-squares step-size thresholds of batch-1 SGD (docs §6.3).
 
 With ``g = H(w - w*) + eps``, ``Cov eps = C`` i.i.d., the stationary covariance of a strictly
 stable memory-M algorithm solves ``Sigma = S Sigma S^T + (v v^T) (x) C`` with the full update
@@ -135,7 +135,7 @@ def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, noise: Any = sigm
 
 
 def sgd_variance(alpha: Any = S.alpha, h: Any = S.h, noise: Any = sigma2) -> sp.Expr:
-    """SGD: ``alpha sigma^2 / (h (2 - alpha h))`` (MATH.md §5)."""
+    """SGD: ``alpha sigma^2 / (h (2 - alpha h))`` (docs §5)."""
     a, hh, s2 = (to_sympy(x, n) for x, n in ((alpha, "alpha"), (h, "h"), (noise, "noise")))
     return a * s2 / (hh * (2 - a * hh))
 
@@ -175,7 +175,7 @@ def minibatch_gaussian_variance(
 
 
 def least_squares_thresholds(X: Any) -> dict[str, float]:
-    """Step-size thresholds of batch-1 SGD on least squares with data rows ``x_i`` (seed 001).
+    """Step-size thresholds of batch-1 SGD on least squares with data rows ``x_i`` (docs §6.3).
 
     Returns ``2/R^2 <= eta_desc <= eta_ms <= 2/lambda_max(A)`` with ``A = X^T X/N``,
     ``R^2 = max |x_i|^2``; ``eta_desc`` is the largest step for which the expected squared

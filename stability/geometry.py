@@ -1,4 +1,4 @@
-"""Memory-1 geometry (MATH.md §3.2, §6): the stability triangle, the eigenvalue circle
+"""Memory-1 geometry (docs §3.2, §6): the stability triangle, the eigenvalue circle
 (Theorem 6.2), real/complex boundaries, spectral radius and the classical optima.
 
 Functions accept a memory-1 :class:`MemoryAlgorithm` or a triplet ``(beta, q0, q1)``; symbolic
@@ -64,7 +64,7 @@ class Triangle:
 
 
 def stability_triangle(beta: Any, lambda_max: Any = 1) -> Triangle:
-    """Vertices of the stable ``(q0, q1)`` triangle at fixed ``beta`` (MATH.md §3.2).
+    """Vertices of the stable ``(q0, q1)`` triangle at fixed ``beta`` (docs §3.2).
 
     In units of ``1/lambda_max``: ``(1+beta, -(1+beta))`` (the right angle),
     ``(beta-1, 1-beta)``, ``(beta-1, -(3+beta))``.

@@ -17,7 +17,7 @@ from sympy.printing.latex import LatexPrinter
 from . import symbols as S
 from ._values import describe
 from .algorithms import MemoryAlgorithm, get_method
-from .errors import ConfigError
+from .errors import ConfigError, StabilityError
 
 __all__ = ["Derivation", "Step", "derive", "latex"]
 
@@ -218,8 +218,8 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
             r"The leading eigenvalue of $S_\lambda$ is "
             r"$1 - \alpha_{\mathrm{eff}}\lambda + O(\lambda^2)$ (Theorem 4).",
         )
-    except Exception:
-        pass
+    except StabilityError as exc:  # D has the eigenvalue 1: no effective learning rate
+        d.add("Effective learning rate", sp.Symbol(r"\text{undefined}"), str(exc))
     if M <= 2:
         from .regions import strict_stability_conditions
 

@@ -1,4 +1,4 @@
-"""The linear time-varying (AutoSGM) view of momentum, schedules and Adam (MATH.md §7).
+"""The linear time-varying (AutoSGM) view of momentum, schedules and Adam (docs §7).
 
 Per coordinate, momentum is the lowpass filter ``H(z) = eta (1 - gamma z^-1)/(1 - beta z^-1)``
 realised as ``v[t] = beta v[t-1] + eta (g[t] - gamma g[t-1])`` and the step
@@ -118,18 +118,21 @@ def derive_ltv_recursion() -> sp.Eq:
     """Derive ``dw[t+1] = beta r[t] dw[t] + eta alpha[t] e[t]`` from the realisation.
 
     Substitutes ``v[t] = beta v[t-1] + eta (g[t] - gamma g[t-1])`` and
-    ``v[t-1] = -dw[t]/alpha[t-1]`` into ``dw[t+1] = -alpha[t] v[t]`` and simplifies; returns
-    the recursion as a sympy equation (the test checks it is an identity).
+    ``v[t-1] = -dw[t]/alpha[t-1]`` into ``dw[t+1] = -alpha[t] v[t]``; returns the recursion as
+    a sympy equation (the tests check that it equals the substituted realisation).
     """
+    return sp.Eq(sp.Symbol("dw_{t+1}"), _ltv_recursion_parts()[1])
+
+
+def _ltv_recursion_parts() -> tuple[sp.Expr, sp.Expr]:
+    """``(dw[t+1] from the realisation, the claimed LTV recursion)``."""
     a_t, a_tm1, dw_t, g_t, g_tm1 = sp.symbols("alpha_t alpha_tm1 dw_t g_t g_tm1")
     v_tm1 = -dw_t / a_tm1
     v_t = beta_s * v_tm1 + eta_s * (g_t - gamma_s * g_tm1)
     dw_next = sp.expand(-a_t * v_t)
     r = a_t / a_tm1
     e = gamma_s * g_tm1 - g_t
-    claimed = beta_s * r * dw_t + eta_s * a_t * e
-    assert sp.simplify(dw_next - claimed) == 0
-    return sp.Eq(sp.Symbol("dw_{t+1}"), claimed)
+    return dw_next, beta_s * r * dw_t + eta_s * a_t * e
 
 
 def prox_update() -> dict[str, sp.Expr]:
@@ -176,7 +179,7 @@ def weight_decay_equivalence() -> dict[str, Any]:
 # Optimizer configs -> filter
 # ---------------------------------------------------------------------------------------
 def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
-    """Map a framework config to ``(beta, gamma, eta)`` (MATH.md §7 mapping).
+    """Map a framework config to ``(beta, gamma, eta)`` (docs §7 mapping).
 
     Keys: ``optimizer`` in ``torch.sgd``/``sgd``, ``torch.adam``/``adam``, ``torch.adamw``/
     ``adamw``, ``optax.sgd``, ``optax.adam``; the framework's hyperparameter names
@@ -681,7 +684,7 @@ def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
 def filter_stationary_variance(
     filt: AutoSGMFilter, alpha: Any, h: Any, noise: Any
 ) -> tuple[sp.Expr, list[sp.Expr]]:
-    """MATH.md §7: stationary ``Var w`` of the filter on a noisy 1-D quadratic, and the
+    """docs §7: stationary ``Var w`` of the filter on a noisy 1-D quadratic, and the
     stability conditions (all must be ``> 0``).
 
     With ``l = eta alpha`` and ``q = eta alpha h``:

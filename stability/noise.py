@@ -1,4 +1,4 @@
-"""Mini-batch noise (MATH.md §4): SE noise models, the per-eigenvalue Lyapunov term, the
+"""Mini-batch noise (docs §4): SE noise models, the per-eigenvalue Lyapunov term, the
 stability sum ``U`` and the exact second-moment recursion of the loss.
 
 The noise is the *spectrally expressible* (SE) model ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH``;
@@ -51,7 +51,7 @@ SE_NOTE = (
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NoiseModel:
-    """SE noise ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH`` (MATH.md eq. 15)."""
+    """SE noise ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH`` (docs §4; Yarotsky & Velikanov eq. 15)."""
 
     tau1: float
     tau2: float
@@ -162,7 +162,7 @@ MAX_EIGENVALUES = 10**8
 @dataclass(frozen=True)
 class PowerLawSpectrum:
     """``lambda_k = Lambda k^-nu`` (k = 1..N, or to infinity when ``N is None``) with target
-    ``lambda_k c_k^2 = Q k^(-zeta nu - 1)`` (MATH.md §4.2)."""
+    ``lambda_k c_k^2 = Q k^(-zeta nu - 1)`` (docs §4.2)."""
 
     nu: float
     Lambda: float = 1.0
@@ -270,8 +270,8 @@ def as_spectrum(spectrum: Any) -> Spectrum | PowerLawSpectrum:
 def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
     """``Ubar_lambda = lambda^2 r^T X r`` with ``X = S X S^T + v v^T`` (exact, symbolic).
 
-    Memory 0 and 1 use the closed form (MATH.md eq. 25, written with the triplet); larger
-    memories solve the Lyapunov system symbolically (small M only).
+    Memory 0 and 1 use the closed form (docs §4; Yarotsky & Velikanov eq. 25, written with
+    the triplet); larger memories solve the Lyapunov system symbolically (small M only).
 
     >>> from stability import gd, heavy_ball
     >>> noise_term(gd(S.alpha))
@@ -716,7 +716,7 @@ def loss_trajectory(
     steps: int | None = None,
     noise: Any = "gaussian",
 ) -> np.ndarray:
-    """Mean loss ``L_0 .. L_steps`` from the exact SE second-moment recursion (MATH.md §4).
+    """Mean loss ``L_0 .. L_steps`` from the exact SE second-moment recursion (docs §4).
 
     ``C_{k,t+1} = A_k(C_{k,t}) + (tau1/B) lambda_k (sum_j w_j lambda_j r^T C_{j,t} r) v v^T``,
     ``C_{k,0} = c_k^2 E11``, ``L_t = 1/2 sum_k w_k lambda_k (C_{k,t})_11``; vectorised over

@@ -1,4 +1,4 @@
-"""Adapters from real optimizer configurations to memory-M algorithms (MATH.md §1).
+"""Adapters from real optimizer configurations to memory-M algorithms (docs §1).
 
 Each adapter returns a :class:`ConfiguredOptimizer`: the :class:`MemoryAlgorithm` that
 reproduces the library's update rule, plus the *curvature shift* caused by coupled weight decay

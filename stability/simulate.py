@@ -1,6 +1,6 @@
 """Run an algorithm on a gradient oracle (numeric trajectories, float64).
 
-These are the plain iterations of MATH.md §1 and Theorem 1, used to validate derived objects
+These are the plain iterations of docs §1 and Theorem 1, used to validate derived objects
 against actual runs and to replay optimizer configurations.
 """
 

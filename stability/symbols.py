@@ -1,8 +1,8 @@
 """Every sympy Symbol of the package, defined once with its assumptions.
 
-Names follow MATH.md: ``lam`` is a Hessian eigenvalue (curvature), ``xi`` the variable of
-characteristic polynomials, ``alpha``/``beta`` learning rate and momentum, ``q0``/``q1`` the
-memory-1 triplet coefficients, ``eta``/``eta_kick`` the momentum+kick step sizes.
+Names follow docs/mathematics.md: ``lam`` is a Hessian eigenvalue (curvature), ``xi`` the
+variable of characteristic polynomials, ``alpha``/``beta`` learning rate and momentum,
+``q0``/``q1`` the memory-1 triplet coefficients, ``eta``/``eta_kick`` the momentum+kick step sizes.
 """
 
 from __future__ import annotations

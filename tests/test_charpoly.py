@@ -49,7 +49,7 @@ def test_det_equals_P_minus_lambda_Q_symbolic(M, lookahead):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("M", [1, 2, 3])
 def test_Q_matches_a0_formula(M):
-    # MATH.md: for a = 0, Q = b^T adj(xi I - D) c - alpha det(xi I - D)
+    # docs/mathematics.md: for a = 0, Q = b^T adj(xi I - D) c - alpha det(xi I - D)
     alg = symbolic_algorithm(M, lookahead=False)
     A = xi * sp.eye(M) - alg.D
     expected = (alg.b.T * A.adjugate() * alg.c)[0, 0] - alg.alpha * A.det()
@@ -63,7 +63,7 @@ def test_literature_polynomials():
     assert sp.expand(hb.Q.as_expr() + a * xi) == 0
     ne = stb.nesterov(a, be).charpoly()
     assert sp.expand(ne.Q.as_expr() - (-a * (1 + be) * xi + a * be)) == 0
-    # memory-1 chi of MATH.md §3.2
+    # memory-1 chi of docs §3.2
     m1 = stb.memory1(be, S.q0, S.q1).charpoly().chi.as_expr()
     assert sp.expand(m1 - (xi**2 - (1 + be + lam * S.q1) * xi + (be - lam * S.q0))) == 0
 
@@ -141,7 +141,7 @@ def test_triplets_of_named_methods():
 
 
 def test_alpha_eff_in_triplet_terms():
-    # MATH.md: alpha_eff = -(q0 + q1)/(1 - beta) for every memory-1 algorithm
+    # docs/mathematics.md: alpha_eff = -(q0 + q1)/(1 - beta) for every memory-1 algorithm
     t = stb.memory1(S.beta, S.q0, S.q1)
     assert sp.simplify(t.effective_lr() + (S.q0 + S.q1) / (1 - S.beta)) == 0
 

@@ -1,4 +1,4 @@
-"""Stationary fluctuations (seed 003) and least-squares thresholds (seed 001)."""
+"""Stationary fluctuations (Liu-Ziyin-Ueda 2021) and least-squares thresholds (docs §6.3)."""
 
 from __future__ import annotations
 

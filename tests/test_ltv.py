@@ -17,6 +17,8 @@ from stability.fluctuations import stationary_variance_1d
 def test_ltv_recursion_and_prox():
     eq = ltv.derive_ltv_recursion()
     assert "alpha_t" in str(eq.rhs)
+    realised, claimed = ltv._ltv_recursion_parts()
+    assert sp.simplify(realised - claimed) == 0 and claimed == eq.rhs
     prox = ltv.prox_update()
     _D, e, r, dw = sp.symbols("Delta e r dw", real=True)
     beta, eta = ltv.beta_s, ltv.eta_s
@@ -193,7 +195,7 @@ def test_replay_real_torch():
         np.testing.assert_allclose(got, np.array(traj), rtol=1e-9, atol=1e-12)
 
 
-# -- verdicts and MATH.md §7 counterexamples ------------------------------------------------
+# -- verdicts and docs §7 counterexamples ------------------------------------------------
 def worst_case_gain(a, b):
     """Independent: impulse responses of x[t+1] = a x + b u, then the largest row l1 norm."""
     T = len(a)

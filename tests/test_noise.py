@@ -152,7 +152,7 @@ def test_stability_sum_equals_direct_propagator_sum(M, noise):
 def test_public_examples():
     r = nz.stability_sum(stb.gd(1), [1, 0.5, 0.25, 0.125], 10, "se0")
     assert r.U == pytest.approx(0.15428571428571428, rel=1e-14) and r.bounded
-    # MATH.md: SGD alpha = 1.5, lambda = 0.8, B = 1, gaussian: the naive formula gives -3,
+    # docs §4: SGD alpha = 1.5, lambda = 0.8, B = 1, gaussian: the naive formula gives -3,
     # but A_lambda = 1.48 > 1. It must be reported unstable, never as a negative sum.
     bad = nz.stability_sum(stb.gd(1.5), [0.8], 1, "gaussian")
     assert bad.U == math.inf and not bad.bounded and "A_lambda" in bad.reason

@@ -1,4 +1,4 @@
-"""Strict-stability regions against brute-force eigenvalues and the literature (MATH.md §3)."""
+"""Strict-stability regions against brute-force eigenvalues and the literature (docs §3)."""
 
 from __future__ import annotations
 
@@ -444,7 +444,8 @@ def test_locus_literature_cases():
 )
 def test_real_complex_boundaries(alg):
     bounds = [float(b) for b in m1.real_complex_boundaries(alg)]
-    # MATH.md: roots in s = sqrt(lambda) of (q0 + d a) s^2 - 2 sqrt(d a) s + d = 0, d a = -(q0+q1)
+    # docs §3.2: roots in s = sqrt(lambda) of (q0 + d a) s^2 - 2 sqrt(d a) s + d = 0,
+    # d a = -(q0+q1)
     t = alg.triplet()
     q0, q1, d = float(t.q0), float(t.q1), 1 - float(t.beta)
     da = -(q0 + q1)
