@@ -22,7 +22,18 @@ from .algorithms import (
 )
 from .charpoly import CharPoly, Multistep, Triplet, from_multistep
 from .errors import ConfigError, StabilityError
-from .noise import critical_batch_size, noise_term, power_law, stability_sum
+from .fluctuations import stationary_covariance
+from .ltv import lowpass_filter, ltv_verdict, schedule
+from .noise import (
+    PowerLawSpectrum,
+    Spectrum,
+    critical_batch_size,
+    loss_trajectory,
+    max_stable_lr,
+    noise_term,
+    power_law,
+    stability_sum,
+)
 from .optimizers import (
     ConfiguredOptimizer,
     from_keras_sgd,
@@ -36,6 +47,7 @@ from .regions import (
     schur_conditions,
     strict_stability_conditions,
 )
+from .report import Report, check
 
 __version__ = "0.1.0.dev0"
 
@@ -47,9 +59,13 @@ __all__ = [
     "MemoryAlgorithm",
     "Method",
     "Multistep",
+    "PowerLawSpectrum",
+    "Report",
+    "Spectrum",
     "StabilityError",
     "Triplet",
     "__version__",
+    "check",
     "critical_batch_size",
     "from_keras_sgd",
     "from_multistep",
@@ -61,13 +77,19 @@ __all__ = [
     "heavy_ball",
     "hurwitz_conditions",
     "is_strictly_stable",
+    "loss_trajectory",
+    "lowpass_filter",
+    "ltv_verdict",
+    "max_stable_lr",
     "memory1",
     "momentum_kick",
     "nesterov",
     "noise_term",
     "power_law",
+    "schedule",
     "schur_conditions",
     "stability_sum",
+    "stationary_covariance",
     "strict_stability_conditions",
     "symbols",
 ]
