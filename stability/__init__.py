@@ -13,6 +13,7 @@ from .algorithms import (
     METHODS,
     MemoryAlgorithm,
     Method,
+    from_multistep,
     gd,
     get_method,
     heavy_ball,
@@ -20,7 +21,7 @@ from .algorithms import (
     momentum_kick,
     nesterov,
 )
-from .charpoly import CharPoly, Multistep, Triplet, from_multistep
+from .charpoly import CharPoly, Multistep, Triplet
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
 from .ltv import lowpass_filter, ltv_verdict, schedule

@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sympy as sp
 
@@ -26,16 +26,21 @@ from . import symbols as S
 from ._values import check_range, describe, listing, to_sympy
 from .errors import ConfigError
 
+if TYPE_CHECKING:  # annotations only: charpoly's functions are imported where used
+    from .charpoly import Multistep
+
 __all__ = [
     "METHODS",
     "MemoryAlgorithm",
     "Method",
+    "from_multistep",
     "gd",
     "get_method",
     "heavy_ball",
     "memory1",
     "momentum_kick",
     "nesterov",
+    "torch_sgd",
 ]
 
 
@@ -387,6 +392,38 @@ def keeps_exact_floats(constructor: _F) -> _F:
 
 
 @keeps_exact_floats
+def torch_sgd(
+    lr: Any, momentum: Any = 0, dampening: Any = 0, nesterov: bool = False
+) -> MemoryAlgorithm:
+    """``torch.optim.SGD``'s update as a memory-1 algorithm (memory 0 without momentum); the
+    one home of the torch rule (coupled weight decay is a curvature shift, kept apart).
+
+    With the buffer ``u = m`` (``m <- mu m + (1 - tau) g``): ``alpha = lr(1 - tau)``,
+    ``b = -lr mu``, ``c = 1 - tau``, ``D = mu``; Nesterov (``g + mu m``, needs ``mu > 0`` and
+    ``tau = 0``): ``alpha = lr(1 + mu)``, ``b = -lr mu^2``, ``c = 1``, ``D = mu``.
+
+    >>> torch_sgd(0.1, 0.9).effective_lr()
+    1.00000000000000
+    """
+    lr = check_range(lr, "lr", 0, None, low_open=True)
+    mu = check_range(momentum, "momentum", 0, 1, high_open=True)
+    tau = check_range(dampening, "dampening", 0, 1, high_open=True)
+    if not isinstance(nesterov, bool | int) or nesterov not in (0, 1):
+        raise ConfigError(f"nesterov must be true or false, got {describe(nesterov)}")
+    if nesterov and (mu.is_zero or not tau.is_zero):
+        raise ConfigError(
+            "nesterov=True requires momentum > 0 and dampening = 0 "
+            f"(as torch does), got momentum={describe(momentum)}, "
+            f"dampening={describe(dampening)}"
+        )
+    if mu.is_zero:  # torch keeps no buffer: plain gradient descent
+        return gd(lr)
+    if nesterov:
+        return MemoryAlgorithm(lr * (1 + mu), [-lr * mu**2], [1], [[mu]], name="torch_sgd_nesterov")
+    return MemoryAlgorithm(lr * (1 - tau), [-lr * mu], [1 - tau], [[mu]], name="torch_sgd")
+
+
+@keeps_exact_floats
 def gd(lr: Any) -> MemoryAlgorithm:
     """Gradient descent ``w <- w - lr * grad`` (memory 0).
 
@@ -555,3 +592,59 @@ def get_method(name: str) -> Method:
     if key not in METHODS:
         raise ConfigError(f"method must be one of {sorted(METHODS)}, got {describe(name)}")
     return METHODS[key]
+
+
+def from_multistep(
+    p: Sequence[Any] | Multistep, q: Sequence[Any] | None = None, *, name: str | None = None
+) -> MemoryAlgorithm:
+    """Realise a multistep recurrence as a memory-M algorithm (Theorem 1, converse).
+
+    ``P = xi^{M+1} - sum_j p_j xi^j`` must vanish at 1 (``sum(p) == 1``; floats within 1e-12).
+    Writing ``P = (xi - 1) R``, the realisation has ``a = 0``, ``D`` the companion matrix of
+    ``R``, ``c = e_M``, ``alpha = -[xi^M] Q`` and ``b`` the coefficients of ``Q + alpha R``.
+
+    >>> alg = from_multistep([-S.beta, 1 + S.beta], [0, -S.alpha])
+    >>> alg.charpoly().Q.as_expr()
+    -alpha*xi
+    """
+    from .charpoly import Multistep
+
+    if isinstance(p, Multistep):
+        p, q = p.p, p.q
+    if q is None:
+        raise ConfigError("q is required: the gradient coefficients q_0..q_M")
+    if isinstance(p, str) or isinstance(q, str):
+        raise ConfigError("p and q must be sequences of numbers, not strings")
+    p_ = [to_sympy(x, f"p[{j}]") for j, x in enumerate(p)]
+    q_ = [to_sympy(x, f"q[{j}]") for j, x in enumerate(q)]
+    if not p_:
+        raise ConfigError("p must have length M + 1 >= 1, got an empty sequence")
+    if len(q_) != len(p_):
+        raise ConfigError(f"q must have length M + 1 = {len(p_)} (the length of p), got {len(q_)}")
+    M, xi = len(p_) - 1, S.xi
+    total = sp.expand(sum(p_) - 1)
+    if not total.is_zero:
+        numeric = not total.free_symbols
+        if (
+            not numeric
+            or not total.has(sp.Float)
+            or abs(float(total)) > 1e-12 * max(1.0, *(abs(float(x)) for x in p_))
+        ):
+            raise ConfigError(
+                f"p must sum to 1 (so that P(1) = 0 and constants are fixed points), "
+                f"got sum(p) = {sp.expand(sum(p_))}"
+            )
+    P = sp.Poly(xi ** (M + 1) - sum(p_[j] * xi**j for j in range(M + 1)), xi)
+    R, _remainder = sp.div(P, sp.Poly(xi - 1, xi))  # remainder is P(1): zero, or float dust
+    Rc = [R.coeff_monomial(xi**j) for j in range(M)]  # r_0..r_{M-1}; R is monic
+    D = sp.zeros(M, M)
+    for i in range(M - 1):
+        D[i, i + 1] = 1
+    if M:
+        D[M - 1, :] = sp.Matrix([[-x for x in Rc]])
+    alpha = -q_[M]
+    Qpoly = sp.Poly(sum(q_[j] * xi**j for j in range(M + 1)), xi)
+    rest = Qpoly + alpha * R if M else sp.Poly(0, xi)
+    b = [sp.expand(rest.coeff_monomial(xi**j)) for j in range(M)]
+    c = [0] * (M - 1) + [1] if M else []
+    return MemoryAlgorithm(alpha, b, c, D, name=name or f"multistep-{M}")

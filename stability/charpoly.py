@@ -11,15 +11,16 @@ Every function here is exact: it returns sympy objects and never rounds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sympy as sp
 
 from . import symbols as S
 from ._values import describe, to_sympy
-from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
+
+if TYPE_CHECKING:  # annotations only: algorithms imports this module's functions
+    from .algorithms import MemoryAlgorithm
 
 __all__ = [
     "CharPoly",
@@ -27,7 +28,6 @@ __all__ = [
     "Triplet",
     "charpoly",
     "effective_lr",
-    "from_multistep",
     "leading_eigenvalue_series",
     "to_multistep",
     "triplet",
@@ -127,60 +127,6 @@ def to_multistep(alg: MemoryAlgorithm) -> Multistep:
     p = tuple(sp.expand(-P.coeff_monomial(S.xi**j)) for j in range(M + 1))
     q = tuple(sp.expand(Q.coeff_monomial(S.xi**j)) for j in range(M + 1))
     return Multistep(p, q)
-
-
-def from_multistep(
-    p: Sequence[Any] | Multistep, q: Sequence[Any] | None = None, *, name: str | None = None
-) -> MemoryAlgorithm:
-    """Realise a multistep recurrence as a memory-M algorithm (Theorem 1, converse).
-
-    ``P = xi^{M+1} - sum_j p_j xi^j`` must vanish at 1 (``sum(p) == 1``; floats within 1e-12).
-    Writing ``P = (xi - 1) R``, the realisation has ``a = 0``, ``D`` the companion matrix of
-    ``R``, ``c = e_M``, ``alpha = -[xi^M] Q`` and ``b`` the coefficients of ``Q + alpha R``.
-
-    >>> alg = from_multistep([-S.beta, 1 + S.beta], [0, -S.alpha])
-    >>> alg.charpoly().Q.as_expr()
-    -alpha*xi
-    """
-    if isinstance(p, Multistep):
-        p, q = p.p, p.q
-    if q is None:
-        raise ConfigError("q is required: the gradient coefficients q_0..q_M")
-    if isinstance(p, str) or isinstance(q, str):
-        raise ConfigError("p and q must be sequences of numbers, not strings")
-    p_ = [to_sympy(x, f"p[{j}]") for j, x in enumerate(p)]
-    q_ = [to_sympy(x, f"q[{j}]") for j, x in enumerate(q)]
-    if not p_:
-        raise ConfigError("p must have length M + 1 >= 1, got an empty sequence")
-    if len(q_) != len(p_):
-        raise ConfigError(f"q must have length M + 1 = {len(p_)} (the length of p), got {len(q_)}")
-    M, xi = len(p_) - 1, S.xi
-    total = sp.expand(sum(p_) - 1)
-    if not total.is_zero:
-        numeric = not total.free_symbols
-        if (
-            not numeric
-            or not total.has(sp.Float)
-            or abs(float(total)) > 1e-12 * max(1.0, *(abs(float(x)) for x in p_))
-        ):
-            raise ConfigError(
-                f"p must sum to 1 (so that P(1) = 0 and constants are fixed points), "
-                f"got sum(p) = {sp.expand(sum(p_))}"
-            )
-    P = sp.Poly(xi ** (M + 1) - sum(p_[j] * xi**j for j in range(M + 1)), xi)
-    R, _remainder = sp.div(P, sp.Poly(xi - 1, xi))  # remainder is P(1): zero, or float dust
-    Rc = [R.coeff_monomial(xi**j) for j in range(M)]  # r_0..r_{M-1}; R is monic
-    D = sp.zeros(M, M)
-    for i in range(M - 1):
-        D[i, i + 1] = 1
-    if M:
-        D[M - 1, :] = sp.Matrix([[-x for x in Rc]])
-    alpha = -q_[M]
-    Qpoly = sp.Poly(sum(q_[j] * xi**j for j in range(M + 1)), xi)
-    rest = Qpoly + alpha * R if M else sp.Poly(0, xi)
-    b = [sp.expand(rest.coeff_monomial(xi**j)) for j in range(M)]
-    c = [0] * (M - 1) + [1] if M else []
-    return MemoryAlgorithm(alpha, b, c, D, name=name or f"multistep-{M}")
 
 
 def effective_lr(alg: MemoryAlgorithm, method: str = "charpoly") -> sp.Expr:

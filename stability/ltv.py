@@ -671,7 +671,7 @@ def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
     ``(1 - beta z^-1)(w[t+1] - w[t]) = -alpha eta (1 - gamma z^-1) g[t]`` gives
     ``w[t+1] = (1+beta) w[t] - beta w[t-1] - alpha eta g[t] + alpha eta gamma g[t-1]``.
     """
-    from .charpoly import from_multistep
+    from .algorithms import from_multistep
 
     a = to_sympy(alpha, "alpha")
     return from_multistep(
@@ -738,8 +738,8 @@ def adam_frozen_covariance(lr: Any, beta1: Any, H: Any, P: Any, C: Any):
     on ``H' = P^(-1/2) H P^(-1/2)`` with noise ``C' = P^(-1/2) C P^(-1/2)``; the covariance is
     mapped back. A model, not a theorem about Adam (``P`` adapts in reality).
     """
+    from .algorithms import torch_sgd
     from .fluctuations import stationary_covariance
-    from .optimizers import from_torch_sgd
 
     b1 = to_float(beta1, "beta1")
     Hm = np.atleast_2d(np.asarray(H, dtype=float))
@@ -751,6 +751,6 @@ def adam_frozen_covariance(lr: Any, beta1: Any, H: Any, P: Any, C: Any):
     Pmh = V @ np.diag(w**-0.5) @ V.T
     Cm = np.asarray(C, dtype=float)
     Cm = Cm * np.eye(Hm.shape[0]) if Cm.ndim == 0 else (np.diag(Cm) if Cm.ndim == 1 else Cm)
-    alg = from_torch_sgd(lr, b1, b1).algorithm
+    alg = torch_sgd(lr, b1, b1)
     cov = stationary_covariance(alg, Pmh @ Hm @ Pmh, Pmh @ Cm @ Pmh).w
     return Pmh @ cov @ Pmh

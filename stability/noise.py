@@ -837,7 +837,7 @@ def max_stable_lr(
 
     spec = as_spectrum(spectrum)
     if family == "torch_sgd":
-        from .optimizers import from_torch_sgd
+        from .algorithms import torch_sgd
 
         unknown = sorted(set(fixed) - {"momentum", "dampening", "weight_decay", "nesterov"})
         if unknown:
@@ -845,7 +845,10 @@ def max_stable_lr(
                 f"unknown parameter(s) {unknown} for family 'torch_sgd'; allowed: "
                 "momentum, dampening, weight_decay, nesterov"
             )
-        shift = from_torch_sgd(1.0, **fixed).curvature_shift
+        shift = to_float(fixed.pop("weight_decay", 0.0), "weight_decay")
+        if shift < 0:
+            raise ConfigError(f"weight_decay must be in [0, inf), got {describe(shift)}")
+        torch_sgd(1.0, **fixed)  # validates the fixed settings once
         if shift != 0:
             if not isinstance(spec, Spectrum):
                 raise ConfigError(
@@ -855,7 +858,7 @@ def max_stable_lr(
             spec = Spectrum(spec.lam + float(shift), spec.weights, spec.c2)
 
         def build(lr: float) -> MemoryAlgorithm:
-            return from_torch_sgd(lr, **fixed).algorithm
+            return torch_sgd(lr, **fixed)
     else:
         method = get_method(family)
         if "lr" not in method.parameters:

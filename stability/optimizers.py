@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from ._values import check_range, describe, listing
-from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats
+from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats, torch_sgd
 from .errors import ConfigError
 
 __all__ = [
@@ -121,11 +121,7 @@ def from_torch_sgd(
     nest = _flag(nesterov, "nesterov")
     if _flag(maximize, "maximize"):
         raise ConfigError("maximize must be false (gradient ascent is not analysed), got True")
-    if nest and (mu.is_zero or not tau.is_zero):
-        raise ConfigError(
-            "nesterov=True requires momentum > 0 and dampening = 0 "
-            f"(as torch does), got momentum={momentum!r}, dampening={dampening!r}"
-        )
+    alg = torch_sgd(lr, mu, tau, nest)
     config = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": omega, "nesterov": nest}
     notes = []
     if not omega.is_zero:
@@ -133,11 +129,7 @@ def from_torch_sgd(
     if mu.is_zero:
         if not tau.is_zero:
             notes.append("dampening has no effect when momentum = 0 (torch keeps no buffer)")
-        return ConfiguredOptimizer(gd(lr), omega, "torch.optim.SGD", config, tuple(notes))
-    if nest:
-        alg = MemoryAlgorithm(lr * (1 + mu), [-lr * mu**2], [1], [[mu]], name="torch_sgd_nesterov")
-    else:
-        alg = MemoryAlgorithm(lr * (1 - tau), [-lr * mu], [1 - tau], [[mu]], name="torch_sgd")
+        return ConfiguredOptimizer(alg, omega, "torch.optim.SGD", config, tuple(notes))
     undamped = not tau.is_zero
     if undamped:
         notes.append("torch's first momentum step is undamped (m = g); transient only")
