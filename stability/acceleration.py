@@ -17,7 +17,7 @@ import numpy as np
 
 from ._values import describe, to_float
 from .errors import ConfigError
-from .noise import MemorySchedule
+from .trajectories import MemorySchedule
 
 __all__ = ["AM1Schedule", "am1_schedule", "theorem7_quantities"]
 

@@ -817,7 +817,7 @@ def _noise_kernel() -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[b
     ``(beta, q0, q1)``, with masks of the coefficients that are not identically zero. ``D`` is
     oriented to be positive where ``S_lambda`` is stable."""
     from .algorithms import memory1
-    from .noise import noise_term
+    from .noisesum import noise_term
 
     num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam)))
     if den.subs({S.lam: 0, S.beta: 0}) < 0:  # D(0) = 2 (1 - beta^2) up to sign

@@ -389,7 +389,8 @@ def _max_lr(
     """
     from ._values import to_exact, to_sympy
     from .checkers import memory1_interval_margins, memory1_noise_sum
-    from .noise import _HEAD, PowerLawSpectrum, get_noise_model, stability_sum
+    from .noise import PowerLawSpectrum, get_noise_model, stability_sum
+    from .noisesum import _HEAD
     from .optimizers import from_optimizer
 
     if opt.source not in _KINDS:

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stability"
 LAYERS = {
     "core": {
         "symbols", "errors", "_values", "algorithms", "charpoly", "regions", "noise",
-        "fluctuations", "geometry", "acceleration", "ltv", "simulate",
+        "fluctuations", "geometry", "acceleration", "ltv", "simulate", "noise_models", "spectra",
+        "noisesum", "searches", "trajectories", "asymptotics",
     },
     "adapters": {"optimizers"},
     "checkers": {"checkers", "_codegen"},
@@ -89,7 +90,7 @@ def test_no_import_cycles():
         path.append(m)
         for d in sorted(edges[m]):
             if state.get(d) == 1:
-                cycle = path[path.index(d) :] + [d]
+                cycle = [*path[path.index(d) :], d]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if d not in state:
                 visit(d)

@@ -14,6 +14,7 @@ from scipy.linalg import solve_discrete_lyapunov
 
 import stability as stb
 from stability import noise as nz
+from stability import noisesum
 from stability import symbols as S
 
 
@@ -156,7 +157,9 @@ def test_public_examples():
     # but A_lambda = 1.48 > 1. It must be reported unstable, never as a negative sum.
     bad = nz.stability_sum(stb.gd(1.5), [0.8], 1, "gaussian")
     assert bad.U == math.inf and not bad.bounded and "A_lambda" in bad.reason
-    assert nz._second_moment_radius(stb.gd(1.5), np.array([0.8]), -1.0)[0] == pytest.approx(1.48)
+    assert noisesum._second_moment_radius(stb.gd(1.5), np.array([0.8]), -1.0)[0] == pytest.approx(
+        1.48
+    )
 
 
 def test_noiseless_instability_reported():
