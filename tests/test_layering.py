@@ -17,7 +17,7 @@ LAYERS = {
     "core": {
         "symbols", "errors", "_values", "algorithms", "charpoly", "regions", "noise",
         "fluctuations", "geometry", "acceleration", "ltv", "simulate", "noise_models", "spectra",
-        "noisesum", "searches", "trajectories", "asymptotics",
+        "noisesum", "searches", "trajectories", "asymptotics", "rootconditions", "verdicts",
     },
     "adapters": {"optimizers"},
     "checkers": {"checkers", "_codegen"},
