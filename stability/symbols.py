@@ -15,12 +15,15 @@ __all__ = [
     "delta",
     "eta",
     "eta_kick",
+    "gamma",
     "h",
     "lam",
     "lam_max",
     "q0",
     "q1",
+    "t",
     "xi",
+    "z",
 ]
 
 lam = sp.Symbol("lambda", positive=True)
@@ -34,3 +37,6 @@ q1 = sp.Symbol("q1", real=True)
 eta = sp.Symbol("eta", positive=True)
 eta_kick = sp.Symbol("eta'", nonnegative=True)
 h = sp.Symbol("h", positive=True)
+gamma = sp.Symbol("gamma", real=True)  # zero of the AutoSGM lowpass filter
+z = sp.Symbol("z")  # z-transform variable
+t = sp.Symbol("t")  # time step

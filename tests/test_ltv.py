@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 import stability as stb
-from stability import ltv
+from stability import autosgm, ltv
 from stability.fluctuations import stationary_variance_1d
 
 
@@ -17,7 +17,7 @@ from stability.fluctuations import stationary_variance_1d
 def test_ltv_recursion_and_prox():
     eq = ltv.derive_ltv_recursion()
     assert "alpha_t" in str(eq.rhs)
-    realised, claimed = ltv._ltv_recursion_parts()
+    realised, claimed = autosgm._ltv_recursion_parts()
     assert sp.simplify(realised - claimed) == 0 and claimed == eq.rhs
     prox = ltv.prox_update()
     _D, e, r, dw = sp.symbols("Delta e r dw", real=True)
