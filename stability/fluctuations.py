@@ -31,7 +31,7 @@ __all__ = [
     "stationary_variance_1d",
 ]
 
-sigma2 = sp.Symbol("sigma^2", positive=True)
+sigma2 = S.sigma2
 
 
 def solve_lyapunov(

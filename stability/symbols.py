@@ -12,16 +12,23 @@ import sympy as sp
 __all__ = [
     "alpha",
     "beta",
+    "dampening",
     "delta",
     "eta",
     "eta_kick",
     "gamma",
     "h",
     "lam",
+    "lam_hi",
+    "lam_lo",
     "lam_max",
+    "lr",
+    "momentum",
     "q0",
     "q1",
+    "sigma2",
     "t",
+    "weight_decay",
     "xi",
     "z",
 ]
@@ -40,3 +47,10 @@ h = sp.Symbol("h", positive=True)
 gamma = sp.Symbol("gamma", real=True)  # zero of the AutoSGM lowpass filter
 z = sp.Symbol("z")  # z-transform variable
 t = sp.Symbol("t")  # time step
+lam_lo = sp.Symbol("lambda_lo", nonnegative=True)  # ends of a curvature interval
+lam_hi = sp.Symbol("lambda_hi", nonnegative=True)
+lr = sp.Symbol("lr", positive=True)  # framework hyperparameters (torch names)
+momentum = sp.Symbol("momentum", nonnegative=True)
+dampening = sp.Symbol("dampening", nonnegative=True)
+weight_decay = sp.Symbol("weight_decay", nonnegative=True)
+sigma2 = sp.Symbol("sigma^2", positive=True)  # variance of additive gradient noise

@@ -7,11 +7,12 @@ import pytest
 import sympy as sp
 
 from stability import checkers as ck
+from stability import triplet_checkers as tc
 from stability._codegen import inplace_numpy
 
 
 def all_kernels():
-    out = [ck._theorem61_kernel(True), ck._theorem61_kernel(False), ck._interval_kernel()]
+    out = [tc._theorem61_kernel(True), tc._theorem61_kernel(False), tc._interval_kernel()]
     for nest in (False, True):
         for zero in (
             frozenset(),

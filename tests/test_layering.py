@@ -21,7 +21,7 @@ LAYERS = {
         "autosgm", "schedules", "ltv_verdicts", "replay", "frozen",
     },
     "adapters": {"optimizers"},
-    "checkers": {"checkers", "_codegen"},
+    "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},
     "faces": {"report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__"},
 }  # fmt: skip
 MAY_IMPORT = {
