@@ -15,7 +15,8 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, listing, to_float, to_sympy
+from ._values import check_range, describe, to_sympy
+from .configs import read_config
 from .errors import ConfigError
 
 __all__ = [
@@ -181,35 +182,26 @@ def weight_decay_equivalence() -> dict[str, Any]:
 def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
     """Map a framework config to ``(beta, gamma, eta)`` (docs §7 mapping).
 
-    Keys: ``optimizer`` in ``torch.sgd``/``sgd``, ``torch.adam``/``adam``, ``torch.adamw``/
-    ``adamw``, ``optax.sgd``, ``optax.adam``; the framework's hyperparameter names
-    (``momentum``, ``dampening``, ``nesterov``, ``betas``/``b1``...). ``lr`` and schedules
-    are not part of the filter: they form ``alpha[t]``.
+    The mapping is read by :func:`stability.configs.read_config` (torch, optax and Keras SGD,
+    torch and optax Adam/AdamW, with the framework's own names). The learning rate and the
+    schedule are not part of the filter (they form ``alpha[t]``), so ``lr`` may be omitted.
 
     >>> filter_from_config({"optimizer": "sgd", "momentum": 0.9, "nesterov": True}).gamma
     0.473684210526316
     """
-    cfg = dict(config)
-    kind = str(cfg.pop("optimizer", "")).strip().lower()
-    cfg.pop("lr", None)
-    cfg.pop("learning_rate", None)
-    if kind in ("sgd", "torch.sgd", "torch.optim.sgd", "optax.sgd"):
-        allowed = {"momentum", "dampening", "nesterov", "weight_decay"}
-        _reject_unknown(cfg, allowed, kind)
-        mu = to_float(cfg.get("momentum", 0) or 0, "momentum")
-        tau = to_float(cfg.get("dampening", 0), "dampening")
-        if not 0 <= mu < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {describe(mu)}")
-        if not 0 <= tau < 1:
-            raise ConfigError(f"dampening must be in [0, 1), got {describe(tau)}")
-        if cfg.get("nesterov", False):
-            if mu == 0 or tau != 0:
+    kind, cfg = read_config(config, need_lr=False)
+    if kind.family == "sgd":
+        mu = check_range(cfg.get("momentum") or 0, "momentum", 0, 1, high_open=True)
+        tau = check_range(cfg.get("dampening", 0), "dampening", 0, 1, high_open=True)
+        mu_f, tau_f = float(mu), float(tau)
+        if bool(cfg.get("nesterov", False)):
+            if mu_f == 0 or tau_f != 0:
                 raise ConfigError("nesterov=True requires momentum > 0 and dampening = 0")
             return AutoSGMFilter(
-                sp.Float(mu),
-                sp.Float(mu / (1 + mu)),
-                sp.Float(1 + mu),
-                kind,
+                sp.Float(mu_f),
+                sp.Float(mu_f / (1 + mu_f)),
+                sp.Float(1 + mu_f),
+                kind.name,
                 (
                     "torch Nesterov: g + mu m = (1+mu) g (1 - gamma z^-1)"
                     "/(1 - mu z^-1), gamma = mu/(1+mu)",
@@ -217,37 +209,25 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
             )
         notes = (
             ("torch's first step is undamped (m = g): v[0] = g[0], not (1-tau) g[0]",)
-            if tau
+            if tau_f
             else ()
         )
-        return AutoSGMFilter(sp.Float(mu), sp.Integer(0), sp.Float(1 - tau), kind, notes)
-    if kind in ("adam", "adamw", "torch.adam", "torch.adamw", "optax.adam", "optax.adamw"):
-        allowed = {"betas", "b1", "b2", "eps", "weight_decay", "amsgrad"}
-        _reject_unknown(cfg, allowed, kind)
-        if "betas" in cfg:
-            b1 = to_float(cfg["betas"][0], "betas[0]")
-        else:
-            b1 = to_float(cfg.get("b1", 0.9), "b1")
-        if not 0 <= b1 < 1:
-            raise ConfigError(f"beta1 must be in [0, 1), got {describe(b1)}")
-        notes = (
-            "alpha[t] = lr F[t] / d[t] with d[t] = (1 - beta1^t)(sqrt(v_hat_t) + eps): "
-            "eps outside the square root (torch, optax)",
-        )
-        if "adamw" in kind:
-            notes += (
-                "decoupled decay: theta <- theta (1 - lr wd) before the step; in the LTV "
-                "form e += (rho/eta)(beta w~[t-1] - w~[t]), w~ = d w, rho = wd",
-            )
-        return AutoSGMFilter(sp.Float(b1), sp.Integer(0), sp.Float(1 - b1), kind, notes)
-    raise ConfigError(
-        f"optimizer must be one of sgd, adam, adamw (torch/optax), got {describe(kind)}"
+        return AutoSGMFilter(sp.Float(mu_f), sp.Integer(0), sp.Float(1 - tau_f), kind.name, notes)
+    if "betas" in cfg:
+        betas = cfg["betas"]
+        if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ConfigError(f"betas must be a pair (beta1, beta2), got {describe(betas)}")
+        b1 = check_range(betas[0], "betas[0]", 0, 1, high_open=True)
+    else:
+        b1 = check_range(cfg.get("b1", 0.9), "b1", 0, 1, high_open=True)
+    b1_f = float(b1)
+    notes = (
+        "alpha[t] = lr F[t] / d[t] with d[t] = (1 - beta1^t)(sqrt(v_hat_t) + eps): "
+        "eps outside the square root (torch, optax)",
     )
-
-
-def _reject_unknown(cfg: dict[str, Any], allowed: set[str], kind: str) -> None:
-    unknown = sorted(set(cfg) - allowed, key=str)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {listing(unknown)} for {kind!r}; allowed: {sorted(allowed)}"
+    if kind.name.endswith("adamw"):
+        notes += (
+            "decoupled decay: theta <- theta (1 - lr wd) before the step; in the LTV "
+            "form e += (rho/eta)(beta w~[t-1] - w~[t]), w~ = d w, rho = wd",
         )
+    return AutoSGMFilter(sp.Float(b1_f), sp.Integer(0), sp.Float(1 - b1_f), kind.name, notes)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._values import UserNumber, describe, listing
+from .configs import kind_of
 from .errors import ConfigError, StabilityError
 
 __all__ = ["main"]
@@ -213,13 +214,9 @@ def _run_check(data: dict[str, Any]) -> Any:
     from .report import check
 
     data = dict(data)
-    raw_kind = data.pop("optimizer", "sgd")
-    if not isinstance(raw_kind, str):
-        raise ConfigError(f"optimizer must be a name, got {describe(raw_kind)}")
-    optimizer = raw_kind.strip().lower()
-    kind = {"sgd": "torch.sgd", "torch": "torch.sgd"}.get(optimizer, optimizer)
-    if kind in ("optax.sgd", "keras.sgd") and "lr" in data:
-        data["learning_rate"] = data.pop("lr")
+    kind = kind_of(data.pop("optimizer", "sgd"), families=("sgd",))
+    if "lr" in data and kind.lr_key != "lr":  # --lr names the framework's learning rate
+        data[kind.lr_key] = data.pop("lr")
     sources = [k for k in CURVATURE_KEYS if k in data]
     if len(sources) != 1:
         raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law")
@@ -260,7 +257,7 @@ def _run_check(data: dict[str, Any]) -> Any:
         raise ConfigError(f"noise must be a model name, got {describe(noise)}")
     if lambda_max is not None and batch_size is not None:
         raise ConfigError("--batch-size needs --spectrum or --power-law (not --lambda-max)")
-    cfg = {"optimizer": kind, **data}
+    cfg = {"optimizer": kind.name, **data}
     report = check(
         cfg, lambda_max=lambda_max, spectrum=spectrum, batch_size=batch_size, noise=noise
     )

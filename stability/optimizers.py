@@ -18,6 +18,7 @@ import sympy as sp
 
 from ._values import check_range, describe, listing
 from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats, torch_sgd
+from .configs import kind_of, read_config
 from .errors import ConfigError
 
 __all__ = [
@@ -195,54 +196,23 @@ def from_keras_sgd(
 # ---------------------------------------------------------------------------------------
 # from_optimizer: mappings and duck-typed torch optimizer objects
 # ---------------------------------------------------------------------------------------
-_ADAPTERS: dict[str, tuple[Callable[..., ConfiguredOptimizer], frozenset[str]]] = {
-    "torch.sgd": (
-        from_torch_sgd,
-        frozenset({"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"}),
-    ),
-    "optax.sgd": (from_optax_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
-    "keras.sgd": (from_keras_sgd, frozenset({"learning_rate", "momentum", "nesterov"})),
+_ADAPTERS: dict[str, Callable[..., ConfiguredOptimizer]] = {
+    "torch.sgd": from_torch_sgd,
+    "optax.sgd": from_optax_sgd,
+    "keras.sgd": from_keras_sgd,
 }
-_ALIASES = {
-    "sgd": "torch.sgd",
-    "torch.optim.sgd": "torch.sgd",
-    "optax": "optax.sgd",
-    "keras": "keras.sgd",
-    "keras.optimizers.sgd": "keras.sgd",
-}
-# keys of a torch SGD param group that carry no hyperparameter of the update rule
-_TORCH_INERT_KEYS = frozenset(
-    {
-        "params",
-        "foreach",
-        "differentiable",
-        "fused",
-        "initial_lr",
-        "param_names",
-        "name",
-        "capturable",
-    }
-)
 
 
-def _call_adapter(kind: str, values: Mapping[str, Any]) -> ConfiguredOptimizer:
-    adapter, allowed = _ADAPTERS[kind]
-    unknown = sorted(set(values) - allowed, key=str)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {listing(unknown)} for optimizer {kind!r}; "
-            f"allowed keys: {sorted(allowed)}"
-        )
-    required = "lr" if kind == "torch.sgd" else "learning_rate"
-    if required not in values:
-        raise ConfigError(f"{required} is required for optimizer {kind!r}")
-    return adapter(**values)
+def _adapt(config: Mapping[str, Any], default: str | None = None) -> ConfiguredOptimizer:
+    kind, values = read_config(config, families=("sgd",), default=default)
+    return _ADAPTERS[kind.name](**values)
 
 
 def _torch_group(group: Mapping[str, Any], index: int) -> ConfiguredOptimizer:
-    values = {k: v for k, v in group.items() if k not in _TORCH_INERT_KEYS}
+    if not isinstance(group, Mapping):
+        raise ConfigError(f"param group {index} must be a mapping, got {describe(group)}")
     try:
-        return _call_adapter("torch.sgd", values)
+        return _adapt({**group, "optimizer": "torch.sgd"})
     except ConfigError as exc:
         raise ConfigError(f"param group {index}: {exc}") from None
 
@@ -271,24 +241,13 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
             extra = sorted(set(obj) - {"param_groups", "state", "optimizer"}, key=str)
             if extra:
                 raise ConfigError(f"unknown key(s) {listing(extra)} beside param_groups")
-            kind = obj.get("optimizer", "torch.sgd")
-            if str(kind).lower() not in ("sgd", "torch.sgd", "torch.optim.sgd"):
-                raise ConfigError(f"param_groups are read as torch SGD, got optimizer {kind!r}")
+            kind = kind_of(obj.get("optimizer", "torch.sgd"))
+            if kind.name != "torch.sgd":
+                raise ConfigError(
+                    f"param_groups are read as torch SGD, got optimizer {describe(kind.name)}"
+                )
             return [_torch_group(g, i) for i, g in enumerate(_groups(obj["param_groups"]))]
-        values = dict(obj)
-        kind_raw = values.pop("optimizer", None)
-        if kind_raw is None:
-            raise ConfigError(
-                "optimizer is required: one of 'torch.sgd', 'optax.sgd', 'keras.sgd' ('sgd')"
-            )
-        if not isinstance(kind_raw, str):
-            raise ConfigError(f"optimizer must be a string name, got {describe(kind_raw)}")
-        kind = _ALIASES.get(kind_raw.strip().lower(), kind_raw.strip().lower())
-        if kind not in _ADAPTERS:
-            raise ConfigError(
-                f"optimizer must be one of {sorted(_ADAPTERS)} (or 'sgd'), got {describe(kind_raw)}"
-            )
-        return [_call_adapter(kind, values)]
+        return [_adapt(obj)]
     if hasattr(obj, "param_groups"):
         cls = type(obj).__name__
         if cls != "SGD":

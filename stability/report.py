@@ -360,10 +360,10 @@ def _spectral_radius(alg: MemoryAlgorithm, grid: np.ndarray) -> float:
     return float(spectral_radius(alg, grid).max())
 
 
-_KINDS = {
-    "torch.optim.SGD": ("torch.sgd", "lr"),
-    "optax.sgd": ("optax.sgd", "learning_rate"),
-    "keras.optimizers.SGD": ("keras.sgd", "learning_rate"),
+_KIND_OF_SOURCE = {
+    "torch.optim.SGD": "torch.sgd",
+    "optax.sgd": "optax.sgd",
+    "keras.optimizers.SGD": "keras.sgd",
 }
 
 
@@ -389,13 +389,15 @@ def _max_lr(
     """
     from ._values import to_exact, to_sympy
     from .checkers import memory1_interval_margins, memory1_noise_sum
+    from .configs import KINDS
     from .noise import PowerLawSpectrum, get_noise_model, stability_sum
     from .noisesum import _HEAD
     from .optimizers import from_optimizer
 
-    if opt.source not in _KINDS:
+    if opt.source not in _KIND_OF_SOURCE:
         return None, None
-    kind, key = _KINDS[opt.source]
+    kind = _KIND_OF_SOURCE[opt.source]
+    key = KINDS[kind].lr_key
     lr0 = float(opt.config[key])
     base = _triplet_of(opt.algorithm)
     probe = from_optimizer({"optimizer": kind, **opt.config, key: 2 * lr0})[0]

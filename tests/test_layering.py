@@ -18,7 +18,7 @@ LAYERS = {
         "symbols", "errors", "_values", "algorithms", "charpoly", "regions", "noise",
         "fluctuations", "geometry", "acceleration", "ltv", "simulate", "noise_models", "spectra",
         "noisesum", "searches", "trajectories", "asymptotics", "rootconditions", "verdicts",
-        "autosgm", "schedules", "ltv_verdicts", "replay", "frozen",
+        "autosgm", "schedules", "ltv_verdicts", "replay", "frozen", "configs",
     },
     "adapters": {"optimizers"},
     "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},

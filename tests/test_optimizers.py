@@ -306,3 +306,28 @@ def test_real_torch_sgd(cfg):
     replay = configured.simulate(lambda w: H @ (w - w_star), w0, 30)
     np.testing.assert_allclose(replay, np.array(traj), rtol=1e-10, atol=1e-12)
     assert math.isfinite(float(configured.algorithm.effective_lr()))
+
+
+def test_one_config_reader_for_every_face(capsys):
+    """check(), from_optimizer, the LTV view and the CLI refuse the same misspelled key with
+    the same message (one reader: stability.configs)."""
+    from stability import ltv
+    from stability.cli import main
+
+    bad = {"optimizer": "sgd", "lr": 0.1, "momentun": 0.9}
+    messages = []
+    for call in (
+        lambda: stb.from_optimizer(bad),
+        lambda: stb.check(bad, lambda_max=1.0),
+        lambda: ltv.filter_from_config(bad),
+    ):
+        with pytest.raises(stb.ConfigError) as info:
+            call()
+        messages.append(str(info.value))
+    assert len(set(messages)) == 1 and "unknown key(s) ['momentun']" in messages[0]
+    # aliases agree too: 'SGD', 'torch', 'torch.optim.SGD' all read as torch SGD
+    for name in ("SGD", "torch", "torch.optim.SGD"):
+        assert stb.from_optimizer({"optimizer": name, "lr": 0.1})[0].source == "torch.optim.SGD"
+        assert float(ltv.filter_from_config({"optimizer": name}).eta) == 1.0
+    assert main(["check", "--optimizer", "keras.sgd", "--lr", "0.1", "--lambda-max", "1"]) == 0
+    assert "learning_rate=0.1" in capsys.readouterr().out
