@@ -16,27 +16,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from stability import curves, plots
 from stability import noise as nz
-from stability import plots
 
 
 def main(out: str = "heavy_ball_vs_am1.png") -> None:
     spec = nz.power_law(2.0, N=2000).truncated(2000)
     a_eff = np.geomspace(2, 1e4, 12)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    arts = plots.plot_heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=2.0, ax=ax)
-    _, slow = plt.subplots()
-    arts_k1 = plots.plot_heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=1.0, ax=slow)
-    for name, line in (
-        ("heavy ball", arts[0]),
-        ("memory-1, q0=0.5, kappa=2", arts[1]),
-        ("memory-1, q0=0.5, kappa=1", arts_k1[1]),
+    hb, m1 = curves.heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=2.0)
+    _, m1_k1 = curves.heavy_ball_vs_memory1(spec, 64, a_eff, q0=0.5, kappa=1.0)
+    plots.plot_heavy_ball_vs_memory1((hb, m1), ax=ax)
+    for name, curve in (
+        ("heavy ball", hb),
+        ("memory-1, q0=0.5, kappa=2", m1),
+        ("memory-1, q0=0.5, kappa=1", m1_k1),
     ):
         print(
-            f"{name:26s} U at alpha_eff = 2 .. 1e4: "
-            + " ".join(f"{u:.3g}" for u in line.get_ydata()[::3])
+            f"{name:26s} U at alpha_eff = 2 .. 1e4: " + " ".join(f"{u:.3g}" for u in curve.U[::3])
         )
-    plt.close(slow.figure)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .algorithms import MemoryAlgorithm
 from .checkers import lr_momentum_grid
+from .curves import SumCurve
 from .geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
 from .regions import is_strictly_stable
 
@@ -144,19 +145,14 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
     return artists
 
 
-def plot_stability_sum(
-    alg: MemoryAlgorithm, spectrum: Any, batch_sizes: Any, noise: Any = "gaussian", ax: Any = None
-):
-    """Stability sum ``U`` against batch size, with the ``U = 1`` threshold."""
-    from .noise import stability_sum
-
+def plot_stability_sum(curve: SumCurve, ax: Any = None):
+    """Stability sum ``U`` against batch size (:func:`stability.curves.stability_sum_vs_batch`),
+    with the ``U = 1`` threshold."""
     ax = _axes(ax)
-    bs = np.asarray(batch_sizes, dtype=float)
-    U = np.array([stability_sum(alg, spectrum, b, noise).U for b in bs])
-    finite = np.isfinite(U)
-    artists = ax.loglog(bs[finite], U[finite], "o-", label=alg.name)
+    f = curve.finite
+    artists = ax.loglog(curve.x[f], curve.U[f], "o-", label=curve.label)
     artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1 (divergence)"))
-    ax.set_xlabel("batch size B")
+    ax.set_xlabel(curve.xlabel)
     ax.set_ylabel("stability sum U")
     ax.set_title("mini-batch noise: bounded iff U < 1")
     ax.legend(fontsize=8)
@@ -187,66 +183,33 @@ def plot_loss_curves(
     return artists
 
 
-def plot_stability_sum_vs_lr(
-    family: str,
-    spectrum: Any,
-    batch_size: float,
-    lrs: Any,
-    noise: Any = "gaussian",
-    ax: Any = None,
-    **fixed: float,
-):
-    """Stability sum ``U`` against the learning rate of a named family (others fixed)."""
-    from .algorithms import get_method
-    from .noise import stability_sum
-
+def plot_stability_sum_vs_lr(curve: SumCurve, batch_size: float, ax: Any = None):
+    """Stability sum ``U`` against the learning rate (:func:`stability.curves.stability_sum_vs_lr`),
+    with the first rate whose second-moment map is unstable."""
     ax = _axes(ax)
-    method = get_method(family)
-    lr = np.asarray(lrs, dtype=float)
-    U = np.array(
-        [stability_sum(method.numeric(lr=x, **fixed), spectrum, batch_size, noise).U for x in lr]
-    )
-    finite = np.isfinite(U)
-    artists = ax.semilogy(lr[finite], U[finite], "o-", ms=3, label=f"{family} {fixed}")
-    if (~finite).any():
+    f = curve.finite
+    artists = ax.semilogy(curve.x[f], curve.U[f], "o-", ms=3, label=curve.label)
+    if (~f).any():
         artists.append(
-            ax.axvline(lr[~finite].min(), color="k", ls=":", label="second-moment map unstable")
+            ax.axvline(curve.x[~f].min(), color="k", ls=":", label="second-moment map unstable")
         )
     artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1"))
-    ax.set_xlabel("learning rate")
+    ax.set_xlabel(curve.xlabel)
     ax.set_ylabel("stability sum U")
     ax.set_title(f"noise stability at batch size {batch_size:g}")
     ax.legend(fontsize=8)
     return artists
 
 
-def plot_heavy_ball_vs_memory1(
-    spectrum: Any,
-    batch_size: float,
-    alpha_effs: Any,
-    q0: float,
-    kappa: float = 1.0,
-    noise: Any = "se0",
-    ax: Any = None,
-):
-    """Theorem 7: ``U`` at equal effective learning rate for heavy ball (``q0 = 0``) and a
-    memory-1 method with ``q0 > 0``, both with ``1 - beta = alpha_eff^-kappa``."""
-    from .algorithms import heavy_ball, memory1
-    from .noise import stability_sum
-
+def plot_heavy_ball_vs_memory1(curves: tuple[SumCurve, SumCurve], ax: Any = None):
+    """Theorem 7 (:func:`stability.curves.heavy_ball_vs_memory1`): ``U`` of heavy ball and of a
+    memory-1 method with ``q0 > 0`` at equal effective learning rate."""
     ax = _axes(ax)
-    a = np.asarray(alpha_effs, dtype=float)
-    U_hb, U_m1 = [], []
-    for x in a:
-        delta = x ** (-kappa)
-        U_hb.append(stability_sum(heavy_ball(x * delta, 1 - delta), spectrum, batch_size, noise).U)
-        U_m1.append(
-            stability_sum(memory1(1 - delta, q0, -q0 - delta * x), spectrum, batch_size, noise).U
-        )
-    artists = ax.loglog(a, U_hb, "o-", label="heavy ball (q0 = 0)")
-    artists += ax.loglog(a, U_m1, "s-", label=f"memory-1, q0 = {q0:g}")
+    artists = []
+    for curve, style in zip(curves, ("o-", "s-"), strict=True):
+        artists += ax.loglog(curve.x, curve.U, style, label=curve.label)
     artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1"))
-    ax.set_xlabel("effective learning rate alpha_eff")
+    ax.set_xlabel(curves[0].xlabel)
     ax.set_ylabel("stability sum U")
     ax.set_title("Theorem 7: large alpha_eff needs q0 > 0 under noise")
     ax.legend(fontsize=8)

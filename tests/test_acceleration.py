@@ -190,13 +190,17 @@ def test_noise_plots(tmp_path):
 
     lams = np.geomspace(1e-3, 1, 50)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    assert plots.plot_stability_sum(stb.heavy_ball(0.5, 0.9), lams, [1, 4, 16, 64], ax=axes[0])
-    assert plots.plot_stability_sum_vs_lr(
-        "heavy_ball", lams, 16, np.linspace(0.05, 2, 15), ax=axes[1], momentum=0.9
+    from stability import curves
+
+    by_batch = curves.stability_sum_vs_batch(stb.heavy_ball(0.5, 0.9), lams, [1, 4, 16, 64])
+    assert plots.plot_stability_sum(by_batch, ax=axes[0])
+    by_lr = curves.stability_sum_vs_lr(
+        "heavy_ball", lams, 16, np.linspace(0.05, 2, 15), momentum=0.9
     )
-    arts = plots.plot_heavy_ball_vs_memory1(lams, 64, np.geomspace(1, 1e3, 8), q0=0.5, ax=axes[2])
-    hb_U = arts[0].get_ydata()
-    m1_U = arts[1].get_ydata()
+    assert plots.plot_stability_sum_vs_lr(by_lr, 16, ax=axes[1])
+    hb, m1 = curves.heavy_ball_vs_memory1(lams, 64, np.geomspace(1, 1e3, 8), q0=0.5)
+    assert plots.plot_heavy_ball_vs_memory1((hb, m1), ax=axes[2])
+    hb_U, m1_U = hb.U, m1.U
     assert hb_U[-1] > 10 * hb_U[0] and m1_U[-1] < 2 * m1_U[0]  # grows like alpha_eff vs bounded
     for ax in axes:
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
