@@ -1,6 +1,7 @@
 """Stationary fluctuations of SGD with additive noise (Liu, Ziyin and Ueda, 2021):
 discrete-time variance ``alpha sigma^2 / (h (2 - alpha h))`` against the continuous-time
-``alpha sigma^2 / (2h)``; the ratio ``2/(2 - alpha h)`` blows up at the stability edge. Monte Carlo points check it.
+``alpha sigma^2 / (2h)``; the ratio ``2/(2 - alpha h)`` blows up at the stability edge.
+Monte Carlo points check it.
 
 Writes ``stationary_fluctuations.png`` (or the path given as the first argument).
 """
