@@ -9,9 +9,13 @@ Yarotsky & Velikanov, 2025).
 from __future__ import annotations
 
 from . import symbols
-from .algorithms import (
+from .algorithms import MemoryAlgorithm
+from .charpoly import CharPoly, Multistep, Triplet
+from .errors import ConfigError, StabilityError
+from .fluctuations import stationary_covariance
+from .ltv import lowpass_filter, ltv_verdict, schedule
+from .methods import (
     METHODS,
-    MemoryAlgorithm,
     Method,
     from_multistep,
     gd,
@@ -21,10 +25,6 @@ from .algorithms import (
     momentum_kick,
     nesterov,
 )
-from .charpoly import CharPoly, Multistep, Triplet
-from .errors import ConfigError, StabilityError
-from .fluctuations import stationary_covariance
-from .ltv import lowpass_filter, ltv_verdict, schedule
 from .noise import (
     PowerLawSpectrum,
     Spectrum,

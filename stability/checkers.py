@@ -209,7 +209,7 @@ def _symbol_range(symbol: sp.Symbol) -> _Range:
 
 @cache
 def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
-    from .algorithms import get_method
+    from .methods import get_method
     from .regions import strict_stability_conditions
 
     method = get_method(name)
@@ -242,7 +242,7 @@ def method_margins(
     >>> method_margins("gd", lr=[1.9, 2.0], lambda_max=1.0).stable.tolist()
     [True, False]
     """
-    from .algorithms import get_method
+    from .methods import get_method
 
     method = get_method(name)
     kernel, names = _method_kernel(method.name, not full)
@@ -273,8 +273,8 @@ def family_triplet(name: str):
     Families: the registry's memory-1 methods plus ``torch_sgd`` (lr, momentum, dampening)
     and ``torch_nesterov`` (lr, momentum).
     """
-    from .algorithms import get_method
     from .charpoly import triplet
+    from .methods import get_method
     from .optimizers import from_torch_sgd
 
     mu, tau, lr = S.momentum, S.dampening, S.lr
@@ -326,7 +326,7 @@ def lr_momentum_grid(
             **fixed,
         )
     else:
-        from .algorithms import get_method
+        from .methods import get_method
 
         names = get_method(family).parameters
         key = "momentum" if "momentum" in names else "beta"

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ._values import real_array
-from .algorithms import MemoryAlgorithm, get_method, heavy_ball, memory1
+from .algorithms import MemoryAlgorithm
+from .methods import get_method, heavy_ball, memory1
 from .noisesum import stability_sum
 
 __all__ = ["SumCurve", "heavy_ball_vs_memory1", "stability_sum_vs_batch", "stability_sum_vs_lr"]

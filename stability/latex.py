@@ -16,8 +16,9 @@ from sympy.printing.latex import LatexPrinter
 
 from . import symbols as S
 from ._values import describe
-from .algorithms import MemoryAlgorithm, get_method
+from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
+from .methods import get_method
 
 __all__ = ["Derivation", "Step", "derive", "latex"]
 

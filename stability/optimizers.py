@@ -17,9 +17,10 @@ import numpy as np
 import sympy as sp
 
 from ._values import check_range, describe, listing
-from .algorithms import MemoryAlgorithm, gd, keeps_exact_floats, torch_sgd
+from .algorithms import MemoryAlgorithm
 from .configs import kind_of, read_config
 from .errors import ConfigError
+from .methods import gd, keeps_exact_floats, torch_sgd
 
 __all__ = [
     "ConfiguredOptimizer",

@@ -102,11 +102,11 @@ def max_stable_lr(
     >>> round(max_stable_lr("torch_sgd", [1.0], batch_size=1e12, momentum=0.5), 6)
     3.0
     """
-    from .algorithms import get_method
+    from .methods import get_method
 
     spec = as_spectrum(spectrum)
     if family == "torch_sgd":
-        from .algorithms import torch_sgd
+        from .methods import torch_sgd
 
         unknown = sorted(set(fixed) - {"momentum", "dampening", "weight_decay", "nesterov"})
         if unknown:

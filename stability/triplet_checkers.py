@@ -129,7 +129,7 @@ def _noise_kernel() -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[b
     polynomial coefficients (highest power first, ``N`` then ``D``) lambdified in
     ``(beta, q0, q1)``, with masks of the coefficients that are not identically zero. ``D`` is
     oriented to be positive where ``S_lambda`` is stable."""
-    from .algorithms import memory1
+    from .methods import memory1
     from .noisesum import noise_term
 
     num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam)))

@@ -19,7 +19,7 @@ LAYERS = {
         "fluctuations", "geometry", "acceleration", "ltv", "simulate", "noise_models", "spectra",
         "noisesum", "searches", "trajectories", "asymptotics", "rootconditions", "verdicts",
         "autosgm", "schedules", "ltv_verdicts", "replay", "frozen", "configs",
-        "curves",
+        "curves", "methods",
     },
     "adapters": {"optimizers"},
     "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},
