@@ -13,45 +13,27 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from ._values import UserNumber, describe, listing
+from ._values import describe, listing
 from .configs import kind_of
 from .errors import ConfigError, StabilityError
+from .inputs import (
+    CURVATURE_KEYS,
+    POWER_LAW_KEYS,
+    load_config,
+    load_spectrum,
+    number,
+    parse_power_law,
+)
 
 __all__ = ["main"]
-
-CONFIG_KEYS = (
-    "optimizer",
-    "lr",
-    "learning_rate",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "lambda_max",
-    "spectrum",
-    "power_law",
-    "batch_size",
-    "noise",
-)
-CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
-POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
-MAX_SPECTRUM = 10**8
-"""Eigenvalues read from a file (800 MB as float64); a longer spectrum is refused."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
         raise ConfigError(message)
-
-
-def number(text: str, name: str = "value") -> UserNumber:
-    """Parse a decimal number exactly (``'0.1'`` -> 1/10); refuse anything else, and any
-    magnitude a float cannot hold, before the exact value is built."""
-    return UserNumber.parse(text, name)
 
 
 def _as_arg(fn: Any, name: str) -> Any:
@@ -71,115 +53,6 @@ def _num_arg(name: str) -> Any:
     return _as_arg(number, name)
 
 
-def _power_law(text: str, name: str = "power_law") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        if "=" not in part:
-            raise ConfigError(
-                f"--power-law expects key=value pairs (nu=2,N=1e6), got {describe(part)}"
-            )
-        key, value = (s.strip() for s in part.split("=", 1))
-        if key not in POWER_LAW_KEYS:
-            raise ConfigError(
-                f"unknown power-law key {describe(key)}; allowed: {listing(POWER_LAW_KEYS)}"
-            )
-        out[key] = number(value, f"power-law {key}")
-    return out
-
-
-def _load_spectrum(path: str | Path) -> tuple[Any, str | None]:
-    """Eigenvalues from a ``.npy``/``.txt``/``.csv`` file, and a note when a symmetric matrix
-    (a Hessian) was read and its eigenvalues computed."""
-    import numpy as np
-
-    from ._values import real_array
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"spectrum file not found: {path}")
-    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
-        raise ConfigError(
-            f"spectrum file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}"
-        )
-    if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
-        raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
-    try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False, mmap_mode="r")
-        else:
-            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
-    except UnicodeDecodeError:
-        raise ConfigError(f"spectrum file {path} is not UTF-8 text") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"could not read spectrum file {path}: {_short(exc)}") from None
-    note = None
-    if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
-        H = real_array(np.asarray(arr), f"matrix in {path}")
-        if not np.allclose(H, H.T, rtol=1e-12, atol=0):
-            raise ConfigError(
-                f"spectrum file {path} holds a {H.shape[0]}x{H.shape[1]} matrix "
-                "that is not symmetric; give eigenvalues (a 1-D array) or a "
-                "symmetric Hessian"
-            )
-        arr = np.linalg.eigvalsh((H + H.T) / 2)
-        note = (
-            f"{path} holds a symmetric {H.shape[0]}x{H.shape[1]} matrix, read as a "
-            "Hessian: its eigenvalues (numpy.linalg.eigvalsh, float64) were checked"
-        )
-    elif getattr(arr, "ndim", 1) > 1 and max(arr.shape) != arr.size:
-        raise ConfigError(
-            f"spectrum file {path} must hold a 1-D list of eigenvalues or a "
-            f"square symmetric matrix, got shape {arr.shape}"
-        )
-    eig = real_array(np.asarray(arr), f"spectrum in {path}").ravel()
-    if eig.size > MAX_SPECTRUM:
-        raise ConfigError(
-            f"spectrum file {path} holds {eig.size:,} eigenvalues; at most {MAX_SPECTRUM:.0e}"
-        )
-    return eig, note
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _load_config(path: str) -> dict[str, Any]:
-    p = Path(path)
-    if p.suffix.lower() in (".yaml", ".yml"):
-        raise ConfigError(f"config {path}: YAML is not supported; use a .toml or .json file")
-    if p.suffix.lower() not in (".toml", ".json"):
-        raise ConfigError(f"config {path} must be a .toml or .json file, got {describe(p.suffix)}")
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if p.stat().st_size > 10**7:
-        raise ConfigError(f"config {path} is larger than 10 MB")
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"config {path} is not UTF-8 text") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise ConfigError(f"malformed config {path}: {_short(exc)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {path} must be a table/object of keys")
-    unknown = sorted(set(data) - set(CONFIG_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 20)}"
-        )
-    for key, value in data.items():
-        if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {describe(value)}")
-    if isinstance(data.get("spectrum"), str):
-        spec = Path(data["spectrum"])
-        data["spectrum"] = str(spec if spec.is_absolute() else p.parent / spec)
-    return data
-
-
 _FLAG_KEYS = (
     "optimizer",
     "lr",
@@ -197,7 +70,7 @@ _FLAG_KEYS = (
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
     """The config: the file's values (if any), overridden by the flags that were given."""
-    data = _load_config(args.config) if args.config else {}
+    data = load_config(args.config) if args.config else {}
     flags = {k: getattr(args, k) for k in _FLAG_KEYS}
     flags["nesterov"] = True if args.nesterov else None
     flags = {k: v for k, v in flags.items() if v is not None}
@@ -226,7 +99,7 @@ def _run_check(data: dict[str, Any]) -> Any:
     if "spectrum" in data:
         raw = data.pop("spectrum")
         if isinstance(raw, str):
-            spectrum, note = _load_spectrum(raw)
+            spectrum, note = load_spectrum(raw)
         elif isinstance(raw, list) and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in raw
         ):
@@ -238,7 +111,7 @@ def _run_check(data: dict[str, Any]) -> Any:
     if "power_law" in data:
         pl = data.pop("power_law")
         if isinstance(pl, str):
-            pl = _power_law(pl)
+            pl = parse_power_law(pl)
         if not isinstance(pl, dict):
             raise ConfigError(
                 f"power_law must be a table like {{nu = 2, N = 1e6}}, got {describe(pl)}"
@@ -275,7 +148,7 @@ def _spectrum_args(
     p.add_argument(
         "--power-law",
         dest="power_law",
-        type=_as_arg(_power_law, "power_law"),
+        type=_as_arg(parse_power_law, "power_law"),
         help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)",
     )
     p.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
@@ -448,7 +321,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("give --lambda-max, --spectrum or --power-law (exactly one)")
     eig = None
     if args.spectrum is not None:
-        eig, _ = _load_spectrum(args.spectrum)
+        eig, _ = load_spectrum(args.spectrum)
     elif args.power_law is not None:
         if "nu" not in args.power_law:
             raise ConfigError("power law needs nu")

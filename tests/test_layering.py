@@ -23,7 +23,10 @@ LAYERS = {
     },
     "adapters": {"optimizers"},
     "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},
-    "faces": {"report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__"},
+    "faces": {
+        "report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__", "maxlr",
+        "inputs",
+    },
 }  # fmt: skip
 MAY_IMPORT = {
     "core": {"core"},
