@@ -19,7 +19,15 @@ from typing import Any
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, to_sympy
+from ._values import describe, to_exact, to_sympy
+from .charpoly import (
+    charpoly,
+    effective_lr,
+    leading_eigenvalue_series,
+    to_multistep,
+    triplet,
+    update_matrix,
+)
 from .errors import ConfigError
 
 __all__ = ["MemoryAlgorithm"]
@@ -199,39 +207,32 @@ class MemoryAlgorithm:
     # -- derived objects (mathematics in stability.charpoly) ------------------------------
     def update_matrix(self, lam: Any = S.lam) -> sp.ImmutableMatrix:
         """``S_lambda = S_0 + lambda v r^T`` (see :func:`stability.charpoly.update_matrix`)."""
-        from .charpoly import update_matrix
 
         return update_matrix(self, lam)
 
     def charpoly(self):  # -> CharPoly
         """``chi_lambda = P - lambda Q`` (see :func:`stability.charpoly.charpoly`)."""
         if "charpoly" not in self._cache:
-            from .charpoly import charpoly
-
             self._cache["charpoly"] = charpoly(self)
         return self._cache["charpoly"]
 
     def to_multistep(self):  # -> Multistep
         """Multistep coefficients of Theorem 1 (see :func:`stability.charpoly.to_multistep`)."""
-        from .charpoly import to_multistep
 
         return to_multistep(self)
 
     def effective_lr(self, method: str = "charpoly") -> sp.Expr:
         """Effective learning rate, eq. 22 (see :func:`stability.charpoly.effective_lr`)."""
-        from .charpoly import effective_lr
 
         return effective_lr(self, method=method)
 
     def triplet(self):  # -> Triplet
         """Memory-1 triplet ``(beta, q0, q1)`` (see :func:`stability.charpoly.triplet`)."""
-        from .charpoly import triplet
 
         return triplet(self)
 
     def leading_eigenvalue_series(self, order: int = 1) -> sp.Expr:
         """Theorem 4 expansion (see :func:`stability.charpoly.leading_eigenvalue_series`)."""
-        from .charpoly import leading_eigenvalue_series
 
         return leading_eigenvalue_series(self, order)
 
@@ -264,7 +265,6 @@ class MemoryAlgorithm:
         applied to the exact binary values of its arguments (so ``lr * momentum`` is the exact
         product, not the float one); otherwise every stored float is converted.
         """
-        from ._values import to_exact
 
         if "exact" in self._cache:
             return self._cache["exact"]

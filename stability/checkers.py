@@ -52,7 +52,11 @@ from ._engine import (
 )
 from ._kernels import _compile, _Kernel
 from ._values import describe, float_array, listing
+from .charpoly import triplet
 from .errors import ConfigError
+from .methods import get_method
+from .optimizers import from_torch_sgd
+from .regions import strict_stability_conditions
 from .triplet_checkers import (
     _interval_conditions,
     memory1_interval_margins,
@@ -100,8 +104,6 @@ def _torch_kernel(nesterov: bool, zero: frozenset[str], reduce: bool) -> _Kernel
     """Jury conditions of torch SGD on ``[wd, lambda_max + wd]`` (the curvatures shifted by
     weight decay), with the parameters in ``zero`` set to 0. ``reduce`` drops the conditions
     implied by ``lr > 0``, ``0 <= momentum, dampening < 1``, ``weight_decay >= 0``."""
-    from .charpoly import triplet
-    from .optimizers import from_torch_sgd
 
     sym = _torch_symbols()
     val = {n: (sp.S.Zero if n in zero else s) for n, s in sym.items()}
@@ -209,8 +211,6 @@ def _symbol_range(symbol: sp.Symbol) -> _Range:
 
 @cache
 def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
-    from .methods import get_method
-    from .regions import strict_stability_conditions
 
     method = get_method(name)
     alg = method.symbolic()
@@ -242,7 +242,6 @@ def method_margins(
     >>> method_margins("gd", lr=[1.9, 2.0], lambda_max=1.0).stable.tolist()
     [True, False]
     """
-    from .methods import get_method
 
     method = get_method(name)
     kernel, names = _method_kernel(method.name, not full)
@@ -273,9 +272,6 @@ def family_triplet(name: str):
     Families: the registry's memory-1 methods plus ``torch_sgd`` (lr, momentum, dampening)
     and ``torch_nesterov`` (lr, momentum).
     """
-    from .charpoly import triplet
-    from .methods import get_method
-    from .optimizers import from_torch_sgd
 
     mu, tau, lr = S.momentum, S.dampening, S.lr
     if name == "torch_sgd":
@@ -326,8 +322,6 @@ def lr_momentum_grid(
             **fixed,
         )
     else:
-        from .methods import get_method
-
         names = get_method(family).parameters
         key = "momentum" if "momentum" in names else "beta"
         if "lr" not in names or key not in names:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from ._values import describe, listing
 from .configs import kind_of
 from .errors import ConfigError, StabilityError
@@ -27,6 +28,10 @@ from .inputs import (
     number,
     parse_power_law,
 )
+from .latex import derive
+from .noise import power_law
+from .report import check
+from .sweep import MAX_CONFIGS, Axis, publish, sweep
 
 __all__ = ["main"]
 
@@ -83,8 +88,6 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_check(data: dict[str, Any]) -> Any:
-    from .noise import power_law
-    from .report import check
 
     data = dict(data)
     kind = kind_of(data.pop("optimizer", "sgd"), families=("sgd",))
@@ -156,7 +159,6 @@ def _spectrum_args(
 
 
 def _parser() -> _Parser:
-    from . import __version__
 
     parser = _Parser(prog="stability", description="Stability analysis of SGD-type optimizers.")
     parser.add_argument("--version", action="version", version=f"stability {__version__}")
@@ -204,7 +206,6 @@ def _parser() -> _Parser:
 
 def _grid(text: str, name: str) -> Any:
     """``a``, ``a,b,c`` or ``start:stop:num``, as a lazy :class:`~stability.sweep.Axis`."""
-    from .sweep import MAX_CONFIGS, Axis
 
     if len(text) > 100_000:
         raise ConfigError(f"{name} list is longer than 100,000 characters")
@@ -230,8 +231,6 @@ def _run_derive(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
     import tempfile
-
-    from .latex import derive
 
     if args.pdf and not args.latex:
         raise ConfigError("--pdf needs --latex PATH")
@@ -294,8 +293,6 @@ def _write_atomic(path: Path, text: str) -> None:
     was."""
     import tempfile
 
-    from .sweep import publish
-
     fd, tmp = tempfile.mkstemp(
         dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".part"
     )
@@ -312,9 +309,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
     """Certified verdicts on ``lr x momentum x dampening x weight_decay`` (see
     :mod:`stability.sweep`)."""
     import numpy as np
-
-    from .noise import power_law
-    from .sweep import sweep
 
     sources = [k for k in CURVATURE_KEYS if getattr(args, k) is not None]
     if len(sources) != 1:

@@ -12,6 +12,8 @@ import sympy as sp
 from ._values import describe, to_float, to_sympy
 from .autosgm import AutoSGMFilter
 from .errors import ConfigError
+from .fluctuations import stationary_covariance
+from .methods import from_multistep, torch_sgd
 
 __all__ = [
     "adam_frozen_covariance",
@@ -27,7 +29,6 @@ def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
     ``(1 - beta z^-1)(w[t+1] - w[t]) = -alpha eta (1 - gamma z^-1) g[t]`` gives
     ``w[t+1] = (1+beta) w[t] - beta w[t-1] - alpha eta g[t] + alpha eta gamma g[t-1]``.
     """
-    from .methods import from_multistep
 
     a = to_sympy(alpha, "alpha")
     return from_multistep(
@@ -94,8 +95,6 @@ def adam_frozen_covariance(lr: Any, beta1: Any, H: Any, P: Any, C: Any):
     on ``H' = P^(-1/2) H P^(-1/2)`` with noise ``C' = P^(-1/2) C P^(-1/2)``; the covariance is
     mapped back. A model, not a theorem about Adam (``P`` adapts in reality).
     """
-    from .fluctuations import stationary_covariance
-    from .methods import torch_sgd
 
     b1 = to_float(beta1, "beta1")
     Hm = np.atleast_2d(np.asarray(H, dtype=float))

@@ -18,6 +18,7 @@ from ._values import check_range, describe, real_array, to_sympy
 from .algorithms import MemoryAlgorithm
 from .charpoly import Triplet
 from .errors import ConfigError
+from .regions import theorem61_conditions
 
 __all__ = [
     "Locus",
@@ -55,7 +56,6 @@ class Triangle:
 
     def contains(self, q0: Any, q1: Any) -> bool:
         """Exact membership of a numeric point (open triangle)."""
-        from .regions import theorem61_conditions
 
         conds = theorem61_conditions(
             self.beta, to_sympy(q0, "q0"), to_sympy(q1, "q1"), self.lambda_max

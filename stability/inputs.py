@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ._values import UserNumber, describe, listing
+from ._values import UserNumber, describe, listing, real_array
 from .errors import ConfigError
 
 __all__ = [
@@ -80,8 +80,6 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     """Eigenvalues from a ``.npy``/``.txt``/``.csv`` file, and a note when a symmetric matrix
     (a Hessian) was read and its eigenvalues computed."""
     import numpy as np
-
-    from ._values import real_array
 
     p = Path(path)
     if not p.is_file():

@@ -18,7 +18,11 @@ from . import symbols as S
 from ._values import describe
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
+from .geometry import stability_triangle
+from .ltv import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
+from .noise import noise_term
+from .regions import strict_stability_conditions
 
 __all__ = ["Derivation", "Step", "derive", "latex"]
 
@@ -222,8 +226,6 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
     except StabilityError as exc:  # D has the eigenvalue 1: no effective learning rate
         d.add("Effective learning rate", sp.Symbol(r"\text{undefined}"), str(exc))
     if M <= 2:
-        from .regions import strict_stability_conditions
-
         conds = strict_stability_conditions(alg)
         rows = [sp.StrictGreaterThan(c.expr, 0) for c in conds.conditions]
         rows += [sp.StrictGreaterThan(c.expr, 0) for c in conds.interval_conditions]
@@ -236,8 +238,6 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
             "hold for every $\\lambda$ in the interval.",
         )
     if M == 1:
-        from .geometry import stability_triangle
-
         t = alg.triplet()
         d.add(
             "Memory-1 invariants",
@@ -267,8 +267,6 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
                 r"$|\xi - \xi_0| = r$.",
             )
     if noise and M <= 1:
-        from .noise import noise_term
-
         X = sp.MatrixSymbol("X", M + 1, M + 1)
         Sm = sp.MatrixSymbol(r"S_\lambda", M + 1, M + 1)
         vm = sp.MatrixSymbol("v", M + 1, 1)
@@ -291,7 +289,6 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
 
 
 def _derive_ltv(kind: str) -> Derivation:
-    from .ltv import AutoSGMFilter, derive_ltv_recursion, prox_update
 
     d = Derivation(f"The LTV (AutoSGM) view of {kind.upper()}")
     beta, gamma, eta = sp.symbols(r"\beta \gamma \eta", real=True)

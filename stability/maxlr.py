@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from ._values import to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
+from .checkers import memory1_interval_margins, memory1_noise_sum
+from .configs import KINDS
+from .noise import PowerLawSpectrum, get_noise_model, stability_sum
+from .noisesum import _HEAD
 from .optimizers import ConfiguredOptimizer, from_optimizer
 
 __all__ = ["largest_stable_lr"]
@@ -46,11 +51,6 @@ def largest_stable_lr(
     by the certified vectorised checkers; power laws too long to list use
     :func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
     """
-    from ._values import to_exact, to_sympy
-    from .checkers import memory1_interval_margins, memory1_noise_sum
-    from .configs import KINDS
-    from .noise import PowerLawSpectrum, get_noise_model, stability_sum
-    from .noisesum import _HEAD
 
     if opt.source not in _KIND_OF_SOURCE:
         return None, None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from . import symbols as S
-from ._values import check_range, describe, listing, to_sympy
+from ._values import check_range, describe, listing, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .charpoly import Multistep
 from .errors import ConfigError
@@ -41,7 +41,6 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def _exact_value(value: Any) -> tuple[Any, bool]:
     """``(exact value, changed)``: floats become the Fraction of their binary value."""
-    from ._values import to_exact
 
     if isinstance(value, bool | numbers.Integral | Fraction):
         return value, False

@@ -21,6 +21,7 @@ from ._values import describe, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .noise_models import SE_NOTE, NoiseModel, get_noise_model
+from .regions import is_strictly_stable
 from .spectra import PowerLawSpectrum, as_spectrum
 
 __all__ = ["NoiseResult", "noise_term", "stability_sum", "ubar"]
@@ -154,7 +155,6 @@ def _terms(
     alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
 ) -> tuple[np.ndarray | None, str]:
     """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
-    from .regions import is_strictly_stable
 
     res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
     if not res.stable:
@@ -232,7 +232,6 @@ def _finite_sum(
     alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float, model: NoiseModel
 ) -> tuple[float | None, str]:
     """``sum_k w_k U_{lambda_k}`` in chunks, or ``None`` and the reason of instability."""
-    from .regions import is_strictly_stable
 
     res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
     if not res.stable:

@@ -21,6 +21,7 @@ from .algorithms import MemoryAlgorithm
 from .configs import kind_of, read_config
 from .errors import ConfigError
 from .methods import gd, keeps_exact_floats, torch_sgd
+from .simulate import simulate
 
 __all__ = [
     "ConfiguredOptimizer",
@@ -69,7 +70,6 @@ class ConfiguredOptimizer:
 
         Returns iterates ``w_0 .. w_steps`` as an array of shape ``(steps + 1, d)``.
         """
-        from .simulate import simulate
 
         omega = float(self.curvature_shift)
 

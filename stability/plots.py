@@ -15,6 +15,7 @@ from .algorithms import MemoryAlgorithm
 from .checkers import lr_momentum_grid
 from .curves import SumCurve
 from .geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
+from .ltv import ltv_verdict
 from .regions import is_strictly_stable
 
 __all__ = [
@@ -218,7 +219,6 @@ def plot_heavy_ball_vs_memory1(curves: tuple[SumCurve, SumCurve], ax: Any = None
 
 def plot_schedule_verdict(filt: Any, lr: float, sched: Any, ax: Any = None):
     """``alpha[t]``, ``r[t]`` and ``beta r[t]`` along a schedule, titled with the LTV verdict."""
-    from .ltv import ltv_verdict
 
     ax = _axes(ax)
     v = ltv_verdict(filt, lr, sched)

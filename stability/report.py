@@ -14,11 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from ._values import describe
+from ._values import describe, to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
+from .geometry import spectral_radius
+from .ltv import Schedule, filter_from_config, ltv_verdict
 from .maxlr import largest_stable_lr
+from .noise import PowerLawSpectrum, Spectrum, as_spectrum, critical_batch_size, stability_sum
 from .optimizers import ConfiguredOptimizer, from_optimizer
+from .regions import is_strictly_stable
 
 __all__ = ["Report", "check"]
 
@@ -193,7 +197,6 @@ def check(
     >>> r.verdict, round(r.strict["lambda_crit"], 6)
     ('stable', 38.0)
     """
-    from .ltv import Schedule
 
     if (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max and spectrum")
@@ -230,15 +233,6 @@ def _check_one(
     noise: Any,
     schedule: Any,
 ) -> Report:
-    from ._values import to_exact, to_float, to_sympy
-    from .noise import (
-        PowerLawSpectrum,
-        Spectrum,
-        as_spectrum,
-        critical_batch_size,
-        stability_sum,
-    )
-    from .regions import is_strictly_stable
 
     alg = opt.algorithm
     shift_exact = to_exact(opt.curvature_shift)
@@ -307,8 +301,6 @@ def _check_one(
     max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)
     sched_info = None
     if schedule is not None:
-        from .ltv import filter_from_config, ltv_verdict
-
         cfg = {
             "optimizer": "sgd",
             **{k: opt.config[k] for k in ("momentum", "dampening", "nesterov") if k in opt.config},
@@ -357,6 +349,5 @@ def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:
 
 
 def _spectral_radius(alg: MemoryAlgorithm, grid: np.ndarray) -> float:
-    from .geometry import spectral_radius
 
     return float(spectral_radius(alg, grid).max())

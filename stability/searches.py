@@ -12,8 +12,10 @@ import numpy as np
 from ._values import describe, to_float
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
+from .methods import get_method, torch_sgd
 from .noise_models import get_noise_model
 from .noisesum import _CHUNK, _HEAD, stability_sum, ubar
+from .regions import is_strictly_stable
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
 __all__ = ["critical_batch_size", "max_stable_lr"]
@@ -28,7 +30,6 @@ def critical_batch_size(
     ``U(B) = sum_k w_k (tau1/B) Ubar_k / (1 + (tau2/B) Ubar_k)`` decreases in ``B``; ``Ubar`` is
     computed once and ``B`` found by bisection (each candidate re-checks ``A_lambda``).
     """
-    from .regions import is_strictly_stable
 
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
@@ -102,12 +103,9 @@ def max_stable_lr(
     >>> round(max_stable_lr("torch_sgd", [1.0], batch_size=1e12, momentum=0.5), 6)
     3.0
     """
-    from .methods import get_method
 
     spec = as_spectrum(spectrum)
     if family == "torch_sgd":
-        from .methods import torch_sgd
-
         unknown = sorted(set(fixed) - {"momentum", "dampening", "weight_decay", "nesterov"})
         if unknown:
             raise ConfigError(

@@ -28,7 +28,9 @@ from typing import IO, Any
 import numpy as np
 
 from ._values import describe
+from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
 from .errors import ConfigError
+from .noise import get_noise_model
 
 __all__ = ["MAX_CONFIGS", "SWEEP_CHUNK", "Axis", "SweepSummary", "publish", "sweep"]
 
@@ -137,8 +139,6 @@ def sweep(
     the grid's shape (``strict_stable``, ``margin``, ``U`` when computed, ``stable``) plus
     ``nesterov`` and ``lambda_max``.
     """
-    from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
-    from .noise import get_noise_model
 
     ax = [axes.get(n) or Axis.of(n, [0.0]) for n in NAMES]
     shape = tuple(a.size for a in ax)

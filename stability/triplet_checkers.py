@@ -28,6 +28,9 @@ from ._engine import (
 )
 from ._kernels import _compile, _Kernel
 from .errors import ConfigError, StabilityError
+from .methods import memory1
+from .noisesum import noise_term
+from .regions import theorem61_conditions
 
 __all__ = ["memory1_interval_margins", "memory1_margins", "memory1_noise_sum"]
 
@@ -52,7 +55,6 @@ def _theorem61_kernel(merged: bool = True) -> _Kernel:
     """Theorem 6.1; ``merged`` evaluates ``1 - beta > 0`` and ``1 + beta > 0`` together as
     ``1 - |beta| > 0`` (the same minimum, two operations fewer per config) and normalises by
     the cheaper scale ``1 + |beta| + (1 + lambda_max)(|q0| + |q1|)``."""
-    from .regions import theorem61_conditions
 
     conds = [(c.name, c.expr) for c in theorem61_conditions(S.beta, S.q0, S.q1, S.lam_max)]
     if not merged:
@@ -129,8 +131,6 @@ def _noise_kernel() -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[b
     polynomial coefficients (highest power first, ``N`` then ``D``) lambdified in
     ``(beta, q0, q1)``, with masks of the coefficients that are not identically zero. ``D`` is
     oriented to be positive where ``S_lambda`` is stable."""
-    from .methods import memory1
-    from .noisesum import noise_term
 
     num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam)))
     if den.subs({S.lam: 0, S.beta: 0}) < 0:  # D(0) = 2 (1 - beta^2) up to sign

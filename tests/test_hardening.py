@@ -406,7 +406,7 @@ def test_failing_sweep_midway_leaves_the_file_alone(capsys, tmp_path, monkeypatc
             raise OSError(28, "No space left on device")
         return real(**kw)
 
-    monkeypatch.setattr(ck, "torch_sgd_margins", flaky)
+    monkeypatch.setattr(sweep_mod, "torch_sgd_margins", flaky)
     code, _, err = run(
         ["sweep", "--lr", "0.1:1:20", "--lambda-max", "10", "--out", "g.npz"], capsys
     )
