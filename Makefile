@@ -25,8 +25,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	MPLBACKEND=Agg $(PY) -m pytest -q --durations=15
 
+# the heavy cases, and every property test again with 500 examples
 test-slow: $(VENV)/.installed-test
-	MPLBACKEND=Agg $(PY) -m pytest -q -m slow
+	MPLBACKEND=Agg HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -m "slow or hypothesis" \
+		--durations=15
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check stability tests benchmarks examples

@@ -164,6 +164,14 @@ def test_max_stable_lr():
     assert math.isfinite(nz.max_stable_lr("nesterov", lams, 4, momentum=0.5))
 
 
+def test_power_law_asymptotics_regime_and_validation():
+    asym = nz.power_law_asymptotics(stb.heavy_ball(0.1, 0.8), nz.power_law(2.0, zeta=0.5), 100)
+    assert asym.regime == "signal" and asym.exponent == 0.5 and asym.U < 1
+    with pytest.raises(stb.ConfigError, match="zeta"):
+        nz.power_law_asymptotics(stb.heavy_ball(0.1, 0.8), nz.power_law(2.0), 100)
+
+
+@pytest.mark.slow
 def test_power_law_asymptotics_match_exact_recursion():
     pl = nz.power_law(2.0, zeta=0.5)
     spec = pl.binned(exact=300, k_max=1e10, bins=500)

@@ -93,9 +93,7 @@ def test_exact_weight_decay_reproducer(tmp_path, capsys):
         assert code == 1 and "noiseless (exact): UNSTABLE" in out, out
 
 
-@settings(
-    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lam=st.floats(0.01, 100.0),
     wd=st.floats(1e-6, 1.0),

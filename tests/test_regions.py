@@ -201,7 +201,7 @@ def test_lookahead_memory1_exact_engine_matches_closed_form(lr, mom, lam_max):
 
 
 # -- brute force: memory 2 and 3 ----------------------------------------------------------
-@pytest.mark.parametrize("M", [2, 3])
+@pytest.mark.parametrize("M", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_general_M_verdict_vs_brute_force(M):
     rng = np.random.default_rng(100 + M)
     agree, stable_count, checked = 0, 0, 0
