@@ -30,6 +30,7 @@ __all__ = [
     "float_array",
     "listing",
     "real_array",
+    "square_matrix",
     "to_exact",
     "to_float",
     "to_sympy",
@@ -268,6 +269,53 @@ def real_array(
                 f"got {describe(flat[i])} (at flat index {i})"
             )
     return out
+
+
+def square_matrix(
+    value: Any,
+    name: str,
+    dim: int | None = None,
+    *,
+    symmetric: bool = False,
+    psd: bool = False,
+    positive_definite: bool = False,
+) -> np.ndarray:
+    """A finite real ``dim x dim`` matrix; a scalar means that multiple of the identity (needs
+    ``dim``), a 1-D array a diagonal. Optionally symmetric, positive semi-definite or
+    positive definite (checked with a relative tolerance of 1e-12).
+
+    >>> square_matrix([1.0, 2.0], "H")
+    array([[1., 0.],
+           [0., 2.]])
+    >>> square_matrix([[1.0, 2.0], [0.0, 1.0]], "C", symmetric=True)
+    Traceback (most recent call last):
+    ...
+    stability.errors.ConfigError: C must be symmetric
+    """
+    arr = real_array(value, name)
+    if arr.ndim == 0:
+        if dim is None:
+            raise ConfigError(f"{name} given as a scalar needs the dimension from H")
+        arr = arr * np.eye(dim)
+    elif arr.ndim == 1:
+        arr = np.diag(arr)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or (dim is not None and arr.shape[0] != dim):
+        want = f"square {dim}x{dim}" if dim is not None else "square"
+        raise ConfigError(f"{name} must be a {want} matrix, got shape {arr.shape}")
+    scale = 1e-12 * max(1.0, float(np.abs(arr).max()))
+    if (symmetric or psd or positive_definite) and not np.allclose(arr, arr.T, atol=scale):
+        raise ConfigError(f"{name} must be symmetric")
+    if psd or positive_definite:
+        low = float(np.linalg.eigvalsh((arr + arr.T) / 2).min())
+        if positive_definite and not low > scale:
+            raise ConfigError(
+                f"{name} must be positive definite, got smallest eigenvalue {low:.3g}"
+            )
+        if low < -scale:
+            raise ConfigError(
+                f"{name} must be positive semi-definite, got smallest eigenvalue {low:.3g}"
+            )
+    return arr
 
 
 def to_sympy(value: Any, name: str) -> sp.Expr:

@@ -151,16 +151,18 @@ def torch_sgd_margins(
         weight_decay=weight_decay,
         lambda_max=lambda_max,
     )
-    try:
-        nest = np.asarray(nesterov)
-        if nest.dtype.kind not in "bi" or not np.all((nest == 0) | (nest == 1)):
-            raise ValueError
-        nest = nest.astype(bool)
-        shape = np.broadcast_shapes(nest.shape, *(x.shape for x in a.values()))
-    except ValueError as exc:
+    nest = np.asarray(nesterov) if not isinstance(nesterov, str) else np.asarray(None)
+    if nest.dtype.kind not in "bi" or not np.all((nest == 0) | (nest == 1)):
         raise ConfigError(
-            f"nesterov must be a boolean (or array of booleans), got {nesterov!r}"
-        ) from exc
+            f"nesterov must be a boolean (or array of booleans), got {describe(nesterov)}"
+        )
+    nest = nest.astype(bool)
+    try:
+        shape = np.broadcast_shapes(nest.shape, *(x.shape for x in a.values()))
+    except ValueError:
+        raise ConfigError(
+            f"nesterov must broadcast with the other inputs, got shape {nest.shape}"
+        ) from None
     mu, tau = a["momentum"], a["dampening"]
     ranges = {
         "lr": _POSITIVE,

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, to_sympy
+from ._values import describe, square_matrix, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -70,24 +70,7 @@ class StationaryCovariance:
 
 
 def _psd(x: Any, name: str, d: int | None) -> np.ndarray:
-    if isinstance(x, str | bytes):
-        raise ConfigError(f"{name} must be numeric, got a string")
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim == 0:
-        if d is None:
-            raise ConfigError(f"{name} given as a scalar needs the dimension from H")
-        arr = arr * np.eye(d)
-    elif arr.ndim == 1:
-        arr = np.diag(arr)
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or (d is not None and arr.shape[0] != d):
-        raise ConfigError(f"{name} must be a square {d}x{d} matrix, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{name} must be finite")
-    if not np.allclose(arr, arr.T, atol=1e-12 * max(1.0, np.abs(arr).max())):
-        raise ConfigError(f"{name} must be symmetric")
-    if np.linalg.eigvalsh(arr).min() < -1e-12 * max(1.0, np.abs(arr).max()):
-        raise ConfigError(f"{name} must be positive semi-definite")
-    return arr
+    return square_matrix(x, name, d, psd=True)
 
 
 def stationary_covariance(alg: MemoryAlgorithm, H: Any, C: Any) -> StationaryCovariance:

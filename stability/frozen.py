@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import describe, to_float, to_sympy
+from ._values import check_range, real_array, square_matrix, to_sympy
 from .autosgm import AutoSGMFilter
 from .errors import ConfigError
 from .fluctuations import stationary_covariance
@@ -72,15 +72,10 @@ def adam_frozen_threshold(beta1: Any, H: Any, P: Any = None) -> float:
     >>> round(adam_frozen_threshold(0.9, [[1.0]]), 10)
     38.0
     """
-    b1 = to_float(beta1, "beta1")
-    if not 0 <= b1 < 1:
-        raise ConfigError(f"beta1 must be in [0, 1), got {describe(beta1)}")
-    Hm = np.atleast_2d(np.asarray(H, dtype=float))
-    Pm = np.eye(Hm.shape[0]) if P is None else np.asarray(P, dtype=float)
-    if Pm.ndim == 1:
-        Pm = np.diag(Pm)
-    if Pm.shape != Hm.shape:
-        raise ConfigError(f"P must have the shape of H {Hm.shape}, got {Pm.shape}")
+    b1 = float(check_range(beta1, "beta1", 0, 1, high_open=True))
+    Hm = square_matrix(np.atleast_2d(real_array(H, "H")), "H", symmetric=True)
+    d = Hm.shape[0]
+    Pm = np.eye(d) if P is None else square_matrix(P, "P", d, positive_definite=True)
     lam = float(np.max(np.linalg.eigvals(np.linalg.solve(Pm, Hm)).real))
     if lam <= 0:
         raise ConfigError("P^-1 H must have a positive eigenvalue")
@@ -96,16 +91,13 @@ def adam_frozen_covariance(lr: Any, beta1: Any, H: Any, P: Any, C: Any):
     mapped back. A model, not a theorem about Adam (``P`` adapts in reality).
     """
 
-    b1 = to_float(beta1, "beta1")
-    Hm = np.atleast_2d(np.asarray(H, dtype=float))
-    Pm = np.asarray(P, dtype=float)
-    Pm = np.diag(Pm) if Pm.ndim == 1 else Pm
+    b1 = float(check_range(beta1, "beta1", 0, 1, high_open=True))
+    Hm = square_matrix(np.atleast_2d(real_array(H, "H")), "H", symmetric=True)
+    d = Hm.shape[0]
+    Pm = square_matrix(P, "P", d, positive_definite=True)
     w, V = np.linalg.eigh(Pm)
-    if np.any(w <= 0):
-        raise ConfigError("P must be positive definite")
     Pmh = V @ np.diag(w**-0.5) @ V.T
-    Cm = np.asarray(C, dtype=float)
-    Cm = Cm * np.eye(Hm.shape[0]) if Cm.ndim == 0 else (np.diag(Cm) if Cm.ndim == 1 else Cm)
+    Cm = square_matrix(C, "C", d, psd=True)
     alg = torch_sgd(lr, b1, b1)
     cov = stationary_covariance(alg, Pmh @ Hm @ Pmh, Pmh @ Cm @ Pmh).w
     return Pmh @ cov @ Pmh

@@ -100,8 +100,6 @@ def max_stable_lr(
 
     >>> round(max_stable_lr("gd", [1.0], batch_size=1e12), 6)   # noiseless limit: 2/lambda
     2.0
-    >>> round(max_stable_lr("torch_sgd", [1.0], batch_size=1e12, momentum=0.5), 6)
-    3.0
     """
 
     spec = as_spectrum(spectrum)

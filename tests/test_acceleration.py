@@ -132,6 +132,7 @@ def test_binned_power_law_matches_truncated_sum():
     np.testing.assert_allclose(binned, exact, rtol=2e-3)
 
 
+@pytest.mark.slow
 def test_am1_loss_slope_beats_sgd():
     nu, zeta, a = 2.0, 0.5, 0.4
     spec = nz.power_law(nu, zeta=zeta).binned(exact=300, k_max=1e9, bins=500)

@@ -164,9 +164,9 @@ def _brute_force_memory1(beta, q0, q1, lam_max, n_grid=300):
     return out
 
 
-def test_memory1_closed_form_vs_brute_force_20000_triplets():
+@pytest.mark.parametrize("n", [8_000, pytest.param(20_000, marks=pytest.mark.slow)])
+def test_memory1_closed_form_vs_brute_force_20000_triplets(n):
     rng = np.random.default_rng(2024)
-    n = 20_000
     beta = rng.uniform(-1.1, 1.1, n)
     q0 = rng.uniform(-2.5, 2.5, n)
     q1 = rng.uniform(-5.0, 2.0, n)
@@ -177,8 +177,9 @@ def test_memory1_closed_form_vs_brute_force_20000_triplets():
     # the theorem's lambda -> 0 conditions are tight only in the limit; keep the grid honest
     away &= np.abs(1 - np.abs(beta)) > 2e-3
     brute = _brute_force_memory1(beta[away], q0[away], q1[away], 1.0)
-    assert away.sum() > 15_000
-    assert 0.1 < brute.mean() < 0.9  # both verdicts well represented
+    assert away.sum() > 3 * n // 4
+    low = 0.1 if n >= 20_000 else 0.05  # ~10% of the draws are stable
+    assert low < brute.mean() < 0.9  # both verdicts well represented
     np.testing.assert_array_equal(m.stable[away], brute)
 
 
