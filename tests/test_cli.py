@@ -220,10 +220,13 @@ def test_cli_entry_point_subprocess():
     assert out.returncode == 2 and out.stderr.startswith("error:")
 
 
-@pytest.mark.parametrize("n_configs", [10, pytest.param(40, marks=pytest.mark.slow)])
-def test_real_torch_sgd_follows_the_report(n_configs):
+@pytest.mark.parametrize(
+    ("n_configs", "steps", "band"),
+    [(8, 1000, 0.15), pytest.param(40, 3000, 0.03, marks=pytest.mark.slow)],
+)
+def test_real_torch_sgd_follows_the_report(n_configs, steps, band):
     """Configs the report calls stable converge under real torch.optim.SGD; unstable ones
-    diverge (points within 3% of the boundary skipped)."""
+    diverge (points within ``band`` of the boundary skipped: they move slowly)."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     eig = np.linspace(1.0, 10.0, 12)
@@ -244,13 +247,13 @@ def test_real_torch_sgd_follows_the_report(n_configs):
             "nesterov": nesterov,
         }
         rep = check(cfg, spectrum=list(eig))
-        if abs(rep.strict["headroom"] - 1) < 0.03:
+        if abs(rep.strict["headroom"] - 1) < band:
             continue
         p = torch.nn.Parameter(torch.ones(eig.size, dtype=torch.float64))
         opt = torch.optim.SGD(
             [p], lr=lr, momentum=mu, dampening=damp, weight_decay=wd, nesterov=nesterov
         )
-        for _ in range(3000):
+        for _ in range(steps):
             opt.zero_grad()
             (0.5 * p @ H @ p).backward()
             opt.step()
