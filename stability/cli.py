@@ -21,6 +21,7 @@ from ._values import describe, listing
 from .configs import kind_of
 from .errors import ConfigError, StabilityError
 from .inputs import (
+    CONFIG_KEYS,
     CURVATURE_KEYS,
     POWER_LAW_KEYS,
     load_config,
@@ -58,19 +59,7 @@ def _num_arg(name: str) -> Any:
     return _as_arg(number, name)
 
 
-_FLAG_KEYS = (
-    "optimizer",
-    "lr",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "lambda_max",
-    "spectrum",
-    "power_law",
-    "batch_size",
-    "noise",
-)
+_FLAG_KEYS = tuple(k for k in CONFIG_KEYS if k != "learning_rate")  # --lr covers both
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
