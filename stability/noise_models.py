@@ -23,9 +23,6 @@ SE_NOTE = (
 )
 
 
-# ---------------------------------------------------------------------------------------
-# Noise models
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NoiseModel:
     """SE noise ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH`` (docs §4; Yarotsky & Velikanov eq. 15)."""
