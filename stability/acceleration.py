@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._values import describe, to_float
+from ._values import describe, real_array, to_float
 from .errors import ConfigError
 from .trajectories import MemorySchedule
 
@@ -110,8 +110,10 @@ def theorem7_quantities(beta: Any, q0: Any, q1: Any, eigenvalues: Any) -> dict[s
     ``mid = (delta alpha_eff/q0) #{delta/q0 <= lambda <= delta alpha_eff/q0^2}``. ``U`` stays
     bounded as ``alpha_eff -> inf`` iff ``delta -> 0``, ``q0 > 0`` and both sums stay ``O(1)``.
     """
-    lam = np.sort(np.asarray(eigenvalues, dtype=float).ravel())
-    b_, p_, r_ = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (beta, q0, q1))
+    lam = np.sort(real_array(eigenvalues, "eigenvalues", low=0, low_open=True).ravel())
+    b_, p_, r_ = (
+        np.atleast_1d(real_array(x, n)) for x, n in ((beta, "beta"), (q0, "q0"), (q1, "q1"))
+    )
     b_, p_, r_ = np.broadcast_arrays(b_, p_, r_)
     delta = 1 - b_
     alpha_eff = -(p_ + r_) / delta

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, square_matrix, to_sympy
+from ._values import describe, real_array, square_matrix, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 
@@ -42,8 +42,8 @@ def solve_lyapunov(
     ``X_{k+1} = X_k + A_k X_k A_k^T``, ``A_{k+1} = A_k^2`` sums ``sum_t A^t Q A^tT`` in
     ``O(log)`` squarings; raises when ``A`` is not strictly stable.
     """
-    A = np.asarray(A, dtype=float)
-    Q = np.asarray(Q, dtype=float)
+    A = real_array(A, "A")
+    Q = real_array(Q, "Q")
     if A.ndim != 2 or A.shape[0] != A.shape[1] or Q.shape != A.shape:
         raise ConfigError(f"A and Q must be square of the same shape, got {A.shape}, {Q.shape}")
     rho = np.abs(np.linalg.eigvals(A)).max() if A.size else 0.0
@@ -167,7 +167,7 @@ def least_squares_thresholds(X: Any) -> dict[str, float]:
     exact) and ``eta_ms`` the exact mean-square stability threshold (the spectral radius of
     ``P -> E[(I - eta x x^T) P (I - eta x x^T)]`` on the row space crosses 1).
     """
-    Xm = np.asarray(X, dtype=float)
+    Xm = real_array(X, "X")
     if Xm.ndim != 2 or Xm.shape[0] == 0 or not np.all(np.isfinite(Xm)):
         raise ConfigError(f"X must be a finite (N, d) array, got shape {Xm.shape}")
     N = Xm.shape[0]

@@ -162,7 +162,7 @@ def eigenvalues_over(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
     >>> eigenvalues_over(gd(0.5), [1.0, 3.0])[:, 0].real
     array([ 0.5, -0.5])
     """
-    lam_arr = np.asarray(lam, dtype=float)
+    lam_arr = real_array(lam, "lam", empty=True)
     if not np.all(np.isfinite(lam_arr)):
         raise ConfigError("lam must be finite")
     S0, v, r = alg.numeric_system()

@@ -78,7 +78,7 @@ def _arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def uniform_rate(a: Any, window: int | None = None) -> float:
     """Estimate of the uniform exponential rate ``max_s |Phi(s+n, s)|^(1/n)`` (window ``n``)."""
-    aa = np.abs(np.asarray(a, dtype=float).ravel())
+    aa = np.abs(real_array(a, "a").ravel())
     n = window or max(1, aa.size // 4)
     logs = np.log(np.maximum(aa, 1e-300))  # a zero factor: Phi vanishes across it
     c = np.concatenate([[0.0], np.cumsum(logs)])
@@ -89,7 +89,7 @@ def uniform_rate(a: Any, window: int | None = None) -> float:
 
 def ues_constant(a: Any, rho: float) -> float:
     """``C(rho) = max_{s <= t} |Phi(t, s)| rho^-(t-s)`` on the horizon (exact, O(T))."""
-    aa = np.abs(np.asarray(a, dtype=float).ravel())
+    aa = np.abs(real_array(a, "a").ravel())
     if not rho > 0:
         raise ConfigError(f"rho must be > 0, got {describe(rho)}")
     m, best = 1.0, 1.0

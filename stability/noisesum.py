@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, to_float, to_sympy
+from ._values import describe, real_array, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .noise_models import SE_NOTE, NoiseModel, get_noise_model
@@ -70,7 +70,7 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
     if method not in ("auto", "closed", "lyapunov"):
         raise ConfigError(f"method must be 'auto', 'closed' or 'lyapunov', got {describe(method)}")
     p = alg.numeric_arrays()
-    lam_a = np.asarray(lam, dtype=float)
+    lam_a = real_array(lam, "lam", empty=True)
     if alg.M == 1 and method in ("auto", "closed"):
         t = alg.triplet()
         beta, q0, q1 = float(t.beta), float(t.q0), float(t.q1)

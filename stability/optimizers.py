@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range, describe, listing
+from ._values import check_range, describe, listing, real_array
 from .algorithms import MemoryAlgorithm
 from .configs import kind_of, read_config
 from .errors import ConfigError
@@ -76,7 +76,7 @@ class ConfiguredOptimizer:
         def full_grad(w: np.ndarray) -> np.ndarray:
             return np.asarray(grad(w), dtype=float) + omega * w
 
-        w0 = np.asarray(w0, dtype=float)
+        w0 = real_array(w0, "w0")
         if not (self.undamped_first_step and steps > 0):
             return simulate(self.algorithm, full_grad, w0, steps)
         g0 = full_grad(w0)  # torch's first step: m <- g, theta <- theta - lr m

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ._values import real_array
+from ._values import describe, real_array
 from .autosgm import AutoSGMFilter
+from .errors import ConfigError
 
 __all__ = ["AdamAlpha", "ltv_replay"]
 
@@ -19,7 +20,7 @@ class AdamAlpha:
     convention, eps outside the root), tracking ``v`` from the gradients it is shown."""
 
     def __init__(self, lr: Any, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.lr = np.asarray(lr, dtype=float)
+        self.lr = real_array(lr, "lr", low=0)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.v: np.ndarray | None = None
 
@@ -56,6 +57,15 @@ def ltv_replay(
     """
     b, g_, e_ = filt.numeric()
     w = real_array(w0, "w0").copy()
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ConfigError(f"steps must be an integer >= 0, got {describe(steps)}")
+    alpha_arr = None
+    if not callable(alpha):
+        alpha_arr = real_array(alpha, "alpha", low=0)
+        if alpha_arr.ndim == 0 or alpha_arr.shape[0] < steps:
+            raise ConfigError(
+                f"alpha must hold at least steps = {steps} values, got shape {alpha_arr.shape}"
+            )
     out = [w.copy()]
     u = np.zeros_like(w)  # filter state: dw[t] = alpha[t] u[t] (u stays defined at alpha = 0)
     g_prev = np.zeros_like(w)
@@ -65,7 +75,7 @@ def ltv_replay(
         if callable(alpha):
             a_t, d_t = alpha(t, g)
         else:
-            a_t = np.asarray(alpha, dtype=float)[t]
+            a_t = alpha_arr[t]
             d_t = np.ones_like(w)
         e = g_ * g_prev - g  # with coupled decay, g already includes rho' w
         if decoupled_decay:

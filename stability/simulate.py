@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._values import describe
+from ._values import describe, real_array
 from .algorithms import MemoryAlgorithm
 from .charpoly import Multistep
 from .errors import ConfigError
@@ -22,7 +22,7 @@ Grad = Callable[[np.ndarray], np.ndarray]
 
 
 def _as_vector(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
+    arr = real_array(x, name)
     if arr.ndim != 1 or arr.size == 0:
         raise ConfigError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
