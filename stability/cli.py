@@ -59,7 +59,12 @@ def _num_arg(name: str) -> Any:
     return _as_arg(number, name)
 
 
-_FLAG_KEYS = tuple(k for k in CONFIG_KEYS if k != "learning_rate")  # --lr covers both
+# --lr covers both learning-rate names; --beta1/--beta2 cover torch's betas and optax's b1/b2
+_FLAG_KEYS = (
+    *(k for k in CONFIG_KEYS if k not in ("learning_rate", "betas", "b1", "b2")),
+    "beta1",
+    "beta2",
+)
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,9 +84,18 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
 def _run_check(data: dict[str, Any]) -> Any:
 
     data = dict(data)
-    kind = kind_of(data.pop("optimizer", "sgd"), families=("sgd",))
+    kind = kind_of(data.pop("optimizer", "sgd"))
     if "lr" in data and kind.lr_key != "lr":  # --lr names the framework's learning rate
         data[kind.lr_key] = data.pop("lr")
+    b1, b2 = data.pop("beta1", None), data.pop("beta2", None)
+    if kind.family == "adam" and (b1 is not None or b2 is not None):
+        if kind.name.startswith("torch"):
+            old = data.get("betas", (0.9, 0.999))
+            data["betas"] = (old[0] if b1 is None else b1, old[1] if b2 is None else b2)
+        else:
+            data.update({k: v for k, v in (("b1", b1), ("b2", b2)) if v is not None})
+    elif b1 is not None or b2 is not None:
+        raise ConfigError(f"--beta1/--beta2 are Adam's; optimizer {kind.name!r} has momentum")
     sources = [k for k in CURVATURE_KEYS if k in data]
     if len(sources) != 1:
         raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law")
@@ -158,12 +172,30 @@ def _parser() -> _Parser:
         help="TOML or JSON file with the same keys as the flags "
         "(flags given beside it override its values)",
     )
-    c.add_argument("--optimizer", choices=["sgd", "torch.sgd", "optax.sgd", "keras.sgd"])
+    c.add_argument(
+        "--optimizer",
+        choices=[
+            "sgd",
+            "torch.sgd",
+            "optax.sgd",
+            "keras.sgd",
+            "adam",
+            "adamw",
+            "torch.adam",
+            "torch.adamw",
+            "optax.adam",
+            "optax.adamw",
+        ],
+        help="Adam variants are read with a frozen preconditioner: give the spectrum of P^-1 H",
+    )
     c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))
     c.add_argument("--momentum", type=_num_arg("momentum"))
     c.add_argument("--dampening", type=_num_arg("dampening"))
     c.add_argument("--weight-decay", dest="weight_decay", type=_num_arg("weight_decay"))
     c.add_argument("--nesterov", action="store_true")
+    c.add_argument("--beta1", type=_num_arg("beta1"), help="Adam's first-moment decay")
+    c.add_argument("--beta2", type=_num_arg("beta2"), help="Adam's second-moment decay")
+    c.add_argument("--eps", type=_num_arg("eps"), help="Adam's epsilon")
     _spectrum_args(
         c, noise_choices=["gaussian", "translation_invariant", "se0"], noise_default=None
     )

@@ -36,6 +36,10 @@ CONFIG_KEYS = (
     "dampening",
     "weight_decay",
     "nesterov",
+    "betas",
+    "b1",
+    "b2",
+    "eps",
     "lambda_max",
     "spectrum",
     "power_law",
@@ -158,6 +162,13 @@ def load_config(path: str) -> dict[str, Any]:
         )
     for key, value in data.items():
         if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
+            continue
+        if key == "betas":
+            if not (isinstance(value, list) and len(value) == 2):
+                raise ConfigError(f"betas must be a pair [beta1, beta2], got {describe(value)}")
+            for i, x in enumerate(value):
+                if isinstance(x, bool) or not isinstance(x, int | float):
+                    raise ConfigError(f"betas[{i}] must be a number, got {describe(x)}")
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {describe(value)}")

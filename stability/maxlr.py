@@ -28,6 +28,10 @@ _KIND_OF_SOURCE = {
     "torch.optim.SGD": "torch.sgd",
     "optax.sgd": "optax.sgd",
     "keras.optimizers.SGD": "keras.sgd",
+    "torch.optim.Adam": "torch.adam",
+    "torch.optim.AdamW": "torch.adamw",
+    "optax.adam": "optax.adam",
+    "optax.adamw": "optax.adamw",
 }
 
 

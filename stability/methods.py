@@ -24,6 +24,7 @@ from .errors import ConfigError
 __all__ = [
     "METHODS",
     "Method",
+    "adam_frozen",
     "from_multistep",
     "gd",
     "get_method",
@@ -52,6 +53,10 @@ def _exact_value(value: Any) -> tuple[Any, bool]:
         return (Fraction(x), True) if math.isfinite(x) else (value, False)
     if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
         return _exact_value(value.item())
+    if isinstance(value, tuple | list) and len(value) <= 16:  # e.g. Adam's betas
+        parts = [_exact_value(v) for v in value]
+        if any(changed for _, changed in parts):
+            return type(value)(v for v, _ in parts), True
     return value, False
 
 
@@ -105,6 +110,39 @@ def torch_sgd(
     if nesterov:
         return MemoryAlgorithm(lr * (1 + mu), [-lr * mu**2], [1], [[mu]], name="torch_sgd_nesterov")
     return MemoryAlgorithm(lr * (1 - tau), [-lr * mu], [1 - tau], [[mu]], name="torch_sgd")
+
+
+@keeps_exact_floats
+def adam_frozen(lr: Any, beta1: Any, decoupled_weight_decay: Any = 0) -> MemoryAlgorithm:
+    """Adam/AdamW with a frozen preconditioner ``P = diag(sqrt(v_hat) + eps)``, per
+    eigen-direction of ``P^-1 H`` (docs §6.4): a model of the steady state, not of Adam's
+    adaptation.
+
+    Adam's momentum ``m <- beta1 m + (1 - beta1) g`` with the step ``lr m`` is torch SGD with
+    ``momentum = dampening = beta1``. AdamW first shrinks the weights, ``w <- w (1 - lr wd)``;
+    its characteristic polynomial ``xi^2 - (1 - d + beta1 - lr (1 - beta1) h) xi +
+    beta1 (1 - d)`` (``d = lr wd``) is the memory-1 triplet ``(beta1 (1 - d), 0,
+    -lr (1 - beta1))`` seen at the shifted curvature ``h + wd``: pass ``wd`` as the curvature
+    shift (:func:`stability.optimizers.from_torch_adam` does).
+
+    >>> from stability.regions import is_strictly_stable
+    >>> is_strictly_stable(adam_frozen(0.01, 0.9), 3799).stable   # threshold 38/lr = 3800
+    True
+    """
+    lr = check_range(lr, "lr", 0, None, low_open=True)
+    b1 = check_range(beta1, "beta1", 0, 1, high_open=True)
+    wd = check_range(decoupled_weight_decay, "weight_decay", 0, None)
+    d = lr * wd
+    if d.is_number and not d < 2:
+        raise ConfigError(
+            f"lr * weight_decay must be in [0, 2) (the decay alone would flip the weights), "
+            f"got {describe(d)}"
+        )
+    if wd.is_zero:
+        if b1.is_zero:
+            return gd(lr)
+        return torch_sgd(lr, b1, b1)
+    return memory1(b1 * (1 - d), 0, -lr * (1 - b1))
 
 
 @keeps_exact_floats

@@ -20,14 +20,17 @@ from ._values import check_range, describe, listing, real_array
 from .algorithms import MemoryAlgorithm
 from .configs import kind_of, read_config
 from .errors import ConfigError
-from .methods import gd, keeps_exact_floats, torch_sgd
+from .methods import adam_frozen, gd, keeps_exact_floats, torch_sgd
 from .simulate import simulate
 
 __all__ = [
+    "ADAM_NOTES",
     "ConfiguredOptimizer",
     "from_keras_sgd",
+    "from_optax_adam",
     "from_optax_sgd",
     "from_optimizer",
+    "from_torch_adam",
     "from_torch_sgd",
 ]
 
@@ -197,23 +200,128 @@ def from_keras_sgd(
 # ---------------------------------------------------------------------------------------
 # from_optimizer: mappings and duck-typed torch optimizer objects
 # ---------------------------------------------------------------------------------------
+ADAM_NOTES = (
+    "frozen-preconditioner model of Adam: P = diag(sqrt(v_hat) + eps) held fixed (steady "
+    "state; bias corrections settled); the curvatures must be those of P^-1 H (the "
+    "preconditioned Hessian), not of H",
+    "real Adam (beta2 < 1) adapts P: above the threshold v grows until the preconditioned "
+    "sharpness is back at it (the adaptive edge of stability) instead of diverging",
+)
+
+
+def _adam(
+    source: str,
+    lr: Any,
+    beta1: Any,
+    beta2: Any,
+    eps: Any,
+    weight_decay: Any,
+    decoupled: bool,
+    config: dict[str, Any],
+) -> ConfiguredOptimizer:
+    lr_x = check_range(lr, "lr", 0, None, low_open=True)
+    b1 = check_range(beta1, "beta1", 0, 1, high_open=True)
+    check_range(beta2, "beta2", 0, 1, high_open=True)
+    check_range(eps, "eps", 0, None)
+    wd = check_range(weight_decay, "weight_decay", 0, None)
+    notes = list(ADAM_NOTES)
+    if decoupled:
+        alg = adam_frozen(lr_x, b1, wd)
+        shift = wd
+        if not wd.is_zero:
+            notes.append(
+                f"decoupled weight decay {wd}: w <- w (1 - lr wd) is the memory-1 triplet "
+                "(beta1 (1 - lr wd), 0, -lr (1 - beta1)) at the curvature h + wd"
+            )
+    else:
+        alg = adam_frozen(lr_x, b1)
+        shift = sp.Integer(0)
+        if not wd.is_zero:
+            notes.append(
+                f"coupled (L2) weight decay {wd} enters as P^-1 (H + wd I): give the spectrum of "
+                "that operator; no further shift is applied"
+            )
+    return ConfiguredOptimizer(alg, shift, source, config, tuple(notes))
+
+
+@keeps_exact_floats
+def from_torch_adam(
+    lr: Any = 1e-3,
+    betas: Any = (0.9, 0.999),
+    eps: Any = 1e-8,
+    weight_decay: Any = 0,
+    amsgrad: Any = False,
+    *,
+    maximize: Any = False,
+    decoupled: bool = False,
+) -> ConfiguredOptimizer:
+    """``torch.optim.Adam`` (``decoupled=True``: ``AdamW``) under the frozen-preconditioner
+    model (docs §6.4): per eigen-direction of ``P^-1 H`` it is torch SGD with
+    ``momentum = dampening = beta1``; AdamW's decay is a curvature shift of a memory-1 triplet.
+
+    >>> opt = from_torch_adam(lr=0.01, betas=(0.9, 0.999))
+    >>> from stability.regions import is_strictly_stable
+    >>> is_strictly_stable(opt.algorithm, 3801).stable      # 38/lr = 3800
+    False
+    """
+    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise ConfigError(f"betas must be a pair (beta1, beta2), got {describe(betas)}")
+    if _flag(maximize, "maximize"):
+        raise ConfigError("maximize must be false (gradient ascent is not analysed), got True")
+    amsgrad = _flag(amsgrad, "amsgrad")
+    config = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+    source = "torch.optim.AdamW" if decoupled else "torch.optim.Adam"
+    out = _adam(source, lr, betas[0], betas[1], eps, weight_decay, decoupled, config)
+    if amsgrad:
+        notes = (*out.notes, "amsgrad keeps the largest v: P only grows, the model still holds")
+        out = ConfiguredOptimizer(out.algorithm, out.curvature_shift, source, config, notes)
+    return out
+
+
+@keeps_exact_floats
+def from_optax_adam(
+    learning_rate: Any,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    weight_decay: Any = None,
+) -> ConfiguredOptimizer:
+    """``optax.adam`` (``weight_decay`` given: ``optax.adamw``, decoupled like torch AdamW)
+    under the frozen-preconditioner model."""
+    decoupled = weight_decay is not None
+    wd = 0 if weight_decay is None else weight_decay
+    check_range(eps_root, "eps_root", 0, None)
+    config = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps}
+    if decoupled:
+        config["weight_decay"] = weight_decay
+    source = "optax.adamw" if decoupled else "optax.adam"
+    return _adam(source, learning_rate, b1, b2, eps, wd, decoupled, config)
+
+
 _ADAPTERS: dict[str, Callable[..., ConfiguredOptimizer]] = {
     "torch.sgd": from_torch_sgd,
     "optax.sgd": from_optax_sgd,
     "keras.sgd": from_keras_sgd,
+    "torch.adam": from_torch_adam,
+    "torch.adamw": lambda **kw: from_torch_adam(**kw, decoupled=True),
+    "optax.adam": from_optax_adam,
+    "optax.adamw": lambda **kw: from_optax_adam(**{"weight_decay": 1e-4, **kw}),
 }
 
 
 def _adapt(config: Mapping[str, Any], default: str | None = None) -> ConfiguredOptimizer:
-    kind, values = read_config(config, families=("sgd",), default=default)
+    kind, values = read_config(config, default=default)
     return _ADAPTERS[kind.name](**values)
 
 
-def _torch_group(group: Mapping[str, Any], index: int) -> ConfiguredOptimizer:
+def _group(group: Mapping[str, Any], index: int, kind: str = "torch.sgd") -> ConfiguredOptimizer:
     if not isinstance(group, Mapping):
         raise ConfigError(f"param group {index} must be a mapping, got {describe(group)}")
+    if kind == "torch.adam" and group.get("decoupled_weight_decay"):
+        kind = "torch.adamw"  # torch.optim.Adam(decoupled_weight_decay=True) is AdamW
     try:
-        return _adapt({**group, "optimizer": "torch.sgd"})
+        return _adapt({**group, "optimizer": kind})
     except ConfigError as exc:
         raise ConfigError(f"param group {index}: {exc}") from None
 
@@ -247,16 +355,17 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
                 raise ConfigError(
                     f"param_groups are read as torch SGD, got optimizer {describe(kind.name)}"
                 )
-            return [_torch_group(g, i) for i, g in enumerate(_groups(obj["param_groups"]))]
+            return [_group(g, i) for i, g in enumerate(_groups(obj["param_groups"]))]
         return [_adapt(obj)]
     if hasattr(obj, "param_groups"):
         cls = type(obj).__name__
-        if cls != "SGD":
+        kind = {"SGD": "torch.sgd", "Adam": "torch.adam", "AdamW": "torch.adamw"}.get(cls)
+        if kind is None:
             raise ConfigError(
-                f"optimizer object must be torch.optim.SGD (time-invariant and linear on "
-                f"quadratics), got {cls}"
+                "optimizer object must be torch.optim.SGD, Adam or AdamW (SGD is linear on "
+                f"quadratics; Adam is read with a frozen preconditioner), got {cls}"
             )
-        return [_torch_group(g, i) for i, g in enumerate(_groups(obj.param_groups))]
+        return [_group(g, i, kind) for i, g in enumerate(_groups(obj.param_groups))]
     raise ConfigError(f"expected a mapping or a torch optimizer object, got {type(obj).__name__}")
 
 

@@ -51,6 +51,7 @@ class Report:
     caveats: list[str] = field(default_factory=list)
     groups: list[Report] = field(default_factory=list)
     max_lr_binding: str | None = None
+    adam: dict[str, Any] | None = None
 
     @property
     def stable(self) -> bool:
@@ -94,6 +95,7 @@ class Report:
                 "max_stable_lr",
                 "max_lr_binding",
                 "schedule",
+                "adam",
                 "caveats",
             )
         }
@@ -131,6 +133,13 @@ class Report:
                 f" (margin 1 - U = {_fmt(n['margin'])})"
             )
             lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
+        if self.adam is not None:
+            a = self.adam
+            lines.append(
+                f"  Adam (frozen preconditioner): preconditioned sharpness {_fmt(a['sharpness'])} "
+                f"vs threshold {_fmt(a['threshold'])} (ratio {_fmt(a['ratio'])})"
+            )
+            lines.append(f"    {a['meaning']}")
         if self.max_stable_lr is not None:
             bind = f" ({self.max_lr_binding})" if self.max_lr_binding else ""
             lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}{bind}")
@@ -312,6 +321,10 @@ def _check_one(
             "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
             " (the LTV view), not the loss"
         )
+    adam_info = _adam_info(opt, strict, shift, lm) if opt.source in _ADAM_SOURCES else None
+    if adam_info is not None:
+        caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [ADAM_TRANSIENT]
+        label = f"preconditioned curvatures (eigenvalues of P^-1 H): {label}"
     stable = strict.stable and (noise_info is None or noise_info["bounded"])
     verdict = "stable" if stable else "unstable"
     near = (strict.stable and strict.headroom < 1 + 1e-9) or (
@@ -319,10 +332,7 @@ def _check_one(
     )
     if near:
         verdict = "marginal"
-    config = {
-        k: (float(v) if not isinstance(v, bool) and v is not None else v)
-        for k, v in opt.config.items()
-    }
+    config = {k: _plain(v) for k, v in opt.config.items()}
     return Report(
         verdict,
         opt.source,
@@ -337,7 +347,46 @@ def _check_one(
         sched_info,
         caveats,
         max_lr_binding=binding,
+        adam=adam_info,
     )
+
+
+_ADAM_SOURCES = ("torch.optim.Adam", "torch.optim.AdamW", "optax.adam", "optax.adamw")
+ADAM_TRANSIENT = (
+    "bias corrections (1 - beta1^t, 1 - beta2^t) act during the first ~1/(1 - beta2) steps: "
+    "the verdict concerns the steady state"
+)
+
+
+def _adam_info(
+    opt: ConfiguredOptimizer, strict: Any, shift: float, sharpness: float
+) -> dict[str, Any]:
+    """What the frozen-preconditioner verdict means for real Adam (docs §6.4)."""
+    threshold = strict.lambda_crit - shift  # in units of the preconditioned curvature
+    ratio = sharpness / threshold if threshold > 0 else math.inf
+    if ratio < 1:
+        meaning = (
+            f"below the threshold: stable at this preconditioner. During training the "
+            f"preconditioned sharpness typically rises until it sits at {threshold:.6g} (the "
+            "adaptive edge of stability)."
+        )
+    else:
+        meaning = (
+            f"ABOVE the threshold: real Adam (beta2 < 1) does not simply diverge: v grows until "
+            f"the preconditioned sharpness is back at {threshold:.6g}; expect loss spikes and "
+            "slower progress. It is a hard limit when beta2 -> 1 (v cannot follow) or when the "
+            "learning rate rises faster than v adapts (warm-up)."
+        )
+    return {"threshold": threshold, "sharpness": sharpness, "ratio": ratio, "meaning": meaning}
+
+
+def _plain(value: Any) -> Any:
+    """A config value as a float (tuples element-wise), booleans and None as they are."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return tuple(_plain(v) for v in value)
+    return float(value)
 
 
 def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Adam and AdamW with a frozen preconditioner: the package's verdicts against the eigenvalues
+of the full frozen iteration and against real torch.optim.Adam/AdamW runs (docs §6.4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import stability as stb
+from stability.cli import main
+from stability.methods import adam_frozen
+from stability.regions import is_strictly_stable, stable_curvature_intervals
+
+
+def frozen_matrix(h: float, lr: float, beta1: float, wd: float) -> np.ndarray:
+    """Adam/AdamW on one eigen-direction of P^-1 H, state (w, m), written from torch's rule:
+    m <- beta1 m + (1 - beta1) h w ;  w <- w (1 - lr wd) - lr m  (wd = 0: Adam)."""
+    d = lr * wd
+    return np.array(
+        [[1 - d - lr * (1 - beta1) * h, -lr * beta1], [(1 - beta1) * h, beta1]], dtype=float
+    )
+
+
+def threshold(lr: float, beta1: float, wd: float = 0.0) -> float:
+    """The largest stable preconditioned curvature, from the package (exact verdicts)."""
+    rep = stb.check(
+        {
+            "optimizer": "adamw" if wd else "adam",
+            "lr": lr,
+            "betas": (beta1, 0.999),
+            "weight_decay": wd,
+        },
+        lambda_max=1.0,
+    )
+    return rep.adam["threshold"]
+
+
+def test_literature_values():
+    assert threshold(0.01, 0.9) == pytest.approx(3800.0, rel=1e-12)  # (2 + 2 b1)/((1 - b1) lr)
+    assert threshold(0.01, 0.5, 1.0) == pytest.approx(597.0, rel=1e-12)  # AdamW check value
+    assert threshold(0.1, 0.0) == pytest.approx(20.0, rel=1e-12)  # b1 = 0: GD, 2/lr
+
+
+@given(
+    lr=st.floats(1e-4, 0.5),
+    beta1=st.floats(0.0, 0.99),
+    wd=st.sampled_from([0.0, 0.01, 0.5, 2.0]),
+)
+def test_property_threshold_is_where_the_frozen_iteration_loses_stability(lr, beta1, wd):
+    if lr * wd >= 1.5:
+        return
+    alg = adam_frozen(lr, beta1, wd)
+    (first, *_) = stable_curvature_intervals(alg.to_exact())
+    assert first[0] == 0
+    h_star = float(first[1]) - wd  # the curvature is seen shifted by wd (AdamW)
+    rho = [
+        np.abs(np.linalg.eigvals(frozen_matrix(f * h_star, lr, beta1, wd))).max()
+        for f in (0.999, 1.001)
+    ]
+    assert rho[0] < 1 < rho[1]
+    # every curvature below the threshold is stable: the exact verdict on (0, h*] agrees
+    grid = np.linspace(1e-6, 0.999, 50) * h_star
+    brute = [np.abs(np.linalg.eigvals(frozen_matrix(h, lr, beta1, wd))).max() < 1 for h in grid]
+    assert all(brute)
+    assert is_strictly_stable(alg, (wd, 0.999 * h_star + wd) if wd else 0.999 * h_star).stable
+
+
+def _torch_run(
+    torch,
+    kind: str,
+    lr: float,
+    beta1: float,
+    wd: float,
+    h: np.ndarray,
+    P: np.ndarray,
+    eps: float,
+    steps: int = 3000,
+) -> float:
+    """Real torch Adam/AdamW on 0.5 w^T diag(h P) w with its state frozen at P (exp_avg_sq
+    pre-filled, beta2 = 1 - 2^-52, step 1e20 so both bias corrections are 1)."""
+    H = torch.tensor(h * P, dtype=torch.float64)  # P^-1 (diag h P) = diag h: known spectrum
+    w = torch.nn.Parameter(torch.ones(h.size, dtype=torch.float64))
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    beta2 = 1 - 2.0**-52  # (1 - beta2) g^2 leaves v frozen over the run
+    opt = cls([w], lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=wd)
+    opt.zero_grad()
+    (0.5 * (w * H * w).sum()).backward()
+    opt.step()  # creates the state
+    with torch.no_grad():
+        w.copy_(torch.ones(h.size, dtype=torch.float64))
+    state = opt.state[w]
+    state["exp_avg"].zero_()
+    state["exp_avg_sq"].copy_(torch.tensor((P - eps) ** 2, dtype=torch.float64))
+    state["step"].fill_(1e20)  # beta2^t = exp(-22000): both bias corrections are 1
+    for _ in range(steps):
+        opt.zero_grad()
+        (0.5 * (w * H * w).sum()).backward()
+        opt.step()
+        if not torch.isfinite(w).all() or w.abs().max() > 1e3:  # before v can adapt
+            return math.inf
+    return float(w.detach().abs().max())
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+@pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9])
+def test_real_torch_adam_follows_the_frozen_threshold(kind, beta1):
+    torch = pytest.importorskip("torch")
+    lr, eps = 0.5, 1e-3  # moderate curvatures: (1 - beta2) g^2 leaves v frozen
+    wd = 0.5 if kind == "adamw" else 0.0
+    P = np.array([0.5, 1.0, 2.0, 4.0])  # the frozen preconditioner sqrt(v_hat) + eps
+    h_star = threshold(lr, beta1, wd)
+    for factor, stable in ((0.97, True), (1.03, False)):
+        h = np.array([0.1, 0.3, 0.6, factor]) * h_star  # preconditioned curvatures
+        final = _torch_run(torch, kind, lr, beta1, wd, h, P, eps)
+        rep = stb.check(
+            {"optimizer": kind, "lr": lr, "betas": (beta1, 0.999), "eps": eps, "weight_decay": wd},
+            spectrum=list(h),
+        )
+        assert rep.stable == stable
+        if stable:
+            assert final < 1e-3, (kind, beta1, factor, final)
+        else:
+            assert not final < 1e3, (kind, beta1, factor, final)
+
+
+def test_adam_report_explains_the_adaptive_edge(capsys):
+    code = main(["check", "--optimizer", "adam", "--lr", "0.01", "--lambda-max", "5000"])
+    out = capsys.readouterr().out
+    assert code == 1 and "ABOVE the threshold" in out and "adaptive edge of stability" in out
+    assert "P^-1 H" in out and "bias corrections" in out
+    code = main(
+        [
+            "check",
+            "--optimizer",
+            "optax.adam",
+            "--lr",
+            "0.01",
+            "--beta1",
+            "0.5",
+            "--lambda-max",
+            "100",
+            "--json",
+        ]
+    )
+    assert code == 0
+    rep = capsys.readouterr().out
+    assert '"threshold": 600.0' in rep  # (2 + 1)/(0.5 * 0.01)
+
+
+def test_adam_objects_and_state_dicts():
+    torch = pytest.importorskip("torch")
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    for cls, source in (
+        (torch.optim.Adam, "torch.optim.Adam"),
+        (torch.optim.AdamW, "torch.optim.AdamW"),
+    ):
+        (opt,) = stb.from_optimizer(cls(p, lr=0.01))
+        assert opt.source == source
+    (opt,) = stb.from_optimizer(
+        torch.optim.Adam(p, lr=0.01, decoupled_weight_decay=True, weight_decay=0.1)
+    )
+    assert opt.source == "torch.optim.AdamW" and float(opt.curvature_shift) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"optimizer": "adam", "lr": 0.01, "betas": (1.0, 0.999)}, "beta1 must be in [0, 1)"),
+        ({"optimizer": "adam", "lr": 0.01, "betas": 0.9}, "betas must be a pair"),
+        ({"optimizer": "adamw", "lr": 1.0, "weight_decay": 3.0}, "lr * weight_decay"),
+        ({"optimizer": "adam", "lr": 0.01, "momentum": 0.9}, "unknown key(s) ['momentum']"),
+        ({"optimizer": "adam", "lr": -0.01}, "lr must be in (0, inf)"),
+    ],
+)
+def test_adam_bad_configs(cfg, message):
+    with pytest.raises(stb.ConfigError) as info:
+        stb.check(cfg, lambda_max=1.0)
+    assert message in str(info.value)
