@@ -21,10 +21,10 @@ from .noise import PowerLawSpectrum, get_noise_model, stability_sum
 from .noisesum import _HEAD
 from .optimizers import ConfiguredOptimizer, from_optimizer
 
-__all__ = ["largest_stable_lr"]
+__all__ = ["KIND_OF_SOURCE", "largest_stable_lr"]
 
 
-_KIND_OF_SOURCE = {
+KIND_OF_SOURCE = {
     "torch.optim.SGD": "torch.sgd",
     "optax.sgd": "optax.sgd",
     "keras.optimizers.SGD": "keras.sgd",
@@ -56,9 +56,9 @@ def largest_stable_lr(
     :func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
     """
 
-    if opt.source not in _KIND_OF_SOURCE:
+    if opt.source not in KIND_OF_SOURCE:
         return None, None
-    kind = _KIND_OF_SOURCE[opt.source]
+    kind = KIND_OF_SOURCE[opt.source]
     key = KINDS[kind].lr_key
     lr0 = float(opt.config[key])
     base = _triplet_of(opt.algorithm)

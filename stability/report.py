@@ -19,10 +19,11 @@ from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .geometry import spectral_radius
 from .ltv import Schedule, filter_from_config, ltv_verdict
-from .maxlr import largest_stable_lr
+from .maxlr import KIND_OF_SOURCE, largest_stable_lr
 from .noise import PowerLawSpectrum, Spectrum, as_spectrum, critical_batch_size, stability_sum
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions import is_strictly_stable
+from .torch_schedules import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["Report", "check"]
 
@@ -150,6 +151,16 @@ class Report:
                 f"gain {_fmt(sc['bibo_gain'])}, frozen-pole margin "
                 f"{_fmt(sc['frozen_pole_margin'])} (sufficient test only)"
             )
+            if sc.get("peak_stable") is not None:
+                peak = "stable" if sc["peak_stable"] else "UNSTABLE"
+                first = sc["first_unstable_step"]
+                cross = (
+                    f"; at this curvature the scheduled lr crosses the limit "
+                    f"{_fmt(sc['limit_lr'])} at step {first}"
+                    if first is not None
+                    else f"; it stays below the limit {_fmt(sc['limit_lr'])}"
+                )
+                lines.append(f"    scheduled lr peaks at {_fmt(sc['peak_lr'])}: {peak}{cross}")
         lines += [f"  caveat: {c}" for c in self.caveats]
         return "\n".join(lines)
 
@@ -209,6 +220,8 @@ def check(
 
     if (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max and spectrum")
+    if schedule is not None and is_torch_scheduler(schedule):
+        schedule = schedule_from_torch(schedule)
     if schedule is not None and not isinstance(schedule, Schedule):
         raise ConfigError(
             "schedule must be a stability.ltv.Schedule, e.g. "
@@ -310,22 +323,23 @@ def _check_one(
     max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)
     sched_info = None
     if schedule is not None:
-        cfg = {
-            "optimizer": "sgd",
-            **{k: opt.config[k] for k in ("momentum", "dampening", "nesterov") if k in opt.config},
-        }
-        lr = opt.config.get("lr", opt.config.get("learning_rate"))
+        kind = KIND_OF_SOURCE.get(opt.source)
+        cfg = {"optimizer": kind, **opt.config} if kind else {"optimizer": "sgd"}
+        lr = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
         v = ltv_verdict(filter_from_config(cfg), lr, schedule)
-        sched_info = {"name": schedule.name, **v.to_dict()}
+        sched_info = {"name": schedule.name, **v.to_dict(), **_crossing(lr, schedule, max_lr)}
         caveats.append(
             "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
-            " (the LTV view), not the loss"
+            " (the LTV view), not the loss; the peak and first crossing compare lr F[t] with "
+            "the largest stable lr at the given curvature (frozen over the schedule)"
         )
     adam_info = _adam_info(opt, strict, shift, lm) if opt.source in _ADAM_SOURCES else None
     if adam_info is not None:
         caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [ADAM_TRANSIENT]
         label = f"preconditioned curvatures (eigenvalues of P^-1 H): {label}"
     stable = strict.stable and (noise_info is None or noise_info["bounded"])
+    if sched_info is not None and sched_info.get("peak_stable") is False:
+        stable = False  # the run reaches an unstable learning rate
     verdict = "stable" if stable else "unstable"
     near = (strict.stable and strict.headroom < 1 + 1e-9) or (
         noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9
@@ -378,6 +392,20 @@ def _adam_info(
             "learning rate rises faster than v adapts (warm-up)."
         )
     return {"threshold": threshold, "sharpness": sharpness, "ratio": ratio, "meaning": meaning}
+
+
+def _crossing(lr: float, schedule: Any, limit: float | None) -> dict[str, Any]:
+    """The peak of ``lr F[t]`` and the first step above the largest stable lr ``limit``."""
+    lrs = lr * schedule.values
+    out: dict[str, Any] = {"peak_lr": float(lrs.max())}
+    if limit is not None:
+        above = np.flatnonzero(lrs > limit)
+        out.update(
+            limit_lr=limit,
+            peak_stable=bool(above.size == 0),
+            first_unstable_step=int(above[0]) if above.size else None,
+        )
+    return out
 
 
 def _plain(value: Any) -> Any:
