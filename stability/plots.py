@@ -256,3 +256,25 @@ def plot_filter_response(filt: Any, n: int = 40, axes: Any = None):
     axes[1].set_ylabel("|H(e^{i omega})|")
     axes[1].set_title(f"DC gain {float(filt.dc_gain):.3g}")
     return artists
+
+
+def plot_monitor(history: Any, ax: Any = None):
+    """A :class:`~stability.monitor.StabilityMonitor`'s history: sharpness and threshold
+    against the training step (log scale), the edge of stability where they meet."""
+    ax = _axes(ax)
+    steps = np.array([r.step for r in history])
+    artists = ax.semilogy(
+        steps,
+        [r.sharpness for r in history],
+        "o-",
+        ms=3,
+        label="sharpness (top Hessian eigenvalue)",
+    )
+    artists += ax.semilogy(
+        steps, [r.threshold for r in history], "--", label="stability threshold at the current lr"
+    )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("curvature")
+    ax.set_title("stability monitor: sharpness vs threshold")
+    ax.legend(fontsize=8)
+    return artists

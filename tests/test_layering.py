@@ -25,7 +25,7 @@ LAYERS = {
     "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},
     "faces": {
         "report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__", "maxlr",
-        "inputs", "curvature", "torch_schedules",
+        "inputs", "curvature", "torch_schedules", "monitor",
     },
 }  # fmt: skip
 MAY_IMPORT = {
