@@ -230,16 +230,16 @@ def _adam(
         shift = wd
         if not wd.is_zero:
             notes.append(
-                f"decoupled weight decay {wd}: w <- w (1 - lr wd) is the memory-1 triplet "
-                "(beta1 (1 - lr wd), 0, -lr (1 - beta1)) at the curvature h + wd"
+                f"decoupled weight decay {describe(wd)}: w <- w (1 - lr wd) is the memory-1 "
+                "triplet (beta1 (1 - lr wd), 0, -lr (1 - beta1)) at the curvature h + wd"
             )
     else:
         alg = adam_frozen(lr_x, b1)
         shift = sp.Integer(0)
         if not wd.is_zero:
             notes.append(
-                f"coupled (L2) weight decay {wd} enters as P^-1 (H + wd I): give the spectrum of "
-                "that operator; no further shift is applied"
+                f"coupled (L2) weight decay {describe(wd)} enters as P^-1 (H + wd I): give the "
+                "spectrum of that operator; no further shift is applied"
             )
     return ConfiguredOptimizer(alg, shift, source, config, tuple(notes))
 
