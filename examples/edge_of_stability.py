@@ -25,10 +25,10 @@ from stability import curvature as cv
 
 RUNS = {  # name: (optimizer config, steps)
     "GD (lr 0.1)": ({"optimizer": "sgd", "lr": 0.1}, 3000),
-    "heavy ball (lr 0.12, momentum 0.5)": (
-        {"optimizer": "sgd", "lr": 0.12, "momentum": 0.5}, 2500),
-    "Nesterov (lr 0.06, momentum 0.5)": (
-        {"optimizer": "sgd", "lr": 0.06, "momentum": 0.5, "nesterov": True}, 2500),
+    "heavy ball (lr 0.2, momentum 0.5)": (
+        {"optimizer": "sgd", "lr": 0.2, "momentum": 0.5}, 2500),
+    "Nesterov (lr 0.1, momentum 0.5)": (
+        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.5, "nesterov": True}, 3000),
     "Adam (lr 0.002, beta1 0.9)": ({"optimizer": "adam", "lr": 0.002, "betas": (0.9, 0.999)},
                                    1500),
 }  # fmt: skip
