@@ -36,6 +36,7 @@ __all__ = [
     "Density",
     "TopEigen",
     "adam_preconditioner",
+    "ggn_matvec",
     "hessian_density",
     "hessian_matvec",
     "preconditioned",
@@ -260,6 +261,53 @@ def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[
             for o, h in zip(out, hv, strict=True):
                 o += h.detach()
         return torch.cat([o.reshape(-1) for o in out]).double().cpu().numpy()
+
+    return matvec, n
+
+
+def ggn_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[MatVec, int]:
+    """``(matvec, n)``: the generalised Gauss-Newton matrix ``J^T H_out J`` of
+    ``loss_fn(model(x), y)`` (``J`` the Jacobian of the outputs in the parameters, ``H_out``
+    the Hessian of the loss in the outputs), positive semi-definite for convex losses. Built
+    with ``torch.func`` (``jvp``, ``vjp``, ``grad``); nothing of the model is modified.
+    """
+    torch = _torch()
+    from torch.func import functional_call, grad, jvp, vjp
+
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    if not names:
+        raise ConfigError("model has no trainable parameters")
+    values = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    sizes = [values[k].numel() for k in names]
+    n = sum(sizes)
+    batches = [data] if isinstance(data, tuple | list) and len(data) == 2 else list(data)
+    if not batches:
+        raise ConfigError("data must be a batch (x, y) or a non-empty iterable of batches")
+    total = sum(len(b[0]) for b in batches)
+    first = values[names[0]]
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        vec = torch.as_tensor(v, dtype=first.dtype, device=first.device)
+        tangent, start = {}, 0
+        for k, size in zip(names, sizes, strict=True):
+            tangent[k] = vec[start : start + size].view_as(values[k])
+            start += size
+        out = torch.zeros(n, dtype=first.dtype, device=first.device)
+        for x, y in batches:
+            weight = len(x) / total
+
+            def f(p, x=x):
+                return functional_call(model, p, (x,))
+
+            def loss_grad(o, y=y, w=weight):
+                return grad(lambda oo: loss_fn(oo, y) * w)(o)
+
+            outputs, jv = jvp(f, (values,), (tangent,))
+            _, hjv = jvp(loss_grad, (outputs,), (jv,))
+            _, pullback = vjp(f, values)
+            (g,) = pullback(hjv)
+            out += torch.cat([g[k].reshape(-1) for k in names])
+        return out.double().cpu().numpy()
 
     return matvec, n
 

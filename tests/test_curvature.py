@@ -119,3 +119,38 @@ def test_adam_preconditioned_sharpness_matches_the_dense_operator():
     assert top.sharpness == pytest.approx(exact, rel=1e-6)
     after = opt.state[next(model.parameters())]
     assert all(torch.equal(after[k], v) for k, v in state_before.items())
+
+
+def test_ggn_matvec_equals_the_dense_gauss_newton_matrix():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    ).double()
+    x = torch.randn(40, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,))
+    loss_fn = torch.nn.functional.cross_entropy
+    params = list(model.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    shapes = [p.shape for p in params]
+
+    def outputs(theta):
+        chunks, start = [], 0
+        for s in shapes:
+            k = int(np.prod(s))
+            chunks.append(theta[start : start + k].reshape(s))
+            start += k
+        return torch.tanh(x @ chunks[0].T + chunks[1]) @ chunks[2].T + chunks[3]
+
+    J = torch.autograd.functional.jacobian(outputs, flat).reshape(40 * 3, -1)
+    out = outputs(flat).detach()
+    H_out = torch.autograd.functional.hessian(
+        lambda o: loss_fn(o.reshape(40, 3), y), out.reshape(-1)
+    )
+    G = (J.T @ H_out @ J).numpy()
+    matvec, n = cv.ggn_matvec(model, loss_fn, (x, y))
+    v = np.random.default_rng(0).standard_normal(n)
+    np.testing.assert_allclose(matvec(v), G @ v, rtol=1e-9, atol=1e-12)
+    assert np.linalg.eigvalsh((G + G.T) / 2).min() > -1e-12  # PSD for a convex loss
+    top = cv.top_eigenvalues(matvec, n, tol=1e-12)
+    assert top.sharpness == pytest.approx(np.linalg.eigvalsh((G + G.T) / 2).max(), rel=1e-8)
