@@ -15,15 +15,15 @@ import stability as stb
 
 matplotlib.use("Agg")
 
-# default and CI runs draw 30 examples per property (the suite stays fast); make test-slow
+# default and CI runs draw 15 examples per property (the suite stays fast); make test-slow
 # reruns every property test with the thorough profile (500 examples)
 settings.register_profile(
-    "default", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 # CI: the same examples on every run (a red CI is reproducible, never a lucky draw)
 settings.register_profile(
     "ci",
-    max_examples=30,
+    max_examples=15,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

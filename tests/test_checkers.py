@@ -276,11 +276,11 @@ def test_exact_path_uses_exact_rational_coefficients():
     assert printed[0] == 0 and isinstance(printed[0], Fraction | int)
 
 
+@pytest.mark.parametrize("n", [25, pytest.param(60, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["gd", "heavy_ball", "nesterov", "memory1", "momentum_kick"])
-def test_method_margins_agree_with_the_exact_engine(name):
+def test_method_margins_agree_with_the_exact_engine(name, n):
     rng = np.random.default_rng(9)
     method = stb.get_method(name)
-    n = 60
     values = {}
     for p in method.parameters:
         if p == "momentum":
