@@ -318,12 +318,12 @@ def test_method_margins_rejects_bad_parameters():
         ck.method_margins("adamw", lr=0.1, lambda_max=1.0)
 
 
-def test_noise_sum_vs_lyapunov_summation():
+@pytest.mark.parametrize("n", [50, pytest.param(120, marks=pytest.mark.slow)])
+def test_noise_sum_vs_lyapunov_summation(n):
     """Independent of eq. 25: Ubar from the batched Lyapunov solve of S_lambda."""
     rng = np.random.default_rng(10)
     lams = np.geomspace(1e-3, 2, 64)
     w = rng.uniform(0.2, 3, lams.size)
-    n = 120
     beta = rng.uniform(0, 0.99, n)
     q0 = rng.uniform(-0.2, 0.5, n)
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 3, n)
@@ -344,7 +344,7 @@ def test_noise_sum_vs_lyapunov_summation():
         ref = float(np.sum(w * (ub / B) / (1 - ub / B)))
         assert U[i] == pytest.approx(ref, rel=1e-9)
         finite += 1
-    assert finite > 40
+    assert finite > n // 3
 
 
 def test_noise_sum_broadcasts_and_rejects_bad_spectra():
