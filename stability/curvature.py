@@ -17,7 +17,10 @@ torch) build the Hessian-vector product of ``loss_fn(model(x), y)`` with
 ``torch.autograd.grad`` twice (Pearlmutter's trick), without touching ``.grad`` or any
 optimizer state; ``adam_preconditioner`` reads ``P = sqrt(v_hat) + eps`` from a live
 ``torch.optim.Adam``/``AdamW`` so that :func:`preconditioned` gives the operator
-``P^-1/2 H P^-1/2`` (the eigenvalues of ``P^-1 H``) that the Adam verdicts need.
+``P^-1/2 H P^-1/2`` (the eigenvalues of ``P^-1 H``) that the Adam verdicts need. The
+operators are torch's own autograd (``torch.autograd.grad``, ``torch.func``) in a few lines;
+``curvlinops-for-pytorch`` offers the same operators as scipy ``LinearOperator``s and can be
+passed in through the framework-agnostic ``matvec`` API, but is not needed.
 """
 
 from __future__ import annotations

@@ -43,11 +43,11 @@ def test_bad_inputs(call, message):
     assert message in str(info.value)
 
 
-def _model_and_data(torch):
+def _model_and_data(torch, hidden: int = 40):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(12, 40), torch.nn.Tanh(), torch.nn.Linear(40, 10)
-    ).double()  # 930 parameters
+        torch.nn.Linear(12, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 10)
+    ).double()  # 930 parameters at hidden = 40, 2,530 at 110
     x = torch.randn(256, 12, dtype=torch.float64)
     y = torch.randint(0, 10, (256,))
     return model, torch.nn.functional.cross_entropy, (x, y)
@@ -72,9 +72,10 @@ def _dense_hessian(torch, model, loss_fn, data):
     return torch.autograd.functional.hessian(loss_of, flat).numpy()
 
 
-def test_lanczos_and_slq_on_a_torch_model_against_the_dense_hessian():
+@pytest.mark.parametrize("hidden", [40, pytest.param(110, marks=pytest.mark.slow)])
+def test_lanczos_and_slq_on_a_torch_model_against_the_dense_hessian(hidden):
     torch = pytest.importorskip("torch")
-    model, loss_fn, data = _model_and_data(torch)
+    model, loss_fn, data = _model_and_data(torch, hidden)
     H = _dense_hessian(torch, model, loss_fn, data)
     exact = np.linalg.eigvalsh((H + H.T) / 2)
     grads_before = [p.grad for p in model.parameters()]
