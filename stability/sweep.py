@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -165,14 +166,19 @@ def sweep(
     probe = [
         a.extremes().reshape([-1 if i == j else 1 for j in range(4)]) for i, a in enumerate(ax)
     ]
-    torch_sgd_margins(
-        lr=probe[0],
-        momentum=probe[1],
-        dampening=probe[2],
-        weight_decay=probe[3],
-        nesterov=nesterov,
-        lambda_max=lambda_max,
-    )
+    try:
+        torch_sgd_margins(
+            lr=probe[0],
+            momentum=probe[1],
+            dampening=probe[2],
+            weight_decay=probe[3],
+            nesterov=nesterov,
+            lambda_max=lambda_max,
+        )
+    except ConfigError as exc:  # the probe's positions mean nothing to the user
+        raise ConfigError(
+            re.sub(r" \(\d+ config\(s\), first at flat index \d+\)", "", str(exc))
+        ) from None
     noisy = batch_size is not None
     if noisy:
         if eigenvalues is None:
