@@ -156,7 +156,12 @@ class Density:
         keep = self.nodes > 0
         if not np.any(keep):
             raise StabilityError("the density has no positive curvature")
-        return Spectrum.from_arrays(self.nodes[keep], self.weights[keep])
+        note = (
+            f"spectrum estimated by stochastic Lanczos quadrature ({self.probes} probes x "
+            f"{self.steps} steps): nodes and weights approximate the density; "
+            f"{self.negative_mass:.1%} of it is negative curvature, outside the linear analysis"
+        )
+        return Spectrum.from_arrays(self.nodes[keep], self.weights[keep], notes=(note,))
 
 
 def slq_density(

@@ -281,10 +281,12 @@ def _check_one(
             grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
         else:
             lam = spec_obj.lam
-            label = f"{lam.size} eigenvalues in [{lam.min():.4g}, {lam.max():.4g}]"
+            what = "eigenvalues" if not spec_obj.notes else "weighted nodes"
+            label = f"{lam.size} {what} in [{lam.min():.4g}, {lam.max():.4g}]"
             strict = is_strictly_stable(alg, lam, shift=shift_exact)
             lm = float(lam.max())
             grid = _spread(lam) + shift
+            caveats.extend(n for n in spec_obj.notes if n not in caveats)
     if shift:
         caveats.append(
             f"weight decay {shift:g} shifts every curvature by +{shift:g} "
@@ -298,7 +300,7 @@ def _check_one(
             raise ConfigError("the noise analysis (batch_size) needs spectrum=, not lambda_max")
         shifted = spec_obj
         if shift and isinstance(spec_obj, Spectrum):
-            shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
+            shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2, spec_obj.notes)
         elif shift:
             caveats.append(
                 "the noise sum of a power law ignores weight decay (a small "

@@ -17,15 +17,19 @@ __all__ = ["MAX_EIGENVALUES", "PowerLawSpectrum", "Spectrum", "as_spectrum", "po
 
 @dataclass(frozen=True)
 class Spectrum:
-    """A finite spectrum: eigenvalues ``lam`` with multiplicities/weights ``weights`` and
-    optional target coefficients ``c2`` (``c_k^2 = <e_k, w*>^2``)."""
+    """A finite spectrum: eigenvalues ``lam`` with multiplicities/weights ``weights``,
+    optional target coefficients ``c2`` (``c_k^2 = <e_k, w*>^2``) and ``notes`` on where it
+    came from (an estimate says so: the reports carry the notes as caveats)."""
 
     lam: np.ndarray
     weights: np.ndarray
     c2: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def from_arrays(cls, lam: Any, weights: Any = None, c2: Any = None) -> Spectrum:
+    def from_arrays(
+        cls, lam: Any, weights: Any = None, c2: Any = None, notes: tuple[str, ...] = ()
+    ) -> Spectrum:
         lam_a = _positive_array(lam, "eigenvalues")
         # unit weights as a zero-stride view: no second array as long as the spectrum
         w = (
@@ -38,7 +42,7 @@ class Spectrum:
         c = None if c2 is None else _array(c2, "c2", lam_a.shape)
         if c is not None and np.any(c < 0):
             raise ConfigError(f"c2 must be >= 0 (squared coefficients), got min {c.min()!r}")
-        return cls(lam_a, w, c)
+        return cls(lam_a, w, c, tuple(notes))
 
     @property
     def lambda_max(self) -> float:

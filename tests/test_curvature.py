@@ -101,6 +101,9 @@ def test_lanczos_and_slq_on_a_torch_model_against_the_dense_hessian(hidden):
         {"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}, spectrum=dens.spectrum, batch_size=32
     )
     assert rep.noise["U"] == pytest.approx(u_slq)
+    assert any(
+        "stochastic Lanczos quadrature" in c and "negative curvature" in c for c in rep.caveats
+    )  # the estimate says it is one, and what it leaves out
 
 
 def test_adam_preconditioned_sharpness_matches_the_dense_operator():
