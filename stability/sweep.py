@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,9 +113,18 @@ class SweepSummary:
 
 
 def _progress(enabled: bool) -> Callable[[int, int], None]:
+    """A stderr line updated after each slab: share done, time spent, time left (estimated
+    from the rate so far)."""
+    start = time.perf_counter()
+
     def show(done: int, n: int) -> None:
         if enabled:
-            sys.stderr.write(f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs)")
+            spent = time.perf_counter() - start
+            left = spent * (n - done) / done if done else float("nan")
+            sys.stderr.write(
+                f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs), {spent:.0f} s spent, "
+                f"~{left:.0f} s left "
+            )
             if done == n:
                 sys.stderr.write("\n")
 

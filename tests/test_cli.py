@@ -412,3 +412,17 @@ def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatc
             alg = stb.from_torch_sgd(lr, mu, nesterov=True).algorithm
             ref, got = nz.stability_sum(alg, lams, 8).U, z["U"][i, j, 0, 0]
             assert (np.isinf(ref) and np.isinf(got)) or got == pytest.approx(ref, rel=1e-9)
+
+
+def test_sweep_progress_line_estimates_the_time_left(tmp_path, monkeypatch, capsys):
+    from stability import sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 50)
+    axes = {
+        "lr": sweep_mod.Axis.linspace("lr", 0.01, 1.0, 40),
+        "momentum": sweep_mod.Axis.linspace("momentum", 0.0, 0.9, 10),
+    }
+    summary = sweep_mod.sweep(axes, out=tmp_path / "g.csv", lambda_max=10.0, progress=True)
+    err = capsys.readouterr().err
+    assert summary.n == 400 and "100.0% (400/400 configs)" in err and "s left" in err
+    assert err.count("\r") == 8  # one update per slab of 5 learning rates
