@@ -17,7 +17,7 @@ from ._values import to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers import memory1_interval_margins, memory1_noise_sum
 from .configs import KINDS
-from .noise import PowerLawSpectrum, get_noise_model, stability_sum
+from .noise import PowerLawSpectrum, Spectrum, get_noise_model, stability_sum
 from .noisesum import _HEAD
 from .optimizers import ConfiguredOptimizer, from_optimizer
 
@@ -84,42 +84,36 @@ def largest_stable_lr(
         ).stable
 
     noise_ok = None
+    long_law = isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD)
     if batch_size is not None and spec_obj is not None:
         model = get_noise_model(noise)
         B = float(to_sympy(batch_size, "batch_size"))
-        if isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD):
+        if long_law or model.tau2 > 0:  # exact sums, one candidate at a time
+            seen = spec_obj  # as in the report: weight decay shifts a finite spectrum only
+            if shift and isinstance(spec_obj, Spectrum):
+                seen = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
 
             def noise_ok(lr: np.ndarray) -> np.ndarray:
                 return np.array(
-                    [stability_sum(_alg(opt, kind, key, x), spec_obj, B, model).bounded for x in lr]
+                    [stability_sum(_alg(opt, kind, key, x), seen, B, model).bounded for x in lr]
                 )
-        else:
+        else:  # tau2 <= 0: the vectorised sum decides a bracket of candidates per call
             lam = spec_obj.eigenvalues() if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.lam
             w = None if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.weights
-            if model.tau2 > 0:
+            lam_seen = lam + shift if shift else lam  # shifted once, not per round
 
-                def noise_ok(lr: np.ndarray) -> np.ndarray:
-                    return np.array(
-                        [
-                            stability_sum(_alg(opt, kind, key, x), spec_obj, B, model).bounded
-                            for x in lr
-                        ]
-                    )
-            else:
-                lam_seen = lam + shift if shift else lam  # shifted once, not per round
-
-                def noise_ok(lr: np.ndarray) -> np.ndarray:
-                    U = memory1_noise_sum(
-                        beta=np.full(lr.shape, beta),
-                        q0=q0 * lr,
-                        q1=q1 * lr,
-                        eigenvalues=lam_seen,
-                        weights=w,
-                        batch_size=B,
-                        tau1=model.tau1,
-                        tau2=model.tau2,
-                    )
-                    return U < 1
+            def noise_ok(lr: np.ndarray) -> np.ndarray:
+                U = memory1_noise_sum(
+                    beta=np.full(lr.shape, beta),
+                    q0=q0 * lr,
+                    q1=q1 * lr,
+                    eigenvalues=lam_seen,
+                    weights=w,
+                    batch_size=B,
+                    tau1=model.tau1,
+                    tau2=model.tau2,
+                )
+                return U < 1
 
     def ok(lr: np.ndarray) -> np.ndarray:
         good = strict_ok(lr)
@@ -129,8 +123,8 @@ def largest_stable_lr(
 
     if noise_ok is None:
         points = 66
-    elif isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD):
-        points = 3  # each candidate is a stability_sum with a zeta tail: bisect
+    elif long_law or model.tau2 > 0:
+        points = 3  # each candidate is an exact stability_sum: bisect
     else:  # a round costs points x eigenvalues: about 2e6 pairs per round
         points = max(3, min(66, 2 * 10**6 // lam.size + 2))
     lr_hi = _upper_limit(strict_ok, lr0)
