@@ -24,7 +24,7 @@ from .noise_models import SE_NOTE, NoiseModel, get_noise_model
 from .regions import is_strictly_stable
 from .spectra import PowerLawSpectrum, as_spectrum
 
-__all__ = ["NoiseResult", "noise_term", "stability_sum", "ubar"]
+__all__ = ["NoiseResult", "noise_term", "stability_sum", "strict_on", "ubar"]
 
 
 def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
@@ -156,7 +156,7 @@ def _terms(
 ) -> tuple[np.ndarray | None, str]:
     """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
 
-    res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+    res = strict_on(alg, lam)
     if not res.stable:
         return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
     return _noise_terms(alg, lam, B, model)
@@ -228,12 +228,17 @@ _CHUNK = 1 << 20
 """Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
 
 
+def strict_on(alg: MemoryAlgorithm, lam: np.ndarray) -> Any:
+    """The exact verdict on the eigenvalues ``lam`` (deduplicated while that is cheap)."""
+    return is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+
+
 def _finite_sum(
     alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float, model: NoiseModel
 ) -> tuple[float | None, str]:
     """``sum_k w_k U_{lambda_k}`` in chunks, or ``None`` and the reason of instability."""
 
-    res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+    res = strict_on(alg, lam)
     if not res.stable:
         return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
     parts = []

@@ -14,8 +14,7 @@ from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .methods import get_method, torch_sgd
 from .noise_models import get_noise_model
-from .noisesum import _CHUNK, _HEAD, stability_sum, ubar
-from .regions import is_strictly_stable
+from .noisesum import _CHUNK, _HEAD, stability_sum, strict_on, ubar
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
 __all__ = ["critical_batch_size", "max_stable_lr"]
@@ -41,7 +40,7 @@ def critical_batch_size(
         if isinstance(spec, PowerLawSpectrum):
             spec = spec.truncated(spec.N)
         lam = spec.lam
-        res = is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+        res = strict_on(alg, lam)
         if not res.stable:
             return math.inf
         w = spec.weights
