@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _Kernel
-from ._values import _interval, describe, float_array
+from ._kernels import Kernel
+from ._values import describe, float_array, interval_text
 from .errors import ConfigError
 
 __all__ = ["THREADS", "Verdicts"]
@@ -30,7 +30,7 @@ __all__ = ["THREADS", "Verdicts"]
 _CERTIFY_RTOL = 1e-12
 
 
-_BLOCK = 2**16  # elements per block: a block's temporaries stay in the CPU cache
+BLOCK = 2**16  # elements per block: a block's temporaries stay in the CPU cache
 
 
 THREADS = max(1, min(os.cpu_count() or 1, 4))
@@ -40,7 +40,7 @@ THREADS = max(1, min(os.cpu_count() or 1, 4))
 # ---------------------------------------------------------------------------------------
 # Blocked, threaded evaluation over a broadcast shape
 # ---------------------------------------------------------------------------------------
-def _blocks(
+def run_blocks(
     inputs: Sequence[np.ndarray],
     outputs: Sequence[np.ndarray],
     fn: Callable[[int, list[np.ndarray], list[np.ndarray]], Any],
@@ -49,7 +49,7 @@ def _blocks(
 ) -> list[Any]:
     """Call ``fn(start, input_blocks, output_blocks)`` over C-order blocks of the outputs'
     shape (inputs broadcast to it without copies). Returns the non-``None`` results."""
-    block = _BLOCK if block is None else block
+    block = BLOCK if block is None else block
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
@@ -125,10 +125,10 @@ class Verdicts:
         )
 
 
-def _run(
-    kernel: _Kernel,
+def run_kernel(
+    kernel: Kernel,
     args: dict[str, np.ndarray],
-    ranges: dict[str, _Range],
+    ranges: dict[str, Range],
     *,
     full: bool = False,
     threads: int | None = None,
@@ -148,18 +148,18 @@ def _run(
     late = [
         j
         for j, (p, a) in enumerate(zip(kernel.params, arrays, strict=True))
-        if a.size > _BLOCK and p in kernel.in_scale
+        if a.size > BLOCK and p in kernel.in_scale
     ]
     late_names = {kernel.params[j] for j in late}
     for name, a in args.items():
         if name not in late_names:
-            ranges.get(name, _REAL).check(name, a)
+            ranges.get(name, REAL).check(name, a)
     k = len(kernel.names)
     margin = np.empty(shape)
     stable = np.empty(shape, dtype=bool)
     margins = np.empty((k, *shape)) if full else None
     outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
-    late_ranges = [(j, ranges.get(kernel.params[j], _REAL)) for j in late]
+    late_ranges = [(j, ranges.get(kernel.params[j], REAL)) for j in late]
     local = threading.local()  # a scratch block per worker thread
 
     def block(start: int, xs: list[np.ndarray], outs: list[np.ndarray]) -> Any:
@@ -173,7 +173,7 @@ def _run(
             return None
         scratch = getattr(local, "scratch", None)
         if scratch is None or scratch.size < outs[0].size:
-            scratch = local.scratch = np.empty(max(outs[0].size, _BLOCK))
+            scratch = local.scratch = np.empty(max(outs[0].size, BLOCK))
         r = scratch[: outs[0].size]
         if k == 1:
             np.divide(cs[0], s, out=outs[0])
@@ -191,18 +191,18 @@ def _run(
             return None
         return np.flatnonzero(~(size > _CERTIFY_RTOL)) + start
 
-    found = _blocks(arrays, outputs, block, threads)
+    found = run_blocks(arrays, outputs, block, threads)
     for item in found:
         if isinstance(item, tuple):
             for j in item[1]:
-                ranges.get(kernel.params[j], _REAL).check(kernel.params[j], arrays[j])
+                ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
     idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
     if idx.size:
         pos = np.unravel_index(idx, shape) if shape else ()
         columns = [np.broadcast_to(a, shape)[pos].reshape(idx.size) for a in arrays]
         for name, a, col in zip(kernel.params, arrays, columns, strict=True):
             if not np.all(np.isfinite(col)):
-                ranges.get(name, _REAL).check(name, a)
+                ranges.get(name, REAL).check(name, a)
         flat_margin, flat_stable = margin.reshape(-1), stable.reshape(-1)
         rows = zip(*(c.tolist() for c in columns), strict=True)
         for i, values in zip(idx.tolist(), rows, strict=True):
@@ -219,14 +219,14 @@ def _run(
 # ---------------------------------------------------------------------------------------
 # Input handling
 # ---------------------------------------------------------------------------------------
-def _array(name: str, value: Any) -> np.ndarray:
+def checked_array(name: str, value: Any) -> np.ndarray:
     """Type gate only: the values are range-checked inside the blocked pass."""
     return float_array(value, name)
 
 
-def _arrays(**kw: Any) -> dict[str, np.ndarray]:
+def checked_arrays(**kw: Any) -> dict[str, np.ndarray]:
     """Float arrays, checked to broadcast together (not broadcast, not range-checked)."""
-    out = {name: _array(name, value) for name, value in kw.items()}
+    out = {name: checked_array(name, value) for name, value in kw.items()}
     try:
         np.broadcast_shapes(*(a.shape for a in out.values()))
     except ValueError as exc:
@@ -235,7 +235,7 @@ def _arrays(**kw: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def _require(mask: np.ndarray, message: str, values: np.ndarray) -> None:
+def require(mask: np.ndarray, message: str, values: np.ndarray) -> None:
     """Raise ``message, got <first bad value>`` if ``mask`` has a True entry."""
     if np.any(mask):
         flat = np.broadcast_to(values, mask.shape).ravel()
@@ -247,7 +247,7 @@ def _require(mask: np.ndarray, message: str, values: np.ndarray) -> None:
 
 
 @dataclass(frozen=True)
-class _Range:
+class Range:
     """An allowed interval for a parameter (always finite)."""
 
     low: float = -math.inf
@@ -256,7 +256,7 @@ class _Range:
     high_open: bool = True
 
     def __str__(self) -> str:  # the wording of stability._values.check_range
-        return _interval(
+        return interval_text(
             None if self.low == -math.inf else self.low,
             None if self.high == math.inf else self.high,
             self.low_open,
@@ -284,20 +284,20 @@ class _Range:
     def check(self, name: str, values: np.ndarray) -> None:
         if values.size == 0 or self.holds(values.min(), values.max()):
             return
-        _require(~np.isfinite(values), f"{name} must be finite", values)
+        require(~np.isfinite(values), f"{name} must be finite", values)
         inside = (values > self.low if self.low_open else values >= self.low) & (
             values < self.high if self.high_open else values <= self.high
         )
-        _require(~inside, f"{name} must be in {self}", values)
+        require(~inside, f"{name} must be in {self}", values)
 
 
-_REAL = _Range()
+REAL = Range()
 
 
-_POSITIVE = _Range(0.0)
+POSITIVE = Range(0.0)
 
 
-_NONNEGATIVE = _Range(0.0, low_open=False)
+NONNEGATIVE = Range(0.0, low_open=False)
 
 
-_UNIT = _Range(0.0, 1.0, low_open=False)  # [0, 1)
+UNIT = Range(0.0, 1.0, low_open=False)  # [0, 1)

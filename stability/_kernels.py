@@ -33,7 +33,7 @@ class _FractionPrinter(PythonCodePrinter):
 
 
 @dataclass(frozen=True)
-class _Kernel:
+class Kernel:
     names: tuple[str, ...]  # the conditions evaluated, in order
     implied: tuple[tuple[str, str], ...]  # (condition, reason) not evaluated
     params: tuple[str, ...]  # argument order
@@ -110,12 +110,12 @@ def _dominates(scale: sp.Expr, bound: sp.Expr, factor: int) -> bool:
     )
 
 
-def _compile(
+def compile_kernel(
     conds: Sequence[tuple[str, sp.Expr]],
     params: Sequence[sp.Symbol],
     domain: dict[sp.Symbol, sp.Expr] | None = None,
     scale: sp.Expr | None = None,
-) -> _Kernel:
+) -> Kernel:
     """Lambdify conditions (``> 0``) once: float kernel with the common scale, exact twin.
 
     ``scale`` defaults to the sum of the absolute values of all terms of all conditions; a
@@ -137,7 +137,7 @@ def _compile(
     except NotImplementedError:
         numeric = sp.lambdify(params, out, modules="numpy", cse=True)
     exact = sp.lambdify(params, out, modules=[{"Fraction": Fraction}], printer=_FractionPrinter)
-    return _Kernel(
+    return Kernel(
         tuple(n for n, _ in kept),
         tuple(implied),
         tuple(p.name for p in params),

@@ -265,7 +265,7 @@ def real_array(
                 bad_mask |= flat >= high if high_open else flat > high
             i = int(np.flatnonzero(bad_mask)[0])
             raise ConfigError(
-                f"{name} must be in {_interval(low, high, low_open, high_open)}, "
+                f"{name} must be in {interval_text(low, high, low_open, high_open)}, "
                 f"got {describe(flat[i])} (at flat index {i})"
             )
     return out
@@ -451,12 +451,14 @@ def check_range(
     )
     if bad:
         raise ConfigError(
-            f"{name} must be in {_interval(low, high, low_open, high_open)}, got {describe(value)}"
+            f"{name} must be in {interval_text(low, high, low_open, high_open)}, "
+            f"got {describe(value)}"
         )
     return expr
 
 
-def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+def interval_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    """``[0, 1)``-style text of an interval (``None`` ends are infinite)."""
     left = "(-inf" if low is None else ("(" if low_open else "[") + _fmt(low)
     right = "inf)" if high is None else _fmt(high) + (")" if high_open else "]")
     return f"{left}, {right}"

@@ -39,18 +39,18 @@ import sympy as sp
 
 from . import symbols as S
 from ._engine import (
-    _NONNEGATIVE,
-    _POSITIVE,
-    _REAL,
-    _UNIT,
+    NONNEGATIVE,
+    POSITIVE,
+    REAL,
     THREADS,
+    UNIT,
+    Range,
     Verdicts,
-    _arrays,
-    _Range,
-    _require,
-    _run,
+    checked_arrays,
+    require,
+    run_kernel,
 )
-from ._kernels import _compile, _Kernel
+from ._kernels import Kernel, compile_kernel
 from ._values import describe, float_array, listing
 from .charpoly import triplet
 from .errors import ConfigError
@@ -58,7 +58,7 @@ from .methods import get_method
 from .optimizers import from_torch_sgd
 from .regions import strict_stability_conditions
 from .triplet_checkers import (
-    _interval_conditions,
+    interval_conditions,
     memory1_interval_margins,
     memory1_margins,
     memory1_noise_sum,
@@ -100,7 +100,7 @@ def _torch_symbols() -> dict[str, sp.Symbol]:
 
 
 @cache
-def _torch_kernel(nesterov: bool, zero: frozenset[str], reduce: bool) -> _Kernel:
+def _torch_kernel(nesterov: bool, zero: frozenset[str], reduce: bool) -> Kernel:
     """Jury conditions of torch SGD on ``[wd, lambda_max + wd]`` (the curvatures shifted by
     weight decay), with the parameters in ``zero`` set to 0. ``reduce`` drops the conditions
     implied by ``lr > 0``, ``0 <= momentum, dampening < 1``, ``weight_decay >= 0``."""
@@ -110,13 +110,13 @@ def _torch_kernel(nesterov: bool, zero: frozenset[str], reduce: bool) -> _Kernel
     damp = 0 if nesterov else val["dampening"]
     t = triplet(from_torch_sgd(val["lr"], val["momentum"], damp, nesterov=nesterov).algorithm)
     wd = val["weight_decay"]
-    conds = _interval_conditions(t.beta, t.q0, t.q1, wd, val["lambda_max"] + wd)
+    conds = interval_conditions(t.beta, t.q0, t.q1, wd, val["lambda_max"] + wd)
     params = tuple(
         sym[n] for n in _TORCH_PARAMS if n not in zero and not (nesterov and n == "dampening")
     )
     s, u = sp.symbols("s u", real=True)  # momentum = s^2/(1+s^2), dampening = u^2/(1+u^2)
     domain = {sym["momentum"]: s**2 / (1 + s**2), sym["dampening"]: u**2 / (1 + u**2)}
-    return _compile(conds, params, domain if reduce else None)
+    return compile_kernel(conds, params, domain if reduce else None)
 
 
 def torch_sgd_margins(
@@ -144,7 +144,7 @@ def torch_sgd_margins(
     >>> m.names
     ('chi(-1) > 0 at lambda_hi',)
     """
-    a = _arrays(
+    a = checked_arrays(
         lr=lr,
         momentum=momentum,
         dampening=dampening,
@@ -165,17 +165,17 @@ def torch_sgd_margins(
         ) from None
     mu, tau = a["momentum"], a["dampening"]
     ranges = {
-        "lr": _POSITIVE,
-        "momentum": _UNIT,
-        "dampening": _UNIT,
-        "weight_decay": _NONNEGATIVE,
-        "lambda_max": _POSITIVE,
+        "lr": POSITIVE,
+        "momentum": UNIT,
+        "dampening": UNIT,
+        "weight_decay": NONNEGATIVE,
+        "lambda_max": POSITIVE,
     }
-    _UNIT.check("dampening", tau)  # the rest is checked in the blocked pass
+    UNIT.check("dampening", tau)  # the rest is checked in the blocked pass
     if np.any(nest) or tau.max(initial=0.0) > 0:
-        _UNIT.check("momentum", mu)
+        UNIT.check("momentum", mu)
     if np.any(nest):
-        _require(
+        require(
             nest & ((mu == 0) | (tau != 0)), "nesterov requires momentum > 0 and dampening = 0", mu
         )
     if tau.max(initial=0.0) > 0 and mu.min(initial=1.0) == 0:
@@ -185,7 +185,7 @@ def torch_sgd_margins(
     )
 
     def run(flag: bool) -> Verdicts:
-        return _run(
+        return run_kernel(
             _torch_kernel(flag, zero, not full), a, ranges, full=full, threads=threads, shape=shape
         )
 
@@ -205,14 +205,14 @@ def torch_sgd_margins(
     )
 
 
-def _symbol_range(symbol: sp.Symbol) -> _Range:
+def _symbol_range(symbol: sp.Symbol) -> Range:
     if symbol.is_positive:
-        return _POSITIVE
-    return _NONNEGATIVE if symbol.is_nonnegative else _REAL
+        return POSITIVE
+    return NONNEGATIVE if symbol.is_nonnegative else REAL
 
 
 @cache
-def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
+def _method_kernel(name: str, reduce: bool) -> tuple[Kernel, tuple[str, ...]]:
 
     method = get_method(name)
     alg = method.symbolic()
@@ -229,7 +229,7 @@ def _method_kernel(name: str, reduce: bool) -> tuple[_Kernel, tuple[str, ...]]:
     }
     pairs = [(c.name, c.expr.subs(renamed)) for c in conds]
     params = (*renamed.values(), S.lam_max)
-    return _compile(pairs, params, {} if reduce else None), method.parameters
+    return compile_kernel(pairs, params, {} if reduce else None), method.parameters
 
 
 def method_margins(
@@ -255,16 +255,16 @@ def method_margins(
             f"lambda_max; missing {missing}, unknown parameter(s) "
             f"{listing(unknown)}"
         )
-    a = _arrays(**{p: params[p] for p in names}, lambda_max=lambda_max)
+    a = checked_arrays(**{p: params[p] for p in names}, lambda_max=lambda_max)
     ranges = {p: _symbol_range(sym) for sym, p in zip(method.symbols, names, strict=True)}
     for p, (low, high, low_open, high_open) in method.ranges.items():
-        ranges[p] = _Range(
+        ranges[p] = Range(
             -math.inf if low is None else float(low),
             math.inf if high is None else float(high),
             low_open,
             high_open,
         )
-    return _run(kernel, a, {**ranges, "lambda_max": _POSITIVE}, full=full, threads=threads)
+    return run_kernel(kernel, a, {**ranges, "lambda_max": POSITIVE}, full=full, threads=threads)
 
 
 @cache

@@ -18,7 +18,7 @@ from .algorithms import MemoryAlgorithm
 from .checkers import memory1_interval_margins, memory1_noise_sum
 from .configs import KINDS
 from .noise import PowerLawSpectrum, Spectrum, get_noise_model, stability_sum
-from .noisesum import _HEAD
+from .noisesum import HEAD_TERMS
 from .optimizers import ConfiguredOptimizer, from_optimizer
 
 __all__ = ["KIND_OF_SOURCE", "largest_stable_lr"]
@@ -84,7 +84,9 @@ def largest_stable_lr(
         ).stable
 
     noise_ok = None
-    long_law = isinstance(spec_obj, PowerLawSpectrum) and (spec_obj.N is None or spec_obj.N > _HEAD)
+    long_law = isinstance(spec_obj, PowerLawSpectrum) and (
+        spec_obj.N is None or spec_obj.N > HEAD_TERMS
+    )
     if batch_size is not None and spec_obj is not None:
         model = get_noise_model(noise)
         B = float(to_sympy(batch_size, "batch_size"))

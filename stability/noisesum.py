@@ -144,7 +144,7 @@ class NoiseResult:
         }
 
 
-def _check_batch(batch_size: Any) -> float:
+def check_batch(batch_size: Any) -> float:
     b = to_float(batch_size, "batch_size")
     if b < 1:
         raise ConfigError(f"batch_size must be in [1, inf), got {describe(batch_size)}")
@@ -207,14 +207,14 @@ def stability_sum(
     'second-moment map A_lambda is not st'
     """
     model = get_noise_model(noise)
-    B = _check_batch(batch_size)
+    B = check_batch(batch_size)
     spec = as_spectrum(spectrum)
     notes = (
         [SE_NOTE]
         if not model.exact_for_gaussian
         else ["exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
     )
-    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
+    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > HEAD_TERMS):
         return _power_law_sum(alg, spec, B, model, tol, notes)
     if isinstance(spec, PowerLawSpectrum):
         spec = spec.truncated(spec.N)
@@ -224,13 +224,13 @@ def stability_sum(
     return NoiseResult(U, U < 1, _reason(U), B, model, notes=tuple(notes))
 
 
-_CHUNK = 1 << 20
+CHUNK = 1 << 20
 """Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
 
 
 def strict_on(alg: MemoryAlgorithm, lam: np.ndarray) -> Any:
     """The exact verdict on the eigenvalues ``lam`` (deduplicated while that is cheap)."""
-    return is_strictly_stable(alg, np.unique(lam) if lam.size <= _CHUNK else lam)
+    return is_strictly_stable(alg, np.unique(lam) if lam.size <= CHUNK else lam)
 
 
 def _finite_sum(
@@ -242,11 +242,11 @@ def _finite_sum(
     if not res.stable:
         return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
     parts = []
-    for start in range(0, lam.size, _CHUNK):
-        terms, reason = _noise_terms(alg, lam[start : start + _CHUNK], B, model)
+    for start in range(0, lam.size, CHUNK):
+        terms, reason = _noise_terms(alg, lam[start : start + CHUNK], B, model)
         if terms is None:
             return None, reason
-        parts.append(float(np.sum(w[start : start + _CHUNK] * terms)))
+        parts.append(float(np.sum(w[start : start + CHUNK] * terms)))
     return math.fsum(parts), ""
 
 
@@ -258,7 +258,7 @@ def _reason(U: float) -> str:
     )
 
 
-_HEAD = 1_000_000
+HEAD_TERMS = 1_000_000
 """Power laws longer than this are summed as an explicit head plus a zeta-function tail."""
 
 

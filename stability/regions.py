@@ -23,15 +23,15 @@ from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 from .rootconditions import (
     MAX_EXACT_MEMORY,
-    _check_memory,
-    _coefficients,
-    _finish,
-    _lambda_degree,
-    _schur_named,
-    _strip_lambda,
-    _tidy,
+    check_memory,
+    coefficients,
+    finish_conditions,
     hurwitz_conditions,
+    lambda_degree,
     schur_conditions,
+    schur_named,
+    strip_lambda,
+    tidy,
 )
 from .verdicts import StabilityResult, is_strictly_stable, stable_curvature_intervals
 
@@ -84,7 +84,7 @@ class StrictStabilityConditions:
                 "memory >= 2: some conditions must hold for every lambda in the interval; "
                 "use interval_conditions (or is_strictly_stable for numbers)"
             )
-        return _finish([c.expr for c in self.conditions])
+        return finish_conditions([c.expr for c in self.conditions])
 
     def _repr_latex_(self) -> str:
         rows = [rf"{sp.latex(c.expr)} > 0" for c in self.conditions]
@@ -122,7 +122,7 @@ def strict_stability_conditions(
     >>> c.as_list()     # alpha > 0 is implied by the symbol's assumptions
     [1 - beta, beta + 1, -alpha*lambda_max + 2*beta + 2]
     """
-    _check_memory(alg)
+    check_memory(alg)
     lam_max = to_sympy(lambda_max, "lambda_max")
     if lam_max.is_number and not lam_max.is_positive:
         raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
@@ -138,13 +138,13 @@ def strict_stability_conditions(
         conds = theorem61_conditions(t.beta, t.q0, t.q1, lam_max)
         return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "Theorem 6.1")
     detD = (S.xi * sp.eye(M) - alg.D).det(method="berkowitz")
-    fixed = [Condition(f"D stable: {n}", e) for n, e in _schur_named(_coefficients(detD, S.xi))]
+    fixed = [Condition(f"D stable: {n}", e) for n, e in schur_named(coefficients(detD, S.xi))]
     over = []
-    for name, e in _schur_named(_coefficients(alg.charpoly().chi.as_expr(), S.xi)):
-        e = _strip_lambda(_tidy(e))
+    for name, e in schur_named(coefficients(alg.charpoly().chi.as_expr(), S.xi)):
+        e = strip_lambda(tidy(e))
         if e.is_number:
             fixed.append(Condition(name, e))
-        elif _lambda_degree(e) == 1:
+        elif lambda_degree(e) == 1:
             fixed.append(Condition(f"{name} at lambda -> 0", e.subs(S.lam, 0)))
             fixed.append(Condition(f"{name} at lambda_max", e.subs(S.lam, lam_max)))
         else:
@@ -153,4 +153,4 @@ def strict_stability_conditions(
 
 
 def _tidied(conds: list[Condition]) -> tuple[Condition, ...]:
-    return tuple(Condition(c.name, _tidy(c.expr)) for c in conds)
+    return tuple(Condition(c.name, tidy(c.expr)) for c in conds)

@@ -34,7 +34,7 @@ polynomial in ``xi`` with polynomial coefficients in ``lambda``): about 1 s at `
 refused with the numeric alternative instead of running for minutes."""
 
 
-def _check_memory(alg: MemoryAlgorithm) -> None:
+def check_memory(alg: MemoryAlgorithm) -> None:
     if not isinstance(alg, MemoryAlgorithm):
         raise ConfigError(
             f"alg must be a MemoryAlgorithm (e.g. stability.gd(0.1)), got {describe(alg)}"
@@ -51,7 +51,7 @@ def _check_memory(alg: MemoryAlgorithm) -> None:
 # ---------------------------------------------------------------------------------------
 # Root-location conditions (sympy's contract: stable iff every e_i > 0; [-1] if certainly not)
 # ---------------------------------------------------------------------------------------
-def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
+def coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
     """Descending coefficients (exact) of a univariate polynomial given as Poly or Expr."""
     if isinstance(poly, sp.Poly):
         if len(poly.gens) != 1:
@@ -83,7 +83,7 @@ def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
     return coeffs
 
 
-def _tidy(e: sp.Expr) -> sp.Expr:
+def tidy(e: sp.Expr) -> sp.Expr:
     """Factor ``e`` and drop factors that are known positive (the sign is what matters)."""
     e = sp.expand(e)
     if e.is_number:
@@ -101,7 +101,7 @@ def _tidy(e: sp.Expr) -> sp.Expr:
     return sp.Mul(sign, *kept) if kept else sp.Integer(sign)
 
 
-def _finish(conditions: list[sp.Expr]) -> list[sp.Expr]:
+def finish_conditions(conditions: list[sp.Expr]) -> list[sp.Expr]:
     """``[-1]`` if a condition is a non-positive number; symbolic lists lose vacuous constants
     and duplicates (numeric lists keep every value: they are the margins)."""
     if any(e.is_number and not e.is_positive for e in conditions):
@@ -190,10 +190,10 @@ def hurwitz_conditions(poly: Any, gen: sp.Symbol | None = None) -> list[sp.Expr]
     >>> hurwitz_conditions(s**2 - s + 1, s)
     [-1]
     """
-    a = _coefficients(poly, gen)
+    a = coefficients(poly, gen)
     if len(a) == 1:
         return []
-    return _finish([_tidy(e) for _, e in _hurwitz_named(a)])
+    return finish_conditions([tidy(e) for _, e in _hurwitz_named(a)])
 
 
 def _bilinear(a: list[sp.Expr]) -> list[sp.Expr]:
@@ -204,7 +204,7 @@ def _bilinear(a: list[sp.Expr]) -> list[sp.Expr]:
     return [sp.expand(g.coeff(s, n - i)) for i in range(n + 1)]
 
 
-def _schur_named(a: list[sp.Expr]) -> list[tuple[str, sp.Expr]]:
+def schur_named(a: list[sp.Expr]) -> list[tuple[str, sp.Expr]]:
     n = len(a) - 1
     named = _hurwitz_named(_bilinear(a), normalise=False)
     names = {
@@ -231,13 +231,13 @@ def schur_conditions(poly: Any, gen: sp.Symbol | None = None) -> list[sp.Expr]:
     >>> schur_conditions(x - 2, x)
     [-1]
     """
-    a = _coefficients(poly, gen)
+    a = coefficients(poly, gen)
     if len(a) == 1:
         return []
-    return _finish([_tidy(e) for _, e in _schur_named(a)])
+    return finish_conditions([tidy(e) for _, e in schur_named(a)])
 
 
-def _strip_lambda(e: sp.Expr) -> sp.Expr:
+def strip_lambda(e: sp.Expr) -> sp.Expr:
     """Remove the power of lambda dividing ``e`` (lambda > 0 does not change the sign)."""
     if e.is_number or not e.has(S.lam):
         return e
@@ -245,5 +245,5 @@ def _strip_lambda(e: sp.Expr) -> sp.Expr:
     return sp.expand(e / S.lam**k) if k else e
 
 
-def _lambda_degree(e: sp.Expr) -> int:
+def lambda_degree(e: sp.Expr) -> int:
     return max(t.as_powers_dict().get(S.lam, 0) for t in sp.Add.make_args(sp.expand(e)))

@@ -14,7 +14,7 @@ from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .methods import get_method, torch_sgd
 from .noise_models import get_noise_model
-from .noisesum import _CHUNK, _HEAD, stability_sum, strict_on, ubar
+from .noisesum import CHUNK, HEAD_TERMS, stability_sum, strict_on, ubar
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
 __all__ = ["critical_batch_size", "max_stable_lr"]
@@ -32,7 +32,7 @@ def critical_batch_size(
 
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
-    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > _HEAD):
+    if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > HEAD_TERMS):
 
         def ok(B: float) -> bool:
             return stability_sum(alg, spec, B, model).bounded
@@ -45,8 +45,8 @@ def critical_batch_size(
             return math.inf
         w = spec.weights
         ub = np.empty(lam.shape)  # Ubar, computed once, chunk by chunk
-        for start in range(0, lam.size, _CHUNK):
-            ub[start : start + _CHUNK] = ubar(alg, lam[start : start + _CHUNK])
+        for start in range(0, lam.size, CHUNK):
+            ub[start : start + CHUNK] = ubar(alg, lam[start : start + CHUNK])
         ub_max = float(ub.max())
 
         def ok(B: float) -> bool:
@@ -56,10 +56,8 @@ def critical_batch_size(
             if 1 + k2 * ub_max <= 0:  # tau2 <= 0: the largest Ubar decides A_lambda
                 return False
             total = math.fsum(
-                float(
-                    np.sum(w[i : i + _CHUNK] * ub[i : i + _CHUNK] / (1 + k2 * ub[i : i + _CHUNK]))
-                )
-                for i in range(0, lam.size, _CHUNK)
+                float(np.sum(w[i : i + CHUNK] * ub[i : i + CHUNK] / (1 + k2 * ub[i : i + CHUNK])))
+                for i in range(0, lam.size, CHUNK)
             )
             return model.tau1 / B * total < 1
 

@@ -13,7 +13,7 @@ from ._values import describe
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
 from .noise_models import get_noise_model
-from .noisesum import _check_batch
+from .noisesum import check_batch
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
 __all__ = ["MemorySchedule", "loss_trajectory", "propagators"]
@@ -101,7 +101,7 @@ def loss_trajectory(
     ``steps`` defaults to its length). The spectrum must carry target coefficients ``c2``.
     """
     model = get_noise_model(noise)
-    B = _check_batch(batch_size)
+    B = check_batch(batch_size)
     if isinstance(alg, MemorySchedule):
         sched = alg
         steps = sched.steps if steps is None else steps
@@ -159,7 +159,7 @@ def propagators(
             "memory-1 realisation or from_multistep(alg.to_multistep()))"
         )
     model = get_noise_model(noise)
-    B = _check_batch(batch_size)
+    B = check_batch(batch_size)
     spec = _finite_with_targets(spectrum)
     lam, w = spec.lam, spec.weights
     n = alg.M + 1

@@ -14,19 +14,19 @@ import sympy as sp
 
 from . import symbols as S
 from ._engine import (
-    _BLOCK,
-    _NONNEGATIVE,
-    _POSITIVE,
-    _REAL,
+    BLOCK,
+    NONNEGATIVE,
+    POSITIVE,
+    REAL,
+    Range,
     Verdicts,
-    _array,
-    _arrays,
-    _blocks,
-    _Range,
-    _require,
-    _run,
+    checked_array,
+    checked_arrays,
+    require,
+    run_blocks,
+    run_kernel,
 )
-from ._kernels import _compile, _Kernel
+from ._kernels import Kernel, compile_kernel
 from .errors import ConfigError, StabilityError
 from .methods import memory1
 from .noisesum import noise_term
@@ -35,9 +35,7 @@ from .regions import theorem61_conditions
 __all__ = ["memory1_interval_margins", "memory1_margins", "memory1_noise_sum"]
 
 
-def _interval_conditions(
-    beta: Any, q0: Any, q1: Any, lo: Any, hi: Any
-) -> list[tuple[str, sp.Expr]]:
+def interval_conditions(beta: Any, q0: Any, q1: Any, lo: Any, hi: Any) -> list[tuple[str, sp.Expr]]:
     """Jury conditions of ``chi_lambda`` (linear in ``lambda``) at both ends of ``[lo, hi]``."""
     return [
         ("q0 + q1 < 0 (alpha_eff > 0)", -(q0 + q1)),
@@ -51,29 +49,29 @@ def _interval_conditions(
 
 
 @cache
-def _theorem61_kernel(merged: bool = True) -> _Kernel:
+def _theorem61_kernel(merged: bool = True) -> Kernel:
     """Theorem 6.1; ``merged`` evaluates ``1 - beta > 0`` and ``1 + beta > 0`` together as
     ``1 - |beta| > 0`` (the same minimum, two operations fewer per config) and normalises by
     the cheaper scale ``1 + |beta| + (1 + lambda_max)(|q0| + |q1|)``."""
 
     conds = [(c.name, c.expr) for c in theorem61_conditions(S.beta, S.q0, S.q1, S.lam_max)]
     if not merged:
-        return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max))
+        return compile_kernel(conds, (S.beta, S.q0, S.q1, S.lam_max))
     if not (conds[0][1] == 1 - S.beta and conds[1][1] == 1 + S.beta):
         raise StabilityError(
             "theorem61_conditions changed order: the merged kernel needs "
             "1 - beta and 1 + beta first"
         )
     conds = [("|beta| < 1", 1 - sp.Abs(S.beta)), *conds[2:]]
-    # every condition's term sum is at most twice this (checked by _compile)
+    # every condition's term sum is at most twice this (checked by compile_kernel)
     scale = 1 + sp.Abs(S.beta) + (1 + S.lam_max) * (sp.Abs(S.q0) + sp.Abs(S.q1))
-    return _compile(conds, (S.beta, S.q0, S.q1, S.lam_max), scale=scale)
+    return compile_kernel(conds, (S.beta, S.q0, S.q1, S.lam_max), scale=scale)
 
 
 @cache
-def _interval_kernel() -> _Kernel:
-    return _compile(
-        _interval_conditions(S.beta, S.q0, S.q1, S.lam_lo, S.lam_hi),
+def _interval_kernel() -> Kernel:
+    return compile_kernel(
+        interval_conditions(S.beta, S.q0, S.q1, S.lam_lo, S.lam_hi),
         (S.beta, S.q0, S.q1, S.lam_lo, S.lam_hi),
     )
 
@@ -87,9 +85,9 @@ def memory1_margins(
     >>> m.stable.tolist(), m.margin.round(4).tolist()
     ([True, False], [0.0333, -0.0317])
     """
-    a = _arrays(beta=beta, q0=q0, q1=q1, lambda_max=lambda_max)
-    return _run(
-        _theorem61_kernel(not full), a, {"lambda_max": _POSITIVE}, full=full, threads=threads
+    a = checked_arrays(beta=beta, q0=q0, q1=q1, lambda_max=lambda_max)
+    return run_kernel(
+        _theorem61_kernel(not full), a, {"lambda_max": POSITIVE}, full=full, threads=threads
     )
 
 
@@ -113,13 +111,13 @@ def memory1_interval_margins(
     >>> m.stable.tolist()     # weight decay 2 shifts (0, 37] to [2, 39]: beyond 38
     [True, False]
     """
-    a = _arrays(beta=beta, q0=q0, q1=q1, lambda_lo=lambda_lo, lambda_hi=lambda_hi)
+    a = checked_arrays(beta=beta, q0=q0, q1=q1, lambda_lo=lambda_lo, lambda_hi=lambda_hi)
     lo, hi = a["lambda_lo"], a["lambda_hi"]
-    ranges = {"lambda_lo": _NONNEGATIVE, "lambda_hi": _POSITIVE}
+    ranges = {"lambda_lo": NONNEGATIVE, "lambda_hi": POSITIVE}
     for name in ranges:
         ranges[name].check(name, a[name])
-    _require(lo > hi, "lambda_lo must be <= lambda_hi", lo)
-    return _run(_interval_kernel(), a, ranges, full=full, threads=threads)
+    require(lo > hi, "lambda_lo must be <= lambda_hi", lo)
+    return run_kernel(_interval_kernel(), a, ranges, full=full, threads=threads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ def memory1_noise_sum(
     weights: Any = None,
     tau1: float = 1.0,
     tau2: float = -1.0,
-    chunk: int = _BLOCK,
+    chunk: int = BLOCK,
     threads: int | None = None,
 ) -> np.ndarray:
     """``U`` for every memory-1 triplet (broadcast shape), summed over a finite spectrum.
@@ -186,22 +184,22 @@ def memory1_noise_sum(
         raise ConfigError(f"need tau1 >= 0 and tau2 <= tau1, got ({tau1}, {tau2})")
     if tau2 > 0:
         raise ConfigError("tau2 > 0 is not vectorised; use stability.noise.stability_sum")
-    a = _arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
+    a = checked_arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
     for name, rng in {
-        "beta": _REAL,
-        "q0": _REAL,
-        "q1": _REAL,
-        "batch_size": _Range(1.0, low_open=False),
+        "beta": REAL,
+        "q0": REAL,
+        "q1": REAL,
+        "batch_size": Range(1.0, low_open=False),
     }.items():
         rng.check(name, a[name])
-    lam = _array("eigenvalues", eigenvalues).ravel()
+    lam = checked_array("eigenvalues", eigenvalues).ravel()
     if lam.size == 0:
         raise ConfigError("eigenvalues must be a non-empty array of finite positive numbers")
-    _POSITIVE.check("eigenvalues", lam)
-    w = np.ones_like(lam) if weights is None else _array("weights", weights).ravel()
+    POSITIVE.check("eigenvalues", lam)
+    w = np.ones_like(lam) if weights is None else checked_array("weights", weights).ravel()
     if w.shape != lam.shape:
         raise ConfigError(f"weights must be one per eigenvalue ({lam.size}), got shape {w.shape}")
-    _NONNEGATIVE.check("weights", w)
+    NONNEGATIVE.check("weights", w)
     strict = memory1_interval_margins(
         beta=a["beta"],
         q0=a["q0"],
@@ -236,6 +234,6 @@ def memory1_noise_sum(
             total += num @ w[s : s + step]
         outs[0][...] = np.where(low > 0, tau1 * total, np.inf)
 
-    _blocks([a["beta"], a["q0"], a["q1"], a["batch_size"]], [out], block, threads, block=per)
+    run_blocks([a["beta"], a["q0"], a["q1"], a["batch_size"]], [out], block, threads, block=per)
     out[~strict.stable] = np.inf
     return out

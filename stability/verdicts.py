@@ -21,7 +21,7 @@ from . import symbols as S
 from ._values import check_range, describe, real_array, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
-from .rootconditions import _check_memory, _coefficients, _schur_named, _strip_lambda
+from .rootconditions import check_memory, coefficients, schur_named, strip_lambda
 
 __all__ = ["ConditionMargin", "StabilityResult", "is_strictly_stable", "stable_curvature_intervals"]
 
@@ -107,18 +107,18 @@ class StabilityResult:
 
 
 def _exact_chi(alg: MemoryAlgorithm) -> list[sp.Expr]:
-    _check_memory(alg)
+    check_memory(alg)
     if not alg.is_numeric:
         names = ", ".join(sorted(str(s) for s in alg.free_symbols))
         raise ConfigError(f"algorithm must be numeric (free symbols: {names})")
     chi = alg.to_exact().charpoly().chi.as_expr()
-    return _coefficients(chi, S.xi)
+    return coefficients(chi, S.xi)
 
 
 def _condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
     """Named Schur conditions of ``chi_lambda`` as rational polynomials in lambda."""
     out = []
-    for name, e in _schur_named(_exact_chi(alg)):
+    for name, e in schur_named(_exact_chi(alg)):
         out.append((name, sp.Poly(sp.expand(e), S.lam, domain="QQ")))
     return out
 
@@ -213,7 +213,7 @@ def _margins(
 ) -> tuple[ConditionMargin, ...]:
     out = []
     for (name, p), ok in zip(polys, holds, strict=True):
-        expr = _strip_lambda(p.as_expr())
+        expr = strip_lambda(p.as_expr())
         q = sp.Poly(expr, S.lam)
         coeffs = [float(c) for c in q.all_coeffs()]
         cand = [lo, hi]
@@ -251,7 +251,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     >>> r.stable, r.failing
     (False, ('(-1)^2 chi(-1) > 0 (no root at xi = -1)',))
     """
-    _check_memory(alg)
+    check_memory(alg)
     kind, spec = _parse_spectrum(spectrum)
     shift_x = to_exact(check_range(shift, "shift", 0))
     if kind == "interval" and shift_x != 0:  # closed: a flat direction is seen at the shift
@@ -328,7 +328,7 @@ def _array_margins(
     out = []
     top = int(np.argmax(values))
     for name, p in polys:
-        expr = _strip_lambda(p.as_expr())
+        expr = strip_lambda(p.as_expr())
         coeffs = [float(c) for c in sp.Poly(expr, S.lam).all_coeffs()]
         best, arg = math.inf, 0
         for s in range(0, values.size, _CHUNK):
@@ -352,7 +352,7 @@ def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
     if alg.M == 0:
         return True, ()
     D = alg.to_exact().D
-    named = _schur_named(_coefficients((S.xi * sp.eye(alg.M) - D).det(method="berkowitz"), S.xi))
+    named = schur_named(coefficients((S.xi * sp.eye(alg.M) - D).det(method="berkowitz"), S.xi))
     bad = tuple(f"D stable: {n}" for n, e in named if not e > 0)
     return not bad, bad
 
