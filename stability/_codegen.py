@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-__all__ = ["inplace_numpy"]
+__all__ = ["inplace_numpy", "scalar_lines"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,12 @@ class _Emitter:
         for v in args:
             if v.owned and v.buf != out:
                 self.release(v)
-        operands = ", ".join(v.code for v in args)
-        self.lines.append(f"    np.{ufunc}({operands}, out=b{out})")
+        self.line(ufunc, [v.code for v in args], out)
         return _Value(f"b{out}", out, True)
+
+    def line(self, ufunc: str, operands: list[str], out: int) -> None:
+        """Emit ``b<out> = ufunc(*operands)``."""
+        self.lines.append(f"    np.{ufunc}({', '.join(operands)}, out=b{out})")
 
     # -- expressions --------------------------------------------------------------------
     def emit(self, e: sp.Expr) -> _Value:
@@ -90,9 +93,9 @@ class _Emitter:
             if base.number is not None:
                 return _Value(repr(base.number ** int(e.exp)), number=base.number ** int(e.exp))
             out = self.new()  # base is read on every step, so the product needs its own
-            self.lines.append(f"    np.multiply({base.code}, {base.code}, out=b{out})")
+            self.line("multiply", [base.code, base.code], out)
             for _ in range(int(e.exp) - 2):
-                self.lines.append(f"    np.multiply(b{out}, {base.code}, out=b{out})")
+                self.line("multiply", [f"b{out}", base.code], out)
             self.release(base)
             return _Value(f"b{out}", out, True)
         raise NotImplementedError(f"no in-place rule for {type(e).__name__}")
@@ -131,6 +134,40 @@ class _Emitter:
             }[ufunc]
             return _Value(repr(x), number=x)
         return self.op(ufunc, a, b)
+
+
+class ScalarEmitter(_Emitter):
+    """The same operations, in the same order, as scalar assignments (for compiled loops):
+    a compiled loop built from it rounds exactly as the numpy code does."""
+
+    def line(self, ufunc: str, operands: list[str], out: int) -> None:
+        if ufunc == "absolute":
+            self.lines.append(f"    b{out} = abs({operands[0]})")
+        else:
+            a, b = operands
+            symbol = {"add": "+", "subtract": "-", "multiply": "*"}[ufunc]
+            self.lines.append(f"    b{out} = {a} {symbol} {b}")
+
+
+def scalar_lines(
+    params: Sequence[sp.Symbol], exprs: Sequence[sp.Expr], names: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Scalar statements evaluating ``exprs`` (inputs named ``names``) in the operation order
+    of :func:`inplace_numpy`; returns ``(lines, output expressions)``. Lines are indented by
+    four spaces; temporaries are ``b0, b1, ...``."""
+    replacements, reduced = sp.cse(list(exprs))
+    em = ScalarEmitter(params)
+    em.inputs = dict(zip(params, names, strict=True))
+    for sym, e in replacements:
+        v = em.emit(e)
+        if v.owned:  # a scalar temporary: copy it out, buffers are reused
+            em.count += 1
+            em.lines.append(f"    b{em.count - 1} = {v.code}")
+            em.release(v)
+            v = _Value(f"b{em.count - 1}")
+        em.cse[sym] = _Value(v.code, None, False, v.number)
+    outs = [em.emit(e).code for e in reduced]
+    return em.lines, outs
 
 
 class _Compiled:

@@ -19,7 +19,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
+from . import _compiled
 from ._kernels import Kernel
 from ._values import describe, float_array, interval_text
 from .errors import ConfigError
@@ -125,6 +127,12 @@ class Verdicts:
         )
 
 
+def kernel_symbols(kernel: Kernel) -> list[sp.Symbol]:
+    """The kernel's parameters as the symbols its expressions use, in argument order."""
+    free = {s.name: s for e in kernel.outputs for s in e.free_symbols}
+    return [free.get(p, sp.Symbol(p)) for p in kernel.params]
+
+
 def run_kernel(
     kernel: Kernel,
     args: dict[str, np.ndarray],
@@ -155,10 +163,8 @@ def run_kernel(
         if name not in late_names:
             ranges.get(name, REAL).check(name, a)
     k = len(kernel.names)
-    margin = np.empty(shape)
-    stable = np.empty(shape, dtype=bool)
+    compiled = not full and k > 0 and _compiled.wanted(math.prod(shape))
     margins = np.empty((k, *shape)) if full else None
-    outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
     late_ranges = [(j, ranges.get(kernel.params[j], REAL)) for j in late]
     local = threading.local()  # a scratch block per worker thread
 
@@ -191,12 +197,30 @@ def run_kernel(
             return None
         return np.flatnonzero(~(size > _CERTIFY_RTOL)) + start
 
-    found = run_blocks(arrays, outputs, block, threads)
-    for item in found:
-        if isinstance(item, tuple):
-            for j in item[1]:
-                ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
-    idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+    if compiled:  # one fused loop (numba) that also returns each input's extremes
+        margin, stable, idx, lows, highs = _compiled.run_margins(
+            kernel,
+            kernel_symbols(kernel),
+            kernel.outputs,
+            arrays,
+            shape,
+            threads,
+            [j in late for j in range(len(arrays))],
+        )
+        for j in late:
+            rng = ranges.get(kernel.params[j], REAL)
+            if not rng.holds(float(lows[j]), float(highs[j])):
+                rng.check(kernel.params[j], arrays[j])
+    else:
+        margin = np.empty(shape)
+        stable = np.empty(shape, dtype=bool)
+        outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
+        found = run_blocks(arrays, outputs, block, threads)
+        for item in found:
+            if isinstance(item, tuple):
+                for j in item[1]:
+                    ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
+        idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
     if idx.size:
         pos = np.unravel_index(idx, shape) if shape else ()
         columns = [np.broadcast_to(a, shape)[pos].reshape(idx.size) for a in arrays]

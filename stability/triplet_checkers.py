@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import _compiled
 from . import symbols as S
 from ._engine import (
     BLOCK,
@@ -124,11 +125,13 @@ def memory1_interval_margins(
 # The noise condition U < 1, vectorised over configurations x eigenvalues
 # ---------------------------------------------------------------------------------------
 @cache
-def _noise_kernel() -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...]]:
+def _noise_kernel() -> tuple[
+    Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...], tuple[sp.Expr, ...]
+]:
     """eq. 25's ``Ubar_lambda = N(lambda) / D(lambda)`` for the memory-1 triplet, as the
     polynomial coefficients (highest power first, ``N`` then ``D``) lambdified in
     ``(beta, q0, q1)``, with masks of the coefficients that are not identically zero. ``D`` is
-    oriented to be positive where ``S_lambda`` is stable."""
+    oriented to be positive where ``S_lambda`` is stable. Last, the coefficients themselves."""
 
     num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam)))
     if den.subs({S.lam: 0, S.beta: 0}) < 0:  # D(0) = 2 (1 - beta^2) up to sign
@@ -137,7 +140,7 @@ def _noise_kernel() -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[b
     cd = [sp.expand(den).coeff(S.lam, k) for k in reversed(range(width))]
     cn = [sp.expand(num).coeff(S.lam, k) for k in reversed(range(width))]
     f = sp.lambdify((S.beta, S.q0, S.q1), [*cn, *cd], modules="numpy", cse=True)
-    return f, tuple(c != 0 for c in cn), tuple(c != 0 for c in cd)
+    return f, tuple(c != 0 for c in cn), tuple(c != 0 for c in cd), (*cn, *cd)
 
 
 def _horner(coeffs: list[np.ndarray], nonzero: Sequence[bool], lam: np.ndarray) -> np.ndarray:
@@ -208,10 +211,19 @@ def memory1_noise_sum(
         lambda_hi=lam.max(),
         threads=threads,
     )
-    f, nz_n, nz_d = _noise_kernel()
+    f, nz_n, nz_d, exprs = _noise_kernel()
     nz_t = tuple(d or (n and tau2 != 0) for n, d in zip(nz_n, nz_d, strict=True))
     width = len(nz_n)
     shape = strict.stable.shape
+    n_configs = math.prod(shape)
+    if _compiled.wanted(n_configs * lam.size):
+        cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
+        total, low = _compiled.run_noise(
+            (nz_n, nz_t), (S.beta, S.q0, S.q1), exprs, nz_n, nz_t, cols, lam, w, tau2, threads
+        )
+        out = np.where(low > 0, tau1 * total, np.inf).reshape(shape)
+        out[~strict.stable] = np.inf
+        return out
     out = np.empty(shape)
     pairs = max(1, int(chunk))
     per = max(1, pairs // lam.size)  # configs per block

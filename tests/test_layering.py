@@ -22,7 +22,9 @@ LAYERS = {
         "curves", "methods",
     },
     "adapters": {"optimizers"},
-    "checkers": {"checkers", "_codegen", "_kernels", "_engine", "triplet_checkers"},
+    "checkers": {
+        "checkers", "_codegen", "_kernels", "_engine", "triplet_checkers", "_compiled",
+    },
     "faces": {
         "report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__", "maxlr",
         "inputs", "curvature", "torch_schedules", "monitor",
@@ -83,6 +85,12 @@ def test_imports_respect_the_layers(module):
     assert not wrong, f"{module} ({layer}) imports {sorted(wrong)}"
     if layer != "faces":
         assert not theirs & FORBIDDEN_OUTSIDE_FACES, (module, theirs & FORBIDDEN_OUTSIDE_FACES)
+
+
+def test_the_compiled_backend_is_the_only_user_of_numba():
+    # numba is optional: one module imports it (guarded), everything else goes through it
+    users = sorted(m for m, (_, theirs) in GRAPH.items() if "numba" in theirs)
+    assert users == ["_compiled"], users
 
 
 def test_no_import_cycles():

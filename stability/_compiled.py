@@ -1,0 +1,421 @@
+"""The optional compiled backend of the checkers (numba), with the numpy path as fallback.
+
+With numba installed (``pip install stability[fast]``), a checker's conditions run as one fused
+loop over the broadcast inputs: no temporaries, no buffers, every config read once and its
+margin written once, on all cores. The loop body is generated from the same symbolic
+conditions and in the same operation order as the numpy code of :mod:`stability._codegen`
+(:func:`~stability._codegen.scalar_lines`), with floating-point contraction off, so margins
+agree bit for bit and the certification (exact re-decision of points within ``1e-12`` of a
+boundary) is the numpy path's own. The noise sum ``U`` runs as a loop over eigenvalues per
+config; its verdict ``U < 1`` is certified by the same code for both backends
+(:mod:`stability.triplet_checkers`).
+
+The backend is chosen by :func:`backend`: numba when it imports, unless the environment
+variable ``STABILITY_BACKEND`` is ``numpy``; :func:`use_backend` switches it for a block of
+code. Inputs smaller than :data:`MIN_CONFIGS` configurations use numpy either way (the first
+call of each compiled loop costs about half a second of compilation, once per process).
+Written here because numba compiles loops, not sympy conditions: the generated source comes
+only from our own expressions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ._codegen import scalar_lines
+from .errors import ConfigError
+
+try:  # optional: the [fast] extra
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+__all__ = ["MIN_CONFIGS", "THREADS", "available", "backend", "cache_dir", "use_backend"]
+
+THREADS = max(1, min(os.cpu_count() or 1, 4))
+"""Default number of worker threads (the compiled loops release the GIL)."""
+
+MIN_CONFIGS = 1 << 16
+"""Smallest input (configs, or config-eigenvalue pairs for the noise sum) sent to the compiled
+backend; below it numpy is as fast and nothing is compiled."""
+
+CERTIFY_RTOL = 1e-12  # the engine's certification band (stability._engine)
+
+_CHUNK = 1 << 14  # configs per task of the parallel loop
+
+_choice = threading.local()
+
+
+def available() -> bool:
+    """Whether the compiled backend (numba) is installed."""
+    return numba is not None
+
+
+def backend() -> str:
+    """``"numba"`` or ``"numpy"``: the backend the checkers use now."""
+    name = getattr(_choice, "name", None) or os.environ.get("STABILITY_BACKEND", "auto")
+    if name not in ("auto", "numba", "numpy"):
+        raise ConfigError(f"STABILITY_BACKEND must be 'auto', 'numba' or 'numpy', got {name!r}")
+    if name == "numba" and numba is None:
+        raise ConfigError(
+            "the numba backend was asked for but numba is not installed "
+            "(pip install 'stability[fast]')"
+        )
+    return "numba" if name != "numpy" and numba is not None else "numpy"
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block with the checkers on ``"numba"``, ``"numpy"`` or ``"auto"`` (this thread).
+
+    >>> from stability.checkers import torch_sgd_margins
+    >>> with use_backend("numpy"):
+    ...     torch_sgd_margins(lr=0.1, momentum=0.9, lambda_max=37.9).stable.item()
+    True
+    """
+    if name not in ("auto", "numba", "numpy"):
+        raise ConfigError(f"backend must be 'auto', 'numba' or 'numpy', got {name!r}")
+    old = getattr(_choice, "name", None)
+    _choice.name = name
+    try:
+        backend()  # refuses numba when it is not installed
+        yield
+    finally:
+        _choice.name = old
+
+
+def wanted(size: int, force: bool = False) -> bool:
+    """Whether work of ``size`` goes to the compiled backend."""
+    return backend() == "numba" and (force or size >= MIN_CONFIGS)
+
+
+def _workers(threads: int | None, tasks: int) -> int:
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    return max(1, min(THREADS if threads is None else threads, tasks))
+
+
+def _in_threads(fn: Callable[[int, int], Any], tasks: int, workers: int) -> None:
+    """``fn(t0, t1)`` over ``workers`` contiguous parts of ``range(tasks)`` (the compiled
+    loops release the GIL)."""
+    edges = [tasks * w // workers for w in range(workers + 1)]
+    if workers == 1:
+        fn(0, tasks)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda w: fn(edges[w], edges[w + 1]), range(workers)))
+
+
+def cache_dir() -> Path | None:
+    """Where compiled loops are kept between processes (``STABILITY_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/stability`` or ``~/.cache/stability``); ``None`` if not writable."""
+    root = os.environ.get("STABILITY_CACHE_DIR")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "stability")
+    path = Path(root) / f"numba-{numba.__version__}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+_HEADER = (
+    "import numpy as np\nfrom numba import njit\n\n\n"
+    "@njit(nogil=True, cache=True, error_model='numpy')"
+)
+
+
+def _jit(source: str, name: str) -> Callable[..., Any]:
+    """Compile a generated loop; kept on disk (numba's cache) when a cache folder is
+    writable, so later processes load it instead of compiling (about half a second each)."""
+    text = f"{_HEADER}{source}"
+    folder = cache_dir()
+    if folder is not None:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        path = folder / f"loop_{digest}.py"
+        try:
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+            name_ = f"_stability_loop_{digest}"
+            module = sys.modules.get(name_)
+            if module is None:
+                spec = importlib.util.spec_from_file_location(name_, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name_] = module  # numba's cache finds the module by name
+                spec.loader.exec_module(module)  # the file holds exactly our generated text
+            return getattr(module, name)
+        except OSError:
+            pass
+    namespace: dict[str, Any] = {}
+    exec(compile(text, f"<stability._compiled.{name}>", "exec"), namespace)  # our code only
+    return namespace[name]
+
+
+# ---------------------------------------------------------------------------------------
+# Margins of a condition set: min_i c_i / s over broadcast inputs
+# ---------------------------------------------------------------------------------------
+_margin_loops: dict[Any, Callable[..., Any]] = {}
+_lock = threading.Lock()
+
+
+def _margin_source(
+    params: Sequence[sp.Symbol],
+    outputs: Sequence[sp.Expr],
+    kinds: Sequence[int],
+    tracked: Sequence[bool],
+) -> str:
+    """The loop for one condition set, specialised on how each input moves along the last
+    axis (``kinds``: 0 constant, 1 contiguous, -1 strided) and on which inputs' extremes are
+    tracked for the range checks."""
+    k = len(params)
+    lines, outs = scalar_lines(params, outputs, [f"a{i}" for i in range(k)])
+    *cs, s = outs
+    body = [ln.strip() for ln in lines]
+    body.append(f"r = {cs[0]}")
+    for c in cs[1:]:  # numpy's minimum: a NaN wins
+        body.append(f"r = r if (r < {c} or r != r) else {c}")
+    args = ", ".join(f"x{i}, s{i}" for i in range(k))
+    head, reads = [], []
+    for i, kind in enumerate(kinds):
+        head += [f"o{i} = 0"]
+        if kind == 0:
+            reads.append(("outer", f"a{i} = x{i}[o{i}]"))
+        elif kind == 1:
+            reads.append(("inner", f"a{i} = x{i}[o{i} + c]"))
+        else:
+            reads.append(("inner", f"a{i} = x{i}[o{i} + c * s{i}[nd - 1]]"))
+        if tracked[i]:
+            head += [f"lo{i} = np.inf", f"hi{i} = -np.inf", f"z{i} = 0.0"]
+            reads.append(
+                (
+                    reads[-1][0],
+                    f"lo{i} = min(lo{i}, a{i})\nhi{i} = max(hi{i}, a{i})\nz{i} += a{i} - a{i}",
+                )
+            )
+    step = [f"o{i} += j * s{i}[d]" for i in range(k)]
+    save = []
+    for i in range(k):
+        if tracked[i]:
+            save += [
+                f"lows[t, {i}] = lo{i} if z{i} == 0.0 else np.nan",
+                f"highs[t, {i}] = hi{i} if z{i} == 0.0 else np.nan",
+            ]
+
+    def block(lines: list[str], depth: int) -> str:
+        pad = "    " * depth
+        return "\n".join(pad + ln for chunk in lines for ln in chunk.split("\n"))
+
+    outer = [r for where, r in reads if where == "outer"]
+    inner = [r for where, r in reads if where == "inner"]
+    return f"""
+def margin_loop(t0, t1, shape, {args}, margin, stable, flags, lows, highs, chunk):
+    nd = shape.size
+    cols = shape[nd - 1]
+    per_row = (cols + chunk - 1) // chunk
+    for t in range(t0, t1):
+        row = t // per_row
+        c0 = (t % per_row) * chunk
+        c1 = min(cols, c0 + chunk)
+{block(head, 2)}
+        rest = row
+        for d in range(nd - 2, -1, -1):
+            j = rest % shape[d]
+            rest //= shape[d]
+{block(step, 3)}
+{block(outer or ["pass"], 2)}
+        bad = 0
+        base = row * cols
+        for c in range(c0, c1):
+{block(inner or ["pass"], 3)}
+{block(body, 3)}
+            m = r / {s}
+            margin[base + c] = m
+            stable[base + c] = m > 0.0
+            bad += not (abs(m) > {CERTIFY_RTOL!r})
+        flags[t] = bad
+{block(save or ["pass"], 2)}
+"""
+
+
+def _collapse(
+    shape: tuple[int, ...], strides: list[list[int]]
+) -> tuple[list[int], list[list[int]]]:
+    """Drop unit dimensions and merge neighbours that every array (and the C-order output)
+    walks with one stride."""
+    dims = [d for d in range(len(shape)) if shape[d] != 1] or [len(shape) - 1]
+    out_shape = [shape[d] if shape else 1 for d in dims] if shape else [1]
+    out_str = [[s[d] for d in dims] if shape else [0] for s in strides]
+    i = len(out_shape) - 1
+    while i > 0:
+        n = out_shape[i]
+        if all(s[i - 1] == s[i] * n for s in out_str):
+            out_shape[i - 1] *= n
+            del out_shape[i]
+            for s in out_str:
+                s[i - 1] = s[i]
+                del s[i]
+        i -= 1
+    return out_shape, out_str
+
+
+def run_margins(
+    key: Any,
+    params: Sequence[sp.Symbol],
+    outputs: Sequence[sp.Expr],
+    arrays: Sequence[np.ndarray],
+    shape: tuple[int, ...],
+    threads: int | None,
+    tracked: Sequence[bool],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(margin, stable, candidates, lows, highs)`` of ``min(c_1..c_k) / s`` for ``outputs =
+    (c_1, ..., c_k, s)`` over the broadcast ``arrays``: the compiled twin of the engine's
+    blocked pass. ``candidates`` are the flat indices whose margin is within the
+    certification band (or NaN), for the exact re-decision; ``lows``/``highs`` are each
+    input's minimum and maximum as read by the loop (NaN if it read one), for the range
+    checks."""
+    flat = []
+    strides = []
+    for a in arrays:
+        c = np.ascontiguousarray(a, dtype=np.float64)
+        view = np.broadcast_to(c, shape)
+        flat.append(c.reshape(-1))
+        strides.append([s // 8 for s in view.strides])
+    dims, steps = _collapse(shape, strides)
+    kinds = tuple(st[-1] if st[-1] in (0, 1) else -1 for st in steps)
+    full_key = (key, kinds, tuple(tracked))
+    with _lock:
+        loop = _margin_loops.get(full_key)
+        if loop is None:
+            loop = _margin_loops[full_key] = _jit(
+                _margin_source(params, outputs, kinds, tracked), "margin_loop"
+            )
+    size = int(np.prod(dims))
+    margin = np.empty(shape)
+    stable = np.empty(shape, dtype=bool)
+    cols = dims[-1]
+    ntask = max(1, size // cols) * (-(-cols // _CHUNK)) if size else 0
+    flags = np.zeros(ntask, dtype=np.int64)
+    lows = np.full((ntask, len(arrays)), np.inf)
+    highs = np.full((ntask, len(arrays)), -np.inf)
+    if size:
+        args: list[Any] = [np.asarray(dims, dtype=np.int64)]
+        for x, st in zip(flat, steps, strict=True):
+            args += [x, np.asarray(st, dtype=np.int64)]
+        args += [margin.reshape(-1), stable.reshape(-1), flags, lows, highs, _CHUNK]
+        _in_threads(lambda t0, t1: loop(t0, t1, *args), ntask, _workers(threads, ntask))
+    low = _nan_min(lows)
+    high = -_nan_min(-highs)
+    if not flags.any():
+        return margin, stable, np.empty(0, dtype=np.intp), low, high
+    near = ~(np.abs(margin.reshape(-1)) > CERTIFY_RTOL)
+    return margin, stable, np.flatnonzero(near), low, high
+
+
+def _nan_min(a: np.ndarray) -> np.ndarray:
+    """Column minima, NaN where a column has a NaN (``inf`` for no rows)."""
+    return np.minimum.reduce(a, axis=0, initial=np.inf)
+
+
+# ---------------------------------------------------------------------------------------
+# The noise sum: per config, sum_k w_k N(lambda_k) / T(lambda_k) and min_k T(lambda_k)
+# ---------------------------------------------------------------------------------------
+_noise_loops: dict[Any, Callable[..., Any]] = {}
+
+
+def _horner_lines(name: str, coeffs: Sequence[str], nonzero: Sequence[bool]) -> list[str]:
+    """Scalar Horner in the operation order of ``triplet_checkers._horner``."""
+    out = [f"{name} = {coeffs[0]} * L"]
+    for c, nz in zip(coeffs[1:-1], nonzero[1:-1], strict=True):
+        if nz:
+            out.append(f"{name} = {name} + {c}")
+        out.append(f"{name} = {name} * L")
+    if nonzero[-1]:
+        out.append(f"{name} = {name} + {coeffs[-1]}")
+    return out
+
+
+def _noise_source(
+    params: Sequence[sp.Symbol],
+    coeffs: Sequence[sp.Expr],
+    nz_n: Sequence[bool],
+    nz_t: Sequence[bool],
+) -> str:
+    width = len(nz_n)
+    lines, outs = scalar_lines(params, coeffs, ["b", "x0", "x1"])
+    cn, cd = outs[:width], outs[width:]
+    body = [ln.strip() for ln in lines]
+    body += [f"n{k} = {c}" for k, c in enumerate(cn)]
+    body += [f"t{k} = B * ({cd[k]}) + tau2 * n{k}" for k in range(width)]
+    num = _horner_lines("num", [f"n{k}" for k in range(width)], nz_n)
+    den = _horner_lines("den", [f"t{k}" for k in range(width)], nz_t)
+    setup = "\n".join(f"        {ln}" for ln in body)
+    inner = "\n".join(f"            {ln}" for ln in [*num, *den])
+    return f"""
+def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, tau2, total, low):
+    for i in range(i0, i1):
+        b = beta[i]
+        x0 = q0[i]
+        x1 = q1[i]
+        B = batch[i]
+{setup}
+        acc = 0.0
+        lo = np.inf
+        for j in range(lam.size):
+            L = lam[j]
+{inner}
+            if den < lo or den != den:  # numpy's minimum: a NaN stays
+                lo = den
+            acc += w[j] * (num / den)
+        total[i] = acc
+        low[i] = lo
+"""
+
+
+def run_noise(
+    key: Any,
+    params: Sequence[sp.Symbol],
+    coeffs: Sequence[sp.Expr],
+    nz_n: Sequence[bool],
+    nz_t: Sequence[bool],
+    configs: Sequence[np.ndarray],
+    lam: np.ndarray,
+    w: np.ndarray,
+    tau2: float,
+    threads: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_k w_k N/T, min_k T)`` per config (flat ``beta, q0, q1, batch``)."""
+    with _lock:
+        loop = _noise_loops.get(key)
+        if loop is None:
+            loop = _noise_loops[key] = _jit(_noise_source(params, coeffs, nz_n, nz_t), "noise_loop")
+    n = configs[0].size
+    total, low = np.empty(n), np.empty(n)
+    if n:
+        args = [
+            *(np.ascontiguousarray(c, dtype=np.float64) for c in configs),
+            np.ascontiguousarray(lam, dtype=np.float64),
+            np.ascontiguousarray(w, dtype=np.float64),
+            float(tau2),
+            total,
+            low,
+        ]
+        _in_threads(lambda i0, i1: loop(i0, i1, *args), n, _workers(threads, n))
+    return total, low
