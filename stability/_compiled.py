@@ -137,14 +137,14 @@ def cache_dir() -> Path | None:
 
 _HEADER = (
     "import numpy as np\nfrom numba import njit\n\n\n"
-    "@njit(nogil=True, cache=True, error_model='numpy')"
+    "@njit(nogil=True, cache={cache}, error_model='numpy')"
 )
 
 
 def _jit(source: str, name: str) -> Callable[..., Any]:
     """Compile a generated loop; kept on disk (numba's cache) when a cache folder is
     writable, so later processes load it instead of compiling (about half a second each)."""
-    text = f"{_HEADER}{source}"
+    text = _HEADER.format(cache=True) + source
     folder = cache_dir()
     if folder is not None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -165,6 +165,7 @@ def _jit(source: str, name: str) -> Callable[..., Any]:
         except OSError:
             pass
     namespace: dict[str, Any] = {}
+    text = _HEADER.format(cache=False) + source
     exec(compile(text, f"<stability._compiled.{name}>", "exec"), namespace)  # our code only
     return namespace[name]
 
@@ -294,7 +295,9 @@ def run_margins(
     flat = []
     strides = []
     for a in arrays:
-        c = np.ascontiguousarray(a, dtype=np.float64)
+        c = np.asarray(a, dtype=np.float64)  # (ascontiguousarray would make 0-d 1-d)
+        if not c.flags.c_contiguous:
+            c = c.copy()
         view = np.broadcast_to(c, shape)
         flat.append(c.reshape(-1))
         strides.append([s // 8 for s in view.strides])
