@@ -85,7 +85,7 @@ def _reduce(
     return kept, implied
 
 
-def _term_sum(expr: sp.Expr) -> sp.Expr:
+def term_sum(expr: sp.Expr) -> sp.Expr:
     """The sum of the absolute values of the terms of ``expr`` (expanded)."""
     return sp.Add(
         *(
@@ -128,8 +128,8 @@ def compile_kernel(
         kept, implied = _reduce(conds, domain)
     exprs = [e for _, e in kept]
     if scale is None:
-        scale = sp.Add(*(_term_sum(e) for e in exprs))
-    elif not all(_dominates(scale, _term_sum(e), 2) for e in exprs):
+        scale = sp.Add(*(term_sum(e) for e in exprs))
+    elif not all(_dominates(scale, term_sum(e), 2) for e in exprs):
         raise AssertionError(f"scale {scale} does not bound the conditions' term sums")
     out = [*exprs, scale]
     try:

@@ -30,9 +30,11 @@ from typing import IO, Any
 import numpy as np
 
 from ._values import describe
-from .checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
+from .checkers import family_triplet, torch_sgd_margins
 from .errors import ConfigError
 from .noise import get_noise_model
+from .noisebounds import memory1_noise_bounds
+from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
 __all__ = ["MAX_CONFIGS", "SWEEP_CHUNK", "Axis", "SweepSummary", "publish", "sweep"]
 
@@ -42,8 +44,6 @@ MAX_CONFIGS = 10**9
 """Largest grid a sweep accepts (about 10 GB of NPZ output)."""
 MAX_AXIS = 10**6
 """Largest momentum / dampening / weight-decay axis (the long axis belongs on ``lr``)."""
-MAX_PAIRS = 10**12
-"""Largest ``configs x eigenvalues`` of a noise sweep (beyond it the run takes hours)."""
 NAMES = ("lr", "momentum", "dampening", "weight_decay")
 _CSV_BYTES = 120  # a CSV row of 8 numbers printed with 17 significant digits, at most
 
@@ -138,6 +138,7 @@ def sweep(
     lambda_max: float,
     nesterov: bool = False,
     eigenvalues: np.ndarray | None = None,
+    spectrum: Spectrum | PowerLawSpectrum | None = None,
     batch_size: float | None = None,
     noise: str = "gaussian",
     progress: bool | None = None,
@@ -146,10 +147,18 @@ def sweep(
 
     ``axes`` maps ``lr``, ``momentum``, ``dampening``, ``weight_decay`` to :class:`Axis`
     objects (missing ones are ``[0]``). CSV rows are ``lr, momentum, dampening,
-    weight_decay, strict_stable, margin, U, stable``; NPZ holds the four axes and arrays of
-    the grid's shape (``strict_stable``, ``margin``, ``U`` when computed, ``stable``) plus
-    ``nesterov`` and ``lambda_max``.
+    weight_decay, strict_stable, margin, U, stable, U_error``; NPZ holds the four axes and
+    arrays of the grid's shape (``strict_stable``, ``margin``, ``stable``, and ``U`` with
+    ``U_error`` when computed) plus ``nesterov`` and ``lambda_max``.
+
+    With ``batch_size``, ``U`` is certified on a compressed spectrum
+    (:func:`stability.noisebounds.memory1_noise_bounds`): the true sum lies within
+    ``U_error`` of ``U`` and ``stable`` is decided by the bounds. ``spectrum`` (an eigenvalue
+    array, a :class:`~stability.noise.Spectrum` or a finite power law) replaces
+    ``eigenvalues``.
     """
+    if spectrum is None and eigenvalues is not None:
+        spectrum = Spectrum.from_arrays(eigenvalues)
 
     ax = [axes.get(n) or Axis.of(n, [0.0]) for n in NAMES]
     shape = tuple(a.size for a in ax)
@@ -191,19 +200,19 @@ def sweep(
         ) from None
     noisy = batch_size is not None
     if noisy:
-        if eigenvalues is None:
+        if spectrum is None:
             raise ConfigError("--batch-size needs --spectrum or --power-law")
         if ax[3].size > 1:
             raise ConfigError("the noise sweep needs a single weight decay value")
-        if n * eigenvalues.size > MAX_PAIRS:
+        spectrum = as_spectrum(spectrum)
+        if isinstance(spectrum, PowerLawSpectrum) and spectrum.N is None:
             raise ConfigError(
-                f"{n:,} configs x {eigenvalues.size:,} eigenvalues is more than "
-                f"{MAX_PAIRS:.0e} terms (hours of work); use fewer configs or a "
-                "shorter spectrum"
+                "the noise sweep needs a finite power law (give N; any size works, the sum "
+                "is certified on a compressed spectrum)"
             )
         model = get_noise_model(noise)
         _, triplet = family_triplet("torch_nesterov" if nesterov else "torch_sgd")
-    per_config = _CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 8 * noisy)
+    per_config = _CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 16 * noisy)
     need = n * per_config
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -221,9 +230,7 @@ def sweep(
     chunk = SWEEP_CHUNK if not noisy else max(1, SWEEP_CHUNK // 100)
     rows = max(1, chunk // max(per_row, 1))
     show = _progress(
-        progress
-        if progress is not None
-        else (n > 4_000_000 or (noisy and n * eigenvalues.size > 10**9))
+        progress if progress is not None else (n > 4_000_000 or (noisy and n > 200_000))
     )
     writer = _CsvWriter(path, NAMES) if path.suffix == ".csv" else _NpzWriter(path, shape, noisy)
     n_stable = 0
@@ -244,17 +251,22 @@ def sweep(
                 trip = (
                     triplet(lr, mu) if nesterov else triplet(lr, mu, np.where(mu == 0, 0.0, tau))
                 )  # no buffer at mu = 0
-                U = memory1_noise_sum(
+                nb = memory1_noise_bounds(
                     beta=trip[0],
                     q0=trip[1],
                     q1=trip[2],
-                    eigenvalues=eigenvalues + ax[3].slab(0, 1)[0],
+                    spectrum=spectrum,
+                    shift=float(ax[3].slab(0, 1)[0]),
                     batch_size=float(batch_size),
                     tau1=model.tau1,
                     tau2=model.tau2,
                 )
-                U = np.broadcast_to(U, v.stable.shape)
-            ok = v.stable if U is None else v.stable & (U < 1)
+                U = (
+                    np.broadcast_to(nb.U, v.stable.shape),
+                    np.broadcast_to(nb.error, v.stable.shape),
+                )
+                bounded = np.broadcast_to(nb.bounded, v.stable.shape)
+            ok = v.stable if U is None else v.stable & bounded
             n_stable += int(np.count_nonzero(ok))
             writer.write(lr, other, v.stable, v.margin, U, ok)
             show(min(shape[0], i0 + rows) * per_row, n)
@@ -282,7 +294,9 @@ class _CsvWriter:
         fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".part")
         self.tmp = Path(tmp)
         self.handle: IO[str] = os.fdopen(fd, "w")
-        self.handle.write(",".join([*names, "strict_stable", "margin", "U", "stable"]) + "\n")
+        self.handle.write(
+            ",".join([*names, "strict_stable", "margin", "U", "stable", "U_error"]) + "\n"
+        )
 
     def write(
         self,
@@ -290,10 +304,11 @@ class _CsvWriter:
         other: list[np.ndarray],
         stable: np.ndarray,
         margin: np.ndarray,
-        U: np.ndarray | None,
+        U: tuple[np.ndarray, np.ndarray] | None,
         ok: np.ndarray,
     ) -> None:
-        part = np.broadcast_arrays(lr, *other, stable, margin, np.nan if U is None else U, ok)
+        u, err = (np.nan, np.nan) if U is None else U
+        part = np.broadcast_arrays(lr, *other, stable, margin, u, ok, err)
         np.savetxt(
             self.handle,
             np.column_stack([np.asarray(c, dtype=float).ravel() for c in part]),
@@ -321,6 +336,7 @@ class _NpzWriter:
         names = {"strict_stable": "|b1", "margin": "<f8", "stable": "|b1"}
         if noisy:
             names["U"] = "<f8"
+            names["U_error"] = "<f8"
         self.files: dict[str, IO[bytes]] = {}
         for name, descr in names.items():
             fh = open(self.dir / f"{name}.npy", "wb")
@@ -335,10 +351,11 @@ class _NpzWriter:
         other: list[np.ndarray],
         stable: np.ndarray,
         margin: np.ndarray,
-        U: np.ndarray | None,
+        U: tuple[np.ndarray, np.ndarray] | None,
         ok: np.ndarray,
     ) -> None:
-        arrays = {"strict_stable": stable, "margin": margin, "stable": ok, "U": U}
+        u, err = (None, None) if U is None else U
+        arrays = {"strict_stable": stable, "margin": margin, "stable": ok, "U": u, "U_error": err}
         for name, fh in self.files.items():
             dtype = bool if name in ("strict_stable", "stable") else "<f8"
             fh.write(np.ascontiguousarray(arrays[name], dtype=dtype).tobytes())

@@ -125,7 +125,7 @@ def memory1_interval_margins(
 # The noise condition U < 1, vectorised over configurations x eigenvalues
 # ---------------------------------------------------------------------------------------
 @cache
-def _noise_kernel() -> tuple[
+def noise_coefficients() -> tuple[
     Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...], tuple[sp.Expr, ...]
 ]:
     """eq. 25's ``Ubar_lambda = N(lambda) / D(lambda)`` for the memory-1 triplet, as the
@@ -211,7 +211,7 @@ def memory1_noise_sum(
         lambda_hi=lam.max(),
         threads=threads,
     )
-    f, nz_n, nz_d, exprs = _noise_kernel()
+    f, nz_n, nz_d, exprs = noise_coefficients()
     nz_t = tuple(d or (n and tau2 != 0) for n, d in zip(nz_n, nz_d, strict=True))
     width = len(nz_n)
     shape = strict.stable.shape
