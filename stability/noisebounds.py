@@ -135,7 +135,8 @@ def _array_bins(spec: Spectrum, head: int, ratio: float) -> Bins:
     lam = spec.lam
     if lam.size <= head:
         w = np.asarray(spec.weights, dtype=float)
-        return Bins(lam.copy(), lam.copy(), w.copy(), True)
+        keep = w > 0  # a zero weight is no eigenvalue
+        return Bins(lam[keep], lam[keep], w[keep], True)
     lo_all, hi_all = float(lam.min()), float(lam.max())
     # pass 1: a log-histogram finds the threshold above which about `head` eigenvalues lie
     fine = 4096
@@ -157,8 +158,8 @@ def _array_bins(spec: Spectrum, head: int, ratio: float) -> Bins:
         x = lam[sl]
         w = _weights_of(spec, sl)
         big = x >= threshold
-        head_lam.append(x[big])
-        head_w.append(w[big])
+        head_lam.append(x[big & (w > 0)])
+        head_w.append(w[big & (w > 0)])
         x, w = x[~big], w[~big]
         j = np.clip(np.floor(np.log(x / lo_all) / math.log(ratio)).astype(np.int64), 0, nb - 1)
         for _ in range(2):  # rounding of the logarithm: move to the bin that holds x
@@ -362,8 +363,8 @@ def memory1_noise_bounds(
             bins = _shifted(bins, shift)
         if level == 0:
             bins_used = len(bins)
-        else:
-            refined += todo.size
+        elif level == 1:
+            refined = todo.size
         lo, hi = _bounds_on(bins, [c[todo] for c in cols], tau1, tau2, threads)
         lower[todo], upper[todo] = lo, hi
         undecided = ~((hi < 1) | (lo >= 1))
@@ -399,4 +400,8 @@ def _points(spec: Spectrum | PowerLawSpectrum) -> Bins | None:
         return Bins(lam, lam, np.ones(lam.size), True)
     if spec.lam.size > MAX_POINTS:
         return None
-    return Bins(spec.lam, spec.lam, np.asarray(spec.weights, dtype=float), True)
+    w = np.asarray(spec.weights, dtype=float)
+    if w.min() > 0:
+        return Bins(spec.lam, spec.lam, w, True)
+    keep = w > 0  # a zero weight is no eigenvalue
+    return Bins(spec.lam[keep], spec.lam[keep], w[keep], True)

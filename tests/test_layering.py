@@ -24,6 +24,7 @@ LAYERS = {
     "adapters": {"optimizers"},
     "checkers": {
         "checkers", "_codegen", "_kernels", "_engine", "triplet_checkers", "_compiled",
+        "noisebounds",
     },
     "faces": {
         "report", "cli", "latex", "plots", "demo", "sweep", "__main__", "__init__", "maxlr",
