@@ -135,12 +135,8 @@ def test_refinement_decides_a_config_next_to_the_boundary():
     lam = spec.eigenvalues()
     for _ in range(60):
         mid = (lo + hi) / 2
-        u = memory1_noise_sum(
-            *(),
-            **dict(zip(("beta", "q0", "q1"), torch_triplet(mid, mu))),
-            eigenvalues=lam,
-            batch_size=B,
-        )
+        beta, q0, q1 = torch_triplet(mid, mu)
+        u = memory1_noise_sum(beta=beta, q0=q0, q1=q1, eigenvalues=lam, batch_size=B)
         lo, hi = (mid, hi) if u < 1 else (lo, mid)
     for lr in (lo * (1 - 1e-7), hi * (1 + 1e-7)):
         beta, q0, q1 = torch_triplet(lr, mu)
