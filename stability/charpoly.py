@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sympy as sp
+from sympy.polys.matrices import DomainMatrix
 
 from . import symbols as S
 from ._values import describe, to_sympy
@@ -107,12 +108,41 @@ def charpoly(alg: MemoryAlgorithm) -> CharPoly:
     >>> cp.Q.as_expr()
     alpha*beta + xi*(-alpha*beta - alpha)
     """
-    M, xi = alg.M, S.xi
-    P = sp.Poly(sp.expand((xi - 1) * _det(xi * sp.eye(M) - alg.D)), xi)
-    adj = (xi * sp.eye(M + 1) - alg.S0).adjugate(method="berkowitz")
-    Q = sp.Poly(sp.expand((alg.r.T * adj * alg.v)[0, 0]), xi)
+    xi = S.xi
+    P = sp.Poly(sp.expand((xi - 1) * char_det(alg.D)), xi)
+    Q = sp.Poly(sp.expand(_adjugate_form(alg)), xi)
     chi = sp.Poly(P.as_expr() - S.lam * Q.as_expr(), xi)
     return CharPoly(P, Q, chi)
+
+
+def char_det(D: sp.Matrix) -> sp.Expr:
+    """``det(xi I - D)`` from the characteristic polynomial of ``D`` computed in its own
+    polynomial domain (sympy's ``DomainMatrix``: fraction-free, no expression swell)."""
+    M = D.rows
+    if M == 0:
+        return sp.Integer(1)
+    dm = DomainMatrix.from_Matrix(D)
+    return sp.Add(*(dm.domain.to_sympy(c) * S.xi ** (M - k) for k, c in enumerate(dm.charpoly())))
+
+
+def _adjugate_form(alg: MemoryAlgorithm) -> sp.Expr:
+    """``r^T adj(xi I - S_0) v`` by the Faddeev-LeVerrier expansion of the adjugate,
+    ``adj(xi I - S_0) = sum_k xi^(n-1-k) B_k`` with ``B_0 = I``, ``B_k = S_0 B_(k-1) + c_k I``
+    (``c_k`` the coefficients of ``det(xi I - S_0)``), applied to ``v``: ``n`` matrix-vector
+    products in the entries' polynomial domain instead of a symbolic adjugate."""
+    n = alg.M + 1
+    big = sp.Matrix.vstack(
+        sp.Matrix.hstack(alg.S0, alg.v), sp.Matrix.hstack(alg.r.T, sp.zeros(1, 1))
+    )
+    dm = DomainMatrix.from_Matrix(big)
+    S0, v, r = dm[:n, :n], dm[:n, n:], dm[n:, :n]
+    c = S0.charpoly()
+    u = v
+    q = [(r * u)[0, 0].element]
+    for k in range(1, n):
+        u = S0 * u + v * c[k]
+        q.append((r * u)[0, 0].element)
+    return sp.Add(*(dm.domain.to_sympy(qk) * S.xi ** (n - 1 - k) for k, qk in enumerate(q)))
 
 
 def to_multistep(alg: MemoryAlgorithm) -> Multistep:

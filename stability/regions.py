@@ -20,6 +20,7 @@ import sympy as sp
 from . import symbols as S
 from ._values import describe, to_sympy
 from .algorithms import MemoryAlgorithm
+from .charpoly import char_det
 from .errors import ConfigError, StabilityError
 from .rootconditions import (
     MAX_EXACT_MEMORY,
@@ -30,8 +31,11 @@ from .rootconditions import (
     lambda_degree,
     schur_conditions,
     schur_named,
+    schur_polys,
     strip_lambda,
+    strip_lambda_poly,
     tidy,
+    tidy_poly,
 )
 from .verdicts import StabilityResult, is_strictly_stable, stable_curvature_intervals
 
@@ -137,19 +141,29 @@ def strict_stability_conditions(
         t = alg.triplet()
         conds = theorem61_conditions(t.beta, t.q0, t.q1, lam_max)
         return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "Theorem 6.1")
-    detD = (S.xi * sp.eye(M) - alg.D).det(method="berkowitz")
-    fixed = [Condition(f"D stable: {n}", e) for n, e in schur_named(coefficients(detD, S.xi))]
+    detD = char_det(alg.D)
+    fixed = [Condition(f"D stable: {n}", e) for n, e in _tidy_named(coefficients(detD, S.xi))]
     over = []
-    for name, e in schur_named(coefficients(alg.charpoly().chi.as_expr(), S.xi)):
-        e = strip_lambda(tidy(e))
+    chi = alg.charpoly().chi
+    for name, e in _tidy_named(coefficients(chi, S.xi), strip=True):
         if e.is_number:
             fixed.append(Condition(name, e))
         elif lambda_degree(e) == 1:
-            fixed.append(Condition(f"{name} at lambda -> 0", e.subs(S.lam, 0)))
-            fixed.append(Condition(f"{name} at lambda_max", e.subs(S.lam, lam_max)))
+            fixed.append(Condition(f"{name} at lambda -> 0", tidy(e.subs(S.lam, 0))))
+            fixed.append(Condition(f"{name} at lambda_max", tidy(e.subs(S.lam, lam_max))))
         else:
             over.append(Condition(name, e))
-    return StrictStabilityConditions(alg, lam_max, _tidied(fixed), _tidied(over), "Schur-Cohn")
+    return StrictStabilityConditions(alg, lam_max, tuple(fixed), tuple(over), "Schur-Cohn")
+
+
+def _tidy_named(a: list[sp.Expr], strip: bool = False) -> list[tuple[str, sp.Expr]]:
+    """Named Schur conditions, tidied (positive factors dropped; with ``strip`` also the
+    power of lambda), in the polynomial ring when the coefficients allow it."""
+    ring_form = schur_polys(a)
+    if ring_form is None:
+        out = [(n, tidy(e)) for n, e in schur_named(a)]
+        return [(n, strip_lambda(e)) for n, e in out] if strip else out
+    return [(n, tidy_poly(strip_lambda_poly(p) if strip else p)) for n, p in ring_form[1]]
 
 
 def _tidied(conds: list[Condition]) -> tuple[Condition, ...]:
