@@ -156,7 +156,14 @@ def _positive_on(p: sp.Poly, lo: sp.Rational, hi: sp.Rational, open_lo: bool) ->
 def _positive_roots(p: sp.Poly) -> list[sp.Expr]:
     if p.is_zero or p.degree() <= 0:
         return []
-    return [r for r in sp.Poly(p, S.lam).real_roots() if _is_positive_root(r)]
+    # root by root of each irreducible factor: sympy's real_roots of the whole polynomial
+    # refines the roots of different factors until their intervals are disjoint, which can
+    # take minutes at large memory sizes; no radicals (square roots of huge integers)
+    out = []
+    for f, _ in sp.Poly(p, S.lam).factor_list()[1]:
+        if f.degree() >= 1:
+            out += [r for r in f.real_roots(radicals=False) if _is_positive_root(r)]
+    return out
 
 
 def _is_positive_root(r: sp.Expr) -> bool:
@@ -308,9 +315,8 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         spec = (spec[0] + shift_x, spec[1] + shift_x)
     polys = _condition_polys(alg)
     notes: list[str] = []
-    intervals = stable_curvature_intervals(alg)
     d_ok, d_names = _memory_stable(alg)
-    lam_crit = float(intervals[0][1]) if d_ok and intervals and intervals[0][0] == 0 else 0.0
+    lam_crit = _critical_curvature(polys) if d_ok else 0.0
 
     if kind == "interval":
         lo, hi = spec
@@ -331,7 +337,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         elif not holds_d:
             reason = "the memory matrix D is not strictly stable (rate degenerates as lambda -> 0)"
         else:
-            bad = _first_unstable(intervals, lo, hi)
+            bad = _first_unstable(polys, lo, hi)
             reason = f"S_lambda is not strictly stable at lambda ~ {bad:.6g}"
         return StabilityResult(
             stable, label, float(hi), lam_crit, margins, failing, reason, notes=tuple(notes)
@@ -346,7 +352,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         raise ConfigError("spectrum has no positive eigenvalue")
     if shift_x != 0:
         notes.append(f"every eigenvalue shifted by {describe(shift)} (added exactly)")
-    bad = _eigenvalues_outside(positive, intervals, polys, shift_x)
+    bad = _eigenvalues_outside(positive, stable_curvature_intervals(alg), polys, shift_x)
     stable = bad.size == 0
     exact_bad = [sp.Rational(float(x)) + shift_x for x in bad[:100]]
     failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
@@ -406,13 +412,66 @@ def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
     return not bad, bad
 
 
-def _first_unstable(intervals, lo, hi) -> float:
-    """A curvature in [lo, hi] outside the stable set (for the message)."""
-    x = float(lo)
-    for a, b in intervals:
-        if float(a) <= x < float(b) or (x == 0 and a == 0):
-            x = float(b)
-    return min(x, float(hi))
+def _first_unstable(polys, lo, hi) -> float:
+    """A curvature in ``[lo, hi]`` where some condition is not positive (for the message)."""
+    found = [x for _, p in polys for x in [_first_nonpositive(p, lo, hi)] if x is not None]
+    return min(found) if found else float(hi)
+
+
+def _critical_curvature(polys) -> float:
+    """``sup L`` with every condition positive on ``(0, L)``: the smallest positive root of the
+    λ-power-free conditions (0 if one is not positive just above 0), to 1e-13 relative."""
+    best = math.inf
+    for _, p in polys:
+        q = _lambda_free(p)
+        if q.is_zero or q.eval(0) <= 0:
+            return 0.0
+        root = _smallest_root(q, sp.Integer(0), None)
+        if root is not None:
+            best = min(best, root)
+    return best
+
+
+def _lambda_free(p: sp.Poly) -> sp.Poly:
+    if p.is_zero:
+        return p
+    k = min(m[0] for m in p.monoms())
+    if not k:
+        return p
+    return sp.Poly.from_dict({(m[0] - k,): c for m, c in p.terms()}, S.lam, domain="QQ")
+
+
+def _first_nonpositive(p: sp.Poly, lo: sp.Expr, hi: sp.Expr) -> float | None:
+    q = _lambda_free(p) if lo == 0 else p
+    if q.is_zero or q.eval(lo) <= 0:
+        return float(lo)
+    return _smallest_root(q, lo, hi)
+
+
+def _smallest_root(p: sp.Poly, lo: sp.Expr, hi: sp.Expr | None) -> float | None:
+    """The smallest real root of ``p`` in ``(lo, hi]`` (``hi = None``: unbounded), as a float
+    (informational: the verdicts themselves are Sturm counts). mpmath's polynomial roots in
+    40-digit arithmetic; exact root objects (``CRootOf``) can take minutes to refine at
+    large memory sizes."""
+    if p.degree() <= 0:
+        return None
+    with mpmath.workdps(40):
+        coeffs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
+        top = max(abs(c) for c in coeffs)
+        coeffs = [c / top for c in coeffs]
+        try:
+            roots = mpmath.polyroots(coeffs, maxsteps=400, extraprec=200)
+        except mpmath.libmp.NoConvergence:
+            roots = mpmath.polyroots(coeffs, maxsteps=2000, extraprec=800)
+        lo_f = float(lo)
+        hi_f = math.inf if hi is None else float(hi)
+        real = [
+            float(mpmath.re(r))
+            for r in roots
+            if abs(mpmath.im(r)) <= mpmath.mpf(10) ** -20 * max(1, abs(r))
+        ]
+    inside = [x for x in real if lo_f < x <= hi_f]
+    return min(inside) if inside else None
 
 
 def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -> np.ndarray:
