@@ -345,7 +345,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
 
     arr = spec
     shift_f = float(shift_x)
-    positive = arr[arr > 0] if shift_x == 0 else arr
+    positive = arr if shift_x != 0 or arr.min(initial=1.0) > 0 else arr[arr > 0]  # no copy
     if positive.size < arr.size:
         notes.append(f"{arr.size - positive.size} zero eigenvalue(s) skipped (flat directions)")
     if positive.size == 0:
@@ -557,7 +557,7 @@ def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> S
     p = [sp.Rational(c) for c in reversed(P.all_coeffs())]
     q = [sp.Rational(c) for c in reversed(Q.all_coeffs())] + [sp.Integer(0)] * len(P.all_coeffs())
     shift_x = to_exact(shift)
-    positive = values[values > 0] if shift_x == 0 else values
+    positive = values if shift_x != 0 or values.min(initial=1.0) > 0 else values[values > 0]
     if positive.size == 0:
         raise ConfigError("spectrum has no positive eigenvalue")
     distinct = np.unique(positive)
