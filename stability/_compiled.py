@@ -203,22 +203,11 @@ def _margin_source(
             reads.append(("inner", f"a{i} = x{i}[o{i} + c]"))
         else:
             reads.append(("inner", f"a{i} = x{i}[o{i} + c * s{i}[nd - 1]]"))
-        if tracked[i]:
-            head += [f"lo{i} = np.inf", f"hi{i} = -np.inf", f"z{i} = 0.0"]
-            reads.append(
-                (
-                    reads[-1][0],
-                    f"lo{i} = min(lo{i}, a{i})\nhi{i} = max(hi{i}, a{i})\nz{i} += a{i} - a{i}",
-                )
-            )
+        if tracked[i]:  # integer counts of values outside the open bounds: vectorisable
+            head += [f"out{i} = 0", f"low{i} = bounds[{2 * i}]", f"high{i} = bounds[{2 * i + 1}]"]
+            reads.append((reads[-1][0], f"out{i} += not (a{i} > low{i} and a{i} < high{i})"))
     step = [f"o{i} += j * s{i}[d]" for i in range(k)]
-    save = []
-    for i in range(k):
-        if tracked[i]:
-            save += [
-                f"lows[t, {i}] = lo{i} if z{i} == 0.0 else np.nan",
-                f"highs[t, {i}] = hi{i} if z{i} == 0.0 else np.nan",
-            ]
+    save = [f"outside[t, {i}] = out{i}" for i in range(k) if tracked[i]]
 
     def block(lines: list[str], depth: int) -> str:
         pad = "    " * depth
@@ -227,7 +216,7 @@ def _margin_source(
     outer = [r for where, r in reads if where == "outer"]
     inner = [r for where, r in reads if where == "inner"]
     return f"""
-def margin_loop(t0, t1, shape, {args}, margin, stable, flags, lows, highs, chunk):
+def margin_loop(t0, t1, shape, {args}, margin, stable, flags, outside, bounds, chunk):
     nd = shape.size
     cols = shape[nd - 1]
     per_row = (cols + chunk - 1) // chunk
@@ -284,14 +273,15 @@ def run_margins(
     arrays: Sequence[np.ndarray],
     shape: tuple[int, ...],
     threads: int | None,
-    tracked: Sequence[bool],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(margin, stable, candidates, lows, highs)`` of ``min(c_1..c_k) / s`` for ``outputs =
+    bounds: Sequence[tuple[float, float] | None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(margin, stable, candidates, outside)`` of ``min(c_1..c_k) / s`` for ``outputs =
     (c_1, ..., c_k, s)`` over the broadcast ``arrays``: the compiled twin of the engine's
     blocked pass. ``candidates`` are the flat indices whose margin is within the
-    certification band (or NaN), for the exact re-decision; ``lows``/``highs`` are each
-    input's minimum and maximum as read by the loop (NaN if it read one), for the range
-    checks."""
+    certification band (or NaN), for the exact re-decision; ``bounds[j]`` (or ``None``: not
+    checked) is an open interval ``(low, high)`` input ``j`` must lie in, and ``outside[j]``
+    counts the values read outside it (NaN included), for the range checks."""
+    tracked = [b is not None for b in bounds]
     flat = []
     strides = []
     for a in arrays:
@@ -316,25 +306,19 @@ def run_margins(
     cols = dims[-1]
     ntask = max(1, size // cols) * (-(-cols // _CHUNK)) if size else 0
     flags = np.zeros(ntask, dtype=np.int64)
-    lows = np.full((ntask, len(arrays)), np.inf)
-    highs = np.full((ntask, len(arrays)), -np.inf)
+    outside = np.zeros((ntask, len(arrays)), dtype=np.int64)
+    limits = np.array([x for b in bounds for x in (b or (-np.inf, np.inf))], dtype=np.float64)
     if size:
         args: list[Any] = [np.asarray(dims, dtype=np.int64)]
         for x, st in zip(flat, steps, strict=True):
             args += [x, np.asarray(st, dtype=np.int64)]
-        args += [margin.reshape(-1), stable.reshape(-1), flags, lows, highs, _CHUNK]
+        args += [margin.reshape(-1), stable.reshape(-1), flags, outside, limits, _CHUNK]
         _in_threads(lambda t0, t1: loop(t0, t1, *args), ntask, _workers(threads, ntask))
-    low = _nan_min(lows)
-    high = -_nan_min(-highs)
+    counts = outside.sum(axis=0)
     if not flags.any():
-        return margin, stable, np.empty(0, dtype=np.intp), low, high
+        return margin, stable, np.empty(0, dtype=np.intp), counts
     near = ~(np.abs(margin.reshape(-1)) > CERTIFY_RTOL)
-    return margin, stable, np.flatnonzero(near), low, high
-
-
-def _nan_min(a: np.ndarray) -> np.ndarray:
-    """Column minima, NaN where a column has a NaN (``inf`` for no rows)."""
-    return np.minimum.reduce(a, axis=0, initial=np.inf)
+    return margin, stable, np.flatnonzero(near), counts
 
 
 # ---------------------------------------------------------------------------------------

@@ -198,19 +198,16 @@ def run_kernel(
         return np.flatnonzero(~(size > _CERTIFY_RTOL)) + start
 
     if compiled:  # one fused loop (numba) that also returns each input's extremes
-        margin, stable, idx, lows, highs = _compiled.run_margins(
-            kernel,
-            kernel_symbols(kernel),
-            kernel.outputs,
-            arrays,
-            shape,
-            threads,
-            [j in late for j in range(len(arrays))],
+        bounds = [
+            ranges.get(kernel.params[j], REAL).open_bounds() if j in late else None
+            for j in range(len(arrays))
+        ]
+        margin, stable, idx, outside = _compiled.run_margins(
+            kernel, kernel_symbols(kernel), kernel.outputs, arrays, shape, threads, bounds
         )
         for j in late:
-            rng = ranges.get(kernel.params[j], REAL)
-            if not rng.holds(float(lows[j]), float(highs[j])):
-                rng.check(kernel.params[j], arrays[j])
+            if outside[j]:
+                ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
     else:
         margin = np.empty(shape)
         stable = np.empty(shape, dtype=bool)
@@ -298,6 +295,12 @@ class Range:
             if not (high < self.high if self.high_open else high <= self.high):
                 return False
         return True
+
+    def open_bounds(self) -> tuple[float, float]:
+        """``(low, high)`` with ``low < x < high`` exactly for the finite ``x`` in the range."""
+        low = self.low if self.low_open else float(np.nextafter(self.low, -np.inf))
+        high = self.high if self.high_open else float(np.nextafter(self.high, np.inf))
+        return low, high
 
     def holds(self, low: float, high: float) -> bool:
         """Whether values with this minimum and maximum lie in the range (NaN fails)."""
