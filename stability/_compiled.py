@@ -137,14 +137,15 @@ def cache_dir() -> Path | None:
 
 _HEADER = (
     "import numpy as np\nfrom numba import njit\n\n\n"
-    "@njit(nogil=True, cache={cache}, error_model='numpy')"
+    "@njit(nogil=True, cache={cache}, error_model='numpy', fastmath={fastmath})"
 )
 
 
-def _jit(source: str, name: str) -> Callable[..., Any]:
+def _jit(source: str, name: str, fastmath: Any = False) -> Callable[..., Any]:
     """Compile a generated loop; kept on disk (numba's cache) when a cache folder is
-    writable, so later processes load it instead of compiling (about half a second each)."""
-    text = _HEADER.format(cache=True) + source
+    writable, so later processes load it instead of compiling (about half a second each).
+    ``fastmath`` is numba's flag set (the margin loops keep IEEE semantics: ``False``)."""
+    text = _HEADER.format(cache=True, fastmath=repr(fastmath)) + source
     folder = cache_dir()
     if folder is not None:
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -165,7 +166,7 @@ def _jit(source: str, name: str) -> Callable[..., Any]:
         except OSError:
             pass
     namespace: dict[str, Any] = {}
-    text = _HEADER.format(cache=False) + source
+    text = _HEADER.format(cache=False, fastmath=repr(fastmath)) + source
     exec(compile(text, f"<stability._compiled.{name}>", "exec"), namespace)  # our code only
     return namespace[name]
 
@@ -205,7 +206,9 @@ def _margin_source(
             reads.append(("inner", f"a{i} = x{i}[o{i} + c * s{i}[nd - 1]]"))
         if tracked[i]:  # integer counts of values outside the open bounds: vectorisable
             head += [f"out{i} = 0", f"low{i} = bounds[{2 * i}]", f"high{i} = bounds[{2 * i + 1}]"]
-            reads.append((reads[-1][0], f"out{i} += not (a{i} > low{i} and a{i} < high{i})"))
+            reads.append(
+                (reads[-1][0], f"out{i} += (a{i} <= low{i}) | (a{i} >= high{i}) | (a{i} != a{i})")
+            )
     step = [f"o{i} += j * s{i}[d]" for i in range(k)]
     save = [f"outside[t, {i}] = out{i}" for i in range(k) if tracked[i]]
 
@@ -239,7 +242,7 @@ def margin_loop(t0, t1, shape, {args}, margin, stable, flags, outside, bounds, c
             m = r / {s}
             margin[base + c] = m
             stable[base + c] = m > 0.0
-            bad += not (abs(m) > {CERTIFY_RTOL!r})
+            bad += (abs(m) <= {CERTIFY_RTOL!r}) | (m != m)
         flags[t] = bad
 {block(save or ["pass"], 2)}
 """
@@ -327,13 +330,15 @@ def run_margins(
 _noise_loops: dict[Any, Callable[..., Any]] = {}
 
 
-def _horner_lines(name: str, coeffs: Sequence[str], nonzero: Sequence[bool]) -> list[str]:
+def _horner_lines(
+    name: str, coeffs: Sequence[str], nonzero: Sequence[bool], var: str = "L"
+) -> list[str]:
     """Scalar Horner in the operation order of ``triplet_checkers._horner``."""
-    out = [f"{name} = {coeffs[0]} * L"]
+    out = [f"{name} = {coeffs[0]} * {var}"]
     for c, nz in zip(coeffs[1:-1], nonzero[1:-1], strict=True):
         if nz:
             out.append(f"{name} = {name} + {c}")
-        out.append(f"{name} = {name} * L")
+        out.append(f"{name} = {name} * {var}")
     if nonzero[-1]:
         out.append(f"{name} = {name} + {coeffs[-1]}")
     return out
@@ -351,9 +356,10 @@ def _noise_source(
     body = [ln.strip() for ln in lines]
     body += [f"n{k} = {c}" for k, c in enumerate(cn)]
     body += [f"t{k} = B * ({cd[k]}) + tau2 * n{k}" for k in range(width)]
+    setup = "\n".join(f"        {ln}" for ln in body)
+
     num = _horner_lines("num", [f"n{k}" for k in range(width)], nz_n)
     den = _horner_lines("den", [f"t{k}" for k in range(width)], nz_t)
-    setup = "\n".join(f"        {ln}" for ln in body)
     inner = "\n".join(f"            {ln}" for ln in [*num, *den])
     return f"""
 def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, tau2, total, low):
@@ -364,15 +370,14 @@ def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, tau2, total, low):
         B = batch[i]
 {setup}
         acc = 0.0
-        lo = np.inf
+        bad = 0
         for j in range(lam.size):
             L = lam[j]
 {inner}
-            if den < lo or den != den:  # numpy's minimum: a NaN stays
-                lo = den
+            bad += (den <= 0.0) | (den != den)
             acc += w[j] * (num / den)
         total[i] = acc
-        low[i] = lo
+        low[i] = 1.0 if bad == 0 else -1.0  # the sign of min T (NaN counts as not positive)
 """
 
 
@@ -388,11 +393,16 @@ def run_noise(
     tau2: float,
     threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(sum_k w_k N/T, min_k T)`` per config (flat ``beta, q0, q1, batch``)."""
+    """``(sum_k w_k N/T, s)`` per config (flat ``beta, q0, q1, batch``): ``s > 0`` iff
+    ``T > 0`` at every eigenvalue (the sign of ``min_k T``, as the numpy path uses it)."""
     with _lock:
         loop = _noise_loops.get(key)
         if loop is None:
-            loop = _noise_loops[key] = _jit(_noise_source(params, coeffs, nz_n, nz_t), "noise_loop")
+            # reassociation only: the sum over eigenvalues may be vectorised (its order is
+            # free: the numpy path sums by matrix products); NaN and inf keep their meaning
+            loop = _noise_loops[key] = _jit(
+                _noise_source(params, coeffs, nz_n, nz_t), "noise_loop", {"reassoc"}
+            )
     n = configs[0].size
     total, low = np.empty(n), np.empty(n)
     if n:
