@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import progress
 from ._codegen import scalar_lines
 from .errors import ConfigError
 
@@ -414,7 +415,16 @@ def run_noise(
             total,
             low,
         ]
-        _in_threads(lambda i0, i1: loop(i0, i1, *args), n, _workers(threads, n))
+        # long runs go in parts so that a progress line can follow them
+        parts = 1 if n * lam.size < 2 * 10**9 else min(n, 50)
+        for p in range(parts):
+            a0, a1 = n * p // parts, n * (p + 1) // parts
+            _in_threads(
+                lambda i0, i1, a0=a0: loop(a0 + i0, a0 + i1, *args),
+                a1 - a0,
+                _workers(threads, a1 - a0),
+            )
+            progress.update("noise sum U", a1, n)
     return total, low
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, progress
 from ._values import describe, listing
 from .configs import kind_of
 from .errors import ConfigError, StabilityError
@@ -200,6 +200,11 @@ def _parser() -> _Parser:
         c, noise_choices=["gaussian", "translation_invariant", "se0"], noise_default=None
     )
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
+    c.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress lines on stderr for long sums (default: when stderr is a terminal)",
+    )
 
     d = sub.add_parser("derive", help="print or write the LaTeX derivation of a method")
     d.add_argument(
@@ -222,6 +227,11 @@ def _parser() -> _Parser:
     w.add_argument("--nesterov", action="store_true")
     _spectrum_args(w, noise_choices=["gaussian", "se0"], noise_default="gaussian")
     w.add_argument("--out", required=True, help="output file: .csv or .npz")
+    w.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress line and run-time estimate on stderr (default: for large grids)",
+    )
     return parser
 
 
@@ -377,6 +387,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         spectrum=pl,
         batch_size=batch,
         noise=args.noise,
+        progress=True if args.progress else None,
     )
     sys.stdout.write(f"{summary}\n")
     return 0
@@ -396,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_sweep(args)
         if args.command == "derive":
             return _run_derive(args)
-        report = _run_check(_build(args))
+        with progress.reporting(args.progress or sys.stderr.isatty()):
+            report = _run_check(_build(args))
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except (StabilityError, OSError) as exc:

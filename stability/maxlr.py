@@ -9,10 +9,12 @@ rates is decided per call by the certified vectorised checkers; power laws too l
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from . import progress
 from ._values import to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers import memory1_interval_margins, memory1_noise_sum
@@ -174,7 +176,11 @@ def _largest(ok: Any, hi: float, points: int) -> float:
 def _refine(ok: Any, lo: float, hi: float, points: int) -> float:
     """Shrink ``[lo, hi]`` (``ok(lo)``, not ``ok(hi)``) to 1e-6 relative width, testing
     ``points - 2`` candidates per round (one call of the vectorised checker)."""
+    start = hi - lo
     while hi - lo > 1e-6 * hi:
+        # progress in orders of magnitude of the bracket, from its first width to 1e-6
+        done = math.log(start / (hi - lo)) / max(math.log(start / (1e-6 * hi)), 1e-300)
+        progress.update("largest stable lr", min(done, 0.99), 1.0)
         grid = np.linspace(lo, hi, points)[1:-1]
         good = grid[ok(grid)]
         lo_new = float(good.max()) if good.size else lo

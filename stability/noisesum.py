@@ -16,6 +16,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from . import progress
 from . import symbols as S
 from ._values import describe, real_array, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
@@ -247,6 +248,7 @@ def _finite_sum(
         if terms is None:
             return None, reason
         parts.append(float(np.sum(w[start : start + CHUNK] * terms)))
+        progress.update("noise sum U", min(start + CHUNK, lam.size), lam.size)
     return math.fsum(parts), ""
 
 

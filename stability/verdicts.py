@@ -18,6 +18,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from . import progress
 from . import symbols as S
 from ._values import check_range, describe, real_array, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
@@ -492,6 +493,7 @@ def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -
     shift_f = float(shift)
     outside = []
     for s in range(0, values.size, _CHUNK):
+        progress.update("exact verdict on the eigenvalues", s, values.size)
         chunk = values[s : s + _CHUNK]
         seen = chunk + shift_f
         inside = np.zeros(chunk.shape, dtype=bool)
@@ -567,7 +569,8 @@ def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> S
             f"{MAX_POINT_EIGENVALUES:,} distinct eigenvalues, got {distinct.size:,}"
         )
     bad, undecided = [], 0
-    for x in distinct.tolist():
+    for done, x in enumerate(distinct.tolist()):
+        progress.update("Schur-Cohn test per eigenvalue", done, distinct.size)
         lam = sp.Rational(x) + shift_x
         chi = [pi - lam * qi for pi, qi in zip(p, q, strict=False)]
         verdict = schur_cohn_at(chi)

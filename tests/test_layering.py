@@ -18,6 +18,7 @@ LAYERS = {
         "symbols", "errors", "_values", "algorithms", "charpoly", "regions", "noise",
         "fluctuations", "geometry", "acceleration", "ltv", "simulate", "noise_models", "spectra",
         "noisesum", "searches", "trajectories", "asymptotics", "rootconditions", "verdicts",
+        "progress",
         "autosgm", "schedules", "ltv_verdicts", "replay", "frozen", "configs",
         "curves", "methods",
     },
