@@ -21,6 +21,7 @@ from .geometry import spectral_radius
 from .ltv import Schedule, filter_from_config, ltv_verdict
 from .maxlr import KIND_OF_SOURCE, largest_stable_lr
 from .noise import PowerLawSpectrum, Spectrum, as_spectrum, critical_batch_size, stability_sum
+from .noisebounds import memory1_noise_bounds
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions import is_strictly_stable
 from .torch_schedules import is_torch_scheduler, schedule_from_torch
@@ -307,19 +308,31 @@ def _check_one(
                 "curvature shift); the noiseless verdict includes it"
             )
         res = stability_sum(alg, shifted, batch_size, noise)
+        bounded, tolerance = res.bounded, res.tolerance
+        cert = _certified_noise(alg, shifted, res)
+        if cert is not None:  # memory one: the verdict U < 1 from certified bounds
+            bounded = bool(cert.bounded) and math.isfinite(res.U)
+            tolerance = max(tolerance, float(cert.error)) if math.isfinite(res.U) else tolerance
+            if math.isfinite(float(cert.upper)):
+                caveats.append(
+                    f"U certified between {float(cert.lower):.6g} and {float(cert.upper):.6g} "
+                    f"(bounds on a compressed spectrum of {cert.bins} bins)"
+                )
+            if cert.undecided:
+                caveats.append("U is within rounding of 1: reported as not bounded")
         noise_info = {
             "model": res.noise.name,
             "tau1": res.noise.tau1,
             "tau2": res.noise.tau2,
             "batch_size": res.batch_size,
             "U": res.U,
-            "bounded": res.bounded,
+            "bounded": bounded,
             "margin": res.margin,
             "reason": res.reason,
             "critical_batch_size": critical_batch_size(alg, shifted, noise)
             if strict.stable
             else math.inf,
-            "tolerance": res.tolerance,
+            "tolerance": tolerance,
         }
         caveats.extend(n for n in res.notes if n not in caveats)
     max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)
@@ -417,6 +430,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return tuple(_plain(v) for v in value)
     return float(value)
+
+
+def _certified_noise(alg: MemoryAlgorithm, spectrum: Any, res: Any) -> Any:
+    """Certified bounds on ``U`` for a memory-1 algorithm on a finite spectrum
+    (:func:`stability.noisebounds.memory1_noise_bounds`), or ``None`` where they do not
+    apply (memory above one, infinite power laws, ``tau2 > 0``, an unstable map)."""
+    finite = isinstance(spectrum, Spectrum) or (
+        isinstance(spectrum, PowerLawSpectrum) and spectrum.N is not None
+    )
+    if alg.M != 1 or not finite or res.noise.tau2 > 0 or not math.isfinite(res.U):
+        return None
+    t = alg.to_exact().triplet()
+    return memory1_noise_bounds(
+        beta=float(t.beta),
+        q0=float(t.q0),
+        q1=float(t.q1),
+        spectrum=spectrum,
+        batch_size=res.batch_size,
+        tau1=res.noise.tau1,
+        tau2=res.noise.tau2,
+    )
 
 
 def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:

@@ -211,3 +211,23 @@ def test_noise_sweep_writes_certified_U_with_its_error(tmp_path):
     assert main([*args, "--power-law", "nu=2,N=1e12", "--out", str(big)]) == 0
     header = big.read_text().splitlines()[0]
     assert header.endswith("stable,U_error")
+
+
+def test_report_verdicts_on_long_spectra_are_certified():
+    spec = power_law(2, Lambda=10, N=10**6)
+    cfg = {"optimizer": "sgd", "momentum": 0.9}
+    edge = stb_check({**cfg, "lr": 0.1}, spec).max_stable_lr  # the largest lr with U < 1
+    for lr, expect in ((edge * 0.999, True), (edge * 1.001, False)):
+        rep = stb_check({**cfg, "lr": lr}, spec)
+        assert rep.noise["bounded"] is expect
+        assert any(c.startswith("U certified between") for c in rep.caveats)
+        beta, q0, q1 = torch_triplet(lr, 0.9)
+        r = memory1_noise_bounds(beta=beta, q0=q0, q1=q1, spectrum=spec, batch_size=32)
+        assert r.lower <= rep.noise["U"] + rep.noise["tolerance"]
+        assert rep.noise["U"] - rep.noise["tolerance"] <= r.upper
+
+
+def stb_check(cfg, spec):
+    from stability.report import check
+
+    return check(cfg, spectrum=spec, batch_size=32)
