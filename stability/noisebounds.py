@@ -340,9 +340,9 @@ def memory1_noise_bounds(
     strict = memory1_interval_margins(
         beta=a["beta"], q0=a["q0"], q1=a["q1"], lambda_lo=lam_lo, lambda_hi=lam_hi, threads=threads
     )
-    shape = strict.stable.shape
+    shape = np.broadcast_shapes(strict.stable.shape, a["batch_size"].shape)
     cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
-    ok = strict.stable.ravel()
+    ok = np.broadcast_to(strict.stable, shape).ravel()
     n = ok.size
     lower = np.full(n, np.inf)
     upper = np.full(n, np.inf)

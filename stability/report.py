@@ -329,9 +329,13 @@ def _check_one(
             "bounded": bounded,
             "margin": res.margin,
             "reason": res.reason,
-            "critical_batch_size": critical_batch_size(alg, shifted, noise)
-            if strict.stable
-            else math.inf,
+            "critical_batch_size": (
+                math.inf
+                if not strict.stable
+                else critical_batch_size(alg, shifted, noise)
+                if cert is None
+                else _critical_batch_certified(alg, shifted, res)
+            ),
             "tolerance": tolerance,
         }
         caveats.extend(n for n in res.notes if n not in caveats)
@@ -451,6 +455,42 @@ def _certified_noise(alg: MemoryAlgorithm, spectrum: Any, res: Any) -> Any:
         tau1=res.noise.tau1,
         tau2=res.noise.tau2,
     )
+
+
+def _critical_batch_certified(
+    alg: MemoryAlgorithm, spectrum: Any, res: Any, max_batch: int = 2**40
+) -> float:
+    """Smallest integer ``B`` whose certified bounds give ``U < 1`` (``U`` decreases in
+    ``B``): 64 candidates per round, each round one vectorised call of the bounds, so no
+    per-eigenvalue array is kept (1e8 eigenvalues: no extra 800 MB)."""
+    t = alg.to_exact().triplet()
+
+    def ok(B: np.ndarray) -> np.ndarray:
+        return memory1_noise_bounds(
+            beta=float(t.beta),
+            q0=float(t.q0),
+            q1=float(t.q1),
+            spectrum=spectrum,
+            batch_size=B,
+            tau1=res.noise.tau1,
+            tau2=res.noise.tau2,
+        ).bounded
+
+    powers = 2.0 ** np.arange(0, int(math.log2(max_batch)) + 1)
+    good = ok(powers)
+    if not good.any():
+        return math.inf
+    k = int(np.argmax(good))
+    lo, hi = (0, 1) if k == 0 else (int(powers[k - 1]), int(powers[k]))  # bad lo, good hi
+    while hi - lo > 1:
+        cand = np.unique(np.linspace(lo, hi, 66).round().astype(np.int64)[1:-1])
+        cand = cand[(cand > lo) & (cand < hi)]
+        if not cand.size:
+            break
+        g = ok(cand.astype(float))
+        hi = int(cand[np.argmax(g)]) if g.any() else hi
+        lo = int(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
+    return float(hi)
 
 
 def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:

@@ -231,3 +231,18 @@ def stb_check(cfg, spec):
     from stability.report import check
 
     return check(cfg, spectrum=spec, batch_size=32)
+
+
+def test_batch_sizes_broadcast_and_the_critical_batch_size_matches_the_search():
+    from stability.noise import critical_batch_size
+
+    spec = power_law(2, Lambda=10, N=10**5)
+    beta, q0, q1 = torch_triplet(0.3, 0.9)
+    B = np.array([1.0, 16.0, 148.0, 149.0, 1e6])
+    r = memory1_noise_bounds(beta=beta, q0=q0, q1=q1, spectrum=spec, batch_size=B)
+    assert r.bounded.shape == (5,)
+    assert r.bounded.tolist() == [False, False, False, True, True]
+    for lr, mu in [(0.3, 0.9), (0.01, 0.5), (0.05, 0.0)]:
+        rep = stb_check({"optimizer": "sgd", "lr": lr, "momentum": mu}, spec)
+        alg = from_torch_sgd(lr, mu).algorithm
+        assert rep.noise["critical_batch_size"] == critical_batch_size(alg, spec)
