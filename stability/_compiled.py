@@ -363,7 +363,7 @@ def _noise_source(
     den = _horner_lines("den", [f"t{k}" for k in range(width)], nz_t)
     inner = "\n".join(f"            {ln}" for ln in [*num, *den])
     return f"""
-def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, tau2, total, low):
+def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, ws, tau2, total, low):
     for i in range(i0, i1):
         b = beta[i]
         x0 = q0[i]
@@ -376,10 +376,17 @@ def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, tau2, total, low):
             L = lam[j]
 {inner}
             bad += (den <= 0.0) | (den != den)
-            acc += w[j] * (num / den)
+            acc += w[j * ws] * (num / den)
         total[i] = acc
         low[i] = 1.0 if bad == 0 else -1.0  # the sign of min T (NaN counts as not positive)
 """
+
+
+def unit_or(w: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(array, stride)``: a constant weight (a zero-stride view) is passed as one value."""
+    if w.ndim == 1 and w.size > 1 and w.strides[0] == 0:
+        return np.ascontiguousarray(w[:1], dtype=np.float64), 0
+    return np.ascontiguousarray(w, dtype=np.float64), 1
 
 
 def run_noise(
@@ -410,7 +417,7 @@ def run_noise(
         args = [
             *(np.ascontiguousarray(c, dtype=np.float64) for c in configs),
             np.ascontiguousarray(lam, dtype=np.float64),
-            np.ascontiguousarray(w, dtype=np.float64),
+            *unit_or(w),
             float(tau2),
             total,
             low,

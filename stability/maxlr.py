@@ -17,10 +17,10 @@ import numpy as np
 from . import progress
 from ._values import to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
-from .checkers import memory1_interval_margins, memory1_noise_sum
+from .checkers import memory1_interval_margins
 from .configs import KINDS
 from .noise import PowerLawSpectrum, Spectrum, get_noise_model, stability_sum
-from .noisesum import HEAD_TERMS
+from .noisebounds import memory1_noise_bounds
 from .optimizers import ConfiguredOptimizer, from_optimizer
 
 __all__ = ["KIND_OF_SOURCE", "largest_stable_lr"]
@@ -86,9 +86,7 @@ def largest_stable_lr(
         ).stable
 
     noise_ok = None
-    long_law = isinstance(spec_obj, PowerLawSpectrum) and (
-        spec_obj.N is None or spec_obj.N > HEAD_TERMS
-    )
+    long_law = isinstance(spec_obj, PowerLawSpectrum) and spec_obj.N is None
     if batch_size is not None and spec_obj is not None:
         model = get_noise_model(noise)
         B = float(to_sympy(batch_size, "batch_size"))
@@ -101,23 +99,20 @@ def largest_stable_lr(
                 return np.array(
                     [stability_sum(_alg(opt, kind, key, x), seen, B, model).bounded for x in lr]
                 )
-        else:  # tau2 <= 0: the vectorised sum decides a bracket of candidates per call
-            lam = spec_obj.eigenvalues() if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.lam
-            w = None if isinstance(spec_obj, PowerLawSpectrum) else spec_obj.weights
-            lam_seen = lam + shift if shift else lam  # shifted once, not per round
+        else:  # tau2 <= 0: certified bounds decide a bracket of candidates per call
+            seen_shift = shift if isinstance(spec_obj, Spectrum) else 0.0  # as in the report
 
             def noise_ok(lr: np.ndarray) -> np.ndarray:
-                U = memory1_noise_sum(
+                return memory1_noise_bounds(
                     beta=np.full(lr.shape, beta),
                     q0=q0 * lr,
                     q1=q1 * lr,
-                    eigenvalues=lam_seen,
-                    weights=w,
+                    spectrum=spec_obj,
+                    shift=seen_shift,
                     batch_size=B,
                     tau1=model.tau1,
                     tau2=model.tau2,
-                )
-                return U < 1
+                ).bounded
 
     def ok(lr: np.ndarray) -> np.ndarray:
         good = strict_ok(lr)
@@ -129,8 +124,8 @@ def largest_stable_lr(
         points = 66
     elif long_law or model.tau2 > 0:
         points = 3  # each candidate is an exact stability_sum: bisect
-    else:  # a round costs points x eigenvalues: about 2e6 pairs per round
-        points = max(3, min(66, 2 * 10**6 // lam.size + 2))
+    else:  # a round costs points x a few hundred bins
+        points = 66
     lr_hi = _upper_limit(strict_ok, lr0)
     if lr_hi == 0.0:
         return 0.0, "strict stability"

@@ -199,7 +199,12 @@ def memory1_noise_sum(
     if lam.size == 0:
         raise ConfigError("eigenvalues must be a non-empty array of finite positive numbers")
     POSITIVE.check("eigenvalues", lam)
-    w = np.ones_like(lam) if weights is None else checked_array("weights", weights).ravel()
+    # unit weights as a zero-stride view: no second array as long as the spectrum
+    w = (
+        np.broadcast_to(1.0, lam.shape)
+        if weights is None
+        else checked_array("weights", weights).ravel()
+    )
     if w.shape != lam.shape:
         raise ConfigError(f"weights must be one per eigenvalue ({lam.size}), got shape {w.shape}")
     NONNEGATIVE.check("weights", w)
