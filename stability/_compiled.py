@@ -482,7 +482,7 @@ def _bounds_source(coeffs: Sequence[sp.Expr], sizes: Sequence[sp.Expr]) -> str:
     pad2 = "\n".join(f"        {ln}" for ln in setup)
     pad3 = "\n".join(f"            {ln}" for ln in inner)
     return f"""
-def bounds_loop(i0, i1, beta, q0, q1, batch, lo, hi, w, tau2, rounding, lower, upper):
+def bounds_loop(i0, i1, beta, q0, q1, batch, lo, hi, w, ws, tau2, rounding, lower, upper):
     for i in range(i0, i1):
         b_ = beta[i]
         x0 = q0[i]
@@ -497,11 +497,11 @@ def bounds_loop(i0, i1, beta, q0, q1, batch, lo, hi, w, tau2, rounding, lower, u
             b = hi[j]
 {pad3}
             if T_lo > 0.0:
-                up += w[j] * ((N_hi if N_hi > 0.0 else 0.0) / T_lo)
+                up += w[j * ws] * ((N_hi if N_hi > 0.0 else 0.0) / T_lo)
             else:
                 up = np.inf
             if T_hi > 0.0:
-                down += w[j] * ((N_lo if N_lo > 0.0 else 0.0) / T_hi)
+                down += w[j * ws] * ((N_lo if N_lo > 0.0 else 0.0) / T_hi)
             else:
                 bad = True
         upper[i] = up
@@ -533,7 +533,7 @@ def run_noise_bounds(
             *(np.ascontiguousarray(c, dtype=np.float64) for c in configs),
             np.ascontiguousarray(bins.lo, dtype=np.float64),
             np.ascontiguousarray(bins.hi, dtype=np.float64),
-            np.ascontiguousarray(bins.weight, dtype=np.float64),
+            *unit_or(bins.weight),
             float(tau2),
             float(rounding),
             lower,
