@@ -227,7 +227,10 @@ def big_spectrum():
     print("== 5. check() of 1e8 eigenvalues with batch size 32 (fresh process) ==")
     code = (
         "import resource, time, numpy as np, stability as stb\n"
-        "lam = 10 * np.arange(1, 10**8 + 1, dtype=float) ** -1.5\n"
+        "lam = np.arange(1, 10**8 + 1, dtype=float)\n"  # built in place: 0.75 GiB
+        "np.power(lam, -1.5, out=lam)\n"
+        "lam *= 10\n"
+        "np.random.default_rng(0).shuffle(lam)\n"
         "t = time.perf_counter()\n"
         "rep = stb.check({'optimizer': 'sgd', 'lr': 0.1, 'momentum': 0.9}, spectrum=lam, "
         "batch_size=32)\n"
