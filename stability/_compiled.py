@@ -7,8 +7,10 @@ conditions and in the same operation order as the numpy code of :mod:`stability.
 (:func:`~stability._codegen.scalar_lines`), with floating-point contraction off, so margins
 agree bit for bit and the certification (exact re-decision of points within ``1e-12`` of a
 boundary) is the numpy path's own. The noise sum ``U`` runs as a loop over eigenvalues per
-config; its verdict ``U < 1`` is certified by the same code for both backends
-(:mod:`stability.triplet_checkers`).
+config, compiled with reassociation only (its summation order is free: the numpy path sums
+by matrix products), so it vectorises; certified verdicts on ``U`` come from
+:mod:`stability.noisebounds`, whose compiled loop widens its sums by their rounding bound,
+valid in any order.
 
 The backend is chosen by :func:`backend`: numba when it imports, unless the environment
 variable ``STABILITY_BACKEND`` is ``numpy``; :func:`use_backend` switches it for a block of

@@ -1,5 +1,5 @@
 """Certified noise verdicts on long spectra: the stability sum ``U`` of memory-1 triplets
-between a lower and an upper bound, from a compressed spectrum (docs §4.4).
+between a lower and an upper bound, from a compressed spectrum (docs §4.3).
 
 A long spectrum (a power law with ``N = 1e6`` or ``1e12`` terms, ``1e8`` eigenvalues of a
 network, an SLQ density) is replaced by a few hundred *bins*: the largest eigenvalues one by
