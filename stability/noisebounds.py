@@ -9,7 +9,7 @@ value the term can take on ``[a_j, b_j]``, so
 
     sum_j W_j min_[a_j, b_j] u  <=  U  <=  sum_j W_j max_[a_j, b_j] u,
 
-with ``u(lambda) = tau1 N(lambda) / (B D(lambda) + tau2 N(lambda))`` (docs §4.1, eq. 25 with
+with ``u(lambda) = tau1 N(lambda) / (B D(lambda) + tau2 N(lambda))`` (docs §4, eq. 25 with
 the noise correction). The bounds of ``u`` on an interval come from interval arithmetic on the
 two quadratics ``N`` and ``T = B D + tau2 N`` (``lambda >= 0``, so each monomial is monotone),
 widened by a rounding allowance of ``1e-13`` times the sum of the absolute values of their terms
