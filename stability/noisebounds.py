@@ -41,11 +41,10 @@ import sympy as sp
 
 from . import _compiled
 from . import symbols as S
-from ._engine import REAL, Range, checked_arrays
 from ._kernels import term_sum
 from .errors import ConfigError
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
-from .triplet_checkers import memory1_interval_margins, noise_coefficients
+from .triplet_checkers import memory1_interval_margins, noise_coefficients, noise_inputs
 
 __all__ = ["Bins", "NoiseBounds", "compress", "memory1_noise_bounds"]
 
@@ -344,18 +343,7 @@ def memory1_noise_bounds(
     >>> r.bounded.tolist(), r.U.round(4).tolist(), bool((r.error < 1e-4 * r.U).all())
     ([True, False], [0.3758, 2.1667], True)
     """
-    if not (math.isfinite(tau1) and math.isfinite(tau2)) or tau1 < 0 or tau2 > tau1:
-        raise ConfigError(f"need tau1 >= 0 and tau2 <= tau1, got ({tau1}, {tau2})")
-    if tau2 > 0:
-        raise ConfigError("tau2 > 0 is not vectorised; use stability.noise.stability_sum")
-    a = checked_arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
-    for name, rng in {
-        "beta": REAL,
-        "q0": REAL,
-        "q1": REAL,
-        "batch_size": Range(1.0, low_open=False),
-    }.items():
-        rng.check(name, a[name])
+    a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
     spec = as_spectrum(spectrum)
     if isinstance(spec, PowerLawSpectrum):
         if spec.N is None:

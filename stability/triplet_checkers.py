@@ -156,6 +156,25 @@ def _horner(coeffs: list[np.ndarray], nonzero: Sequence[bool], lam: np.ndarray) 
     return acc
 
 
+def noise_inputs(
+    beta: Any, q0: Any, q1: Any, batch_size: Any, tau1: float, tau2: float
+) -> dict[str, np.ndarray]:
+    """The checked inputs of the vectorised noise sums (triplets, batch sizes, noise model)."""
+    if not (math.isfinite(tau1) and math.isfinite(tau2)) or tau1 < 0 or tau2 > tau1:
+        raise ConfigError(f"need tau1 >= 0 and tau2 <= tau1, got ({tau1}, {tau2})")
+    if tau2 > 0:
+        raise ConfigError("tau2 > 0 is not vectorised; use stability.noise.stability_sum")
+    a = checked_arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
+    for name, rng in {
+        "beta": REAL,
+        "q0": REAL,
+        "q1": REAL,
+        "batch_size": Range(1.0, low_open=False),
+    }.items():
+        rng.check(name, a[name])
+    return a
+
+
 def memory1_noise_sum(
     *,
     beta: Any,
@@ -183,18 +202,7 @@ def memory1_noise_sum(
     ...                         batch_size=10, tau2=0.0).round(14))
     0.15428571428571
     """
-    if not (math.isfinite(tau1) and math.isfinite(tau2)) or tau1 < 0 or tau2 > tau1:
-        raise ConfigError(f"need tau1 >= 0 and tau2 <= tau1, got ({tau1}, {tau2})")
-    if tau2 > 0:
-        raise ConfigError("tau2 > 0 is not vectorised; use stability.noise.stability_sum")
-    a = checked_arrays(beta=beta, q0=q0, q1=q1, batch_size=batch_size)
-    for name, rng in {
-        "beta": REAL,
-        "q0": REAL,
-        "q1": REAL,
-        "batch_size": Range(1.0, low_open=False),
-    }.items():
-        rng.check(name, a[name])
+    a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
     lam = checked_array("eigenvalues", eigenvalues).ravel()
     if lam.size == 0:
         raise ConfigError("eigenvalues must be a non-empty array of finite positive numbers")
