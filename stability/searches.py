@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from . import progress
 from ._values import describe, to_float
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError
@@ -47,6 +48,7 @@ def critical_batch_size(
         ub = np.empty(lam.shape)  # Ubar, computed once, chunk by chunk
         for start in range(0, lam.size, CHUNK):
             ub[start : start + CHUNK] = ubar(alg, lam[start : start + CHUNK])
+            progress.update("critical batch size", min(start + CHUNK, lam.size), lam.size)
         ub_max = float(ub.max())
 
         def ok(B: float) -> bool:
