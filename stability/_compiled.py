@@ -188,8 +188,9 @@ def _margin_source(
     tracked: Sequence[bool],
 ) -> str:
     """The loop for one condition set, specialised on how each input moves along the last
-    axis (``kinds``: 0 constant, 1 contiguous, -1 strided) and on which inputs' extremes are
-    tracked for the range checks."""
+    axis (``kinds``: 0 constant, 1 contiguous, -1 strided) and on which inputs are range
+    checked in the loop (``tracked``): a value outside its open bounds (or NaN) makes the
+    margin NaN, which flags the point, and the caller then checks the whole input."""
     k = len(params)
     lines, outs = scalar_lines(params, outputs, [f"a{i}" for i in range(k)])
     *cs, s = outs
@@ -207,13 +208,12 @@ def _margin_source(
             reads.append(("inner", f"a{i} = x{i}[o{i} + c]"))
         else:
             reads.append(("inner", f"a{i} = x{i}[o{i} + c * s{i}[nd - 1]]"))
-        if tracked[i]:  # integer counts of values outside the open bounds: vectorisable
-            head += [f"out{i} = 0", f"low{i} = bounds[{2 * i}]", f"high{i} = bounds[{2 * i + 1}]"]
-            reads.append(
-                (reads[-1][0], f"out{i} += (a{i} <= low{i}) | (a{i} >= high{i}) | (a{i} != a{i})")
-            )
+        if tracked[i]:
+            head += [f"low{i} = bounds[{2 * i}]", f"high{i} = bounds[{2 * i + 1}]"]
     step = [f"o{i} += j * s{i}[d]" for i in range(k)]
-    save = [f"outside[t, {i}] = out{i}" for i in range(k) if tracked[i]]
+    inside = " & ".join(f"(a{i} > low{i}) & (a{i} < high{i})" for i in range(k) if tracked[i])
+    if inside:  # a select, not a branch: the loop still vectorises
+        body.append(f"r = r if {inside} else np.nan")
 
     def block(lines: list[str], depth: int) -> str:
         pad = "    " * depth
@@ -222,7 +222,7 @@ def _margin_source(
     outer = [r for where, r in reads if where == "outer"]
     inner = [r for where, r in reads if where == "inner"]
     return f"""
-def margin_loop(t0, t1, shape, {args}, margin, stable, flags, outside, bounds, chunk):
+def margin_loop(t0, t1, shape, {args}, margin, stable, flags, bounds, chunk):
     nd = shape.size
     cols = shape[nd - 1]
     per_row = (cols + chunk - 1) // chunk
@@ -247,7 +247,6 @@ def margin_loop(t0, t1, shape, {args}, margin, stable, flags, outside, bounds, c
             stable[base + c] = m > 0.0
             bad += (abs(m) <= {CERTIFY_RTOL!r}) | (m != m)
         flags[t] = bad
-{block(save or ["pass"], 2)}
 """
 
 
@@ -280,13 +279,13 @@ def run_margins(
     shape: tuple[int, ...],
     threads: int | None,
     bounds: Sequence[tuple[float, float] | None],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(margin, stable, candidates, outside)`` of ``min(c_1..c_k) / s`` for ``outputs =
-    (c_1, ..., c_k, s)`` over the broadcast ``arrays``: the compiled twin of the engine's
-    blocked pass. ``candidates`` are the flat indices whose margin is within the
-    certification band (or NaN), for the exact re-decision; ``bounds[j]`` (or ``None``: not
-    checked) is an open interval ``(low, high)`` input ``j`` must lie in, and ``outside[j]``
-    counts the values read outside it (NaN included), for the range checks."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(margin, stable, candidates)`` of ``min(c_1..c_k) / s`` for ``outputs = (c_1, ...,
+    c_k, s)`` over the broadcast ``arrays``: the compiled twin of the engine's blocked pass.
+    ``candidates`` are the flat indices whose margin is within the certification band or
+    NaN, for the exact re-decision; ``bounds[j]`` (``None``: not checked) is an open interval
+    ``(low, high)`` input ``j`` must lie in: a value outside it gives a NaN margin, so the
+    caller range-checks the inputs whenever there are candidates."""
     tracked = [b is not None for b in bounds]
     flat = []
     strides = []
@@ -312,19 +311,17 @@ def run_margins(
     cols = dims[-1]
     ntask = max(1, size // cols) * (-(-cols // _CHUNK)) if size else 0
     flags = np.zeros(ntask, dtype=np.int64)
-    outside = np.zeros((ntask, len(arrays)), dtype=np.int64)
     limits = np.array([x for b in bounds for x in (b or (-np.inf, np.inf))], dtype=np.float64)
     if size:
         args: list[Any] = [np.asarray(dims, dtype=np.int64)]
         for x, st in zip(flat, steps, strict=True):
             args += [x, np.asarray(st, dtype=np.int64)]
-        args += [margin.reshape(-1), stable.reshape(-1), flags, outside, limits, _CHUNK]
+        args += [margin.reshape(-1), stable.reshape(-1), flags, limits, _CHUNK]
         _in_threads(lambda t0, t1: loop(t0, t1, *args), ntask, _workers(threads, ntask))
-    counts = outside.sum(axis=0)
     if not flags.any():
-        return margin, stable, np.empty(0, dtype=np.intp), counts
+        return margin, stable, np.empty(0, dtype=np.intp)
     near = ~(np.abs(margin.reshape(-1)) > CERTIFY_RTOL)
-    return margin, stable, np.flatnonzero(near), counts
+    return margin, stable, np.flatnonzero(near)
 
 
 # ---------------------------------------------------------------------------------------

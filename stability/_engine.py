@@ -202,11 +202,11 @@ def run_kernel(
             ranges.get(kernel.params[j], REAL).open_bounds() if j in late else None
             for j in range(len(arrays))
         ]
-        margin, stable, idx, outside = _compiled.run_margins(
+        margin, stable, idx = _compiled.run_margins(
             kernel, kernel_symbols(kernel), kernel.outputs, arrays, shape, threads, bounds
         )
-        for j in late:
-            if outside[j]:
+        if idx.size:  # a value out of range reads as a NaN margin: check the inputs now
+            for j in late:
                 ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
     else:
         margin = np.empty(shape)
