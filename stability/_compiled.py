@@ -99,9 +99,17 @@ def use_backend(name: str) -> Iterator[None]:
         _choice.name = old
 
 
-def wanted(size: int, force: bool = False) -> bool:
-    """Whether work of ``size`` goes to the compiled backend."""
-    return backend() == "numba" and (force or size >= MIN_CONFIGS)
+def wanted(size: int, broadcast: bool = True) -> bool:
+    """Whether work of ``size`` goes to the compiled backend. With the automatic choice,
+    margins of inputs that are all full-size arrays (``broadcast=False``) stay on numpy:
+    both paths are then bound by memory traffic, and numpy's cache-sized blocks measured
+    as fast or faster (``benchmarks/bench_performance.py``); ``use_backend("numba")``
+    sends them to the compiled loop all the same."""
+    name = backend()
+    if name != "numba" or size < MIN_CONFIGS:
+        return False
+    explicit = (getattr(_choice, "name", None) or os.environ.get("STABILITY_BACKEND")) == "numba"
+    return broadcast or explicit
 
 
 def _workers(threads: int | None, tasks: int) -> int:

@@ -163,7 +163,12 @@ def run_kernel(
         if name not in late_names:
             ranges.get(name, REAL).check(name, a)
     k = len(kernel.names)
-    compiled = not full and k > 0 and _compiled.wanted(math.prod(shape))
+    total = math.prod(shape)
+    compiled = (
+        not full
+        and k > 0
+        and _compiled.wanted(total, broadcast=any(a.size < total for a in arrays))
+    )
     margins = np.empty((k, *shape)) if full else None
     late_ranges = [(j, ranges.get(kernel.params[j], REAL)) for j in late]
     local = threading.local()  # a scratch block per worker thread
