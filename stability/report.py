@@ -134,6 +134,12 @@ class Report:
                 f"U = {_fmt(n['U'])} -> {'bounded' if n['bounded'] else 'DIVERGES'}"
                 f" (margin 1 - U = {_fmt(n['margin'])})"
             )
+            if n.get("certified"):
+                c = n["certified"]
+                lines.append(
+                    f"    certified: {c['lower']:.6g} <= U <= {c['upper']:.6g} "
+                    f"(bounds on a compressed spectrum of {c['bins']} bins)"
+                )
             lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
         if self.adam is not None:
             a = self.adam
@@ -313,11 +319,6 @@ def _check_one(
         if cert is not None:  # memory one: the verdict U < 1 from certified bounds
             bounded = bool(cert.bounded) and math.isfinite(res.U)
             tolerance = max(tolerance, float(cert.error)) if math.isfinite(res.U) else tolerance
-            if math.isfinite(float(cert.upper)):
-                caveats.append(
-                    f"U certified between {float(cert.lower):.6g} and {float(cert.upper):.6g} "
-                    f"(bounds on a compressed spectrum of {cert.bins} bins)"
-                )
             if cert.undecided:
                 caveats.append("U is within rounding of 1: reported as not bounded")
         noise_info = {
@@ -337,6 +338,14 @@ def _check_one(
                 else _critical_batch_certified(alg, shifted, res)
             ),
             "tolerance": tolerance,
+            "certified": None
+            if cert is None or not math.isfinite(float(cert.upper))
+            else {
+                "lower": float(cert.lower),
+                "upper": float(cert.upper),
+                "bins": cert.bins,
+                "undecided": bool(cert.undecided),
+            },
         }
         caveats.extend(n for n in res.notes if n not in caveats)
     max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)

@@ -220,7 +220,9 @@ def test_report_verdicts_on_long_spectra_are_certified():
     for lr, expect in ((edge * 0.999, True), (edge * 1.001, False)):
         rep = stb_check({**cfg, "lr": lr}, spec)
         assert rep.noise["bounded"] is expect
-        assert any(c.startswith("U certified between") for c in rep.caveats)
+        cert = rep.noise["certified"]
+        assert cert["lower"] <= rep.noise["U"] <= cert["upper"]
+        assert "certified: " in str(rep) and not cert["undecided"]
         beta, q0, q1 = torch_triplet(lr, 0.9)
         r = memory1_noise_bounds(beta=beta, q0=q0, q1=q1, spectrum=spec, batch_size=32)
         assert r.lower <= rep.noise["U"] + rep.noise["tolerance"]
