@@ -353,7 +353,10 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         raise ConfigError("spectrum has no positive eigenvalue")
     if shift_x != 0:
         notes.append(f"every eigenvalue shifted by {describe(shift)} (added exactly)")
-    bad = _eigenvalues_outside(positive, stable_curvature_intervals(alg), polys, shift_x)
+    if alg.M >= POINTWISE_MEMORY:  # root objects of long conditions are slow to refine
+        bad = _eigenvalues_failing(positive, polys, shift_x)
+    else:
+        bad = _eigenvalues_outside(positive, stable_curvature_intervals(alg), polys, shift_x)
     stable = bad.size == 0
     exact_bad = [sp.Rational(float(x)) + shift_x for x in bad[:100]]
     failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
@@ -505,6 +508,47 @@ def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -
                 inside[i] = all(p.eval(x) > 0 for _, p in polys)
         outside.append(chunk[~inside])
     return np.concatenate(outside)
+
+
+POINTWISE_MEMORY = 7
+"""From this memory size on, eigenvalue lists are decided by evaluating the conditions at each
+eigenvalue (below it, by locating them in the exact stable set, whose end points are exact
+roots: cheap for short conditions, slow to refine for the long ones of large M)."""
+
+_POINT_RTOL = 1e-12  # float evaluation error allowance, relative to the sum of term sizes
+
+
+def _eigenvalues_failing(values: np.ndarray, polys, shift: Any = 0) -> np.ndarray:
+    """Eigenvalues ``x`` (seen as ``x + shift``) at which some condition is not positive.
+
+    Each condition is evaluated in floats (coefficients scaled to at most 1) together with
+    the sum of the sizes of its terms; a value within ``1e-12`` of that sum (far above the
+    float error of Horner's rule and of rounding ``x + shift``) is decided exactly on the
+    rational ``x + shift``. Runs in chunks."""
+    scaled = []
+    with mpmath.workdps(30):
+        for _, p in polys:
+            cs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
+            top = max(abs(c) for c in cs) or mpmath.mpf(1)
+            c = np.array([float(x / top) for x in cs])
+            scaled.append((p, c, np.abs(c)))
+    shift_f = float(shift)
+    failing = []
+    for s in range(0, values.size, _CHUNK):
+        progress.update("exact verdict on the eigenvalues", s, values.size)
+        chunk = values[s : s + _CHUNK]
+        y = chunk + shift_f
+        ok = np.ones(chunk.shape, dtype=bool)
+        for p, c, a in scaled:
+            v = np.polyval(c, y)
+            tol = _POINT_RTOL * np.polyval(a, y) + 1e-300
+            ok &= ~(v < -tol)  # certainly not positive: fails
+            unsure = np.flatnonzero(ok & ~(v > tol))
+            for i in unsure:
+                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
+                ok[i] = bool(p.eval(x) > 0)
+        failing.append(chunk[~ok])
+    return np.concatenate(failing)
 
 
 # ---------------------------------------------------------------------------------------

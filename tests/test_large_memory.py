@@ -130,3 +130,36 @@ def test_memory_20_gd_embedding_is_decided_exactly_at_the_boundary():
     assert stb.is_strictly_stable(alg, [0.5, below]).stable
     assert not stb.is_strictly_stable(alg, [0.5, edge]).stable
     assert not stb.is_strictly_stable(alg, [below], shift=2 * (edge - below)).stable
+
+
+@pytest.mark.parametrize("M, seed", [(2, 0), (3, 1), (5, 2)])
+def test_pointwise_and_interval_location_agree_on_eigenvalue_lists(M, seed, monkeypatch):
+    from stability import verdicts
+
+    alg = dense_algorithm(M, seed)
+    intervals = verdicts.stable_curvature_intervals(alg)
+    ends = [float(b) for a, b in intervals if b != sp.oo] + [float(a) for a, _ in intervals]
+    near = [x for e in ends if e > 0 for x in (np.nextafter(e, 0), e, np.nextafter(e, np.inf))]
+    lam = np.concatenate([np.linspace(0.01, 40, 997), near])
+    for shift in (0, sp.Rational(1, 1000)):
+        monkeypatch.setattr(verdicts, "POINTWISE_MEMORY", 100)
+        by_intervals = stb.is_strictly_stable(alg, lam, shift=shift)
+        monkeypatch.setattr(verdicts, "POINTWISE_MEMORY", 0)
+        pointwise = stb.is_strictly_stable(alg, lam, shift=shift)
+        assert pointwise.stable == by_intervals.stable
+        assert pointwise.unstable_eigenvalues == by_intervals.unstable_eigenvalues
+        assert pointwise.reason == by_intervals.reason
+
+
+@pytest.mark.timeout(60)
+def test_eigenvalue_lists_at_M_10_take_seconds_and_match_numpy():
+    alg = dense_algorithm(10, 0)
+    lam = np.linspace(0.01, 30, 2000)
+    r = stb.is_strictly_stable(alg, lam)
+    rho = _float_radii(alg, lam)
+    clear = np.abs(rho - 1) > 1e-6
+    failing = set(lam[(rho >= 1) & clear].tolist())
+    got = stb.is_strictly_stable(alg, lam[clear])
+    assert not r.stable and not got.stable
+    assert set(got.unstable_eigenvalues) <= failing
+    assert stb.is_strictly_stable(alg, lam[(rho < 1) & clear]).stable
