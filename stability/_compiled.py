@@ -15,7 +15,10 @@ valid in any order.
 The backend is chosen by :func:`backend`: numba when it imports, unless the environment
 variable ``STABILITY_BACKEND`` is ``numpy``; :func:`use_backend` switches it for a block of
 code. Inputs smaller than :data:`MIN_CONFIGS` configurations use numpy either way (the first
-call of each compiled loop costs about half a second of compilation, once per process).
+call of each compiled loop costs about half a second of compilation, once per machine: the
+loops are cached on disk), and so, under the automatic choice, do margins whose inputs are all
+full-size arrays (no broadcasting): both paths are then bound by memory traffic, and numpy's
+cache-sized blocks measured as fast.
 Written here because numba compiles loops, not sympy conditions: the generated source comes
 only from our own expressions.
 """
