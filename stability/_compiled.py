@@ -43,10 +43,22 @@ from . import progress
 from ._codegen import scalar_lines
 from .errors import ConfigError
 
-try:  # optional: the [fast] extra
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+_UNLOADED: Any = object()
+numba: Any = _UNLOADED
+"""The numba module, imported on first use (it costs ~0.15 s, which ``import stability`` and
+small checks should not pay), or ``None`` when it is not installed."""
+
+
+def _numba() -> Any:
+    global numba
+    if numba is _UNLOADED:
+        try:  # optional: the [fast] extra
+            import numba as module
+        except ImportError:  # pragma: no cover - exercised where numba is absent
+            module = None
+        numba = module
+    return numba
+
 
 __all__ = ["MIN_CONFIGS", "THREADS", "available", "backend", "cache_dir", "use_backend"]
 
@@ -66,20 +78,30 @@ _choice = threading.local()
 
 def available() -> bool:
     """Whether the compiled backend (numba) is installed."""
-    return numba is not None
+    return _numba() is not None
+
+
+def _requested() -> str:
+    """The backend asked for: this thread's :func:`use_backend`, else ``STABILITY_BACKEND``."""
+    name = getattr(_choice, "name", None) or os.environ.get("STABILITY_BACKEND", "auto")
+    if name not in ("auto", "numba", "numpy"):
+        raise ConfigError(f"STABILITY_BACKEND must be 'auto', 'numba' or 'numpy', got {name!r}")
+    return name
 
 
 def backend() -> str:
     """``"numba"`` or ``"numpy"``: the backend the checkers use now."""
-    name = getattr(_choice, "name", None) or os.environ.get("STABILITY_BACKEND", "auto")
-    if name not in ("auto", "numba", "numpy"):
-        raise ConfigError(f"STABILITY_BACKEND must be 'auto', 'numba' or 'numpy', got {name!r}")
-    if name == "numba" and numba is None:
-        raise ConfigError(
-            "the numba backend was asked for but numba is not installed "
-            "(pip install 'stability[fast]')"
-        )
-    return "numba" if name != "numpy" and numba is not None else "numpy"
+    name = _requested()
+    if name == "numpy":
+        return "numpy"
+    if not available():
+        if name == "numba":
+            raise ConfigError(
+                "the numba backend was asked for but numba is not installed "
+                "(pip install 'stability[fast]')"
+            )
+        return "numpy"
+    return "numba"
 
 
 @contextlib.contextmanager
@@ -108,11 +130,9 @@ def wanted(size: int, broadcast: bool = True) -> bool:
     both paths are then bound by memory traffic, and numpy's cache-sized blocks measured
     as fast or faster (``benchmarks/bench_performance.py``); ``use_backend("numba")``
     sends them to the compiled loop all the same."""
-    name = backend()
-    if name != "numba" or size < MIN_CONFIGS:
+    if size < MIN_CONFIGS or backend() != "numba":  # small work never imports numba
         return False
-    explicit = (getattr(_choice, "name", None) or os.environ.get("STABILITY_BACKEND")) == "numba"
-    return broadcast or explicit
+    return broadcast or _requested() == "numba"
 
 
 def _workers(threads: int | None, tasks: int) -> int:
@@ -141,7 +161,7 @@ def cache_dir() -> Path | None:
     if root is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(base, "stability")
-    path = Path(root) / f"numba-{numba.__version__}"
+    path = Path(root) / f"numba-{_numba().__version__}"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -355,6 +375,25 @@ def _horner_lines(
     return out
 
 
+def _config_lines(
+    params: Sequence[sp.Symbol], coeffs: Sequence[sp.Expr], sizes: Sequence[sp.Expr] = ()
+) -> list[str]:
+    """Per-config statements of both noise loops: the coefficients ``n_k`` of ``N`` and
+    ``t_k = B d_k + tau2 n_k`` of ``T`` from ``(beta, q0, q1) = (b_, x0, x1)``; with
+    ``sizes`` (the coefficients' term-size bounds) also ``sn_k`` and ``st_k``."""
+    width = len(coeffs) // 2
+    lines, outs = scalar_lines(params, [*coeffs, *sizes], ["b_", "x0", "x1"])
+    cn, cd = outs[:width], outs[width : 2 * width]
+    body = [ln.strip() for ln in lines]
+    body += [f"n{k} = {c}" for k, c in enumerate(cn)]
+    body += [f"t{k} = B * ({cd[k]}) + tau2 * n{k}" for k in range(width)]
+    if sizes:
+        sn, sd = outs[2 * width : 3 * width], outs[3 * width :]
+        body += [f"sn{k} = {c}" for k, c in enumerate(sn)]
+        body += [f"st{k} = B * ({sd[k]}) + abs(tau2) * sn{k}" for k in range(width)]
+    return body
+
+
 def _noise_source(
     params: Sequence[sp.Symbol],
     coeffs: Sequence[sp.Expr],
@@ -362,12 +401,7 @@ def _noise_source(
     nz_t: Sequence[bool],
 ) -> str:
     width = len(nz_n)
-    lines, outs = scalar_lines(params, coeffs, ["b", "x0", "x1"])
-    cn, cd = outs[:width], outs[width:]
-    body = [ln.strip() for ln in lines]
-    body += [f"n{k} = {c}" for k, c in enumerate(cn)]
-    body += [f"t{k} = B * ({cd[k]}) + tau2 * n{k}" for k in range(width)]
-    setup = "\n".join(f"        {ln}" for ln in body)
+    setup = "\n".join(f"        {ln}" for ln in _config_lines(params, coeffs))
 
     num = _horner_lines("num", [f"n{k}" for k in range(width)], nz_n)
     den = _horner_lines("den", [f"t{k}" for k in range(width)], nz_t)
@@ -375,7 +409,7 @@ def _noise_source(
     return f"""
 def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, ws, tau2, total, low):
     for i in range(i0, i1):
-        b = beta[i]
+        b_ = beta[i]
         x0 = q0[i]
         x1 = q1[i]
         B = batch[i]
@@ -474,19 +508,11 @@ def _interval_lines(name: str, coeffs: Sequence[str], sizes: Sequence[str]) -> l
     return out
 
 
-def _bounds_source(coeffs: Sequence[sp.Expr], sizes: Sequence[sp.Expr]) -> str:
+def _bounds_source(
+    params: Sequence[sp.Symbol], coeffs: Sequence[sp.Expr], sizes: Sequence[sp.Expr]
+) -> str:
     width = len(coeffs) // 2
-    params = (sp.Symbol("beta"), sp.Symbol("q0"), sp.Symbol("q1"))
-    free = {s.name: s for e in (*coeffs, *sizes) for s in e.free_symbols}
-    params = tuple(free.get(p.name, p) for p in params)
-    lines, outs = scalar_lines(params, [*coeffs, *sizes], ["b_", "x0", "x1"])
-    cn, cd = outs[:width], outs[width : 2 * width]
-    sn, sd = outs[2 * width : 3 * width], outs[3 * width :]
-    setup = [ln.strip() for ln in lines]
-    setup += [f"n{k} = {c}" for k, c in enumerate(cn)]
-    setup += [f"t{k} = B * ({cd[k]}) + tau2 * n{k}" for k in range(width)]
-    setup += [f"sn{k} = {c}" for k, c in enumerate(sn)]
-    setup += [f"st{k} = B * ({sd[k]}) + abs(tau2) * sn{k}" for k in range(width)]
+    setup = _config_lines(params, coeffs, sizes)
     inner = _interval_lines("N", [f"n{k}" for k in range(width)], [f"sn{k}" for k in range(width)])
     inner += _interval_lines("T", [f"t{k}" for k in range(width)], [f"st{k}" for k in range(width)])
     pad2 = "\n".join(f"        {ln}" for ln in setup)
@@ -520,6 +546,7 @@ def bounds_loop(i0, i1, beta, q0, q1, batch, lo, hi, w, ws, tau2, rounding, lowe
 
 
 def run_noise_bounds(
+    params: Sequence[sp.Symbol],
     coeffs: Sequence[sp.Expr],
     sizes: Sequence[sp.Expr],
     configs: Sequence[np.ndarray],
@@ -535,7 +562,7 @@ def run_noise_bounds(
     with _lock:
         loop = _bound_loops.get(key)
         if loop is None:
-            loop = _bound_loops[key] = _jit(_bounds_source(coeffs, sizes), "bounds_loop")
+            loop = _bound_loops[key] = _jit(_bounds_source(params, coeffs, sizes), "bounds_loop")
     n = configs[0].size
     lower, upper = np.empty(n), np.empty(n)
     if n:

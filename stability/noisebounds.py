@@ -84,34 +84,30 @@ def _weights_of(spec: Spectrum, sl: slice) -> np.ndarray:
     return np.asarray(spec.weights[sl], dtype=float)
 
 
-_cache: dict[tuple[int, int, float], tuple[Any, Any]] = {}
+_cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _remembered(spec: Any, key: tuple[Any, ...], compute: Any) -> Any:
+    """``compute()`` for ``spec``, remembered for the last few spectra while they live (a
+    search calls the bounds many times on one spectrum, and an array spectrum costs passes
+    over all its eigenvalues)."""
+    full = (id(spec), *key)
+    hit = _cache.get(full)
+    if hit is not None and hit[0]() is spec:
+        return hit[1]
+    value = compute()
+    if len(_cache) >= 8:
+        _cache.pop(next(iter(_cache)))
+    _cache[full] = (weakref.ref(spec), value)
+    return value
 
 
 def _compressed(spec: Spectrum | PowerLawSpectrum, head: int, ratio: float) -> Bins:
-    """:func:`compress`, remembered for the last few spectra (a search calls the bounds many
-    times on one spectrum; an array spectrum costs two passes over its eigenvalues)."""
-    key = (id(spec), head, float(ratio))
-    hit = _cache.get(key)
-    if hit is not None and hit[0]() is spec:
-        return hit[1]
-    bins = compress(spec, head, ratio)
-    if len(_cache) >= 8:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = (weakref.ref(spec), bins)
-    return bins
+    return _remembered(spec, ("bins", head, float(ratio)), lambda: compress(spec, head, ratio))
 
 
 def _extremes(spec: Spectrum) -> tuple[float, float]:
-    """The smallest and largest eigenvalue, remembered like the bins."""
-    key = (id(spec), 0, 0.0)
-    hit = _cache.get(key)
-    if hit is not None and hit[0]() is spec:
-        return hit[1]
-    value = (float(spec.lam.min()), float(spec.lam.max()))
-    if len(_cache) >= 8:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = (weakref.ref(spec), value)
-    return value
+    return _remembered(spec, ("extremes",), lambda: (float(spec.lam.min()), float(spec.lam.max())))
 
 
 def compress(spectrum: Any, head: int = 256, ratio: float = 1.02) -> Bins:
@@ -211,12 +207,16 @@ def _array_bins(spec: Spectrum, head: int, ratio: float) -> Bins:
 
 
 @cache
-def _abs_coefficients():
+def _abs_exprs() -> tuple[sp.Expr, ...]:
     """The coefficients of ``N`` and ``D`` (as :func:`noise_coefficients`) with every term
     replaced by its absolute value: bounds on the size of the float evaluation."""
     *_, exprs = noise_coefficients()
-    absolute = [term_sum(e) for e in exprs]
-    return sp.lambdify((S.beta, S.q0, S.q1), absolute, modules="numpy")
+    return tuple(term_sum(e) for e in exprs)
+
+
+@cache
+def _abs_coefficients():
+    return sp.lambdify((S.beta, S.q0, S.q1), list(_abs_exprs()), modules="numpy")
 
 
 def _interval(coeffs: list[np.ndarray], sizes: list[np.ndarray], a: np.ndarray, b: np.ndarray):
@@ -281,7 +281,15 @@ def _bounds_on(
     """``(lower, upper)`` of ``U`` for flat config columns ``beta, q0, q1, B`` on ``bins``."""
     if _compiled.wanted(cols[0].size * len(bins)):
         return _compiled.run_noise_bounds(
-            noise_coefficients()[3], _abs_exprs(), cols, bins, tau1, tau2, ROUNDING, threads
+            (S.beta, S.q0, S.q1),
+            noise_coefficients()[3],
+            _abs_exprs(),
+            cols,
+            bins,
+            tau1,
+            tau2,
+            ROUNDING,
+            threads,
         )
     f, *_ = noise_coefficients()
     g = _abs_coefficients()
@@ -309,12 +317,6 @@ def _bounds_on(
             upper[s : s + per] = tau1 * (u_hi @ w) * grow
             lower[s : s + per] = np.where(sure_bad, np.inf, tau1 * (u_lo @ w) / grow)
     return lower, upper
-
-
-@cache
-def _abs_exprs():
-    *_, exprs = noise_coefficients()
-    return tuple(term_sum(e) for e in exprs)
 
 
 def memory1_noise_bounds(

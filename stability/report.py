@@ -454,13 +454,19 @@ def _certified_noise(alg: MemoryAlgorithm, spectrum: Any, res: Any) -> Any:
     )
     if alg.M != 1 or not finite or res.noise.tau2 > 0 or not math.isfinite(res.U):
         return None
+    return _bounds(alg, spectrum, res, res.batch_size)
+
+
+def _bounds(alg: MemoryAlgorithm, spectrum: Any, res: Any, batch_size: Any) -> Any:
+    """:func:`~stability.noisebounds.memory1_noise_bounds` of a memory-1 algorithm under the
+    noise model of ``res``, at one or several batch sizes."""
     t = alg.to_exact().triplet()
     return memory1_noise_bounds(
         beta=float(t.beta),
         q0=float(t.q0),
         q1=float(t.q1),
         spectrum=spectrum,
-        batch_size=res.batch_size,
+        batch_size=batch_size,
         tau1=res.noise.tau1,
         tau2=res.noise.tau2,
     )
@@ -472,18 +478,9 @@ def _critical_batch_certified(
     """Smallest integer ``B`` whose certified bounds give ``U < 1`` (``U`` decreases in
     ``B``): 64 candidates per round, each round one vectorised call of the bounds, so no
     per-eigenvalue array is kept (1e8 eigenvalues: no extra 800 MB)."""
-    t = alg.to_exact().triplet()
 
     def ok(B: np.ndarray) -> np.ndarray:
-        return memory1_noise_bounds(
-            beta=float(t.beta),
-            q0=float(t.q0),
-            q1=float(t.q1),
-            spectrum=spectrum,
-            batch_size=B,
-            tau1=res.noise.tau1,
-            tau2=res.noise.tau2,
-        ).bounded
+        return _bounds(alg, spectrum, res, B).bounded
 
     powers = 2.0 ** np.arange(0, int(math.log2(max_batch)) + 1)
     good = ok(powers)

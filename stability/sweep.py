@@ -114,12 +114,19 @@ class SweepSummary:
 
 def _progress(enabled: bool) -> Callable[[int, int], None]:
     """A stderr line updated after each slab: share done, time spent, time left (estimated
-    from the rate so far)."""
+    from the rate so far); after the first slab, the estimated run time on its own line."""
     start = time.perf_counter()
+    first = [True]
 
     def show(done: int, n: int) -> None:
         if enabled:
             spent = time.perf_counter() - start
+            if first[0] and 0 < done < n:
+                sys.stderr.write(
+                    f"sweep: {n:,} configs; estimated run time ~{spent * n / done:.0f} s "
+                    f"(from the first {done:,})\n"
+                )
+            first[0] = False
             left = spent * (n - done) / done if done else float("nan")
             sys.stderr.write(
                 f"\rsweep: {100 * done / n:5.1f}% ({done:,}/{n:,} configs), {spent:.0f} s spent, "
@@ -231,19 +238,8 @@ def sweep(
     rows = max(1, chunk // max(per_row, 1))
     show = _progress(
         progress if progress is not None else (n > 4_000_000 or (noisy and n > 200_000))
-    )  # the same rule as ``enabled`` below
+    )
     writer = _CsvWriter(path, NAMES) if path.suffix == ".csv" else _NpzWriter(path, shape, noisy)
-    enabled = progress if progress is not None else (n > 4_000_000 or (noisy and n > 200_000))
-
-    def estimate(spent: float, done: int, total: int) -> None:
-        """The run time extrapolated from the first slab, before the rest starts."""
-        if enabled:
-            sys.stderr.write(
-                f"sweep: {total:,} configs; estimated run time ~{spent * total / done:.0f} s "
-                f"(from the first {done:,})\n"
-            )
-
-    t_start = time.perf_counter()
     n_stable = 0
     try:
         for i0 in range(0, shape[0], rows):
@@ -280,10 +276,7 @@ def sweep(
             ok = v.stable if U is None else v.stable & bounded
             n_stable += int(np.count_nonzero(ok))
             writer.write(lr, other, v.stable, v.margin, U, ok)
-            done = min(shape[0], i0 + rows) * per_row
-            if i0 == 0 and done < n:
-                estimate(time.perf_counter() - t_start, done, n)
-            show(done, n)
+            show(min(shape[0], i0 + rows) * per_row, n)
         writer.finish({**{a.name: a for a in ax}}, nesterov, lambda_max)
     except BaseException:
         writer.abort()

@@ -30,7 +30,6 @@ from .rootconditions import (
     coefficients,
     schur_named,
     schur_polys,
-    strip_lambda,
 )
 
 __all__ = ["ConditionMargin", "StabilityResult", "is_strictly_stable", "stable_curvature_intervals"]
@@ -143,9 +142,7 @@ def _positive_on(p: sp.Poly, lo: sp.Rational, hi: sp.Rational, open_lo: bool) ->
     if p.is_zero:
         return False
     if open_lo and lo == 0:
-        # strip the power of lambda (positive on (0, hi]); then need p(0) > 0
-        k = min(m[0] for m in p.monoms())
-        p = sp.Poly(sp.expand(p.as_expr() / S.lam**k), S.lam, domain="QQ") if k else p
+        p = _lambda_free(p)  # lambda^k is positive on (0, hi]; then need p(0) > 0
         if p.eval(0) <= 0:
             return False
         return p.count_roots(0, hi) == 0
@@ -267,8 +264,8 @@ def _margins(
 ) -> tuple[ConditionMargin, ...]:
     out = []
     for (name, p), ok in zip(polys, holds, strict=True):
-        expr = strip_lambda(p.as_expr())
-        q = sp.Poly(expr, S.lam)
+        q = _lambda_free(p)
+        expr = q.as_expr()
         coeffs = [float(c) for c in q.all_coeffs()]
         cand = [lo, hi]
         if q.degree() >= 2:
@@ -388,8 +385,9 @@ def _array_margins(
     out = []
     top = int(np.argmax(values))
     for name, p in polys:
-        expr = strip_lambda(p.as_expr())
-        coeffs = [float(c) for c in sp.Poly(expr, S.lam).all_coeffs()]
+        q = _lambda_free(p)
+        expr = q.as_expr()
+        coeffs = [float(c) for c in q.all_coeffs()]
         best, arg = math.inf, 0
         for s in range(0, values.size, _CHUNK):
             vals = np.polyval(coeffs, values[s : s + _CHUNK] + shift)
