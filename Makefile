@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_regions.py
 	$(PY) benchmarks/bench_checkers.py
 	$(PY) benchmarks/bench_sweep_memory.py
+	$(PY) benchmarks/bench_performance.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
