@@ -25,12 +25,11 @@ from fractions import Fraction
 import numpy as np
 
 import stability as stb
-from stability import _compiled, rootconditions
-from stability._compiled import use_backend
-from stability.checkers import family_triplet, memory1_noise_sum, torch_sgd_margins
+from stability.checkers import _compiled, family_triplet, memory1_noise_sum, torch_sgd_margins
+from stability.checkers._compiled import use_backend
+from stability.checkers.bounds import memory1_noise_bounds
 from stability.noise import power_law
-from stability.noisebounds import memory1_noise_bounds
-from stability.regions import is_strictly_stable, strict_stability_conditions
+from stability.regions import is_strictly_stable, rootconditions, strict_stability_conditions
 
 
 def best_of(fn, repeat=5):

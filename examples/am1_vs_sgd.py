@@ -18,7 +18,7 @@ import numpy as np
 
 import stability as stb
 from stability import noise as nz
-from stability.acceleration import am1_schedule
+from stability.noise.acceleration import am1_schedule
 from stability.plots import plot_loss_curves
 
 

@@ -4,7 +4,7 @@ it there (Cohen et al., 2021; for Adam the preconditioned sharpness, Cohen et al
 
 For GD, heavy ball, Nesterov (torch conventions) and Adam the script tracks
 ``sharpness / threshold`` every few steps with the package's own estimator
-(:mod:`stability.curvature`) and threshold (:func:`stability.check`), prints the plateau and
+(:mod:`stability.training.curvature`) and threshold (:func:`stability.check`), prints the plateau and
 writes ``edge_of_stability.png``. Needs torch and scikit-learn. Runs in a few minutes.
 """
 
@@ -21,7 +21,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import stability as stb
-from stability import curvature as cv
+from stability.training import curvature as cv
 
 RUNS = {  # name: (optimizer config, steps)
     "GD (lr 0.1)": ({"optimizer": "sgd", "lr": 0.1}, 3000),

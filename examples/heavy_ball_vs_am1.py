@@ -16,8 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from stability import curves, plots
 from stability import noise as nz
+from stability import plots
+from stability.noise import curves
 
 
 def main(out: str = "heavy_ball_vs_am1.png") -> None:

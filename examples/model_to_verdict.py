@@ -23,7 +23,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import stability as stb
-from stability import curvature as cv
+from stability.training import curvature as cv
 
 
 def loss_fn(out, target):

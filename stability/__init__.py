@@ -52,7 +52,9 @@ from .algorithms import MemoryAlgorithm
 from .charpoly import CharPoly, Multistep, Triplet
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
-from .ltv import lowpass_filter, ltv_verdict, schedule
+from .ltv.filters import lowpass_filter
+from .ltv.schedules import schedule
+from .ltv.verdicts import ltv_verdict
 from .methods import (
     METHODS,
     Method,
@@ -64,16 +66,10 @@ from .methods import (
     momentum_kick,
     nesterov,
 )
-from .noise import (
-    PowerLawSpectrum,
-    Spectrum,
-    critical_batch_size,
-    loss_trajectory,
-    max_stable_lr,
-    noise_term,
-    power_law,
-    stability_sum,
-)
+from .noise.searches import critical_batch_size, max_stable_lr
+from .noise.spectra import PowerLawSpectrum, Spectrum, power_law
+from .noise.sums import noise_term, stability_sum
+from .noise.trajectories import loss_trajectory
 from .optimizers import (
     ConfiguredOptimizer,
     from_keras_sgd,
@@ -81,12 +77,9 @@ from .optimizers import (
     from_optimizer,
     from_torch_sgd,
 )
-from .regions import (
-    hurwitz_conditions,
-    is_strictly_stable,
-    schur_conditions,
-    strict_stability_conditions,
-)
+from .regions.conditions import strict_stability_conditions
+from .regions.rootconditions import hurwitz_conditions, schur_conditions
+from .regions.verdicts import is_strictly_stable
 from .report import Report, check
 
 __version__ = "0.1.0.dev0"

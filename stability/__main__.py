@@ -1,6 +1,6 @@
 """``python -m stability ...``: the same command line as the ``stability`` script."""
 
-from .cli import main
+from .cli.main import main
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

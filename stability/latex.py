@@ -18,11 +18,11 @@ from . import symbols as S
 from ._values import describe
 from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
-from .geometry import stability_triangle
-from .ltv import AutoSGMFilter, derive_ltv_recursion, prox_update
+from .ltv.filters import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
-from .noise import noise_term
-from .regions import strict_stability_conditions
+from .noise.sums import noise_term
+from .regions.conditions import strict_stability_conditions
+from .regions.geometry import stability_triangle
 
 __all__ = ["Derivation", "Step", "derive", "latex"]
 

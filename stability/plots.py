@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from .algorithms import MemoryAlgorithm
-from .checkers import lr_momentum_grid
-from .curves import SumCurve
-from .geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
-from .ltv import ltv_verdict
-from .regions import is_strictly_stable
+from .checkers.families import lr_momentum_grid
+from .ltv.verdicts import ltv_verdict
+from .noise.curves import SumCurve
+from .regions.geometry import eigenvalue_locus, eigenvalues_over, stability_triangle
+from .regions.verdicts import is_strictly_stable
 
 __all__ = [
     "plot_eigenvalue_locus",

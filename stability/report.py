@@ -16,15 +16,19 @@ import numpy as np
 
 from ._values import describe, to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
+from .checkers.bounds import memory1_noise_bounds
+from .checkers.searches import KIND_OF_SOURCE, largest_stable_lr
 from .errors import ConfigError
-from .geometry import spectral_radius
-from .ltv import Schedule, filter_from_config, ltv_verdict
-from .maxlr import KIND_OF_SOURCE, largest_stable_lr
-from .noise import PowerLawSpectrum, Spectrum, as_spectrum, critical_batch_size, stability_sum
-from .noisebounds import memory1_noise_bounds
+from .ltv.filters import filter_from_config
+from .ltv.schedules import Schedule
+from .ltv.verdicts import ltv_verdict
+from .noise.searches import critical_batch_size
+from .noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
+from .noise.sums import stability_sum
 from .optimizers import ConfiguredOptimizer, from_optimizer
-from .regions import is_strictly_stable
-from .torch_schedules import is_torch_scheduler, schedule_from_torch
+from .regions.geometry import spectral_radius
+from .regions.verdicts import is_strictly_stable
+from .training.schedulers import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["Report", "check"]
 

@@ -9,7 +9,7 @@ import pytest
 
 import stability as stb
 from stability import noise as nz
-from stability.acceleration import am1_schedule, theorem7_quantities
+from stability.noise.acceleration import am1_schedule, theorem7_quantities
 
 
 def spectrum(n=25):
@@ -203,7 +203,7 @@ def test_noise_plots(tmp_path):
 
     lams = np.geomspace(1e-3, 1, 50)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    from stability import curves
+    from stability.noise import curves
 
     by_batch = curves.stability_sum_vs_batch(stb.heavy_ball(0.5, 0.9), lams, [1, 4, 16, 64])
     assert plots.plot_stability_sum(by_batch, ax=axes[0])

@@ -347,7 +347,7 @@ def test_sweep_bad_input(argv, message, capsys, tmp_path, monkeypatch):
 
 def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypatch):
     from stability import checkers as ck
-    from stability import sweep as sweep_mod
+    from stability.cli import sweep as sweep_mod
 
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 7)  # many slabs of learning rates
     out_csv, out_npz = tmp_path / "g.csv", tmp_path / "g.npz"
@@ -383,7 +383,7 @@ def test_sweep_streams_slabs_and_matches_the_checker(tmp_path, capsys, monkeypat
 
 def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatch):
     from stability import noise as nz
-    from stability import sweep as sweep_mod
+    from stability.cli import sweep as sweep_mod
 
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 300)  # noise slabs of 3 configs
     out = tmp_path / "n.npz"
@@ -415,7 +415,7 @@ def test_sweep_nesterov_noise_matches_stability_sum(tmp_path, capsys, monkeypatc
 
 
 def test_sweep_progress_line_estimates_the_time_left(tmp_path, monkeypatch, capsys):
-    from stability import sweep as sweep_mod
+    from stability.cli import sweep as sweep_mod
 
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 50)
     axes = {

@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stability import _compiled
-from stability._compiled import use_backend
 from stability.checkers import (
+    _compiled,
     memory1_interval_margins,
     memory1_margins,
     memory1_noise_sum,
     method_margins,
     torch_sgd_margins,
 )
+from stability.checkers._compiled import use_backend
 from stability.errors import ConfigError
 
 numba_only = pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import stability as stb
-from stability import curvature as cv
+from stability.training import curvature as cv
 
 
 def test_matvec_core_against_numpy():

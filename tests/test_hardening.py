@@ -390,7 +390,7 @@ def test_invalid_sweep_leaves_the_file_alone(argv, capsys, tmp_path, monkeypatch
 
 
 def test_failing_sweep_midway_leaves_the_file_alone(capsys, tmp_path, monkeypatch):
-    from stability import sweep as sweep_mod
+    from stability.cli import sweep as sweep_mod
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sweep_mod, "SWEEP_CHUNK", 3)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import stability as stb
 from stability import symbols as S
-from stability.geometry import spectral_radius
-from stability.verdicts import _float_radii, schur_cohn_at
+from stability.regions.geometry import spectral_radius
+from stability.regions.verdicts import _float_radii, schur_cohn_at
 
 
 def dense_algorithm(M: int, seed: int, alpha: float = 0.3) -> stb.MemoryAlgorithm:
@@ -134,7 +134,7 @@ def test_memory_20_gd_embedding_is_decided_exactly_at_the_boundary():
 
 @pytest.mark.parametrize("M, seed", [(2, 0), (3, 1), (5, 2)])
 def test_pointwise_and_interval_location_agree_on_eigenvalue_lists(M, seed, monkeypatch):
-    from stability import verdicts
+    from stability.regions import verdicts
 
     alg = dense_algorithm(M, seed)
     intervals = verdicts.stable_curvature_intervals(alg)

@@ -9,8 +9,9 @@ import pytest
 import sympy as sp
 
 import stability as stb
-from stability import autosgm, ltv
+from stability import ltv
 from stability.fluctuations import stationary_variance_1d
+from stability.ltv import filters as autosgm
 
 
 # -- symbolic derivations -----------------------------------------------------------------

@@ -12,7 +12,7 @@ import stability as stb
 
 torch = pytest.importorskip("torch")
 
-from stability.monitor import StabilityMonitor, StabilityWarning  # noqa: E402
+from stability.training.monitor import StabilityMonitor, StabilityWarning  # noqa: E402
 
 
 def _problem():

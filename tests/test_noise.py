@@ -14,8 +14,8 @@ from scipy.linalg import solve_discrete_lyapunov
 
 import stability as stb
 from stability import noise as nz
-from stability import noisesum
 from stability import symbols as S
+from stability.noise import sums as noisesum
 
 
 def _numeric(alg, lam):

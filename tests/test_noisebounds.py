@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stability import _compiled, noisebounds
-from stability._compiled import use_backend
-from stability.checkers import family_triplet, memory1_noise_sum
+from stability.checkers import _compiled, family_triplet, memory1_noise_sum
+from stability.checkers import bounds as noisebounds
+from stability.checkers._compiled import use_backend
+from stability.checkers.bounds import compress, memory1_noise_bounds
 from stability.errors import ConfigError
 from stability.noise import Spectrum, power_law, stability_sum
-from stability.noisebounds import compress, memory1_noise_bounds
 from stability.optimizers import from_torch_sgd
 
 

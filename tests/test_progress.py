@@ -9,9 +9,10 @@ import io
 import numpy as np
 
 import stability as stb
-from stability import noisesum, progress
-from stability import sweep as sweep_mod
+from stability import progress
 from stability.cli import main
+from stability.cli import sweep as sweep_mod
+from stability.noise import sums as noisesum
 
 
 def test_nothing_is_printed_unless_switched_on(capsys):

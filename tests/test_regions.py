@@ -13,9 +13,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import stability as stb
-from stability import geometry as m1
 from stability import symbols as S
 from stability.checkers import lr_momentum_grid, memory1_margins
+from stability.regions import geometry as m1
 from stability.regions import (
     hurwitz_conditions,
     is_strictly_stable,
@@ -544,7 +544,7 @@ def test_plots_draw_labelled_figures(tmp_path):
 
 def test_symbolic_core_does_not_import_matplotlib():
     code = (
-        "import sys, stability, stability.regions, stability.geometry, stability.checkers; "
+        "import sys, stability, stability.regions, stability.regions.geometry, stability.checkers; "
         "print('matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -53,7 +53,7 @@ def _real_run(factory, steps, cls=None):
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_schedule_equals_a_real_run_and_leaves_the_scheduler_alone(name):
-    from stability.torch_schedules import schedule_from_torch
+    from stability.training.schedulers import schedule_from_torch
 
     steps = 30
     opt = _opt()
@@ -68,7 +68,7 @@ def test_schedule_equals_a_real_run_and_leaves_the_scheduler_alone(name):
 
 
 def test_adam_schedulers_and_defaults():
-    from stability.torch_schedules import horizon_of, schedule_from_torch
+    from stability.training.schedulers import horizon_of, schedule_from_torch
 
     f = FACTORIES["OneCycleLR"]
     s = schedule_from_torch(f(_opt(cls=torch.optim.Adam)))  # cycles Adam's beta1 too

@@ -1,0 +1,178 @@
+"""Reading what the command line is given: numbers typed by the user, power-law specs, spectrum
+files (eigenvalues, or a symmetric Hessian) and config files (TOML, JSON).
+
+Numbers are parsed exactly from their decimal text after their magnitude is checked; files are
+read as data (``allow_pickle=False``, UTF-8 text); nothing is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .._values import UserNumber, describe, listing, real_array
+from ..errors import ConfigError
+
+__all__ = [
+    "CONFIG_KEYS",
+    "CURVATURE_KEYS",
+    "MAX_SPECTRUM",
+    "POWER_LAW_KEYS",
+    "load_config",
+    "load_spectrum",
+    "number",
+    "parse_power_law",
+    "short",
+]
+
+
+CONFIG_KEYS = (
+    "optimizer",
+    "lr",
+    "learning_rate",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
+    "betas",
+    "b1",
+    "b2",
+    "eps",
+    "lambda_max",
+    "spectrum",
+    "power_law",
+    "batch_size",
+    "noise",
+)
+
+
+CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
+
+
+POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
+
+
+MAX_SPECTRUM = 10**8
+"""Eigenvalues read from a file (800 MB as float64); a longer spectrum is refused."""
+
+
+def number(text: str, name: str = "value") -> UserNumber:
+    """Parse a decimal number exactly (``'0.1'`` -> 1/10); refuse anything else, and any
+    magnitude a float cannot hold, before the exact value is built."""
+    return UserNumber.parse(text, name)
+
+
+def parse_power_law(text: str, name: str = "power_law") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ConfigError(
+                f"--power-law expects key=value pairs (nu=2,N=1e6), got {describe(part)}"
+            )
+        key, value = (s.strip() for s in part.split("=", 1))
+        if key not in POWER_LAW_KEYS:
+            raise ConfigError(
+                f"unknown power-law key {describe(key)}; allowed: {listing(POWER_LAW_KEYS)}"
+            )
+        out[key] = number(value, f"power-law {key}")
+    return out
+
+
+def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
+    """Eigenvalues from a ``.npy``/``.txt``/``.csv`` file, and a note when a symmetric matrix
+    (a Hessian) was read and its eigenvalues computed."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"spectrum file not found: {path}")
+    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
+        raise ConfigError(
+            f"spectrum file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}"
+        )
+    if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
+        raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
+    try:
+        if p.suffix == ".npy":
+            arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        else:
+            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+    except UnicodeDecodeError:
+        raise ConfigError(f"spectrum file {path} is not UTF-8 text") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"could not read spectrum file {path}: {short(exc)}") from None
+    note = None
+    if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
+        H = real_array(np.asarray(arr), f"matrix in {path}")
+        if not np.allclose(H, H.T, rtol=1e-12, atol=0):
+            raise ConfigError(
+                f"spectrum file {path} holds a {H.shape[0]}x{H.shape[1]} matrix "
+                "that is not symmetric; give eigenvalues (a 1-D array) or a "
+                "symmetric Hessian"
+            )
+        arr = np.linalg.eigvalsh((H + H.T) / 2)
+        note = (
+            f"{path} holds a symmetric {H.shape[0]}x{H.shape[1]} matrix, read as a "
+            "Hessian: its eigenvalues (numpy.linalg.eigvalsh, float64) were checked"
+        )
+    elif getattr(arr, "ndim", 1) > 1 and max(arr.shape) != arr.size:
+        raise ConfigError(
+            f"spectrum file {path} must hold a 1-D list of eigenvalues or a "
+            f"square symmetric matrix, got shape {arr.shape}"
+        )
+    eig = real_array(np.asarray(arr), f"spectrum in {path}").ravel()
+    if eig.size > MAX_SPECTRUM:
+        raise ConfigError(
+            f"spectrum file {path} holds {eig.size:,} eigenvalues; at most {MAX_SPECTRUM:.0e}"
+        )
+    return eig, note
+
+
+def short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def load_config(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        raise ConfigError(f"config {path}: YAML is not supported; use a .toml or .json file")
+    if p.suffix.lower() not in (".toml", ".json"):
+        raise ConfigError(f"config {path} must be a .toml or .json file, got {describe(p.suffix)}")
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if p.stat().st_size > 10**7:
+        raise ConfigError(f"config {path} is larger than 10 MB")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ConfigError(f"malformed config {path}: {short(exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a table/object of keys")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 20)}"
+        )
+    for key, value in data.items():
+        if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
+            continue
+        if key == "betas":
+            if not (isinstance(value, list) and len(value) == 2):
+                raise ConfigError(f"betas must be a pair [beta1, beta2], got {describe(value)}")
+            for i, x in enumerate(value):
+                if isinstance(x, bool) or not isinstance(x, int | float):
+                    raise ConfigError(f"betas[{i}] must be a number, got {describe(x)}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {describe(value)}")
+    if isinstance(data.get("spectrum"), str):
+        spec = Path(data["spectrum"])
+        data["spectrum"] = str(spec if spec.is_absolute() else p.parent / spec)
+    return data

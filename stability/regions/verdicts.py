@@ -1,0 +1,671 @@
+"""Exact verdicts: is a numeric algorithm strictly stable on a spectrum? (docs §3).
+
+Parameters are read as exact rationals (a float is its exact binary value); the conditions
+become polynomials in ``lambda`` with rational coefficients; positivity on an interval is
+decided by Sturm root counting, and eigenvalue arrays are located against the exact stable set
+(near-boundary ones evaluated exactly). Results carry their margins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .. import progress
+from .. import symbols as S
+from .._values import check_range, describe, real_array, to_exact, to_sympy
+from ..algorithms import MemoryAlgorithm
+from ..charpoly import char_det
+from ..errors import ConfigError, StabilityError
+from .rootconditions import (
+    MAX_EXACT_MEMORY,
+    check_memory,
+    coefficients,
+    schur_named,
+    schur_polys,
+)
+
+__all__ = ["ConditionMargin", "StabilityResult", "is_strictly_stable", "stable_curvature_intervals"]
+
+
+@dataclass(frozen=True)
+class ConditionMargin:
+    """How one condition fares on the spectrum (values are of the λ-power-free polynomial)."""
+
+    name: str
+    polynomial: sp.Expr
+    holds: bool
+    min_value: float
+    argmin: float
+    at_lambda_max: float
+
+
+@dataclass(frozen=True)
+class StabilityResult:
+    """Verdict of :func:`is_strictly_stable` with margins and reasons.
+
+    ``lambda_crit`` is the supremum of ``L`` such that ``S_lambda`` is strictly stable for every
+    ``lambda`` in ``(0, L)`` (``inf`` if never lost, 0 if lost immediately); ``headroom`` is
+    ``lambda_crit / lambda_max``. The verdict is exact (rational arithmetic, Sturm sequences).
+    """
+
+    stable: bool
+    spectrum: str
+    lambda_max: float
+    lambda_crit: float
+    conditions: tuple[ConditionMargin, ...]
+    failing: tuple[str, ...]
+    reason: str
+    unstable_eigenvalues: tuple[float, ...] = ()
+    method: str = "exact: rational arithmetic, Sturm root counting"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return self.stable
+
+    @property
+    def headroom(self) -> float:
+        return self.lambda_crit / self.lambda_max if self.lambda_max > 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | str:
+            if math.isnan(x):
+                return "nan"
+            return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+        return {
+            "stable": self.stable,
+            "spectrum": self.spectrum,
+            "lambda_max": num(self.lambda_max),
+            "lambda_crit": num(self.lambda_crit),
+            "headroom": num(self.headroom),
+            "failing": list(self.failing),
+            "reason": self.reason,
+            "method": self.method,
+            "unstable_eigenvalues": list(self.unstable_eigenvalues),
+            "conditions": [
+                {
+                    "name": c.name,
+                    "holds": c.holds,
+                    "min_value": num(c.min_value),
+                    "argmin": num(c.argmin),
+                    "at_lambda_max": num(c.at_lambda_max),
+                }
+                for c in self.conditions
+            ],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        verdict = "STABLE" if self.stable else "UNSTABLE"
+        lines = [f"{verdict} on {self.spectrum}: {self.reason}"]
+        if not math.isnan(self.lambda_crit):
+            lines.append(
+                f"  critical curvature lambda_crit = {self.lambda_crit:.6g} "
+                f"(headroom {self.headroom:.4g}x lambda_max = {self.lambda_max:.6g})"
+            )
+        for c in self.conditions:
+            mark = "ok " if c.holds else "FAIL"
+            lines.append(f"  [{mark}] {c.name}: min {c.min_value:.4g} at lambda={c.argmin:.4g}")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _exact_chi(alg: MemoryAlgorithm) -> list[sp.Expr]:
+    check_memory(alg)
+    if not alg.is_numeric:
+        names = ", ".join(sorted(str(s) for s in alg.free_symbols))
+        raise ConfigError(f"algorithm must be numeric (free symbols: {names})")
+    return coefficients(alg.to_exact().charpoly().chi, S.xi)
+
+
+def _condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
+    """Named Schur conditions of ``chi_lambda`` as rational polynomials in lambda."""
+    a = _exact_chi(alg)
+    ring_form = schur_polys(a)
+    if ring_form is None or ring_form[0].symbols != (S.lam,):
+        return [(name, sp.Poly(sp.expand(e), S.lam, domain="QQ")) for name, e in schur_named(a)]
+    return [
+        (name, sp.Poly.from_dict(dict(p.items()), S.lam, domain="QQ")) for name, p in ring_form[1]
+    ]
+
+
+def _positive_on(p: sp.Poly, lo: sp.Rational, hi: sp.Rational, open_lo: bool) -> bool:
+    """Exact: ``p > 0`` on ``(lo, hi]`` (``open_lo``) or ``[lo, hi]``."""
+    if p.is_zero:
+        return False
+    if open_lo and lo == 0:
+        p = _lambda_free(p)  # lambda^k is positive on (0, hi]; then need p(0) > 0
+        if p.eval(0) <= 0:
+            return False
+        return p.count_roots(0, hi) == 0
+    if p.eval(lo) <= 0:
+        return False
+    return p.count_roots(lo, hi) == 0
+
+
+def _positive_roots(p: sp.Poly) -> list[sp.Expr]:
+    if p.is_zero or p.degree() <= 0:
+        return []
+    # root by root of each irreducible factor: sympy's real_roots of the whole polynomial
+    # refines the roots of different factors until their intervals are disjoint, which can
+    # take minutes at large memory sizes; no radicals (square roots of huge integers)
+    out = []
+    for f, _ in sp.Poly(p, S.lam).factor_list()[1]:
+        if f.degree() >= 1:
+            out += [r for r in f.real_roots(radicals=False) if _is_positive_root(r)]
+    return out
+
+
+def _is_positive_root(r: sp.Expr) -> bool:
+    """Sign of a real root, from its isolating interval and a Sturm count (``r.is_positive``
+    would evaluate the root numerically, which dominates at large memory sizes)."""
+    if r.is_Rational:
+        return bool(r > 0)
+    c, rest = r.as_coeff_Mul()
+    if c != 1 and isinstance(rest, sp.CRootOf):  # a rational multiple of a root
+        return (c > 0) == _is_positive_root(rest)
+    if not isinstance(r, sp.CRootOf):  # a radical: sympy decides its sign cheaply
+        return bool(r.is_positive)
+    iv = r._get_interval()  # exactly one root of r.poly in [a, b]
+    a, b = iv.a, iv.b
+    if a >= 0:
+        return True  # a CRootOf of an irreducible factor is never 0
+    if b <= 0:
+        return False
+    return sp.Poly(r.poly, r.poly.gens[0]).count_roots(0, b) == 1
+
+
+def stable_curvature_intervals(alg: MemoryAlgorithm) -> list[tuple[sp.Expr, sp.Expr]]:
+    """The exact set of ``lambda > 0`` where ``S_lambda`` is strictly stable, as open intervals.
+
+    End points are exact algebraic numbers (sympy ``CRootOf`` or rationals); ``oo`` for an
+    unbounded interval.
+
+    >>> from stability import gd, heavy_ball
+    >>> stable_curvature_intervals(gd(sp.Rational(1, 2)))
+    [(0, 4)]
+    >>> stable_curvature_intervals(heavy_ball(1, sp.Rational(1, 2)))
+    [(0, 3)]
+    """
+    polys = _condition_polys(alg)
+    roots = sorted({r for _, p in polys for r in _positive_roots(p)}, key=_sort_key)
+    points = [sp.Integer(0), *roots, sp.oo]
+    intervals = []
+    for lo, hi in itertools.pairwise(points):
+        mid = _rational_between(lo, hi)
+        if all(p.eval(mid) > 0 for _, p in polys):
+            intervals.append((lo, hi))  # at a root some condition is 0: never merge
+    return intervals
+
+
+def _sort_key(r: sp.Expr) -> sp.Rational:
+    """An exact key ordering distinct real roots: refine the isolating interval to 1e-30
+    (cheap for isolated roots) and take its left end."""
+    if r.is_Rational:
+        return r
+    c, rest = r.as_coeff_Mul()
+    if c != 1 and isinstance(rest, sp.CRootOf):
+        return c * _sort_key(rest)
+    if not isinstance(r, sp.CRootOf):
+        return sp.Rational(str(r.evalf(40)))
+    return sp.Rational(r.eval_rational(n=30))
+
+
+def _rational_between(lo: sp.Expr, hi: sp.Expr) -> sp.Rational:
+    if hi == sp.oo:
+        return sp.Rational(lo.evalf(30)) + 1 if lo != 0 else sp.Integer(1)
+    a, b = sp.Rational(str(lo.evalf(40))), sp.Rational(str(hi.evalf(40)))
+    return (a + b) / 2
+
+
+def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
+    if isinstance(spectrum, tuple):
+        if len(spectrum) != 2:
+            raise ConfigError(
+                f"an interval spectrum must be (lambda_min, lambda_max), got {describe(spectrum)}"
+            )
+        lo = to_sympy(spectrum[0], "lambda_min")
+        hi = to_sympy(spectrum[1], "lambda_max")
+        if lo.free_symbols or hi.free_symbols:
+            raise ConfigError("spectrum bounds must be numbers")
+        lo, hi = to_exact(lo), to_exact(hi)
+        if lo < 0 or hi <= 0 or lo > hi:
+            raise ConfigError(
+                f"spectrum interval must satisfy 0 <= lambda_min <= lambda_max, lambda_max > 0, "
+                f"got ({spectrum[0]!r}, {spectrum[1]!r})"
+            )
+        return "interval", (lo, hi)
+    if isinstance(spectrum, list | np.ndarray):
+        return "eigenvalues", real_array(spectrum, "spectrum eigenvalues", low=0).ravel()
+    if isinstance(spectrum, Mapping | set | frozenset):
+        raise ConfigError(
+            "spectrum must be lambda_max (a number), (lambda_min, lambda_max) or "
+            f"a list of eigenvalues, got {describe(spectrum)}"
+        )
+    lam = to_sympy(spectrum, "lambda_max")
+    if lam.free_symbols:
+        raise ConfigError("lambda_max must be a number")
+    lam = to_exact(lam)
+    if not lam > 0:
+        raise ConfigError(f"lambda_max must be in (0, inf), got {describe(spectrum)}")
+    return "interval", (sp.Integer(0), lam)
+
+
+def _margins(
+    polys: list[tuple[str, sp.Poly]], lo: float, hi: float, holds: list[bool]
+) -> tuple[ConditionMargin, ...]:
+    out = []
+    for (name, p), ok in zip(polys, holds, strict=True):
+        q = _lambda_free(p)
+        expr = q.as_expr()
+        coeffs = [float(c) for c in q.all_coeffs()]
+        cand = [lo, hi]
+        if q.degree() >= 2:
+            for r in np.roots(np.polyder(coeffs)):
+                if abs(r.imag) < 1e-12 and lo < r.real < hi:
+                    cand.append(float(r.real))
+        vals = [float(q.eval(sp.Rational(x))) for x in cand]
+        i = int(np.argmin(vals))
+        out.append(ConditionMargin(name, expr, ok, vals[i], cand[i], vals[1]))
+    return tuple(out)
+
+
+def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -> StabilityResult:
+    """Exact verdict: is ``S_lambda`` strictly stable for every curvature of ``spectrum``?
+
+    ``spectrum`` is a number ``lambda_max`` (the whole interval ``(0, lambda_max]``), a tuple
+    ``(lambda_min, lambda_max)`` (the closed interval; ``lambda_min = 0`` means
+    ``(0, lambda_max]``), or a list/array of eigenvalues (zeros are skipped: flat directions do
+    not move). Intervals reaching 0 also require ``D`` strictly stable (Theorem 6.1).
+
+    The verdict never rests on a float comparison: parameters are read as exact rationals and
+    interval positivity is decided by Sturm root counting; eigenvalues are located against the
+    exact stable set, and any eigenvalue within 1e-9 (relative) of a boundary point is decided
+    by exact evaluation.
+
+    ``shift`` is added to every curvature exactly (coupled weight decay: the optimizer sees
+    ``lambda + weight_decay``); for eigenvalue arrays the near-boundary decisions use the exact
+    sum of each eigenvalue's binary value and ``shift``.
+
+    >>> from stability import heavy_ball
+    >>> bool(is_strictly_stable(heavy_ball(0.1, 0.9), 37.9))   # 2(1+beta)/alpha = 38
+    True
+    >>> r = is_strictly_stable(heavy_ball(0.1, 0.9), 38.1)
+    >>> r.stable, r.failing
+    (False, ('(-1)^2 chi(-1) > 0 (no root at xi = -1)',))
+    """
+    kind, spec = _parse_spectrum(spectrum)
+    shift_x = to_exact(check_range(shift, "shift", 0))
+    if kind == "eigenvalues" and isinstance(alg, MemoryAlgorithm) and alg.M > MAX_EXACT_MEMORY:
+        if not alg.is_numeric:
+            check_memory(alg)
+        return point_verdict(alg, spec, shift_x)
+    check_memory(alg)
+    if kind == "interval" and shift_x != 0:  # closed: a flat direction is seen at the shift
+        spec = (spec[0] + shift_x, spec[1] + shift_x)
+    polys = _condition_polys(alg)
+    notes: list[str] = []
+    d_ok, d_names = _memory_stable(alg)
+    lam_crit = _critical_curvature(polys) if d_ok else 0.0
+
+    if kind == "interval":
+        lo, hi = spec
+        open_lo = lo == 0
+        holds = [_positive_on(p, lo, hi, open_lo) for _, p in polys]
+        if open_lo and not d_ok:
+            holds_d = False
+        else:
+            holds_d = True
+        stable = all(holds) and holds_d
+        failing = tuple(n for (n, _), ok in zip(polys, holds, strict=True) if not ok)
+        if not holds_d:
+            failing = (*failing, *d_names)
+        label = f"(0, {float(hi):.6g}]" if open_lo else f"[{float(lo):.6g}, {float(hi):.6g}]"
+        margins = _margins(polys, float(lo), float(hi), holds)
+        if stable:
+            reason = "every condition is positive on the whole interval"
+        elif not holds_d:
+            reason = "the memory matrix D is not strictly stable (rate degenerates as lambda -> 0)"
+        else:
+            bad = _first_unstable(polys, lo, hi)
+            reason = f"S_lambda is not strictly stable at lambda ~ {bad:.6g}"
+        return StabilityResult(
+            stable, label, float(hi), lam_crit, margins, failing, reason, notes=tuple(notes)
+        )
+
+    arr = spec
+    shift_f = float(shift_x)
+    positive = arr if shift_x != 0 or arr.min(initial=1.0) > 0 else arr[arr > 0]  # no copy
+    if positive.size < arr.size:
+        notes.append(f"{arr.size - positive.size} zero eigenvalue(s) skipped (flat directions)")
+    if positive.size == 0:
+        raise ConfigError("spectrum has no positive eigenvalue")
+    if shift_x != 0:
+        notes.append(f"every eigenvalue shifted by {describe(shift)} (added exactly)")
+    if alg.M >= POINTWISE_MEMORY:  # root objects of long conditions are slow to refine
+        bad = _eigenvalues_failing(positive, polys, shift_x)
+    else:
+        bad = _eigenvalues_outside(positive, stable_curvature_intervals(alg), polys, shift_x)
+    stable = bad.size == 0
+    exact_bad = [sp.Rational(float(x)) + shift_x for x in bad[:100]]
+    failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
+    lo_f, hi_f = float(positive.min()) + shift_f, float(positive.max()) + shift_f
+    margins = _array_margins(polys, positive, failing, shift_f)
+    reason = (
+        "every eigenvalue lies in the stable set"
+        if stable
+        else f"{bad.size} eigenvalue(s) outside the stable set, e.g. {float(bad[0]) + shift_f:.6g}"
+    )
+    return StabilityResult(
+        stable,
+        f"{positive.size} eigenvalues in [{lo_f:.6g}, {hi_f:.6g}]",
+        hi_f,
+        lam_crit,
+        margins,
+        failing,
+        reason,
+        tuple(float(x) + shift_f for x in bad[:10]),
+        notes=tuple(notes),
+    )
+
+
+def _array_margins(
+    polys, values: np.ndarray, failing: tuple[str, ...], shift: float = 0.0
+) -> tuple[ConditionMargin, ...]:
+    """Float margins (informational) of each λ-power-free condition over the eigenvalues
+    (shifted by ``shift``), computed in chunks so that memory stays bounded."""
+    out = []
+    top = int(np.argmax(values))
+    for name, p in polys:
+        q = _lambda_free(p)
+        expr = q.as_expr()
+        coeffs = [float(c) for c in q.all_coeffs()]
+        best, arg = math.inf, 0
+        for s in range(0, values.size, _CHUNK):
+            vals = np.polyval(coeffs, values[s : s + _CHUNK] + shift)
+            i = int(np.argmin(vals))
+            if vals[i] < best or s == 0:
+                best, arg = float(vals[i]), s + i
+        at_top = float(np.polyval(coeffs, values[top] + shift))
+        out.append(
+            ConditionMargin(
+                name, expr, name not in failing, best, float(values[arg]) + shift, at_top
+            )
+        )
+    return tuple(out)
+
+
+_CHUNK = 1 << 20  # eigenvalues per chunk of the array passes
+
+
+def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
+    if alg.M == 0:
+        return True, ()
+    named = schur_named(coefficients(char_det(alg.to_exact().D), S.xi))
+    bad = tuple(f"D stable: {n}" for n, e in named if not e > 0)
+    return not bad, bad
+
+
+def _first_unstable(polys, lo, hi) -> float:
+    """A curvature in ``[lo, hi]`` where some condition is not positive (for the message)."""
+    found = [x for _, p in polys for x in [_first_nonpositive(p, lo, hi)] if x is not None]
+    return min(found) if found else float(hi)
+
+
+def _critical_curvature(polys) -> float:
+    """``sup L`` with every condition positive on ``(0, L)``: the smallest positive root of the
+    λ-power-free conditions (0 if one is not positive just above 0), to 1e-13 relative."""
+    best = math.inf
+    for _, p in polys:
+        q = _lambda_free(p)
+        if q.is_zero or q.eval(0) <= 0:
+            return 0.0
+        root = _smallest_root(q, sp.Integer(0), None)
+        if root is not None:
+            best = min(best, root)
+    return best
+
+
+def _lambda_free(p: sp.Poly) -> sp.Poly:
+    if p.is_zero:
+        return p
+    k = min(m[0] for m in p.monoms())
+    if not k:
+        return p
+    return sp.Poly.from_dict({(m[0] - k,): c for m, c in p.terms()}, S.lam, domain="QQ")
+
+
+def _first_nonpositive(p: sp.Poly, lo: sp.Expr, hi: sp.Expr) -> float | None:
+    q = _lambda_free(p) if lo == 0 else p
+    if q.is_zero or q.eval(lo) <= 0:
+        return float(lo)
+    return _smallest_root(q, lo, hi)
+
+
+def _smallest_root(p: sp.Poly, lo: sp.Expr, hi: sp.Expr | None) -> float | None:
+    """The smallest real root of ``p`` in ``(lo, hi]`` (``hi = None``: unbounded), as a float
+    (informational: the verdicts themselves are Sturm counts). mpmath's polynomial roots in
+    40-digit arithmetic; exact root objects (``CRootOf``) can take minutes to refine at
+    large memory sizes."""
+    if p.degree() <= 0:
+        return None
+    with mpmath.workdps(40):
+        coeffs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
+        top = max(abs(c) for c in coeffs)
+        coeffs = [c / top for c in coeffs]
+        try:
+            roots = mpmath.polyroots(coeffs, maxsteps=400, extraprec=200)
+        except mpmath.libmp.NoConvergence:
+            roots = mpmath.polyroots(coeffs, maxsteps=2000, extraprec=800)
+        lo_f = float(lo)
+        hi_f = math.inf if hi is None else float(hi)
+        real = [
+            float(mpmath.re(r))
+            for r in roots
+            if abs(mpmath.im(r)) <= mpmath.mpf(10) ** -20 * max(1, abs(r))
+        ]
+    inside = [x for x in real if lo_f < x <= hi_f]
+    return min(inside) if inside else None
+
+
+def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -> np.ndarray:
+    """Eigenvalues ``x`` (seen as ``x + shift``) outside the exact stable set.
+
+    The bulk is located in floats; any ``x + shift`` within 1e-9 (relative) of an interval end
+    is decided exactly on the rational ``x + shift`` (the binary value of ``x`` plus the exact
+    shift). Runs in chunks, so memory stays bounded for long spectra.
+    """
+    edges = []
+    bounds = []
+    for a, b in intervals:
+        fa = float(a)
+        fb = math.inf if b == sp.oo else float(b)
+        bounds.append((fa, fb))
+        edges.extend([fa, fb])
+    edges_arr = np.array([e for e in edges if math.isfinite(e) and e > 0])
+    shift_f = float(shift)
+    outside = []
+    for s in range(0, values.size, _CHUNK):
+        progress.update("exact verdict on the eigenvalues", s, values.size)
+        chunk = values[s : s + _CHUNK]
+        seen = chunk + shift_f
+        inside = np.zeros(chunk.shape, dtype=bool)
+        for fa, fb in bounds:
+            inside |= (seen > fa) & (seen < fb)
+        for e in edges_arr:
+            for i in np.flatnonzero(np.abs(seen - e) < 1e-9 * e):
+                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
+                inside[i] = all(p.eval(x) > 0 for _, p in polys)
+        outside.append(chunk[~inside])
+    return np.concatenate(outside)
+
+
+POINTWISE_MEMORY = 7
+"""From this memory size on, eigenvalue lists are decided by evaluating the conditions at each
+eigenvalue (below it, by locating them in the exact stable set, whose end points are exact
+roots: cheap for short conditions, slow to refine for the long ones of large M)."""
+
+_POINT_RTOL = 1e-12  # float evaluation error allowance, relative to the sum of term sizes
+
+
+def _eigenvalues_failing(values: np.ndarray, polys, shift: Any = 0) -> np.ndarray:
+    """Eigenvalues ``x`` (seen as ``x + shift``) at which some condition is not positive.
+
+    Each condition is evaluated in floats (coefficients scaled to at most 1) together with
+    the sum of the sizes of its terms; a value within ``1e-12`` of that sum (far above the
+    float error of Horner's rule and of rounding ``x + shift``) is decided exactly on the
+    rational ``x + shift``. Runs in chunks."""
+    scaled = []
+    with mpmath.workdps(30):
+        for _, p in polys:
+            cs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
+            top = max(abs(c) for c in cs) or mpmath.mpf(1)
+            c = np.array([float(x / top) for x in cs])
+            scaled.append((p, c, np.abs(c)))
+    shift_f = float(shift)
+    failing = []
+    for s in range(0, values.size, _CHUNK):
+        progress.update("exact verdict on the eigenvalues", s, values.size)
+        chunk = values[s : s + _CHUNK]
+        y = chunk + shift_f
+        ok = np.ones(chunk.shape, dtype=bool)
+        for p, c, a in scaled:
+            v = np.polyval(c, y)
+            tol = _POINT_RTOL * np.polyval(a, y) + 1e-300
+            ok &= ~(v < -tol)  # certainly not positive: fails
+            unsure = np.flatnonzero(ok & ~(v > tol))
+            for i in unsure:
+                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
+                ok[i] = bool(p.eval(x) > 0)
+        failing.append(chunk[~ok])
+    return np.concatenate(failing)
+
+
+# ---------------------------------------------------------------------------------------
+# Large memory sizes: a certified test at each eigenvalue (no symbolic conditions)
+# ---------------------------------------------------------------------------------------
+_POINT_PRECISIONS = (40, 120, 400)  # decimal digits of the interval arithmetic, in turn
+
+
+def schur_cohn_at(coeffs: list[sp.Rational]) -> bool | None:
+    """Whether every root of ``sum_i c_i xi^i`` (ascending, exact rationals, ``c_n != 0``)
+    lies strictly inside the unit circle, by the Schur-Cohn reduction
+    ``p -> (c_n p - c_0 p*) / xi`` (``p*`` the reversed polynomial; stable iff
+    ``|c_0| < |c_n|`` at every step) in mpmath interval arithmetic. ``None`` if the intervals
+    cannot decide at the highest precision (a root within about ``10^-400`` of the circle).
+    """
+    for dps in _POINT_PRECISIONS:
+        verdict = _schur_cohn_iv(coeffs, dps)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _schur_cohn_iv(coeffs: list[sp.Rational], dps: int) -> bool | None:
+    iv = mpmath.iv
+    old = iv.dps
+    iv.dps = dps
+    try:
+        c = [iv.mpf(int(x.p)) / iv.mpf(int(x.q)) for x in coeffs]
+        while len(c) > 1:
+            a0, an = abs(c[0]), abs(c[-1])
+            if a0.b < an.a:  # certainly |c_0| < |c_n|
+                n = len(c) - 1
+                c = [c[-1] * c[i] - c[0] * c[n - i] for i in range(1, n + 1)]
+                scale = abs(c[-1]).b
+                c = [x / scale for x in c]
+            elif a0.a >= an.b:  # certainly |c_0| >= |c_n|: a root on or outside the circle
+                return False
+            else:
+                return None
+        return True
+    finally:
+        iv.dps = old
+
+
+def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> StabilityResult:
+    """Certified verdict on a list of eigenvalues for memory sizes beyond the exact symbolic
+    path: at each distinct eigenvalue (exact binary value plus the exact ``shift``), the
+    characteristic polynomial ``chi_lambda = P - lambda Q`` is formed exactly and tested by the
+    Schur-Cohn reduction in interval arithmetic (:func:`schur_cohn_at`); an eigenvalue the
+    intervals cannot decide counts as unstable (never "stable" without a proof)."""
+    P, Q, _ = alg.to_exact().charpoly()
+    p = [sp.Rational(c) for c in reversed(P.all_coeffs())]
+    q = [sp.Rational(c) for c in reversed(Q.all_coeffs())] + [sp.Integer(0)] * len(P.all_coeffs())
+    shift_x = to_exact(shift)
+    positive = values if shift_x != 0 or values.min(initial=1.0) > 0 else values[values > 0]
+    if positive.size == 0:
+        raise ConfigError("spectrum has no positive eigenvalue")
+    distinct = np.unique(positive)
+    if distinct.size > MAX_POINT_EIGENVALUES:
+        raise StabilityError(
+            f"the per-eigenvalue test at memory M = {alg.M} takes at most "
+            f"{MAX_POINT_EIGENVALUES:,} distinct eigenvalues, got {distinct.size:,}"
+        )
+    bad, undecided = [], 0
+    for done, x in enumerate(distinct.tolist()):
+        progress.update("Schur-Cohn test per eigenvalue", done, distinct.size)
+        lam = sp.Rational(x) + shift_x
+        chi = [pi - lam * qi for pi, qi in zip(p, q, strict=False)]
+        verdict = schur_cohn_at(chi)
+        if verdict is None:
+            undecided += 1
+        if not verdict:
+            bad.append(x)
+    rho = _float_radii(alg, distinct + float(shift_x))
+    margin = 1 - rho
+    i = int(np.argmin(margin))
+    stable = not bad
+    notes = [
+        f"memory M = {alg.M} > {MAX_EXACT_MEMORY}: no symbolic conditions; every distinct "
+        "eigenvalue tested by the Schur-Cohn reduction of chi_lambda in interval arithmetic "
+        "(certified); lambda_crit not computed"
+    ]
+    if undecided:
+        notes.append(f"{undecided} eigenvalue(s) within rounding of the boundary: counted unstable")
+    cond = ConditionMargin(
+        "1 - rho(S_lambda) > 0 (Schur-Cohn at each eigenvalue; values from numpy eigvals)",
+        sp.Integer(1) - sp.Symbol("rho"),
+        stable,
+        float(margin[i]),
+        float(distinct[i] + float(shift_x)),
+        float(margin[-1]),
+    )
+    lo_f, hi_f = float(distinct[0]) + float(shift_x), float(distinct[-1]) + float(shift_x)
+    return StabilityResult(
+        stable,
+        f"{positive.size} eigenvalues in [{lo_f:.6g}, {hi_f:.6g}]",
+        hi_f,
+        math.nan,
+        (cond,),
+        () if stable else (cond.name,),
+        "every eigenvalue passes the Schur-Cohn test"
+        if stable
+        else f"{len(bad)} eigenvalue(s) fail the Schur-Cohn test, "
+        f"e.g. {bad[0] + float(shift_x):.6g}",
+        tuple(b + float(shift_x) for b in bad[:10]),
+        method="certified: exact chi_lambda, Schur-Cohn reduction in interval arithmetic",
+        notes=tuple(notes),
+    )
+
+
+MAX_POINT_EIGENVALUES = 100_000
+"""Most distinct eigenvalues of the per-eigenvalue test (about a millisecond each at M = 30)."""
+
+
+def _float_radii(alg: MemoryAlgorithm, lam: np.ndarray) -> np.ndarray:
+    """Spectral radius of ``S_lambda`` (numpy, informational) in chunks."""
+    S0, v, r = alg.numeric_system()
+    out = np.empty(lam.size)
+    for s in range(0, lam.size, 4096):
+        mats = S0 + lam[s : s + 4096, None, None] * np.outer(v, r)
+        out[s : s + 4096] = np.abs(np.linalg.eigvals(mats)).max(axis=-1)
+    return out

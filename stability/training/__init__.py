@@ -1,0 +1,41 @@
+"""From a torch model to a verdict, during training: curvature, schedulers, the monitor.
+
+The only area that touches torch (``pip install 'stability[torch]'``); importing it does not
+import torch.
+"""
+
+from __future__ import annotations
+
+from .curvature import (
+    Density,
+    TopEigen,
+    adam_preconditioner,
+    ggn_matvec,
+    hessian_density,
+    hessian_matvec,
+    preconditioned,
+    sharpness,
+    slq_density,
+    top_eigenvalues,
+)
+from .monitor import MonitorRecord, StabilityMonitor, StabilityWarning
+from .schedulers import horizon_of, is_torch_scheduler, schedule_from_torch
+
+__all__ = [
+    "Density",
+    "MonitorRecord",
+    "StabilityMonitor",
+    "StabilityWarning",
+    "TopEigen",
+    "adam_preconditioner",
+    "ggn_matvec",
+    "hessian_density",
+    "hessian_matvec",
+    "horizon_of",
+    "is_torch_scheduler",
+    "preconditioned",
+    "schedule_from_torch",
+    "sharpness",
+    "slq_density",
+    "top_eigenvalues",
+]

@@ -1,0 +1,356 @@
+"""Curvature from a model: the top of the Hessian spectrum and its density (docs §1.1 of the
+curvature notes: Lanczos and stochastic Lanczos quadrature).
+
+The core is framework-agnostic: any symmetric ``matvec`` (a float64 numpy vector in, one out)
+will do, e.g. a Hessian-vector product. :func:`top_eigenvalues` is scipy's Lanczos
+(``scipy.sparse.linalg.eigsh``, ``which="LA"``: the largest *algebraic* eigenvalues) and
+reports each residual ``||H v - theta v||``. :func:`slq_density` is stochastic Lanczos
+quadrature (Ubaru, Chen & Saad 2017; Ghorbani, Krishnan & Xiao 2019): ``m`` Lanczos steps
+with full reorthogonalisation from random unit probes give nodes and weights whose weighted
+sum over the nodes matches ``tr f(H)/n``; scaled by the dimension it is a
+:class:`~stability.noise.Spectrum` that :func:`stability.check` and
+:func:`stability.stability_sum` accept. That loop is written here because scipy exposes
+Lanczos only through ARPACK's eigenpairs, not its tridiagonal matrix.
+
+The torch helpers (``pip install stability[torch]``; the rest of the package never imports
+torch) build the Hessian-vector product of ``loss_fn(model(x), y)`` with
+``torch.autograd.grad`` twice (Pearlmutter's trick), without touching ``.grad`` or any
+optimizer state; ``adam_preconditioner`` reads ``P = sqrt(v_hat) + eps`` from a live
+``torch.optim.Adam``/``AdamW`` so that :func:`preconditioned` gives the operator
+``P^-1/2 H P^-1/2`` (the eigenvalues of ``P^-1 H``) that the Adam verdicts need. The
+operators are torch's own autograd (``torch.autograd.grad``, ``torch.func``) in a few lines;
+``curvlinops-for-pytorch`` offers the same operators as scipy ``LinearOperator``s and can be
+passed in through the framework-agnostic ``matvec`` API, but is not needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._values import real_array
+from ..errors import ConfigError, StabilityError
+from ..noise.spectra import Spectrum
+
+__all__ = [
+    "Density",
+    "TopEigen",
+    "adam_preconditioner",
+    "ggn_matvec",
+    "hessian_density",
+    "hessian_matvec",
+    "preconditioned",
+    "sharpness",
+    "slq_density",
+    "top_eigenvalues",
+]
+
+MatVec = Callable[[np.ndarray], np.ndarray]
+
+
+class _Counted:
+    """A matvec that checks its output and counts its calls (the cost of an estimate)."""
+
+    def __init__(self, matvec: MatVec, n: int) -> None:
+        if not callable(matvec):
+            raise ConfigError(f"matvec must be callable (vector -> vector), got {matvec!r}")
+        self.matvec, self.n, self.calls = matvec, n, 0
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        out = np.asarray(self.matvec(np.asarray(v, dtype=float).reshape(self.n)), dtype=float)
+        if out.shape != (self.n,):
+            raise ConfigError(f"matvec must return a vector of length {self.n}, got {out.shape}")
+        if not np.all(np.isfinite(out)):
+            raise StabilityError("matvec returned NaN or inf (is the loss finite here?)")
+        return out
+
+
+def _dimension(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ConfigError(f"n must be a positive integer (the number of parameters), got {n!r}")
+    return int(n)
+
+
+@dataclass(frozen=True)
+class TopEigen:
+    """The largest eigenvalues (descending), their unit eigenvectors (columns), the residuals
+    ``||H v - theta v||`` and the number of matrix-vector products used."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    residuals: np.ndarray
+    matvecs: int
+
+    @property
+    def sharpness(self) -> float:
+        """``lambda_max``: the largest eigenvalue."""
+        return float(self.values[0])
+
+
+def top_eigenvalues(
+    matvec: MatVec,
+    n: int,
+    k: int = 1,
+    *,
+    tol: float = 1e-10,
+    seed: int = 0,
+    v0: Any = None,
+    maxiter: int | None = None,
+) -> TopEigen:
+    """The ``k`` largest (algebraic) eigenvalues of a symmetric operator by Lanczos.
+
+    ``v0`` warm-starts the iteration (e.g. the previous top eigenvector during training).
+
+    >>> H = np.diag([3.0, 1.0, -5.0, 0.5])
+    >>> top = top_eigenvalues(lambda v: H @ v, 4, k=2)
+    >>> np.round(top.values, 10).tolist(), bool(top.residuals.max() < 1e-8)
+    ([3.0, 1.0], True)
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    n = _dimension(n)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
+        raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k!r}")
+    op = _Counted(matvec, n)
+    start = (
+        np.random.default_rng(seed).standard_normal(n)
+        if v0 is None
+        else real_array(v0, "v0").reshape(n)
+    )
+    A = LinearOperator((n, n), matvec=op, dtype=float)
+    try:
+        vals, vecs = eigsh(A, k=k, which="LA", tol=tol, v0=start, maxiter=maxiter)
+    except ArpackNoConvergence as exc:
+        raise StabilityError(f"Lanczos did not converge: {exc}") from None
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    res = np.array([np.linalg.norm(op(vecs[:, i]) - vals[i] * vecs[:, i]) for i in range(k)])
+    return TopEigen(vals, vecs, res, op.calls)
+
+
+@dataclass(frozen=True)
+class Density:
+    """A spectral density from stochastic Lanczos quadrature: ``nodes`` and ``weights``
+    (summing to the dimension ``n``), the weight on negative curvature, and the cost."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    n: int
+    probes: int
+    steps: int
+    matvecs: int
+
+    @property
+    def negative_mass(self) -> float:
+        """The fraction of the spectrum below zero (directions of negative curvature)."""
+        return float(self.weights[self.nodes < 0].sum() / self.n)
+
+    @property
+    def spectrum(self) -> Spectrum:
+        """The positive part as a weighted :class:`~stability.noise.Spectrum` (the linear
+        analysis covers curvatures > 0; :attr:`negative_mass` says what is left out)."""
+        keep = self.nodes > 0
+        if not np.any(keep):
+            raise StabilityError("the density has no positive curvature")
+        note = (
+            f"spectrum estimated by stochastic Lanczos quadrature ({self.probes} probes x "
+            f"{self.steps} steps): nodes and weights approximate the density; "
+            f"{self.negative_mass:.1%} of it is negative curvature, outside the linear analysis"
+        )
+        return Spectrum.from_arrays(self.nodes[keep], self.weights[keep], notes=(note,))
+
+
+def slq_density(
+    matvec: MatVec, n: int, *, probes: int = 8, steps: int = 64, seed: int = 0
+) -> Density:
+    """Stochastic Lanczos quadrature with ``probes`` Rademacher probes and ``steps`` Lanczos
+    steps each (full reorthogonalisation). The extreme nodes converge to the extreme
+    eigenvalues; sums ``sum_j w_j f(theta_j)`` estimate ``tr f(H)``.
+
+    >>> H = np.diag(np.linspace(1.0, 2.0, 200))
+    >>> d = slq_density(lambda v: H @ v, 200, probes=4, steps=30)
+    >>> round(float(d.weights.sum()), 6), round(float(d.nodes.max()), 3)
+    (200.0, 2.0)
+    """
+    n = _dimension(n)
+    for name, value in (("probes", probes), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    m = min(steps, n)
+    op = _Counted(matvec, n)
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    for _ in range(probes):
+        q = rng.choice([-1.0, 1.0], size=n) / np.sqrt(n)
+        Q = np.zeros((m, n))
+        alpha, beta = np.zeros(m), np.zeros(m)
+        size = m
+        for j in range(m):
+            Q[j] = q
+            w = op(q)
+            alpha[j] = q @ w
+            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)  # full reorthogonalisation (twice is enough)
+            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
+            b = np.linalg.norm(w)
+            if j + 1 < m:
+                if b < 1e-12 * max(1.0, abs(alpha[j])):  # an invariant subspace: exact
+                    size = j + 1
+                    break
+                beta[j] = b
+                q = w / b
+        T = np.diag(alpha[:size]) + np.diag(beta[: size - 1], 1) + np.diag(beta[: size - 1], -1)
+        theta, Y = np.linalg.eigh(T)
+        nodes.append(theta)
+        weights.append(Y[0] ** 2)
+    node_arr = np.concatenate(nodes)
+    weight_arr = np.concatenate(weights) * n / probes
+    return Density(node_arr, weight_arr, n, probes, m, op.calls)
+
+
+def preconditioned(matvec: MatVec, P: Any) -> MatVec:
+    """``v -> P^-1/2 H P^-1/2 v`` for a positive diagonal preconditioner ``P`` (a vector):
+    symmetric, with the eigenvalues of ``P^-1 H`` (the curvature Adam sees)."""
+    p = real_array(P, "P", low=0, low_open=True).ravel()
+    scale = 1 / np.sqrt(p)
+
+    def op(v: np.ndarray) -> np.ndarray:
+        return scale * matvec(scale * v)
+
+    return op
+
+
+# ---------------------------------------------------------------------------------------
+# torch helpers (optional extra)
+# ---------------------------------------------------------------------------------------
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - exercised without the extra
+        raise ConfigError("the torch helpers need torch: pip install 'stability[torch]'") from None
+    return torch
+
+
+def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[MatVec, int]:
+    """``(matvec, n)``: the Hessian of ``loss_fn(model(x), y)`` over the model's trainable
+    parameters, at their current values, as a numpy matvec (float64 in and out).
+
+    ``data`` is a batch ``(x, y)`` or an iterable of batches (a ``DataLoader``; the loss is
+    then the mean over batches, weighted by batch size). Gradients are taken with
+    ``torch.autograd.grad``: ``.grad`` fields, optimizer state and the RNG are left alone.
+    """
+    torch = _torch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("model has no trainable parameters")
+    n = sum(p.numel() for p in params)
+    batches = [data] if isinstance(data, tuple | list) and len(data) == 2 else list(data)
+    if not batches:
+        raise ConfigError("data must be a batch (x, y) or a non-empty iterable of batches")
+    total = sum(len(b[0]) for b in batches)
+    dtype, device = params[0].dtype, params[0].device
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        vec = torch.as_tensor(v, dtype=dtype, device=device)
+        chunks, start = [], 0
+        for p in params:
+            chunks.append(vec[start : start + p.numel()].view_as(p))
+            start += p.numel()
+        out = [torch.zeros_like(p) for p in params]
+        for x, y in batches:
+            with torch.enable_grad():
+                loss = loss_fn(model(x), y) * (len(x) / total)
+                grads = torch.autograd.grad(loss, params, create_graph=True)
+                dot = sum((g * c).sum() for g, c in zip(grads, chunks, strict=True))
+                hv = torch.autograd.grad(dot, params)
+            for o, h in zip(out, hv, strict=True):
+                o += h.detach()
+        return torch.cat([o.reshape(-1) for o in out]).double().cpu().numpy()
+
+    return matvec, n
+
+
+def ggn_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[MatVec, int]:
+    """``(matvec, n)``: the generalised Gauss-Newton matrix ``J^T H_out J`` of
+    ``loss_fn(model(x), y)`` (``J`` the Jacobian of the outputs in the parameters, ``H_out``
+    the Hessian of the loss in the outputs), positive semi-definite for convex losses. Built
+    with ``torch.func`` (``jvp``, ``vjp``, ``grad``); nothing of the model is modified.
+    """
+    torch = _torch()
+    from torch.func import functional_call, grad, jvp, vjp
+
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    if not names:
+        raise ConfigError("model has no trainable parameters")
+    values = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    sizes = [values[k].numel() for k in names]
+    n = sum(sizes)
+    batches = [data] if isinstance(data, tuple | list) and len(data) == 2 else list(data)
+    if not batches:
+        raise ConfigError("data must be a batch (x, y) or a non-empty iterable of batches")
+    total = sum(len(b[0]) for b in batches)
+    first = values[names[0]]
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        vec = torch.as_tensor(v, dtype=first.dtype, device=first.device)
+        tangent, start = {}, 0
+        for k, size in zip(names, sizes, strict=True):
+            tangent[k] = vec[start : start + size].view_as(values[k])
+            start += size
+        out = torch.zeros(n, dtype=first.dtype, device=first.device)
+        for x, y in batches:
+            weight = len(x) / total
+
+            def f(p, x=x):
+                return functional_call(model, p, (x,))
+
+            def loss_grad(o, y=y, w=weight):
+                return grad(lambda oo: loss_fn(oo, y) * w)(o)
+
+            outputs, jv = jvp(f, (values,), (tangent,))
+            _, hjv = jvp(loss_grad, (outputs,), (jv,))
+            _, pullback = vjp(f, values)
+            (g,) = pullback(hjv)
+            out += torch.cat([g[k].reshape(-1) for k in names])
+        return out.double().cpu().numpy()
+
+    return matvec, n
+
+
+def sharpness(
+    model: Any, loss_fn: Callable[..., Any], data: Any, k: int = 1, **kw: Any
+) -> TopEigen:
+    """The top ``k`` Hessian eigenvalues of a torch model by Lanczos (with residuals)."""
+    matvec, n = hessian_matvec(model, loss_fn, data)
+    return top_eigenvalues(matvec, n, k, **kw)
+
+
+def hessian_density(model: Any, loss_fn: Callable[..., Any], data: Any, **kw: Any) -> Density:
+    """The Hessian spectral density of a torch model by stochastic Lanczos quadrature."""
+    matvec, n = hessian_matvec(model, loss_fn, data)
+    return slq_density(matvec, n, **kw)
+
+
+def adam_preconditioner(optimizer: Any) -> np.ndarray:
+    """``P = sqrt(v_hat) + eps`` of a live ``torch.optim.Adam``/``AdamW`` (all parameters in
+    order, as one vector), read from its state without changing it."""
+    torch = _torch()
+    parts = []
+    for group in optimizer.param_groups:
+        betas, eps = group.get("betas"), group.get("eps")
+        if betas is None or eps is None:
+            raise ConfigError("adam_preconditioner needs a torch Adam/AdamW optimizer")
+        for p in group["params"]:
+            if not p.requires_grad:
+                continue
+            state = optimizer.state.get(p, {})
+            if "exp_avg_sq" not in state:
+                raise ConfigError("the optimizer has no state yet: take at least one step")
+            step = float(state["step"])
+            with torch.no_grad():
+                v_hat = state["exp_avg_sq"] / (1 - betas[1] ** step)
+                parts.append((v_hat.sqrt() + eps).reshape(-1).double().cpu().numpy())
+    return np.concatenate(parts)
