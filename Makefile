@@ -16,7 +16,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	MPLBACKEND=Agg $(PY) -m stability.demo
+	MPLBACKEND=Agg $(PY) -m stability.cli.demo
 	@echo
 	@echo '$$ stability check --optimizer sgd --lr 0.1 --momentum 0.9 --power-law nu=2,Lambda=10,N=1e6 --batch-size 32'
 	$(VENV)/bin/stability check --optimizer sgd --lr 0.1 --momentum 0.9 \

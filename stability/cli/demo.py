@@ -1,6 +1,6 @@
 """``make demo``: the built-in example, a torch-style SGD config (lr=0.1, momentum=0.9).
 
-Run as ``python -m stability.demo``. Prints the memory-1 update matrix, the characteristic
+Run as ``python -m stability.cli.demo``. Prints the memory-1 update matrix, the characteristic
 polynomial ``chi = P - lambda Q``, the multistep form and the effective learning rate.
 """
 
@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from .optimizers import from_torch_sgd
+from ..optimizers import from_torch_sgd
 
 #: The built-in example config (decimal strings read exactly with Fraction, never evaluated).
 EXAMPLE = {"lr": Fraction("0.1"), "momentum": Fraction("0.9")}
