@@ -38,51 +38,44 @@ _TORCH_INERT = frozenset(
 
 @dataclass(frozen=True)
 class Kind:
-    """A framework optimizer: its canonical name, family, learning-rate key and keys."""
+    """A framework optimizer: its canonical name, family, learning-rate key and keys, the name
+    reports give its update rule (``source``), whether its weight decay is decoupled (AdamW)
+    and the class name of the live torch optimizer it reads (``None``: not a torch class)."""
 
     name: str
     family: str  # "sgd" (time-invariant, memory form) or "adam" (adaptive, LTV view)
     lr_key: str
     keys: frozenset[str]
+    source: str
     inert: frozenset[str] = frozenset()
+    decoupled: bool = False
+    torch_class: str | None = None
 
 
-def _kind(name: str, family: str, lr_key: str, keys: Iterable[str], inert=frozenset()) -> Kind:
-    return Kind(name, family, lr_key, frozenset({lr_key, *keys}), frozenset(inert))
-
+_SGD_KEYS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+_ADAM_KEYS = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
+_OPTAX_ADAM_KEYS = ("b1", "b2", "eps", "eps_root")
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        _kind(
-            "torch.sgd",
-            "sgd",
-            "lr",
-            ("momentum", "dampening", "weight_decay", "nesterov", "maximize"),
-            _TORCH_INERT,
-        ),
-        _kind("optax.sgd", "sgd", "learning_rate", ("momentum", "nesterov")),
-        _kind("keras.sgd", "sgd", "learning_rate", ("momentum", "nesterov")),
-        _kind(
-            "torch.adam",
-            "adam",
-            "lr",
-            ("betas", "eps", "weight_decay", "amsgrad", "maximize"),
-            _TORCH_INERT,
-        ),
-        _kind(
-            "torch.adamw",
-            "adam",
-            "lr",
-            ("betas", "eps", "weight_decay", "amsgrad", "maximize"),
-            _TORCH_INERT,
-        ),
-        _kind("optax.adam", "adam", "learning_rate", ("b1", "b2", "eps", "eps_root")),
-        _kind(
-            "optax.adamw", "adam", "learning_rate", ("b1", "b2", "eps", "eps_root", "weight_decay")
-        ),
+        Kind("torch.sgd", "sgd", "lr", frozenset({"lr", *_SGD_KEYS}), "torch.optim.SGD",
+             _TORCH_INERT, torch_class="SGD"),
+        Kind("optax.sgd", "sgd", "learning_rate",
+             frozenset({"learning_rate", "momentum", "nesterov"}), "optax.sgd"),
+        Kind("keras.sgd", "sgd", "learning_rate",
+             frozenset({"learning_rate", "momentum", "nesterov"}), "keras.optimizers.SGD"),
+        Kind("torch.adam", "adam", "lr", frozenset({"lr", *_ADAM_KEYS}), "torch.optim.Adam",
+             _TORCH_INERT, torch_class="Adam"),
+        Kind("torch.adamw", "adam", "lr", frozenset({"lr", *_ADAM_KEYS}), "torch.optim.AdamW",
+             _TORCH_INERT, decoupled=True, torch_class="AdamW"),
+        Kind("optax.adam", "adam", "learning_rate",
+             frozenset({"learning_rate", *_OPTAX_ADAM_KEYS}), "optax.adam"),
+        Kind("optax.adamw", "adam", "learning_rate",
+             frozenset({"learning_rate", *_OPTAX_ADAM_KEYS, "weight_decay"}), "optax.adamw",
+             decoupled=True),
     )
-}
+}  # fmt: skip
 ALIASES = {
     "sgd": "torch.sgd",
     "torch": "torch.sgd",

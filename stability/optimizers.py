@@ -18,7 +18,7 @@ import sympy as sp
 
 from ._values import check_range, describe, listing, real_array
 from .algorithms import MemoryAlgorithm
-from .configs import kind_of, read_config
+from .configs import KINDS, Kind, kind_of, read_config
 from .errors import ConfigError
 from .methods import adam_frozen, gd, keeps_exact_floats, torch_sgd
 from .simulate import simulate
@@ -55,6 +55,9 @@ class ConfiguredOptimizer:
         torch fills its momentum buffer with the raw gradient on the first step (``m <- g``,
         no dampening). With dampening this differs from the memory form started at ``u = 0``;
         :meth:`simulate` replays it. It changes the transient only, never stability.
+    kind : Kind or None
+        The framework optimizer read (:data:`stability.configs.KINDS`); ``None`` for a bare
+        :class:`MemoryAlgorithm`.
     """
 
     algorithm: MemoryAlgorithm
@@ -63,6 +66,7 @@ class ConfiguredOptimizer:
     config: Mapping[str, Any]
     notes: tuple[str, ...] = ()
     undamped_first_step: bool = False
+    kind: Kind | None = None
 
     def curvature(self, lam: Any) -> Any:
         """The curvature the algorithm actually sees for a loss eigenvalue ``lam``."""
@@ -86,6 +90,18 @@ class ConfiguredOptimizer:
         w1 = w0 - float(self.config["lr"]) * g0
         rest = simulate(self.algorithm, full_grad, w1, steps - 1, u0=g0[None, :])
         return np.vstack([w0[None, :], rest])
+
+
+def _configured(
+    alg: MemoryAlgorithm,
+    shift: Any,
+    kind: str,
+    config: Mapping[str, Any],
+    notes: Any = (),
+    undamped: bool = False,
+) -> ConfiguredOptimizer:
+    k = KINDS[kind]
+    return ConfiguredOptimizer(alg, shift, k.source, config, tuple(notes), undamped, k)
 
 
 def _flag(value: Any, name: str) -> bool:
@@ -134,11 +150,11 @@ def from_torch_sgd(
     if mu.is_zero:
         if not tau.is_zero:
             notes.append("dampening has no effect when momentum = 0 (torch keeps no buffer)")
-        return ConfiguredOptimizer(alg, omega, "torch.optim.SGD", config, tuple(notes))
+        return _configured(alg, omega, "torch.sgd", config, notes)
     undamped = not tau.is_zero
     if undamped:
         notes.append("torch's first momentum step is undamped (m = g); transient only")
-    return ConfiguredOptimizer(alg, omega, "torch.optim.SGD", config, tuple(notes), undamped)
+    return _configured(alg, omega, "torch.sgd", config, notes, undamped)
 
 
 def from_optax_sgd(
@@ -166,9 +182,7 @@ def from_optax_sgd(
         nest = False
     base = from_torch_sgd(learning_rate, mu, 0, 0, nest)
     cfg = {"learning_rate": base.config["lr"], "momentum": momentum, "nesterov": nest}
-    return ConfiguredOptimizer(
-        base.algorithm, base.curvature_shift, "optax.sgd", cfg, notes + base.notes
-    )
+    return _configured(base.algorithm, base.curvature_shift, "optax.sgd", cfg, notes + base.notes)
 
 
 @keeps_exact_floats
@@ -189,12 +203,12 @@ def from_keras_sgd(
     nest = _flag(nesterov, "nesterov")
     cfg = {"learning_rate": lr, "momentum": mu, "nesterov": nest}
     if mu.is_zero:
-        return ConfiguredOptimizer(gd(lr), sp.Integer(0), "keras.optimizers.SGD", cfg)
+        return _configured(gd(lr), sp.Integer(0), "keras.sgd", cfg)
     if nest:
         alg = MemoryAlgorithm(lr * (1 + mu), [mu**2], [-lr], [[mu]], name="keras_sgd_nesterov")
     else:
         alg = MemoryAlgorithm(lr, [mu], [-lr], [[mu]], name="keras_sgd")
-    return ConfiguredOptimizer(alg, sp.Integer(0), "keras.optimizers.SGD", cfg)
+    return _configured(alg, sp.Integer(0), "keras.sgd", cfg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,7 +224,7 @@ ADAM_NOTES = (
 
 
 def _adam(
-    source: str,
+    kind: str,
     lr: Any,
     beta1: Any,
     beta2: Any,
@@ -241,7 +255,7 @@ def _adam(
                 f"coupled (L2) weight decay {describe(wd)} enters as P^-1 (H + wd I): give the "
                 "spectrum of that operator; no further shift is applied"
             )
-    return ConfiguredOptimizer(alg, shift, source, config, tuple(notes))
+    return _configured(alg, shift, kind, config, notes)
 
 
 @keeps_exact_floats
@@ -270,11 +284,11 @@ def from_torch_adam(
         raise ConfigError("maximize must be false (gradient ascent is not analysed), got True")
     amsgrad = _flag(amsgrad, "amsgrad")
     config = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
-    source = "torch.optim.AdamW" if decoupled else "torch.optim.Adam"
-    out = _adam(source, lr, betas[0], betas[1], eps, weight_decay, decoupled, config)
+    kind = "torch.adamw" if decoupled else "torch.adam"
+    out = _adam(kind, lr, betas[0], betas[1], eps, weight_decay, decoupled, config)
     if amsgrad:
         notes = (*out.notes, "amsgrad keeps the largest v: P only grows, the model still holds")
-        out = ConfiguredOptimizer(out.algorithm, out.curvature_shift, source, config, notes)
+        out = _configured(out.algorithm, out.curvature_shift, kind, config, notes)
     return out
 
 
@@ -295,8 +309,8 @@ def from_optax_adam(
     config = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps}
     if decoupled:
         config["weight_decay"] = weight_decay
-    source = "optax.adamw" if decoupled else "optax.adam"
-    return _adam(source, learning_rate, b1, b2, eps, wd, decoupled, config)
+    kind = "optax.adamw" if decoupled else "optax.adam"
+    return _adam(kind, learning_rate, b1, b2, eps, wd, decoupled, config)
 
 
 _ADAPTERS: dict[str, Callable[..., ConfiguredOptimizer]] = {
@@ -359,7 +373,7 @@ def from_optimizer(obj: Any) -> list[ConfiguredOptimizer]:
         return [_adapt(obj)]
     if hasattr(obj, "param_groups"):
         cls = type(obj).__name__
-        kind = {"SGD": "torch.sgd", "Adam": "torch.adam", "AdamW": "torch.adamw"}.get(cls)
+        kind = next((k.name for k in KINDS.values() if k.torch_class == cls), None)
         if kind is None:
             raise ConfigError(
                 "optimizer object must be torch.optim.SGD, Adam or AdamW (SGD is linear on "

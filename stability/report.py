@@ -17,7 +17,7 @@ import numpy as np
 from ._values import describe, to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers.bounds import memory1_noise_bounds
-from .checkers.searches import KIND_OF_SOURCE, largest_stable_lr
+from .checkers.searches import largest_stable_lr
 from .errors import ConfigError
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
@@ -355,8 +355,7 @@ def _check_one(
     max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)
     sched_info = None
     if schedule is not None:
-        kind = KIND_OF_SOURCE.get(opt.source)
-        cfg = {"optimizer": kind, **opt.config} if kind else {"optimizer": "sgd"}
+        cfg = {"optimizer": opt.kind.name, **opt.config} if opt.kind else {"optimizer": "sgd"}
         lr = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
         v = ltv_verdict(filter_from_config(cfg), lr, schedule)
         sched_info = {"name": schedule.name, **v.to_dict(), **_crossing(lr, schedule, max_lr)}
@@ -365,7 +364,8 @@ def _check_one(
             " (the LTV view), not the loss; the peak and first crossing compare lr F[t] with "
             "the largest stable lr at the given curvature (frozen over the schedule)"
         )
-    adam_info = _adam_info(opt, strict, shift, lm) if opt.source in _ADAM_SOURCES else None
+    is_adam = opt.kind is not None and opt.kind.family == "adam"
+    adam_info = _adam_info(opt, strict, shift, lm) if is_adam else None
     if adam_info is not None:
         caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [ADAM_TRANSIENT]
         label = f"preconditioned curvatures (eigenvalues of P^-1 H): {label}"
@@ -397,7 +397,6 @@ def _check_one(
     )
 
 
-_ADAM_SOURCES = ("torch.optim.Adam", "torch.optim.AdamW", "optax.adam", "optax.adamw")
 ADAM_TRANSIENT = (
     "bias corrections (1 - beta1^t, 1 - beta2^t) act during the first ~1/(1 - beta2) steps: "
     "the verdict concerns the steady state"

@@ -17,7 +17,6 @@ import numpy as np
 from .. import progress
 from .._values import to_exact, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..configs import KINDS
 from ..noise.models import get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum
 from ..noise.sums import stability_sum
@@ -25,18 +24,7 @@ from ..optimizers import ConfiguredOptimizer, from_optimizer
 from .bounds import memory1_noise_bounds
 from .triplets import memory1_interval_margins
 
-__all__ = ["KIND_OF_SOURCE", "largest_stable_lr"]
-
-
-KIND_OF_SOURCE = {
-    "torch.optim.SGD": "torch.sgd",
-    "optax.sgd": "optax.sgd",
-    "keras.optimizers.SGD": "keras.sgd",
-    "torch.optim.Adam": "torch.adam",
-    "torch.optim.AdamW": "torch.adamw",
-    "optax.adam": "optax.adam",
-    "optax.adamw": "optax.adamw",
-}
+__all__ = ["largest_stable_lr"]
 
 
 def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float]:
@@ -60,10 +48,9 @@ def largest_stable_lr(
     :func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
     """
 
-    if opt.source not in KIND_OF_SOURCE:
+    if opt.kind is None:
         return None, None
-    kind = KIND_OF_SOURCE[opt.source]
-    key = KINDS[kind].lr_key
+    kind, key = opt.kind.name, opt.kind.lr_key
     lr0 = float(opt.config[key])
     base = _triplet_of(opt.algorithm)
     probe = from_optimizer({"optimizer": kind, **opt.config, key: 2 * lr0})[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__, progress
 from .._values import describe, listing
-from ..configs import kind_of
+from ..configs import ALIASES, KINDS, kind_of
 from ..errors import ConfigError, StabilityError
 from ..latex import derive
 from ..noise.spectra import power_law
@@ -174,18 +174,7 @@ def _parser() -> _Parser:
     )
     c.add_argument(
         "--optimizer",
-        choices=[
-            "sgd",
-            "torch.sgd",
-            "optax.sgd",
-            "keras.sgd",
-            "adam",
-            "adamw",
-            "torch.adam",
-            "torch.adamw",
-            "optax.adam",
-            "optax.adamw",
-        ],
+        choices=sorted({*KINDS, *(a for a in ALIASES if "." not in a or a in KINDS)}),
         help="Adam variants are read with a frozen preconditioner: give the spectrum of P^-1 H",
     )
     c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))

@@ -54,15 +54,17 @@ class MonitorRecord:
     hvps: int
 
 
-def _threshold(optimizer: Any) -> tuple[float, bool, str]:
-    """(largest stable curvature at the current settings, whether it scales as 1/lr, source)."""
+def _threshold(optimizer: Any) -> tuple[float, bool, bool]:
+    """(largest stable curvature at the current settings, whether it scales as 1/lr, whether
+    the optimizer is adaptive: its curvature is that of ``P^-1 H``)."""
     opt = from_optimizer(optimizer)[0]
+    adaptive = opt.kind is not None and opt.kind.family == "adam"
     intervals = stable_curvature_intervals(opt.algorithm.to_exact())
     if not intervals or intervals[0][0] != 0:
-        return 0.0, False, opt.source
+        return 0.0, False, adaptive
     shift = float(opt.curvature_shift)
-    scales = opt.source != "torch.optim.AdamW" or shift == 0
-    return float(intervals[0][1]) - shift, scales, opt.source
+    scales = not (opt.kind is not None and opt.kind.decoupled) or shift == 0
+    return float(intervals[0][1]) - shift, scales, adaptive
 
 
 class StabilityMonitor:
@@ -122,8 +124,8 @@ class StabilityMonitor:
         buffers = [b.detach().clone() for b in self.model.buffers()]
         with torch.random.fork_rng(devices=[]):
             matvec, n = hessian_matvec(self.model, self.loss_fn, self.data)
-            threshold, scales, source = _threshold(self.optimizer)
-            if source in ("torch.optim.Adam", "torch.optim.AdamW"):
+            threshold, scales, adaptive = _threshold(self.optimizer)
+            if adaptive:
                 matvec = preconditioned(matvec, adam_preconditioner(self.optimizer))
             try:
                 top = top_eigenvalues(
