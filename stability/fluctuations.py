@@ -29,6 +29,7 @@ __all__ = [
     "solve_lyapunov",
     "stationary_covariance",
     "stationary_variance_1d",
+    "unit_noise_covariance",
 ]
 
 sigma2 = S.sigma2
@@ -95,26 +96,42 @@ def stationary_covariance(alg: MemoryAlgorithm, H: Any, C: Any) -> StationaryCov
     return StationaryCovariance(X[:d, :d], X, rho)
 
 
-def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, noise: Any = sigma2) -> sp.Expr:
-    """Exact stationary ``Var w`` in one dimension (curvature ``h``, noise variance ``noise``).
+def unit_noise_covariance(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Matrix:
+    """The exact stationary covariance of the state under unit gradient noise at curvature
+    ``lam``: the solution ``X`` of the Lyapunov system ``X = S_lam X S_lam^T + v v^T``.
 
-    Solves the ``(M+1) x (M+1)`` Lyapunov system ``X = S_h X S_h^T + v v^T`` symbolically and
-    returns ``noise * X_11``.
+    Solved symbolically (small memory sizes; every noise formula of the package that needs
+    ``X`` comes here). Raises :class:`StabilityError` when the system has no unique solution
+    (``S_lam`` has a pair of eigenvalues with product 1: no stationary state).
+
+    >>> from stability import gd, symbols as S
+    >>> unit_noise_covariance(gd(S.alpha), S.h)
+    Matrix([[-alpha/(h*(alpha*h - 2))]])
+    """
+    lam_e = to_sympy(lam, "lam")
+    n = alg.M + 1
+    Smat = alg.update_matrix(lam_e)
+    X = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"x_{min(i, j)}{max(i, j)}"))
+    unknowns = sorted(X.free_symbols, key=str)
+    sol = sp.solve(list(X - Smat * X * Smat.T - alg.v * alg.v.T), unknowns, dict=True)
+    if len(sol) != 1 or set(unknowns) & set().union(*(v.free_symbols for v in sol[0].values())):
+        raise StabilityError(
+            "the Lyapunov system X = S X S^T + v v^T has no unique solution (S_lambda has "
+            "eigenvalues whose product is 1: no stationary state)"
+        )
+    return X.subs(sol[0]).applyfunc(lambda e: sp.factor(sp.cancel(e)))
+
+
+def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, sigma2: Any = sigma2) -> sp.Expr:
+    """Exact stationary ``Var w`` in one dimension (curvature ``h``, additive gradient-noise
+    variance ``sigma2``): ``sigma2 X_11`` with ``X`` from :func:`unit_noise_covariance`.
 
     >>> from stability import gd, symbols as S
     >>> stationary_variance_1d(gd(S.alpha))
     -alpha*sigma^2/(h*(alpha*h - 2))
     """
-    h_e = to_sympy(h, "h")
-    n = alg.M + 1
-    Smat = alg.update_matrix(h_e)
-    X = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"x_{min(i, j)}{max(i, j)}"))
-    sol = sp.solve(
-        list(X - Smat * X * Smat.T - alg.v * alg.v.T), sorted(X.free_symbols, key=str), dict=True
-    )
-    if len(sol) != 1:
-        raise StabilityError("the Lyapunov system has no unique solution")
-    return sp.factor(sp.cancel(to_sympy(noise, "noise") * X.subs(sol[0])[0, 0]))
+    X = unit_noise_covariance(alg, h)
+    return sp.factor(sp.cancel(to_sympy(sigma2, "sigma2") * X[0, 0]))
 
 
 def sgd_variance(alpha: Any = S.alpha, h: Any = S.h, noise: Any = sigma2) -> sp.Expr:

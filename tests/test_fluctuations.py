@@ -163,3 +163,20 @@ def test_least_squares_validation():
         fl.least_squares_thresholds(np.ones(3))
     with pytest.raises(stb.ConfigError, match="must not be zero"):
         fl.least_squares_thresholds(np.zeros((3, 4)))
+
+
+def test_the_symbolic_lyapunov_solve_has_one_home_and_one_error():
+    """noise_term (memory >= 2) and stationary_variance_1d share the Lyapunov solve: where it
+    has no unique solution both raise StabilityError (the analysis cannot answer), not a
+    ConfigError (nothing is wrong with the input)."""
+    alg = stb.from_multistep([0, 0, 1], [0, 0, -1])  # M = 2, a GD-like recurrence
+    half = sp.Rational(1, 2)
+    X = fl.unit_noise_covariance(alg, half)
+    # independent check: the Lyapunov equation holds exactly
+    S_ = alg.update_matrix(half)
+    assert sp.simplify(X - S_ * X * S_.T - alg.v * alg.v.T) == sp.zeros(3, 3)
+    assert stb.noise_term(alg, half) == sp.factor(half**2 * X[0, 0])
+    with pytest.raises(stb.StabilityError, match="no unique solution"):
+        stb.noise_term(alg, 2)  # chi_2 has roots -1 and ... : a pair with product 1
+    with pytest.raises(stb.StabilityError, match="no unique solution"):
+        fl.stationary_variance_1d(stb.gd(1), 2)  # S = -1: X = X + 1 has no solution

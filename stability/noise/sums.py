@@ -21,6 +21,7 @@ from .. import symbols as S
 from .._values import describe, real_array, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError
+from ..fluctuations import unit_noise_covariance
 from ..regions.verdicts import is_strictly_stable
 from .models import SE_NOTE, NoiseModel, get_noise_model
 from .spectra import PowerLawSpectrum, as_spectrum
@@ -48,15 +49,7 @@ def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
         num = lam_e * (-(1 + beta) * (q0 + q1) + lam_e * q0 * (q0 - q1))
         den = (1 - beta + lam_e * q0) * (2 * (1 + beta) - lam_e * (q0 - q1))
         return sp.factor(sp.cancel(num / den))
-    n = alg.M + 1
-    Smat = alg.update_matrix(lam_e)
-    Xs = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"x_{min(i, j)}{max(i, j)}"))
-    eqs = Xs - Smat * Xs * Smat.T - alg.v * alg.v.T
-    unknowns = sorted(Xs.free_symbols, key=str)
-    sol = sp.solve(list(eqs), unknowns, dict=True)
-    if len(sol) != 1:
-        raise ConfigError("the Lyapunov system has no unique solution (S_lambda not stable?)")
-    X = Xs.subs(sol[0])
+    X = unit_noise_covariance(alg, lam_e)
     return sp.factor(sp.cancel(lam_e**2 * (alg.r.T * X * alg.r)[0, 0]))
 
 
