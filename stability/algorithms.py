@@ -30,7 +30,7 @@ from .charpoly import (
 )
 from .errors import ConfigError
 
-__all__ = ["MemoryAlgorithm"]
+__all__ = ["MemoryAlgorithm", "update_matrices"]
 
 
 def _vector(value: Any, name: str, length: int | None) -> sp.ImmutableMatrix:
@@ -299,9 +299,23 @@ class MemoryAlgorithm:
         """Float arrays ``(S_0, v, r)`` so that ``S_lambda = S_0 + lambda v r^T``."""
         import numpy as np
 
-        p = self.numeric_arrays()
-        S0 = np.array(self.S0.evalf(), dtype=float).reshape(self.M + 1, self.M + 1)
-        return S0, np.array([-p["alpha"], *p["c"]]), np.array([1.0, *p["a"]])
+        if "system" not in self._cache:
+            p = self.numeric_arrays()
+            S0 = np.array(self.S0.evalf(), dtype=float).reshape(self.M + 1, self.M + 1)
+            self._cache["system"] = (S0, np.array([-p["alpha"], *p["c"]]), np.array([1.0, *p["a"]]))
+        S0, v, r = self._cache["system"]
+        return S0.copy(), v.copy(), r.copy()
+
+    def update_matrices(self, lam: Any) -> Any:
+        """Float ``S_lambda`` for an array of curvatures: shape ``lam.shape + (M+1, M+1)``
+        (see :func:`update_matrices`).
+
+        >>> from stability import heavy_ball
+        >>> heavy_ball(0.5, 0.5).update_matrices([0.0, 2.0])[1]
+        array([[ 0. ,  0.5],
+               [-1. ,  0.5]])
+        """
+        return update_matrices(*self.numeric_system(), lam)
 
     def _key(self) -> tuple:
         return (self._alpha, self._a, self._b, self._c, self._D)
@@ -327,3 +341,17 @@ class MemoryAlgorithm:
     def _repr_latex_(self) -> str:
         S_lam = sp.latex(self.update_matrix())
         return rf"$\text{{{self.name}}}:\quad S_\lambda = {S_lam}$"
+
+
+def update_matrices(S0: Any, v: Any, r: Any, lam: Any) -> Any:
+    """The one batched construction of ``S_lambda = S_0 + lambda v r^T`` (float64): one
+    ``(n, n)`` matrix per curvature in ``lam``, shape ``lam.shape + (n, n)``.
+
+    >>> import numpy as np
+    >>> update_matrices(np.eye(1), np.array([-0.5]), np.array([1.0]), [1.0, 2.0])[:, 0, 0]
+    array([0.5, 0. ])
+    """
+    import numpy as np
+
+    lam_a = np.asarray(lam, dtype=float)
+    return S0 + lam_a[..., None, None] * np.outer(v, r)

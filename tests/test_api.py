@@ -83,6 +83,7 @@ NEW_AREAS = {  # areas that did not exist as namespaces: the union of their old 
 }
 ADDED_TO_PACKAGE: dict[str, str] = {}  # name -> reason
 ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
+    "stability.algorithms": {"update_matrices": "the one batched construction of S_lambda"},
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",
     },

@@ -74,13 +74,13 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
     if method == "closed" and alg.M > 1:
         raise ConfigError("the closed form is for memory <= 1; use method='lyapunov'")
     n = alg.M + 1
-    S0, v, r = alg.numeric_system()
+    _, v, r = alg.numeric_system()
     flat = lam_a.reshape(-1)
     if n == 1:
         s = 1 - p["alpha"] * flat
         out = flat**2 * p["alpha"] ** 2 / (1 - s**2)
         return out.reshape(lam_a.shape)
-    mats = S0 + flat[:, None, None] * np.outer(v, r)
+    mats = alg.update_matrices(flat)
     kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
     rhs = np.broadcast_to(np.outer(v, v).reshape(n * n), (flat.size, n * n))
     X = np.linalg.solve(np.eye(n * n) - kron, rhs[..., None])[..., 0].reshape(-1, n, n)
@@ -91,8 +91,8 @@ def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
 def _second_moment_radius(alg: MemoryAlgorithm, lam: np.ndarray, kappa: float) -> np.ndarray:
     """Spectral radius of ``A_lambda(X) = S X S^T - kappa lambda^2 (r^T X r) v v^T``."""
     n = alg.M + 1
-    S0, v, r = alg.numeric_system()
-    mats = S0 + lam[:, None, None] * np.outer(v, r)
+    _, v, r = alg.numeric_system()
+    mats = alg.update_matrices(lam)
     kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
     rank1 = np.outer(np.outer(v, v).ravel(), np.outer(r, r).ravel())
     ops = kron - kappa * lam[:, None, None] ** 2 * rank1

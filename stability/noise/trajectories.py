@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._values import describe
-from ..algorithms import MemoryAlgorithm
+from ..algorithms import MemoryAlgorithm, update_matrices
 from ..errors import ConfigError
 from .models import get_noise_model
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
@@ -83,7 +83,7 @@ class MemorySchedule:
         S0[0, 0] = 1
         S0[0, 1:] = self.b[t]
         S0[1:, 1:] = self.D[t]
-        return S0 + lam[:, None, None] * np.outer(v, r), np.outer(v, v), r
+        return update_matrices(S0, v, r, lam), np.outer(v, v), r
 
 
 def loss_trajectory(
@@ -163,8 +163,8 @@ def propagators(
     spec = _finite_with_targets(spectrum)
     lam, w = spec.lam, spec.weights
     n = alg.M + 1
-    S0, v, r = alg.numeric_system()
-    mats = S0 + lam[:, None, None] * np.outer(v, r)  # r = e1 (no lookahead)
+    _, v, _ = alg.numeric_system()
+    mats = alg.update_matrices(lam)  # r = e1 (no lookahead)
     vv = np.outer(v, v)
     k2 = model.tau2 / B
     X_sig = np.zeros((lam.size, n, n))

@@ -165,8 +165,7 @@ def eigenvalues_over(alg: MemoryAlgorithm, lam: Any) -> np.ndarray:
     lam_arr = real_array(lam, "lam", empty=True)
     if not np.all(np.isfinite(lam_arr)):
         raise ConfigError("lam must be finite")
-    S0, v, r = alg.numeric_system()
-    mats = S0 + lam_arr.reshape(-1, 1, 1) * np.outer(v, r)
+    mats = alg.update_matrices(lam_arr.reshape(-1))
     return np.linalg.eigvals(mats).reshape(*lam_arr.shape, alg.M + 1)
 
 

@@ -663,9 +663,8 @@ MAX_POINT_EIGENVALUES = 100_000
 
 def _float_radii(alg: MemoryAlgorithm, lam: np.ndarray) -> np.ndarray:
     """Spectral radius of ``S_lambda`` (numpy, informational) in chunks."""
-    S0, v, r = alg.numeric_system()
     out = np.empty(lam.size)
     for s in range(0, lam.size, 4096):
-        mats = S0 + lam[s : s + 4096, None, None] * np.outer(v, r)
+        mats = alg.update_matrices(lam[s : s + 4096])
         out[s : s + 4096] = np.abs(np.linalg.eigvals(mats)).max(axis=-1)
     return out
