@@ -126,7 +126,7 @@ def main(n: int = 4_000_000) -> None:
     q0 = rng.uniform(0, 0.3, nc)
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 3, nc)
     t_noise = best_of(
-        lambda: memory1_noise_sum(beta=beta, q0=q0, q1=q1, eigenvalues=eig, batch_size=32.0)
+        lambda: memory1_noise_sum(beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0)
     )
 
     def plain_numpy(B=32.0):  # eq. 25 broadcast over the whole (configs x eigenvalues) array

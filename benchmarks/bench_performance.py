@@ -144,10 +144,10 @@ def noise_sum():
     rates = {}
     for name in ("numba", "numpy"):
         with use_backend(name):
-            memory1_noise_sum(beta=beta, q0=q0, q1=q1, eigenvalues=eig, batch_size=32.0)
+            memory1_noise_sum(beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0)
             t = best_of(
                 lambda: memory1_noise_sum(
-                    beta=beta, q0=q0, q1=q1, eigenvalues=eig, batch_size=32.0
+                    beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0
                 ),
                 3,
             )
@@ -171,7 +171,7 @@ def sweep_power_law():
         r = memory1_noise_bounds(beta=b, q0=x0, q1=x1, spectrum=spec, batch_size=32)
         t_bounds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        U = memory1_noise_sum(beta=b, q0=x0, q1=x1, eigenvalues=spec.eigenvalues(), batch_size=32)
+        U = memory1_noise_sum(beta=b, q0=x0, q1=x1, spectrum=spec.eigenvalues(), batch_size=32)
         t_full = time.perf_counter() - t0
     agree = np.array_equal(r.bounded, U < 1)
     print(f"  certified bounds on a compressed spectrum: {t_bounds:.2f} s (target < 10 s)")

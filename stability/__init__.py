@@ -50,6 +50,7 @@ from __future__ import annotations
 from . import symbols
 from .algorithms import MemoryAlgorithm
 from .charpoly import CharPoly, Multistep, Triplet
+from .checkers.searches import critical_batch_size, max_stable_lr
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
 from .ltv.filters import lowpass_filter
@@ -66,9 +67,9 @@ from .methods import (
     momentum_kick,
     nesterov,
 )
-from .noise.searches import critical_batch_size, max_stable_lr
 from .noise.spectra import PowerLawSpectrum, Spectrum, power_law
-from .noise.sums import noise_term, stability_sum
+from .noise.sums import stability_sum
+from .noise.terms import noise_term
 from .noise.trajectories import loss_trajectory
 from .optimizers import (
     ConfiguredOptimizer,

@@ -20,7 +20,7 @@ from .algorithms import MemoryAlgorithm
 from .errors import ConfigError, StabilityError
 from .ltv.filters import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
-from .noise.sums import noise_term
+from .noise.terms import noise_term
 from .regions.conditions import strict_stability_conditions
 from .regions.geometry import stability_triangle
 

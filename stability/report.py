@@ -16,15 +16,13 @@ import numpy as np
 
 from ._values import describe, to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
-from .checkers.bounds import memory1_noise_bounds
-from .checkers.searches import largest_stable_lr
+from .checkers.searches import critical_batch_size, largest_stable_lr
 from .errors import ConfigError
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict
-from .noise.searches import critical_batch_size
-from .noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
-from .noise.sums import stability_sum
+from .noise.spectra import PowerLawSpectrum, as_spectrum
+from .noise.sums import shift_note, stability_sum
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions.geometry import spectral_radius
 from .regions.verdicts import is_strictly_stable
@@ -138,11 +136,10 @@ class Report:
                 f"U = {_fmt(n['U'])} -> {'bounded' if n['bounded'] else 'DIVERGES'}"
                 f" (margin 1 - U = {_fmt(n['margin'])})"
             )
-            if n.get("certified"):
-                c = n["certified"]
+            if math.isfinite(n["U"]):
                 lines.append(
-                    f"    certified: {c['lower']:.6g} <= U <= {c['upper']:.6g} "
-                    f"(bounds on a compressed spectrum of {c['bins']} bins)"
+                    f"    certified: |U - {n['U']:.6g}| <= {n['tolerance']:.2g}"
+                    + (" (within rounding of 1: reported as not bounded)" if n["undecided"] else "")
                 )
             lines.append(f"    critical batch size: {_fmt(n['critical_batch_size'])}")
         if self.adam is not None:
@@ -266,128 +263,39 @@ def _check_one(
     noise: Any,
     schedule: Any,
 ) -> Report:
-
     alg = opt.algorithm
-    shift_exact = to_exact(opt.curvature_shift)
-    shift = float(shift_exact)
-    caveats = list(CAVEATS)
-    spec_obj = None
-    if lambda_max is not None:
-        lm = to_float(lambda_max, "lambda_max")
-        if lm <= 0:
-            raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
-        top = to_exact(to_sympy(lambda_max, "lambda_max"))
-        label = f"curvatures in (0, {lm:g}]"
-        strict = is_strictly_stable(alg, top, shift=shift_exact)
-        grid = np.linspace(lm / 2000, lm, 2000) + shift
-    else:
-        spec_obj = as_spectrum(spectrum)
-        if isinstance(spec_obj, PowerLawSpectrum):
-            label = (
-                f"power law nu={spec_obj.nu:g}, Lambda={spec_obj.Lambda:g}, "
-                f"N={spec_obj.N if spec_obj.N else 'inf'}"
-            )
-            strict = is_strictly_stable(alg, spec_obj.top, shift=shift_exact)
-            lm = spec_obj.Lambda
-            grid = spec_obj.eigenvalues(min(spec_obj.N or 10**5, 10**5)) + shift
-        else:
-            lam = spec_obj.lam
-            what = "eigenvalues" if not spec_obj.notes else "weighted nodes"
-            label = f"{lam.size} {what} in [{lam.min():.4g}, {lam.max():.4g}]"
-            strict = is_strictly_stable(alg, lam, shift=shift_exact)
-            lm = float(lam.max())
-            grid = _spread(lam) + shift
-            caveats.extend(n for n in spec_obj.notes if n not in caveats)
+    shift = float(to_exact(opt.curvature_shift))
+    cur = _curvature(alg, opt.curvature_shift, lambda_max, spectrum)
+    caveats = [*CAVEATS, *cur.notes]
     if shift:
-        caveats.append(
-            f"weight decay {shift:g} shifts every curvature by +{shift:g} "
-            "(added exactly in the noiseless verdict)"
-        )
+        caveats.append(shift_note(shift))
     a_eff = float(alg.effective_lr())
-    rho = _spectral_radius(alg, grid)
     noise_info = None
     if batch_size is not None:
-        if spec_obj is None:
-            raise ConfigError("the noise analysis (batch_size) needs spectrum=, not lambda_max")
-        shifted = spec_obj
-        if shift and isinstance(spec_obj, Spectrum):
-            shifted = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2, spec_obj.notes)
-        elif shift:
-            caveats.append(
-                "the noise sum of a power law ignores weight decay (a small "
-                "curvature shift); the noiseless verdict includes it"
-            )
-        res = stability_sum(alg, shifted, batch_size, noise)
-        bounded, tolerance = res.bounded, res.tolerance
-        cert = _certified_noise(alg, shifted, res)
-        if cert is not None:  # memory one: the verdict U < 1 from certified bounds
-            bounded = bool(cert.bounded) and math.isfinite(res.U)
-            tolerance = max(tolerance, float(cert.error)) if math.isfinite(res.U) else tolerance
-            if cert.undecided:
-                caveats.append("U is within rounding of 1: reported as not bounded")
-        noise_info = {
-            "model": res.noise.name,
-            "tau1": res.noise.tau1,
-            "tau2": res.noise.tau2,
-            "batch_size": res.batch_size,
-            "U": res.U,
-            "bounded": bounded,
-            "margin": res.margin,
-            "reason": res.reason,
-            "critical_batch_size": (
-                math.inf
-                if not strict.stable
-                else critical_batch_size(alg, shifted, noise)
-                if cert is None
-                else _critical_batch_certified(alg, shifted, res)
-            ),
-            "tolerance": tolerance,
-            "certified": None
-            if cert is None or not math.isfinite(float(cert.upper))
-            else {
-                "lower": float(cert.lower),
-                "upper": float(cert.upper),
-                "bins": cert.bins,
-                "undecided": bool(cert.undecided),
-            },
-        }
-        caveats.extend(n for n in res.notes if n not in caveats)
-    max_lr, binding = largest_stable_lr(opt, lambda_max, spec_obj, batch_size, noise)
+        noise_info, notes = _noise_info(opt, cur, batch_size, noise)
+        caveats.extend(n for n in notes if n not in caveats)
+    max_lr, binding = largest_stable_lr(
+        opt, lambda_max=lambda_max, spectrum=cur.spectrum, batch_size=batch_size, noise=noise
+    )
     sched_info = None
     if schedule is not None:
-        cfg = {"optimizer": opt.kind.name, **opt.config} if opt.kind else {"optimizer": "sgd"}
-        lr = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
-        v = ltv_verdict(filter_from_config(cfg), lr, schedule)
-        sched_info = {"name": schedule.name, **v.to_dict(), **_crossing(lr, schedule, max_lr)}
-        caveats.append(
-            "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t]"
-            " (the LTV view), not the loss; the peak and first crossing compare lr F[t] with "
-            "the largest stable lr at the given curvature (frozen over the schedule)"
-        )
-    is_adam = opt.kind is not None and opt.kind.family == "adam"
-    adam_info = _adam_info(opt, strict, shift, lm) if is_adam else None
-    if adam_info is not None:
+        sched_info = _schedule_info(opt, schedule, max_lr, a_eff)
+        caveats.append(SCHEDULE_CAVEAT)
+    label = cur.label
+    adam_info = None
+    if opt.kind is not None and opt.kind.family == "adam":
+        adam_info = _adam_info(opt, cur.strict, shift, cur.top)
         caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [ADAM_TRANSIENT]
         label = f"preconditioned curvatures (eigenvalues of P^-1 H): {label}"
-    stable = strict.stable and (noise_info is None or noise_info["bounded"])
-    if sched_info is not None and sched_info.get("peak_stable") is False:
-        stable = False  # the run reaches an unstable learning rate
-    verdict = "stable" if stable else "unstable"
-    near = (strict.stable and strict.headroom < 1 + 1e-9) or (
-        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9
-    )
-    if near:
-        verdict = "marginal"
-    config = {k: _plain(v) for k, v in opt.config.items()}
     return Report(
-        verdict,
+        _verdict(cur.strict, noise_info, sched_info),
         opt.source,
-        config,
+        {k: _plain(v) for k, v in opt.config.items()},
         repr(alg),
         label,
         a_eff,
-        strict.to_dict(),
-        rho,
+        cur.strict.to_dict(),
+        float(spectral_radius(alg, cur.grid).max()),
         noise_info,
         max_lr,
         sched_info,
@@ -395,6 +303,102 @@ def _check_one(
         max_lr_binding=binding,
         adam=adam_info,
     )
+
+
+@dataclass(frozen=True)
+class _Curvature:
+    """What a check knows of the curvature: a label, the exact strict verdict, the largest
+    curvature, a grid for the spectral radius, the spectrum object (``None`` for an interval)
+    and its notes."""
+
+    label: str
+    strict: Any
+    top: float
+    grid: np.ndarray
+    spectrum: Any
+    notes: tuple[str, ...]
+
+
+def _curvature(alg: MemoryAlgorithm, shift: Any, lambda_max: Any, spectrum: Any) -> _Curvature:
+    shift_exact = to_exact(shift)
+    shift_f = float(shift_exact)
+    if lambda_max is not None:
+        lm = to_float(lambda_max, "lambda_max")
+        if lm <= 0:
+            raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
+        top = to_exact(to_sympy(lambda_max, "lambda_max"))
+        strict = is_strictly_stable(alg, top, shift=shift_exact)
+        grid = np.linspace(lm / 2000, lm, 2000) + shift_f
+        return _Curvature(f"curvatures in (0, {lm:g}]", strict, lm, grid, None, ())
+    spec = as_spectrum(spectrum)
+    if isinstance(spec, PowerLawSpectrum):
+        label = f"power law nu={spec.nu:g}, Lambda={spec.Lambda:g}, N={spec.N if spec.N else 'inf'}"
+        strict = is_strictly_stable(alg, spec.top, shift=shift_exact)
+        grid = spec.eigenvalues(min(spec.N or 10**5, 10**5)) + shift_f
+        return _Curvature(label, strict, spec.Lambda, grid, spec, ())
+    lam = spec.lam
+    what = "eigenvalues" if not spec.notes else "weighted nodes"
+    label = f"{lam.size} {what} in [{lam.min():.4g}, {lam.max():.4g}]"
+    strict = is_strictly_stable(alg, lam, shift=shift_exact)
+    return _Curvature(label, strict, float(lam.max()), _spread(lam) + shift_f, spec, spec.notes)
+
+
+def _noise_info(
+    opt: ConfiguredOptimizer, cur: _Curvature, batch_size: Any, noise: Any
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The certified noise sum and critical batch size, and the notes they carry."""
+    if cur.spectrum is None:
+        raise ConfigError("the noise analysis (batch_size) needs spectrum=, not lambda_max")
+    alg, shift = opt.algorithm, opt.curvature_shift
+    res = stability_sum(alg, cur.spectrum, batch_size, noise, shift=shift)
+    critical = (
+        critical_batch_size(alg, cur.spectrum, noise, shift=shift)
+        if cur.strict.stable
+        else math.inf
+    )
+    info = {
+        "model": res.noise.name,
+        "tau1": res.noise.tau1,
+        "tau2": res.noise.tau2,
+        "batch_size": res.batch_size,
+        "U": res.U,
+        "bounded": res.bounded,
+        "margin": res.margin,
+        "reason": res.reason,
+        "critical_batch_size": critical,
+        "tolerance": res.tolerance,
+        "undecided": res.undecided,
+    }
+    return info, res.notes
+
+
+SCHEDULE_CAVEAT = (
+    "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t] (the LTV view), "
+    "not the loss; the peak and first crossing compare lr F[t] with the largest stable lr at "
+    "the given curvature (frozen over the schedule)"
+)
+
+
+def _schedule_info(
+    opt: ConfiguredOptimizer, schedule: Any, max_lr: float | None, a_eff: float
+) -> dict[str, Any]:
+    cfg = {"optimizer": opt.kind.name, **opt.config} if opt.kind else {"optimizer": "sgd"}
+    lr = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
+    v = ltv_verdict(filter_from_config(cfg), lr, schedule)
+    return {"name": schedule.name, **v.to_dict(), **_crossing(lr, schedule, max_lr)}
+
+
+def _verdict(strict: Any, noise_info: Any, sched_info: Any) -> str:
+    """``stable``, ``unstable`` or ``marginal`` (stable, but within 1e-9 of a boundary)."""
+    stable = strict.stable and (noise_info is None or noise_info["bounded"])
+    if sched_info is not None and sched_info.get("peak_stable") is False:
+        stable = False  # the run reaches an unstable learning rate
+    near = (strict.stable and strict.headroom < 1 + 1e-9) or (
+        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9
+    )
+    if stable and near:
+        return "marginal"
+    return "stable" if stable else "unstable"
 
 
 ADAM_TRANSIENT = (
@@ -448,68 +452,9 @@ def _plain(value: Any) -> Any:
     return float(value)
 
 
-def _certified_noise(alg: MemoryAlgorithm, spectrum: Any, res: Any) -> Any:
-    """Certified bounds on ``U`` for a memory-1 algorithm on a finite spectrum
-    (:func:`stability.noisebounds.memory1_noise_bounds`), or ``None`` where they do not
-    apply (memory above one, infinite power laws, ``tau2 > 0``, an unstable map)."""
-    finite = isinstance(spectrum, Spectrum) or (
-        isinstance(spectrum, PowerLawSpectrum) and spectrum.N is not None
-    )
-    if alg.M != 1 or not finite or res.noise.tau2 > 0 or not math.isfinite(res.U):
-        return None
-    return _bounds(alg, spectrum, res, res.batch_size)
-
-
-def _bounds(alg: MemoryAlgorithm, spectrum: Any, res: Any, batch_size: Any) -> Any:
-    """:func:`~stability.noisebounds.memory1_noise_bounds` of a memory-1 algorithm under the
-    noise model of ``res``, at one or several batch sizes."""
-    t = alg.to_exact().triplet()
-    return memory1_noise_bounds(
-        beta=float(t.beta),
-        q0=float(t.q0),
-        q1=float(t.q1),
-        spectrum=spectrum,
-        batch_size=batch_size,
-        tau1=res.noise.tau1,
-        tau2=res.noise.tau2,
-    )
-
-
-def _critical_batch_certified(
-    alg: MemoryAlgorithm, spectrum: Any, res: Any, max_batch: int = 2**40
-) -> float:
-    """Smallest integer ``B`` whose certified bounds give ``U < 1`` (``U`` decreases in
-    ``B``): 64 candidates per round, each round one vectorised call of the bounds, so no
-    per-eigenvalue array is kept (1e8 eigenvalues: no extra 800 MB)."""
-
-    def ok(B: np.ndarray) -> np.ndarray:
-        return _bounds(alg, spectrum, res, B).bounded
-
-    powers = 2.0 ** np.arange(0, int(math.log2(max_batch)) + 1)
-    good = ok(powers)
-    if not good.any():
-        return math.inf
-    k = int(np.argmax(good))
-    lo, hi = (0, 1) if k == 0 else (int(powers[k - 1]), int(powers[k]))  # bad lo, good hi
-    while hi - lo > 1:
-        cand = np.unique(np.linspace(lo, hi, 66).round().astype(np.int64)[1:-1])
-        cand = cand[(cand > lo) & (cand < hi)]
-        if not cand.size:
-            break
-        g = ok(cand.astype(float))
-        hi = int(cand[np.argmax(g)]) if g.any() else hi
-        lo = int(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
-    return float(hi)
-
-
 def _spread(lam: np.ndarray, n: int = 4096) -> np.ndarray:
     """At most ``n`` eigenvalues spanning ``lam`` (extremes kept) for the spectral radius."""
     if lam.size <= n:
         return lam
     srt = np.sort(lam[np.linspace(0, lam.size - 1, n).astype(np.int64)])
     return np.unique(np.concatenate([[lam.min()], srt, [lam.max()]]))
-
-
-def _spectral_radius(alg: MemoryAlgorithm, grid: np.ndarray) -> float:
-
-    return float(spectral_radius(alg, grid).max())

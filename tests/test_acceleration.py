@@ -153,20 +153,20 @@ def test_am1_loss_slope_beats_sgd():
 
 def test_max_stable_lr():
     lams = [1.0, 0.3, 0.1]
-    lr = nz.max_stable_lr("heavy_ball", lams, 16, momentum=0.9)
+    lr = stb.max_stable_lr("heavy_ball", lams, 16, momentum=0.9)
     ok = nz.stability_sum(stb.heavy_ball(lr, 0.9), lams, 16)
     bad = nz.stability_sum(stb.heavy_ball(lr * (1 + 1e-6), 0.9), lams, 16)
     assert ok.bounded and not bad.bounded
     with pytest.raises(stb.ConfigError, match="needs"):
-        nz.max_stable_lr("heavy_ball", lams, 16)
+        stb.max_stable_lr("heavy_ball", lams, 16)
     with pytest.raises(stb.ConfigError, match="no lr parameter"):
-        nz.max_stable_lr("memory1", lams, 16, beta=0.5, q0=0, q1=-1)
+        stb.max_stable_lr("memory1", lams, 16, beta=0.5, q0=0, q1=-1)
 
 
 @pytest.mark.slow
 def test_max_stable_lr_other_families():
-    assert nz.max_stable_lr("gd", [2.0], 1e15) == pytest.approx(1.0, rel=1e-8)
-    assert math.isfinite(nz.max_stable_lr("nesterov", [1.0, 0.3, 0.1], 4, momentum=0.5))
+    assert stb.max_stable_lr("gd", [2.0], 1e15) == pytest.approx(1.0, rel=1e-8)
+    assert math.isfinite(stb.max_stable_lr("nesterov", [1.0, 0.3, 0.1], 4, momentum=0.5))
 
 
 def test_power_law_asymptotics_regime_and_validation():

@@ -115,7 +115,7 @@ def test_noise_sum_vs_stability_sum(n):
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 5, n)
     B = rng.integers(1, 64, n).astype(float)
     U = ck.memory1_noise_sum(
-        beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w, batch_size=B, chunk=1000
+        beta=beta, q0=q0, q1=q1, spectrum=nz.Spectrum.from_arrays(lams, w), batch_size=B, chunk=1000
     )
     for i in range(n):
         ref = nz.stability_sum(
@@ -130,11 +130,11 @@ def test_noise_sum_vs_stability_sum(n):
 
 def test_noise_sum_validation():
     with pytest.raises(stb.ConfigError, match="tau2 > 0"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], batch_size=1, tau2=1.0)
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, spectrum=[1.0], batch_size=1, tau2=1.0)
     with pytest.raises(stb.ConfigError, match="eigenvalues"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[], batch_size=1)
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, spectrum=[], batch_size=1)
     with pytest.raises(stb.ConfigError, match="batch_size"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], batch_size=0)
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, spectrum=[1.0], batch_size=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,7 +330,13 @@ def test_noise_sum_vs_lyapunov_summation(n):
     q1 = -q0 - (1 - beta) * rng.uniform(0.1, 3, n)
     B = 8.0
     U = ck.memory1_noise_sum(
-        beta=beta, q0=q0, q1=q1, eigenvalues=lams, weights=w, batch_size=B, chunk=500, threads=2
+        beta=beta,
+        q0=q0,
+        q1=q1,
+        spectrum=nz.Spectrum.from_arrays(lams, w),
+        batch_size=B,
+        chunk=500,
+        threads=2,
     )
     finite = 0
     for i in range(n):
@@ -353,16 +359,16 @@ def test_noise_sum_broadcasts_and_rejects_bad_spectra():
         beta=np.array([[0.0], [0.5]]),
         q0=0.0,
         q1=[-0.1, -0.2, -0.3],
-        eigenvalues=[1.0, 0.5],
+        spectrum=[1.0, 0.5],
         batch_size=4,
     )
     assert U.shape == (2, 3) and np.all(np.isfinite(U))
-    with pytest.raises(stb.ConfigError, match="eigenvalues must be finite"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0, np.nan], batch_size=1)
-    with pytest.raises(stb.ConfigError, match="weights must be one per eigenvalue"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[1, 2], batch_size=1)
-    with pytest.raises(stb.ConfigError, match="weights must be in \\[0, inf\\)"):
-        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, eigenvalues=[1.0], weights=[-1], batch_size=1)
+    with pytest.raises(stb.ConfigError, match="spectrum must be finite"):
+        ck.memory1_noise_sum(beta=0, q0=0, q1=-1, spectrum=[1.0, np.nan], batch_size=1)
+    with pytest.raises(stb.ConfigError, match="weights must have shape"):
+        nz.Spectrum.from_arrays([1.0], [1, 2])
+    with pytest.raises(stb.ConfigError, match="weights must be >= 0"):
+        nz.Spectrum.from_arrays([1.0], [-1])
 
 
 # ---------------------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def test_noise_sum_agrees_with_numpy():
     for tau2 in (-1.0, 0.0):
         ref, got = both(
             lambda tau2=tau2: memory1_noise_sum(
-                beta=beta, q0=q0, q1=q1, eigenvalues=eig, batch_size=4.0, tau2=tau2
+                beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=4.0, tau2=tau2
             )
         )
         assert np.array_equal(np.isinf(ref), np.isinf(got))

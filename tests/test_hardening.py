@@ -76,7 +76,7 @@ def test_complex_input_is_refused_everywhere():
     with pytest.raises(stb.ConfigError, match="real"):
         check({"optimizer": "sgd", "lr": np.complex128(0.1 + 1j)}, lambda_max=1.0)
     with pytest.raises(stb.ConfigError, match="complex"):
-        ck.memory1_noise_sum(beta=0.5, q0=0.0, q1=-0.1, eigenvalues=z, batch_size=8)
+        ck.memory1_noise_sum(beta=0.5, q0=0.0, q1=-0.1, spectrum=z, batch_size=8)
     with pytest.raises(stb.ConfigError, match="lambda_max must be real"):
         ck.memory1_margins(beta=0.5, q0=0.0, q1=-0.1, lambda_max=np.array([1j]))
 
@@ -148,7 +148,7 @@ def test_largest_lr_for_every_source_and_spectrum(cfg):
 
 def test_noise_max_lr_for_torch_family():
     eig = np.linspace(0.5, 8.0, 40)
-    lr = nz.max_stable_lr("torch_sgd", eig, 4, momentum=0.8, dampening=0.3, weight_decay=0.1)
+    lr = stb.max_stable_lr("torch_sgd", eig, 4, momentum=0.8, dampening=0.3, weight_decay=0.1)
     rep = check(
         {"optimizer": "sgd", "lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1},
         spectrum=eig,
@@ -534,9 +534,7 @@ def _entry_points():
         ("beta", lambda v: ck.memory1_margins(beta=v, q0=0.0, q1=-0.1, lambda_max=1.0)),
         (
             "batch_size",
-            lambda v: ck.memory1_noise_sum(
-                beta=0.5, q0=0.0, q1=-0.1, eigenvalues=[1.0], batch_size=v
-            ),
+            lambda v: ck.memory1_noise_sum(beta=0.5, q0=0.0, q1=-0.1, spectrum=[1.0], batch_size=v),
         ),
         ("spectrum|lambda_max", lambda v: stb.is_strictly_stable(stb.gd(0.1), v)),
         ("lr", lambda v: ltv.ltv_verdict(ltv.lowpass_filter(0.9), v)),
@@ -593,7 +591,7 @@ def test_property_bad_spectra_raise_config_error(value, which):
         "regions": lambda v: stb.is_strictly_stable(stb.gd(0.1), v),
         "sum": lambda v: nz.stability_sum(stb.gd(0.1), v, 8),
         "noise_kernel": lambda v: ck.memory1_noise_sum(
-            beta=0.5, q0=0.0, q1=-0.1, eigenvalues=v, batch_size=8
+            beta=0.5, q0=0.0, q1=-0.1, spectrum=v, batch_size=8
         ),
         "spectrum": lambda v: nz.Spectrum.from_arrays(v),
     }

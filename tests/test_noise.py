@@ -198,17 +198,17 @@ def test_theorem7_contrast_heavy_ball_vs_positive_q0():
 def test_critical_batch_size():
     alg = stb.heavy_ball(0.5, 0.9)
     lams = np.geomspace(1e-3, 1, 100)
-    Bc = nz.critical_batch_size(alg, lams)
+    Bc = stb.critical_batch_size(alg, lams)
     assert nz.stability_sum(alg, lams, Bc).bounded
     assert not nz.stability_sum(alg, lams, Bc - 1).bounded
-    assert nz.critical_batch_size(stb.gd(0.01), [0.1]) == 1.0
-    assert nz.critical_batch_size(stb.gd(3.0), [1.0]) == math.inf  # noiseless unstable
+    assert stb.critical_batch_size(stb.gd(0.01), [0.1]) == 1.0
+    assert stb.critical_batch_size(stb.gd(3.0), [1.0]) == math.inf  # noiseless unstable
 
 
 def test_U_threshold_separates_bounded_and_divergent_recursion():
     alg = stb.heavy_ball(0.3, 0.8)
     spec = nz.Spectrum.from_arrays(np.geomspace(0.01, 1, 30), c2=np.ones(30))
-    Bc = nz.critical_batch_size(alg, spec)
+    Bc = stb.critical_batch_size(alg, spec)
     low = nz.loss_trajectory(alg, spec, max(1.0, 0.6 * Bc), 3000)
     high = nz.loss_trajectory(alg, spec, 1.6 * Bc, 3000)
     assert nz.stability_sum(alg, spec, 1.6 * Bc).U < 1 < nz.stability_sum(alg, spec, 0.6 * Bc).U

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from ._compiled import backend, use_backend
 from ._engine import THREADS, Verdicts
+from .bounds import Bins, NoiseBounds, compress, memory1_noise_bounds
 from .families import family_triplet, lr_momentum_grid, method_margins, torch_sgd_margins
+from .searches import critical_batch_size, largest_stable_lr, max_stable_lr
 from .triplets import memory1_interval_margins, memory1_margins, memory1_noise_sum
 
 __all__ = [
     "THREADS",
+    "Bins",
+    "NoiseBounds",
     "Verdicts",
+    "backend",
+    "compress",
+    "critical_batch_size",
     "family_triplet",
+    "largest_stable_lr",
     "lr_momentum_grid",
+    "max_stable_lr",
     "memory1_interval_margins",
     "memory1_margins",
+    "memory1_noise_bounds",
     "memory1_noise_sum",
     "method_margins",
     "torch_sgd_margins",
+    "use_backend",
 ]

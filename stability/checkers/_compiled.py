@@ -382,7 +382,7 @@ def _config_lines(
     ``t_k = B d_k + tau2 n_k`` of ``T`` from ``(beta, q0, q1) = (b_, x0, x1)``; with
     ``sizes`` (the coefficients' term-size bounds) also ``sn_k`` and ``st_k``."""
     width = len(coeffs) // 2
-    lines, outs = scalar_lines(params, [*coeffs, *sizes], ["b_", "x0", "x1"])
+    lines, outs = scalar_lines(params, [*coeffs, *sizes], ["b_", "x0", "x1", "om"][: len(params)])
     cn, cd = outs[:width], outs[width : 2 * width]
     body = [ln.strip() for ln in lines]
     body += [f"n{k} = {c}" for k, c in enumerate(cn)]
@@ -407,7 +407,7 @@ def _noise_source(
     den = _horner_lines("den", [f"t{k}" for k in range(width)], nz_t)
     inner = "\n".join(f"            {ln}" for ln in [*num, *den])
     return f"""
-def noise_loop(i0, i1, beta, q0, q1, batch, lam, w, ws, tau2, total, low):
+def noise_loop(i0, i1, beta, q0, q1, batch, om, lam, w, ws, tau2, total, low):
     for i in range(i0, i1):
         b_ = beta[i]
         x0 = q0[i]
@@ -444,9 +444,11 @@ def run_noise(
     w: np.ndarray,
     tau2: float,
     threads: int | None,
+    omega: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(sum_k w_k N/T, s)`` per config (flat ``beta, q0, q1, batch``): ``s > 0`` iff
-    ``T > 0`` at every eigenvalue (the sign of ``min_k T``, as the numpy path uses it)."""
+    """``(sum_k w_k N/T, s)`` per config (flat ``beta, q0, q1, batch``; the curvature shift
+    ``omega`` when ``params`` has four symbols): ``s > 0`` iff ``T > 0`` at every eigenvalue
+    (the sign of ``min_k T``, as the numpy path uses it)."""
     with _lock:
         loop = _noise_loops.get(key)
         if loop is None:
@@ -460,6 +462,7 @@ def run_noise(
     if n:
         args = [
             *(np.ascontiguousarray(c, dtype=np.float64) for c in configs),
+            float(omega),
             np.ascontiguousarray(lam, dtype=np.float64),
             *unit_or(w),
             float(tau2),
@@ -518,7 +521,7 @@ def _bounds_source(
     pad2 = "\n".join(f"        {ln}" for ln in setup)
     pad3 = "\n".join(f"            {ln}" for ln in inner)
     return f"""
-def bounds_loop(i0, i1, beta, q0, q1, batch, lo, hi, w, ws, tau2, rounding, lower, upper):
+def bounds_loop(i0, i1, beta, q0, q1, batch, om, lo, hi, w, ws, tau2, rounding, lower, upper):
     for i in range(i0, i1):
         b_ = beta[i]
         x0 = q0[i]
@@ -555,6 +558,7 @@ def run_noise_bounds(
     tau2: float,
     rounding: float,
     threads: int | None,
+    omega: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(lower, upper)`` of ``U`` per config on ``bins`` (see :mod:`stability.noisebounds`);
     the division and summation roundings are covered by the same factors as there."""
@@ -568,6 +572,7 @@ def run_noise_bounds(
     if n:
         args = [
             *(np.ascontiguousarray(c, dtype=np.float64) for c in configs),
+            float(omega),
             np.ascontiguousarray(bins.lo, dtype=np.float64),
             np.ascontiguousarray(bins.hi, dtype=np.float64),
             *unit_or(bins.weight),

@@ -39,12 +39,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .. import symbols as S
 from ..errors import ConfigError
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from . import _compiled
 from ._kernels import term_sum
-from .triplets import memory1_interval_margins, noise_coefficients, noise_inputs
+from .triplets import memory1_interval_margins, noise_coefficients, noise_inputs, noise_params
 
 __all__ = ["Bins", "NoiseBounds", "compress", "memory1_noise_bounds"]
 
@@ -207,16 +206,16 @@ def _array_bins(spec: Spectrum, head: int, ratio: float) -> Bins:
 
 
 @cache
-def _abs_exprs() -> tuple[sp.Expr, ...]:
+def _abs_exprs(shifted: bool) -> tuple[sp.Expr, ...]:
     """The coefficients of ``N`` and ``D`` (as :func:`noise_coefficients`) with every term
     replaced by its absolute value: bounds on the size of the float evaluation."""
-    *_, exprs = noise_coefficients()
+    *_, exprs = noise_coefficients(shifted)
     return tuple(term_sum(e) for e in exprs)
 
 
 @cache
-def _abs_coefficients():
-    return sp.lambdify((S.beta, S.q0, S.q1), list(_abs_exprs()), modules="numpy")
+def _abs_coefficients(shifted: bool):
+    return sp.lambdify(noise_params(shifted), list(_abs_exprs(shifted)), modules="numpy")
 
 
 def _interval(coeffs: list[np.ndarray], sizes: list[np.ndarray], a: np.ndarray, b: np.ndarray):
@@ -276,23 +275,32 @@ class NoiseBounds:
 
 
 def _bounds_on(
-    bins: Bins, cols: list[np.ndarray], tau1: float, tau2: float, threads: int | None
+    bins: Bins,
+    cols: list[np.ndarray],
+    tau1: float,
+    tau2: float,
+    threads: int | None,
+    omega: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(lower, upper)`` of ``U`` for flat config columns ``beta, q0, q1, B`` on ``bins``."""
+    """``(lower, upper)`` of ``U`` for flat config columns ``beta, q0, q1, B`` on ``bins``
+    (``omega``: the curvature shift of the dynamics, the noise at the data curvature)."""
+    shifted = bool(omega)
+    extra = (omega,) if shifted else ()
     if _compiled.wanted(cols[0].size * len(bins)):
         return _compiled.run_noise_bounds(
-            (S.beta, S.q0, S.q1),
-            noise_coefficients()[3],
-            _abs_exprs(),
+            noise_params(shifted),
+            noise_coefficients(shifted)[3],
+            _abs_exprs(shifted),
             cols,
             bins,
             tau1,
             tau2,
             ROUNDING,
             threads,
+            omega,
         )
-    f, *_ = noise_coefficients()
-    g = _abs_coefficients()
+    f, *_ = noise_coefficients(shifted)
+    g = _abs_coefficients(shifted)
     m = cols[0].size
     lower, upper = np.empty(m), np.empty(m)
     per = max(1, (1 << 18) // max(1, len(bins)))
@@ -300,8 +308,8 @@ def _bounds_on(
     for s in range(0, m, per):
         bt, x0, x1, B = (c[s : s + per, None] for c in cols)
         k = bt.shape[0]
-        cs = [np.broadcast_to(c, (k, 1)) for c in f(bt, x0, x1)]
-        sz = [np.broadcast_to(c, (k, 1)) for c in g(bt, x0, x1)]
+        cs = [np.broadcast_to(c, (k, 1)) for c in f(bt, x0, x1, *extra)]
+        sz = [np.broadcast_to(c, (k, 1)) for c in g(bt, x0, x1, *extra)]
         width = len(cs) // 2
         cn, cd = cs[:width], cs[width:]
         sn, sd = sz[:width], sz[width:]
@@ -335,7 +343,9 @@ def memory1_noise_bounds(
     """Certified bounds on ``U`` for memory-1 triplets (any broadcast shape) on a long
     spectrum (an eigenvalue array, a :class:`~stability.noise.Spectrum` with weights, or a
     finite power law), refined until every verdict ``U < 1`` is decided (module docstring).
-    ``shift`` adds a constant to every curvature (weight decay). ``points=False`` skips the
+    ``shift`` is a curvature shift (weight decay): the dynamics see ``lambda + shift``, the
+    gradient noise the data curvature ``lambda`` (as in :func:`~stability.noise.noise_term`).
+    ``points=False`` skips the
     last, eigenvalue-by-eigenvalue refinement (what is still undecided then counts as not
     bounded: a search that only needs a conservative answer stays fast on 1e8 eigenvalues).
 
@@ -383,13 +393,11 @@ def memory1_noise_bounds(
                 break
         else:
             bins = _compressed(spec, *stage)
-        if shift:
-            bins = _shifted(bins, shift)
         if level == 0:
             bins_used = len(bins)
         elif level == 1:
             refined = todo.size
-        lo, hi = _bounds_on(bins, [c[todo] for c in cols], tau1, tau2, threads)
+        lo, hi = _bounds_on(bins, [c[todo] for c in cols], tau1, tau2, threads, shift)
         lower[todo], upper[todo] = lo, hi
         undecided = ~((hi < 1) | (lo >= 1))
         todo = todo[undecided]
@@ -407,12 +415,6 @@ def memory1_noise_bounds(
         refined,
         int(todo.size),
     )
-
-
-def _shifted(bins: Bins, shift: float) -> Bins:
-    """The bins of the curvatures ``lambda + shift`` (widened by the rounding of the sum)."""
-    eps = 2 * np.finfo(float).eps
-    return Bins((bins.lo + shift) * (1 - eps), (bins.hi + shift) * (1 + eps), bins.weight, False)
 
 
 def _points(spec: Spectrum | PowerLawSpectrum) -> Bins | None:

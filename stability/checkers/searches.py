@@ -1,170 +1,299 @@
-"""The largest learning rate that keeps a configuration stable, the other settings fixed.
+"""Certified searches: the largest stable learning rate and the critical batch size.
 
-With a batch size the answer satisfies both strict stability and ``U < 1`` and names the
-condition that binds. The memory-1 triplet of every SGD family is proportional to the learning
-rate at fixed momentum (checked on the configuration itself), so a whole bracket of candidate
-rates is decided per call by the certified vectorised checkers; power laws too long to list use
-:func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
+Both search a monotone verdict (stable for learning rates in ``(0, lr*)``, bounded noise for
+batch sizes ``B >= B*``) with candidates decided by certified checks, never by floats alone.
+Where a whole bracket of candidates can be decided in one vectorised call, it is: the memory-1
+triplet of every SGD family is proportional to the learning rate at fixed momentum (checked on
+the configuration itself), so the strict conditions and the certified noise bounds of
+:mod:`stability.checkers.bounds` take 66 candidate rates per round; a memory-1 algorithm on a
+finite spectrum takes 66 candidate batch sizes per round. Everything else (larger memories,
+infinite power laws, ``tau2 > 0``) asks the certified :func:`~stability.noise.stability_sum`
+one candidate at a time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from .. import progress
-from .._values import to_exact, to_sympy
+from .._values import describe, to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..noise.models import get_noise_model
-from ..noise.spectra import PowerLawSpectrum, Spectrum
-from ..noise.sums import stability_sum
+from ..errors import ConfigError
+from ..methods import get_method, torch_sgd
+from ..noise.models import NoiseModel, get_noise_model
+from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
+from ..noise.sums import check_shift, stability_sum
 from ..optimizers import ConfiguredOptimizer, from_optimizer
+from ..regions.verdicts import is_strictly_stable
 from .bounds import memory1_noise_bounds
 from .triplets import memory1_interval_margins
 
-__all__ = ["largest_stable_lr"]
+__all__ = ["critical_batch_size", "largest_stable_lr", "max_stable_lr"]
+
+_ROUND = 66  # candidates per vectorised round (64 inside the bracket)
 
 
-def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float]:
-    """``(beta, q0, q1)`` of a memory-0/1 algorithm (GD as ``(0, 0, -alpha)``)."""
+@dataclass(frozen=True)
+class _Family:
+    """The configurations along the learning rate, the other settings fixed: ``build(lr)``
+    and, when the memory-1 triplet is proportional to ``lr``, ``(beta, q0/lr, q1/lr)``."""
+
+    build: Callable[[float], MemoryAlgorithm]
+    lr0: float
+    slope: tuple[float, float, float] | None
+    shift: Fraction
+
+
+def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float] | None:
     if alg.M == 0:
         return 0.0, 0.0, -float(alg.alpha)
+    if alg.M > 1:
+        return None
     t = alg.triplet()
     return float(t.beta), float(t.q0), float(t.q1)
 
 
-def largest_stable_lr(
-    opt: ConfiguredOptimizer, lambda_max: Any, spec_obj: Any, batch_size: Any, noise: Any
-) -> tuple[float | None, str | None]:
-    """Largest learning rate that keeps the verdict stable, the other settings fixed, and the
-    condition that binds there (``None`` when the config has no learning rate to vary).
-
-    With a batch size the answer satisfies both strict stability and ``U < 1``. The memory-1
-    triplet of every SGD family is proportional to the learning rate at fixed momentum
-    (checked on the config itself), so a whole bracket of candidate rates is decided per call
-    by the certified vectorised checkers; power laws too long to list use
-    :func:`~stability.noise.stability_sum` (zeta tail) in a bisection.
-    """
-
-    if opt.kind is None:
-        return None, None
-    kind, key = opt.kind.name, opt.kind.lr_key
-    lr0 = float(opt.config[key])
-    base = _triplet_of(opt.algorithm)
-    probe = from_optimizer({"optimizer": kind, **opt.config, key: 2 * lr0})[0]
-    twice = _triplet_of(probe.algorithm)
-    if not (
-        twice[0] == base[0] and np.allclose(twice[1:], np.multiply(base[1:], 2), rtol=1e-12, atol=0)
+def _family(build: Callable[[float], MemoryAlgorithm], lr0: float, shift: Fraction) -> _Family:
+    """The family, with the slope when ``triplet(2 lr) == 2 triplet(lr)`` (checked)."""
+    base, twice = _triplet_of(build(lr0)), _triplet_of(build(2 * lr0))
+    slope = None
+    if (
+        base is not None
+        and twice is not None
+        and twice[0] == base[0]
+        and np.allclose(twice[1:], np.multiply(base[1:], 2), rtol=1e-12, atol=0)
     ):
-        return None, None  # not proportional to lr: no fast search (never happens for SGD)
-    beta, q0, q1 = base[0], base[1] / lr0, base[2] / lr0
-    shift = float(to_exact(opt.curvature_shift))
-    if lambda_max is not None:
-        lo, hi = 0.0, float(to_exact(to_sympy(lambda_max, "lambda_max")))
-    elif isinstance(spec_obj, PowerLawSpectrum):
-        lo, hi = 0.0, spec_obj.Lambda
-    else:
-        lo, hi = float(spec_obj.lam.min()), float(spec_obj.lam.max())
-    lo, hi = lo + shift, hi + shift
+        slope = (base[0], base[1] / lr0, base[2] / lr0)
+    return _Family(build, lr0, slope, shift)
 
-    def strict_ok(lr: np.ndarray) -> np.ndarray:
-        return memory1_interval_margins(
-            beta=np.full(lr.shape, beta), q0=q0 * lr, q1=q1 * lr, lambda_lo=lo, lambda_hi=hi
-        ).stable
 
-    noise_ok = None
-    long_law = isinstance(spec_obj, PowerLawSpectrum) and spec_obj.N is None
-    if batch_size is not None and spec_obj is not None:
-        model = get_noise_model(noise)
-        B = float(to_sympy(batch_size, "batch_size"))
-        if long_law or model.tau2 > 0:  # exact sums, one candidate at a time
-            seen = spec_obj  # as in the report: weight decay shifts a finite spectrum only
-            if shift and isinstance(spec_obj, Spectrum):
-                seen = Spectrum(spec_obj.lam + shift, spec_obj.weights, spec_obj.c2)
+def _build(fam: _Family, lr: float) -> MemoryAlgorithm | None:
+    """The family's algorithm at ``lr``, or ``None`` outside the family's domain (AdamW
+    refuses ``lr * weight_decay >= 2``: the decay alone would flip the weights)."""
+    try:
+        return fam.build(float(lr))
+    except ConfigError:
+        return None
 
-            def noise_ok(lr: np.ndarray) -> np.ndarray:
-                return np.array(
-                    [stability_sum(_alg(opt, kind, key, x), seen, B, model).bounded for x in lr]
-                )
-        else:  # tau2 <= 0: certified bounds decide a bracket of candidates per call
-            seen_shift = shift if isinstance(spec_obj, Spectrum) else 0.0  # as in the report
 
-            def noise_ok(lr: np.ndarray) -> np.ndarray:
-                return memory1_noise_bounds(
-                    beta=np.full(lr.shape, beta),
-                    q0=q0 * lr,
-                    q1=q1 * lr,
-                    spectrum=spec_obj,
-                    shift=seen_shift,
-                    batch_size=B,
-                    tau1=model.tau1,
-                    tau2=model.tau2,
-                    points=False,  # undecided within ~1e-7 of U = 1: not ok (conservative)
-                ).bounded
+def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
+    if opt.kind is None:
+        return None
+    kind, key = opt.kind.name, opt.kind.lr_key
+
+    def build(lr: float) -> MemoryAlgorithm:
+        return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
+
+    return _family(build, float(opt.config[key]), check_shift(opt.curvature_shift)[1])
+
+
+def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Family:
+    """A registry family or ``torch_sgd`` (momentum, dampening, weight_decay, nesterov)."""
+    if family == "torch_sgd":
+        allowed = {"momentum", "dampening", "weight_decay", "nesterov"}
+        unknown = sorted(set(fixed) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {unknown} for family 'torch_sgd'; allowed: "
+                "momentum, dampening, weight_decay, nesterov"
+            )
+        fixed = dict(fixed)
+        shift = check_shift(fixed.pop("weight_decay", 0))[1]
+        torch_sgd(1.0, **fixed)  # validates the fixed settings once
+        return _family(lambda lr: torch_sgd(lr, **fixed), 1 / lam_top, shift)
+    method = get_method(family)
+    if "lr" not in method.parameters:
+        raise ConfigError(f"family {family!r} has no lr parameter")
+    missing = set(method.parameters) - {"lr"} - set(fixed)
+    if missing:
+        raise ConfigError(f"family {family!r} needs {sorted(missing)} fixed by keyword")
+    return _family(lambda lr: method.numeric(lr=lr, **fixed), 1 / lam_top, Fraction(0))
+
+
+def _strict_predicate(fam: _Family, lambda_max: Any, spec: Any) -> Callable[[np.ndarray], Any]:
+    """Certified strict stability of each candidate learning rate."""
+    shift = fam.shift
+    if fam.slope is not None:
+        if lambda_max is not None:
+            lo, hi = 0.0, float(to_exact(to_sympy(lambda_max, "lambda_max")))
+        elif isinstance(spec, PowerLawSpectrum):
+            lo = 0.0 if spec.N is None else spec.Lambda * float(spec.N) ** -spec.nu
+            hi = spec.Lambda
+        else:
+            lo, hi = float(spec.lam.min()), float(spec.lam.max())
+        if shift:  # rounded outwards: the interval only grows
+            lo = float(np.nextafter(lo + float(shift), 0)) if lo or shift else 0.0
+            hi = float(np.nextafter(hi + float(shift), np.inf))
+        beta, s0, s1 = fam.slope
+
+        def vectorised(lr: np.ndarray) -> np.ndarray:
+            return memory1_interval_margins(
+                beta=np.full(lr.shape, beta), q0=s0 * lr, q1=s1 * lr, lambda_lo=lo, lambda_hi=hi
+            ).stable
+
+        return vectorised
+    target = lambda_max if lambda_max is not None else _strict_target(spec)
+
+    def one_by_one(lr: np.ndarray) -> np.ndarray:
+        algs = [_build(fam, x) for x in lr]
+        return np.array(
+            [a is not None and is_strictly_stable(a, target, shift=shift).stable for a in algs]
+        )
+
+    return one_by_one
+
+
+def _strict_target(spec: Any) -> Any:
+    """What the exact strict verdict is asked about: the eigenvalues, or ``(0, Lambda]``."""
+    return spec.top if isinstance(spec, PowerLawSpectrum) else spec.lam
+
+
+def _noise_predicate(
+    fam: _Family, spec: Any, B: float, model: NoiseModel
+) -> tuple[Callable[[np.ndarray], Any], int]:
+    """Certified ``U < 1`` of each candidate (strictly stable ones), and the candidates worth
+    testing per round."""
+    finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
+    if fam.slope is not None and finite and model.tau2 <= 0:
+        beta, s0, s1 = fam.slope
+
+        def vectorised(lr: np.ndarray) -> np.ndarray:
+            return memory1_noise_bounds(
+                beta=np.full(lr.shape, beta),
+                q0=s0 * lr,
+                q1=s1 * lr,
+                spectrum=spec,
+                shift=float(fam.shift),
+                batch_size=B,
+                tau1=model.tau1,
+                tau2=model.tau2,
+                points=False,  # undecided within ~1e-7 of U = 1: not ok (conservative)
+            ).bounded
+
+        return vectorised, _ROUND
+
+    def one_by_one(lr: np.ndarray) -> np.ndarray:
+        return np.array(
+            [stability_sum(fam.build(x), spec, B, model, shift=fam.shift).bounded for x in lr]
+        )
+
+    return one_by_one, 3  # each candidate is a full certified sum: bisect
+
+
+def _search_lr(
+    fam: _Family, lambda_max: Any, spec: Any, batch_size: Any, model: NoiseModel, rtol: float
+) -> tuple[float, str]:
+    """The largest stable lr of the family and the condition that binds there."""
+    strict_ok = _strict_predicate(fam, lambda_max, spec)
+    lr_hi = _largest(strict_ok, fam.lr0, rtol, _ROUND if fam.slope is not None else 3)
+    if batch_size is None or spec is None or lr_hi == 0.0:
+        return lr_hi, "strict stability"
+    noise_ok, points = _noise_predicate(fam, spec, to_float(batch_size, "batch_size"), model)
 
     def ok(lr: np.ndarray) -> np.ndarray:
         good = strict_ok(lr)
-        if noise_ok is not None and np.any(good):
+        if np.any(good):
             good[good] = noise_ok(lr[good])
         return good
 
-    if noise_ok is None:
-        points = 66
-    elif long_law or model.tau2 > 0:
-        points = 3  # each candidate is an exact stability_sum: bisect
-    else:  # a round costs points x a few hundred bins
-        points = 66
-    lr_hi = _upper_limit(strict_ok, lr0)
-    if lr_hi == 0.0:
-        return 0.0, "strict stability"
-    if noise_ok is None:
-        return lr_hi, "strict stability"
-    top = _largest(ok, lr_hi, points)
-    binding = "strict stability" if top >= lr_hi * (1 - 1e-6) else "mini-batch noise (U < 1)"
-    if binding != "strict stability":
-        binding += f"; noiseless limit {lr_hi:.6g}"
-    return top, binding
-
-
-def _alg(opt: ConfiguredOptimizer, kind: str, key: str, lr: float) -> MemoryAlgorithm:
-
-    return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
-
-
-def _upper_limit(ok: Any, lr0: float) -> float:
-    """Largest ``lr`` with ``ok`` (assumed an interval ``(0, lr*)``), to 1e-6 relative."""
-    hi = lr0
-    if ok(np.array([hi]))[0]:
-        while hi < 1e12 and ok(np.array([2 * hi]))[0]:
-            hi *= 2
-        lo, hi = hi, 2 * hi
+    if not math.isfinite(lr_hi):
+        top = _largest(ok, fam.lr0, rtol, points)
     else:
-        lo = 0.0
-    return _refine(ok, lo, hi, 66)
+        top = lr_hi if ok(np.array([lr_hi]))[0] else _largest(ok, lr_hi, rtol, points, below=True)
+    if top >= lr_hi * (1 - 1e-6):
+        return top, "strict stability"
+    return top, f"mini-batch noise (U < 1); noiseless limit {lr_hi:.6g}"
 
 
-def _largest(ok: Any, hi: float, points: int) -> float:
-    """Largest ``lr`` in ``(0, hi]`` with ``ok``, to 1e-6 relative."""
-    if ok(np.array([hi]))[0]:
-        return hi
-    lo = hi
-    while lo > hi * 1e-12 and not ok(np.array([lo / 2]))[0]:
-        lo /= 2
-    lo /= 2
-    if lo <= hi * 1e-12:
+def largest_stable_lr(
+    opt: ConfiguredOptimizer,
+    *,
+    lambda_max: Any = None,
+    spectrum: Any = None,
+    batch_size: Any = None,
+    noise: Any = "gaussian",
+    rtol: float = 1e-6,
+) -> tuple[float | None, str | None]:
+    """Largest learning rate that keeps a configured optimizer stable, the other settings
+    fixed, and the condition that binds there (``(None, None)`` for a bare algorithm, which
+    has no learning rate to vary). With a batch size the answer satisfies both strict
+    stability and ``U < 1``.
+
+    >>> from stability import from_torch_sgd
+    >>> lr, why = largest_stable_lr(from_torch_sgd(0.1, 0.9), lambda_max=38.0)
+    >>> round(lr, 6), why
+    (0.1, 'strict stability')
+    """
+    fam = _config_family(opt)
+    if fam is None:
+        return None, None
+    spec = None if spectrum is None else as_spectrum(spectrum)
+    return _search_lr(fam, lambda_max, spec, batch_size, get_noise_model(noise), rtol)
+
+
+def max_stable_lr(
+    family: str,
+    spectrum: Any,
+    batch_size: Any,
+    noise: Any = "gaussian",
+    *,
+    rtol: float = 1e-9,
+    **fixed: Any,
+) -> float:
+    """Largest learning rate of a named family (``gd``, ``heavy_ball``, ``nesterov``,
+    ``momentum_kick``; other parameters fixed by keyword) that is strictly stable on the
+    spectrum and has ``U < 1``, to relative precision ``rtol``.
+
+    ``family="torch_sgd"`` is ``torch.optim.SGD`` with ``momentum``, ``dampening``,
+    ``weight_decay`` and ``nesterov`` fixed by keyword (weight decay shifts the curvature the
+    dynamics see). The admissible set is assumed to be an interval ``(0, lr*)`` (it is for
+    these families: ``U`` grows with the learning rate).
+
+    >>> round(max_stable_lr("gd", [1.0], batch_size=1e12), 6)   # noiseless limit: 2/lambda
+    2.0
+    """
+    spec = as_spectrum(spectrum)
+    fam = _method_family(family, fixed, spec.lambda_max)
+    if batch_size is None:
+        raise ConfigError("batch_size is required (for the noiseless limit use check())")
+    lr, _ = _search_lr(fam, None, spec, batch_size, get_noise_model(noise), rtol)
+    return lr
+
+
+def _largest(
+    ok: Callable[[np.ndarray], Any], start: float, rtol: float, points: int, below: bool = False
+) -> float:
+    """Largest ``x`` with ``ok(x)`` (assumed an interval ``(0, x*)``), to ``rtol`` relative;
+    ``inf`` if ``ok`` up to ``1e12 start``, 0 if not even at ``1e-12 start``. ``below``: the
+    answer is known to be below ``start``."""
+    x = float(start)
+    if not below and ok(np.array([x]))[0]:
+        while x < start * 1e12 and ok(np.array([2 * x]))[0]:
+            x *= 2
+        if x >= start * 1e12:
+            return math.inf
+        return _refine(ok, x, 2 * x, rtol, points)
+    while x > start * 1e-12 and not ok(np.array([x / 2]))[0]:
+        x /= 2
+    if x <= start * 1e-12:
         return 0.0
-    return _refine(ok, lo, min(2 * lo, hi), points)
+    return _refine(ok, x / 2, x, rtol, points)
 
 
-def _refine(ok: Any, lo: float, hi: float, points: int) -> float:
-    """Shrink ``[lo, hi]`` (``ok(lo)``, not ``ok(hi)``) to 1e-6 relative width, testing
-    ``points - 2`` candidates per round (one call of the vectorised checker)."""
+def _refine(
+    ok: Callable[[np.ndarray], Any], lo: float, hi: float, rtol: float, points: int
+) -> float:
+    """Shrink ``[lo, hi]`` (``ok(lo)``, not ``ok(hi)``) to ``rtol`` relative width, testing
+    ``points - 2`` candidates per round (one call of a vectorised check)."""
     start = hi - lo
-    while hi - lo > 1e-6 * hi:
-        # progress in orders of magnitude of the bracket, from its first width to 1e-6
-        done = math.log(start / (hi - lo)) / max(math.log(start / (1e-6 * hi)), 1e-300)
+    while hi - lo > rtol * hi:
+        done = math.log(start / (hi - lo)) / max(math.log(start / (rtol * hi)), 1e-300)
         progress.update("largest stable lr", min(done, 0.99), 1.0)
         grid = np.linspace(lo, hi, points)[1:-1]
         good = grid[ok(grid)]
@@ -173,3 +302,80 @@ def _refine(ok: Any, lo: float, hi: float, points: int) -> float:
         hi = float(above.min()) if above.size else hi
         lo = lo_new
     return lo
+
+
+# ---------------------------------------------------------------------------------------
+# The critical batch size
+# ---------------------------------------------------------------------------------------
+def critical_batch_size(
+    alg: MemoryAlgorithm,
+    spectrum: Any,
+    noise: Any = "gaussian",
+    *,
+    shift: Any = 0,
+    max_batch: float = 2**40,
+) -> float:
+    """Smallest integer batch size ``B >= 1`` with a certified ``U < 1`` (``inf`` if none up to
+    ``max_batch``, and when the noiseless dynamics are unstable). ``U`` decreases in ``B``.
+
+    >>> from stability import heavy_ball
+    >>> critical_batch_size(heavy_ball(0.5, 0.9), [1.0, 0.1, 0.01])
+    6.0
+    """
+    model = get_noise_model(noise)
+    spec = as_spectrum(spectrum)
+    omega, omega_x = check_shift(shift)
+    top = to_float(max_batch, "max_batch")
+    if top < 1:
+        raise ConfigError(f"max_batch must be in [1, inf), got {describe(max_batch)}")
+    if not is_strictly_stable(alg, _strict_target(spec), shift=omega_x).stable:
+        return math.inf
+    finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
+    trip = _triplet_of(alg.to_exact()) if alg.M <= 1 else None
+    if trip is not None and finite and model.tau2 <= 0:
+
+        def ok(B: np.ndarray) -> np.ndarray:
+            return memory1_noise_bounds(
+                beta=trip[0], q0=trip[1], q1=trip[2], spectrum=spec, shift=omega,
+                batch_size=B, tau1=model.tau1, tau2=model.tau2,
+            ).bounded  # fmt: skip
+
+        points = _ROUND
+    else:
+
+        def ok(B: np.ndarray) -> np.ndarray:
+            return np.array([stability_sum(alg, spec, b, model, shift=omega_x).bounded for b in B])
+
+        points = 3
+    return _smallest_batch(ok, top, points)
+
+
+def _smallest_batch(ok: Callable[[np.ndarray], Any], top: float, points: int) -> float:
+    """Smallest integer ``B`` in ``[1, top]`` with ``ok`` (monotone), or ``inf``."""
+    powers = 2.0 ** np.arange(0, int(math.log2(top)) + 1)
+    good = ok(powers) if points > 3 else _first_true(ok, powers)
+    if not good.any():
+        return math.inf
+    k = int(np.argmax(good))
+    lo, hi = (0, 1) if k == 0 else (int(powers[k - 1]), int(powers[k]))  # bad lo, good hi
+    width = math.log2(max(hi - lo, 2))
+    while hi - lo > 1:
+        cand = np.unique(np.linspace(lo, hi, points).round().astype(np.int64)[1:-1])
+        cand = cand[(cand > lo) & (cand < hi)]
+        if not cand.size:
+            break
+        g = ok(cand.astype(float))
+        hi = int(cand[np.argmax(g)]) if g.any() else hi
+        lo = int(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
+        progress.update("critical batch size", width - math.log2(max(hi - lo, 1)), width)
+    return float(hi)
+
+
+def _first_true(ok: Callable[[np.ndarray], Any], xs: np.ndarray) -> np.ndarray:
+    """``ok`` at each of the increasing ``xs``, stopping at the first true (monotone)."""
+    out = np.zeros(xs.size, dtype=bool)
+    for i, x in enumerate(xs):
+        if ok(np.array([x]))[0]:
+            out[i:] = True
+            break
+    return out

@@ -13,9 +13,11 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
+from .._values import describe
 from ..errors import ConfigError, StabilityError
 from ..methods import memory1
-from ..noise.sums import noise_term
+from ..noise.spectra import PowerLawSpectrum, Spectrum
+from ..noise.terms import noise_term
 from ..regions.conditions import theorem61_conditions
 from . import _compiled
 from ._engine import (
@@ -124,22 +126,31 @@ def memory1_interval_margins(
 # ---------------------------------------------------------------------------------------
 # The noise condition U < 1, vectorised over configurations x eigenvalues
 # ---------------------------------------------------------------------------------------
+def noise_params(shifted: bool) -> tuple[sp.Symbol, ...]:
+    """The parameters of the noise coefficients: the triplet, and the shift when shifted."""
+    return (S.beta, S.q0, S.q1, S.weight_decay) if shifted else (S.beta, S.q0, S.q1)
+
+
 @cache
-def noise_coefficients() -> tuple[
-    Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...], tuple[sp.Expr, ...]
-]:
+def noise_coefficients(
+    shifted: bool = False,
+) -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...], tuple[sp.Expr, ...]]:
     """eq. 25's ``Ubar_lambda = N(lambda) / D(lambda)`` for the memory-1 triplet, as the
     polynomial coefficients (highest power first, ``N`` then ``D``) lambdified in
-    ``(beta, q0, q1)``, with masks of the coefficients that are not identically zero. ``D`` is
-    oriented to be positive where ``S_lambda`` is stable. Last, the coefficients themselves."""
-
-    num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam)))
-    if den.subs({S.lam: 0, S.beta: 0}) < 0:  # D(0) = 2 (1 - beta^2) up to sign
+    ``(beta, q0, q1)`` (``shifted``: also the curvature shift ``omega``, the term being
+    :func:`~stability.noise.terms.noise_term` with that shift), with masks of the coefficients
+    that are not identically zero. ``D`` is oriented to be positive where ``S_lambda`` is
+    stable. Last, the coefficients themselves."""
+    params = noise_params(shifted)
+    shift = S.weight_decay if shifted else 0
+    num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam, shift)))
+    half = sp.Rational(1, 2)  # a stable point: GD with lr 1 at curvature 1/2 (+ 1/2)
+    if den.subs({S.lam: half, S.weight_decay: half, S.beta: 0, S.q0: 0, S.q1: -1}) < 0:
         num, den = -num, -den
     width = max(sp.degree(num, S.lam), sp.degree(den, S.lam)) + 1
     cd = [sp.expand(den).coeff(S.lam, k) for k in reversed(range(width))]
     cn = [sp.expand(num).coeff(S.lam, k) for k in reversed(range(width))]
-    f = sp.lambdify((S.beta, S.q0, S.q1), [*cn, *cd], modules="numpy", cse=True)
+    f = sp.lambdify(params, [*cn, *cd], modules="numpy", cse=True)
     return f, tuple(c != 0 for c in cn), tuple(c != 0 for c in cd), (*cn, *cd)
 
 
@@ -180,59 +191,63 @@ def memory1_noise_sum(
     beta: Any,
     q0: Any,
     q1: Any,
-    eigenvalues: Any,
+    spectrum: Any,
     batch_size: Any,
-    weights: Any = None,
+    shift: float = 0.0,
     tau1: float = 1.0,
     tau2: float = -1.0,
     chunk: int = BLOCK,
     threads: int | None = None,
 ) -> np.ndarray:
-    """``U`` for every memory-1 triplet (broadcast shape), summed over a finite spectrum.
+    """``U`` for every memory-1 triplet (broadcast shape), summed over a finite spectrum (an
+    eigenvalue array, a :class:`~stability.noise.Spectrum` with weights, or a finite power
+    law), in floats (the certified verdicts come from
+    :func:`~stability.checkers.memory1_noise_bounds`).
 
-    ``U = sum_lambda w_lambda (tau1/B) Ubar_lambda / (1 + (tau2/B) Ubar_lambda)`` with
-    ``Ubar_lambda = N(lambda)/D(lambda)`` from eq. 25, evaluated as
-    ``tau1 N / (B D + tau2 N)``. ``inf`` where ``S_lambda`` is not strictly stable for some
-    eigenvalue (certified: the Jury conditions are linear in ``lambda``, so the interval
-    ``[min, max]`` of the spectrum decides) or ``A_lambda`` is not (``B D + tau2 N <= 0``).
-    Work runs in blocks of about ``chunk`` config-eigenvalue pairs. ``tau2 > 0`` is not
-    vectorised (use :func:`stability.noise.stability_sum`).
+    ``U = sum_lambda w_lambda (tau1/B) Ubar'_lambda / (1 + (tau2/B) Ubar'_lambda)`` with
+    ``Ubar'`` the noise term of :func:`~stability.noise.noise_term` (eq. 25; ``shift``: the
+    dynamics at ``lambda + shift``, the noise at ``lambda``), evaluated as
+    ``tau1 N / (B D + tau2 N)``. ``inf`` where ``S`` is not strictly stable for some
+    curvature (certified: the Jury conditions are linear in the curvature, so the interval of
+    the spectrum decides) or ``A_lambda`` is not (``B D + tau2 N <= 0``). Work runs in blocks
+    of about ``chunk`` config-eigenvalue pairs. ``tau2 > 0`` is not vectorised (use
+    :func:`stability.noise.stability_sum`).
 
-    >>> float(memory1_noise_sum(beta=0.0, q0=0.0, q1=-1.0, eigenvalues=[1, 0.5, 0.25, 0.125],
+    >>> float(memory1_noise_sum(beta=0.0, q0=0.0, q1=-1.0, spectrum=[1, 0.5, 0.25, 0.125],
     ...                         batch_size=10, tau2=0.0).round(14))
     0.15428571428571
     """
     a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
-    lam = checked_array("eigenvalues", eigenvalues).ravel()
-    if lam.size == 0:
-        raise ConfigError("eigenvalues must be a non-empty array of finite positive numbers")
-    POSITIVE.check("eigenvalues", lam)
-    # unit weights as a zero-stride view: no second array as long as the spectrum
-    w = (
-        np.broadcast_to(1.0, lam.shape)
-        if weights is None
-        else checked_array("weights", weights).ravel()
-    )
-    if w.shape != lam.shape:
-        raise ConfigError(f"weights must be one per eigenvalue ({lam.size}), got shape {w.shape}")
-    NONNEGATIVE.check("weights", w)
+    lam, w = _spectrum_arrays(spectrum)
+    omega = _shift(shift)
     strict = memory1_interval_margins(
         beta=a["beta"],
         q0=a["q0"],
         q1=a["q1"],
-        lambda_lo=lam.min(),
-        lambda_hi=lam.max(),
+        lambda_lo=float(np.nextafter(lam.min() + omega, 0)) if omega else lam.min(),
+        lambda_hi=float(np.nextafter(lam.max() + omega, np.inf)) if omega else lam.max(),
         threads=threads,
     )
-    f, nz_n, nz_d, exprs = noise_coefficients()
+    f, nz_n, nz_d, exprs = noise_coefficients(bool(omega))
     nz_t = tuple(d or (n and tau2 != 0) for n, d in zip(nz_n, nz_d, strict=True))
     width = len(nz_n)
     shape = strict.stable.shape
     n_configs = math.prod(shape)
+    extra = (omega,) if omega else ()
     if _compiled.wanted(n_configs * lam.size):
         cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
         total, low = _compiled.run_noise(
-            (nz_n, nz_t), (S.beta, S.q0, S.q1), exprs, nz_n, nz_t, cols, lam, w, tau2, threads
+            (nz_n, nz_t, bool(omega)),
+            noise_params(bool(omega)),
+            exprs,
+            nz_n,
+            nz_t,
+            cols,
+            lam,
+            w,
+            tau2,
+            threads,
+            omega,
         )
         out = np.where(low > 0, tau1 * total, np.inf).reshape(shape)
         out[~strict.stable] = np.inf
@@ -245,7 +260,7 @@ def memory1_noise_sum(
     def block(_start: int, xs: list[np.ndarray], outs: list[np.ndarray]) -> None:
         b, x0, x1, B = (x[:, None] for x in xs)
         m = b.shape[0]
-        cs = [np.broadcast_to(c, (m, 1)) for c in f(b, x0, x1)]
+        cs = [np.broadcast_to(c, (m, 1)) for c in f(b, x0, x1, *extra)]
         cn, cd = cs[:width], cs[width:]
         ct = [B * d + tau2 * n for n, d in zip(cn, cd, strict=True)]  # B D + tau2 N
         total = np.zeros(m)
@@ -262,3 +277,28 @@ def memory1_noise_sum(
     run_blocks([a["beta"], a["q0"], a["q1"], a["batch_size"]], [out], block, threads, block=per)
     out[~strict.stable] = np.inf
     return out
+
+
+def _shift(shift: Any) -> float:
+    """A curvature shift (weight decay) in ``[0, inf)``."""
+    value = float(shift)
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"shift (weight decay) must be in [0, inf), got {describe(shift)}")
+    return value
+
+
+def _spectrum_arrays(spectrum: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(eigenvalues, weights)`` of an eigenvalue array, a Spectrum or a finite power law;
+    unit weights stay a zero-stride view (no second array as long as the spectrum)."""
+    if isinstance(spectrum, Spectrum | PowerLawSpectrum):
+        spec = spectrum
+        if isinstance(spec, PowerLawSpectrum):
+            if spec.N is None:
+                raise ConfigError("give the power law's N (infinite laws: stability_sum)")
+            spec = spec.truncated(spec.N)
+        return spec.lam, spec.weights
+    lam = checked_array("spectrum", spectrum).ravel()
+    if lam.size == 0:
+        raise ConfigError("spectrum must be a non-empty array of finite positive eigenvalues")
+    POSITIVE.check("spectrum", lam)
+    return lam, np.broadcast_to(1.0, lam.shape)

@@ -1,46 +1,52 @@
-"""Mini-batch noise (docs §4): one namespace for its concepts, each in its own module.
-
-* :mod:`stability.noise_models` — the SE noise models (``gaussian``, ``translation_invariant``,
-  ``se0``);
-* :mod:`stability.spectra` — finite spectra and power laws;
-* :mod:`stability.noisesum` — the per-eigenvalue term and the stability sum ``U``;
-* :mod:`stability.searches` — critical batch size, largest stable learning rate;
-* :mod:`stability.trajectories` — the exact second-moment recursion of the loss;
-* :mod:`stability.asymptotics` — power-law asymptotics.
+"""Mini-batch noise (docs §4): the noise models, spectra, the certified stability sum ``U``,
+loss trajectories, asymptotics, stochastic acceleration and curves of ``U``.
 
 The noise is the *spectrally expressible* (SE) model ``Sigma(X) = tau1 Tr(HX) H - tau2 HXH``;
 it is exact for Gaussian features with ``(tau1, tau2) = (1, -1)`` (the default preset) and an
-approximation otherwise: results say so in their ``notes``.
+approximation otherwise: results say so in their ``notes``. The certified searches on ``U``
+(critical batch size, largest stable learning rate) are in :mod:`stability.checkers`.
 """
 
 from __future__ import annotations
 
+from .acceleration import AM1Schedule, am1_schedule, theorem7_quantities
 from .asymptotics import PowerLawAsymptotics, power_law_asymptotics
+from .curves import SumCurve, heavy_ball_vs_memory1, stability_sum_vs_batch, stability_sum_vs_lr
 from .models import NOISE_MODELS, SE_NOTE, NoiseModel, get_noise_model
-from .searches import critical_batch_size, max_stable_lr
 from .spectra import MAX_EIGENVALUES, PowerLawSpectrum, Spectrum, as_spectrum, power_law
-from .sums import NoiseResult, noise_term, stability_sum, ubar
+from .sums import NoiseResult, stability_sum
+from .terms import noise_term, ubar
 from .trajectories import MemorySchedule, loss_trajectory, propagators
 
 __all__ = [
+    # spectra and noise models
     "MAX_EIGENVALUES",
     "NOISE_MODELS",
     "SE_NOTE",
-    "MemorySchedule",
     "NoiseModel",
-    "NoiseResult",
-    "PowerLawAsymptotics",
     "PowerLawSpectrum",
     "Spectrum",
     "as_spectrum",
-    "critical_batch_size",
     "get_noise_model",
-    "loss_trajectory",
-    "max_stable_lr",
-    "noise_term",
     "power_law",
-    "power_law_asymptotics",
-    "propagators",
+    # the stability sum
+    "NoiseResult",
+    "noise_term",
     "stability_sum",
     "ubar",
+    # loss trajectories and asymptotics
+    "MemorySchedule",
+    "PowerLawAsymptotics",
+    "loss_trajectory",
+    "power_law_asymptotics",
+    "propagators",
+    # stochastic acceleration (Theorem 7)
+    "AM1Schedule",
+    "am1_schedule",
+    "theorem7_quantities",
+    # U along one parameter
+    "SumCurve",
+    "heavy_ball_vs_memory1",
+    "stability_sum_vs_batch",
+    "stability_sum_vs_lr",
 ]

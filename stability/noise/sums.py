@@ -1,15 +1,26 @@
-"""The stability sum U of mini-batch SGD with memory (docs §4, Theorem 3).
+"""The stability sum ``U`` of mini-batch SGD with memory (docs §4, Theorem 3), certified.
 
-Per eigenvalue, the Lyapunov term ``Ubar_lambda`` (closed form for memory <= 1, a batched
-Lyapunov solve otherwise); the sum over a finite spectrum in chunks, and over long or infinite
-power laws as a head plus a zeta-function tail with a stated error. Every second-moment map is
-checked before its term is used: an unstable one gives ``U = inf`` with the reason.
+``U = sum_k w_k U_{lambda_k}`` with the terms of :mod:`stability.noise.terms`. Every
+second-moment map is checked first (an unstable one gives ``U = inf`` with the reason, never a
+negative or meaningless sum). The sum is then *certified*: each float term carries a bound on
+its error, and when ``|U - 1|`` is within the total bound, the terms with the largest errors are
+re-evaluated in exact rational arithmetic until the verdict ``U < 1`` is decided. A sum that is
+still undecided after that (``U`` within rounding of 1 on a very long spectrum) is reported as
+not bounded, and says so: the package never calls a sum bounded without a proof.
+
+Long and infinite power laws are summed as an explicit head plus a tail
+``sum_{k > K} U(Lambda k^-nu)``: ``U_lambda`` is a rational function of ``lambda`` with exact
+coefficients, so its Taylor coefficients ``c_j`` at 0 are exact, the tail is
+``sum_{j <= J} c_j Lambda^j zeta(j nu, K + 1)`` plus a remainder whose bound comes from the
+remainder function ``(U_lambda - T_J(lambda)) / lambda^(J+1)`` enclosed by interval arithmetic
+over ``[0, lambda_(K+1)]``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import mpmath
@@ -18,96 +29,34 @@ import sympy as sp
 
 from .. import progress
 from .. import symbols as S
-from .._values import describe, real_array, to_float, to_sympy
+from .._values import describe, to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError
-from ..fluctuations import unit_noise_covariance
 from ..regions.verdicts import is_strictly_stable
 from .models import SE_NOTE, NoiseModel, get_noise_model
 from .spectra import PowerLawSpectrum, as_spectrum
+from .terms import EPS, exact_term, float_terms, noise_term
 
-__all__ = ["NoiseResult", "noise_term", "stability_sum", "strict_on", "ubar"]
+__all__ = ["NoiseResult", "stability_sum"]
 
+CHUNK = 1 << 20
+"""Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
 
-def noise_term(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Expr:
-    """``Ubar_lambda = lambda^2 r^T X r`` with ``X = S X S^T + v v^T`` (exact, symbolic).
+HEAD_TERMS = 1_000_000
+"""Power laws longer than this are summed as an explicit head plus a zeta-function tail."""
 
-    Memory 0 and 1 use the closed form (docs §4; Yarotsky & Velikanov eq. 25, written with
-    the triplet); larger memories solve the Lyapunov system symbolically (small M only).
-
-    >>> from stability import gd, heavy_ball
-    >>> noise_term(gd(S.alpha))
-    -alpha*lambda/(alpha*lambda - 2)
-    >>> noise_term(heavy_ball(sp.Rational(1, 2), sp.Rational(1, 2)), 1)
-    3/5
-    """
-    lam_e = to_sympy(lam, "lam")
-    if alg.M == 0:
-        return sp.factor(alg.alpha * lam_e / (2 - alg.alpha * lam_e))
-    if alg.M == 1:
-        beta, q0, q1 = alg.triplet()
-        num = lam_e * (-(1 + beta) * (q0 + q1) + lam_e * q0 * (q0 - q1))
-        den = (1 - beta + lam_e * q0) * (2 * (1 + beta) - lam_e * (q0 - q1))
-        return sp.factor(sp.cancel(num / den))
-    X = unit_noise_covariance(alg, lam_e)
-    return sp.factor(sp.cancel(lam_e**2 * (alg.r.T * X * alg.r)[0, 0]))
+EXACT_TERMS = 20_000
+"""Most terms re-evaluated exactly to decide a sum within its float error of 1."""
 
 
-def ubar(alg: MemoryAlgorithm, lam: Any, method: str = "auto") -> np.ndarray:
-    """Numeric ``Ubar_lambda`` for an array of curvatures (float64, any memory).
-
-    ``method="lyapunov"`` solves the Lyapunov equation as a batched linear system
-    ``(I - S (x) S) vec X = vec vv^T``; ``"closed"`` (memory <= 1, the default there via
-    ``"auto"``) evaluates eq. 25 through the triplet. Meaningful only where ``S_lambda`` is
-    strictly stable.
-    """
-    if method not in ("auto", "closed", "lyapunov"):
-        raise ConfigError(f"method must be 'auto', 'closed' or 'lyapunov', got {describe(method)}")
-    p = alg.numeric_arrays()
-    lam_a = real_array(lam, "lam", empty=True)
-    if alg.M == 1 and method in ("auto", "closed"):
-        t = alg.triplet()
-        beta, q0, q1 = float(t.beta), float(t.q0), float(t.q1)
-        num = lam_a * (-(1 + beta) * (q0 + q1) + lam_a * q0 * (q0 - q1))
-        den = (1 - beta + lam_a * q0) * (2 * (1 + beta) - lam_a * (q0 - q1))
-        return num / den
-    if method == "closed" and alg.M > 1:
-        raise ConfigError("the closed form is for memory <= 1; use method='lyapunov'")
-    n = alg.M + 1
-    _, v, r = alg.numeric_system()
-    flat = lam_a.reshape(-1)
-    if n == 1:
-        s = 1 - p["alpha"] * flat
-        out = flat**2 * p["alpha"] ** 2 / (1 - s**2)
-        return out.reshape(lam_a.shape)
-    mats = alg.update_matrices(flat)
-    kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
-    rhs = np.broadcast_to(np.outer(v, v).reshape(n * n), (flat.size, n * n))
-    X = np.linalg.solve(np.eye(n * n) - kron, rhs[..., None])[..., 0].reshape(-1, n, n)
-    out = flat**2 * np.einsum("i,kij,j->k", r, X, r)
-    return out.reshape(lam_a.shape)
-
-
-def _second_moment_radius(alg: MemoryAlgorithm, lam: np.ndarray, kappa: float) -> np.ndarray:
-    """Spectral radius of ``A_lambda(X) = S X S^T - kappa lambda^2 (r^T X r) v v^T``."""
-    n = alg.M + 1
-    _, v, r = alg.numeric_system()
-    mats = alg.update_matrices(lam)
-    kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
-    rank1 = np.outer(np.outer(v, v).ravel(), np.outer(r, r).ravel())
-    ops = kron - kappa * lam[:, None, None] ** 2 * rank1
-    return np.abs(np.linalg.eigvals(ops)).max(axis=-1)
-
-
-# ---------------------------------------------------------------------------------------
-# Stability sum
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class NoiseResult:
     """The stability sum ``U`` (``inf`` when a second-moment map is not strictly stable).
 
-    ``bounded`` is ``U < 1`` with every ``A_lambda`` strictly stable (Theorem 3); ``margin`` is
-    ``1 - U``. ``tail`` and ``tolerance`` describe infinite sums.
+    ``bounded`` is the certified verdict ``U < 1`` with every ``A_lambda`` strictly stable
+    (Theorem 3); ``margin`` is ``1 - U``; ``tolerance`` bounds ``|U - exact U|`` (float
+    rounding and the truncation of infinite sums); ``undecided`` marks a ``U`` within that
+    bound of 1, reported as not bounded.
     """
 
     U: float
@@ -117,13 +66,27 @@ class NoiseResult:
     noise: NoiseModel
     tolerance: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    undecided: bool = False
+    shift: float = 0.0
 
     @property
     def margin(self) -> float:
         return 1.0 - self.U
 
+    @property
+    def stable(self) -> bool:
+        """The verdict: the mean loss stays bounded under the mini-batch noise."""
+        return self.bounded
+
     def __bool__(self) -> bool:
         return self.bounded
+
+    def __str__(self) -> str:
+        state = "bounded" if self.bounded else ("UNDECIDED" if self.undecided else "DIVERGES")
+        return (
+            f"U = {self.U:.6g} (certified to +-{self.tolerance:.2g}) at B = {self.batch_size:g}, "
+            f"noise model {self.noise.name}: {state} — {self.reason}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,48 +97,35 @@ class NoiseResult:
             "batch_size": self.batch_size,
             "noise": {"name": self.noise.name, "tau1": self.noise.tau1, "tau2": self.noise.tau2},
             "tolerance": self.tolerance,
+            "undecided": self.undecided,
+            "shift": self.shift,
             "notes": list(self.notes),
         }
 
 
 def check_batch(batch_size: Any) -> float:
+    """A batch size: a finite number in ``[1, inf)``."""
     b = to_float(batch_size, "batch_size")
     if b < 1:
         raise ConfigError(f"batch_size must be in [1, inf), got {describe(batch_size)}")
     return b
 
 
-def _terms(
-    alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
-) -> tuple[np.ndarray | None, str]:
-    """Per-eigenvalue ``U_lambda`` or ``None`` with the reason of instability."""
-
-    res = strict_on(alg, lam)
-    if not res.stable:
-        return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
-    return _noise_terms(alg, lam, B, model)
+def check_shift(shift: Any) -> tuple[float, Fraction]:
+    """A curvature shift (weight decay): a finite number ``>= 0``, as a float and exactly."""
+    exact = to_exact(to_sympy(shift, "shift"))
+    if exact.free_symbols or not exact >= 0:
+        raise ConfigError(f"shift (weight decay) must be in [0, inf), got {describe(shift)}")
+    value = Fraction(int(sp.Rational(exact).p), int(sp.Rational(exact).q))
+    return float(value), value
 
 
-def _noise_terms(
-    alg: MemoryAlgorithm, lam: np.ndarray, B: float, model: NoiseModel
-) -> tuple[np.ndarray | None, str]:
-    """``U_lambda`` where ``S_lambda`` is known to be strictly stable (``None`` and the reason
-    when ``A_lambda`` is not)."""
-    u = ubar(alg, lam)
-    kappa = model.tau2 / B
-    if kappa < 0:
-        # A_lambda is a positive map: rho(A) < 1  iff  1 + kappa Ubar > 0 (rho(S) < 1 given)
-        bad = 1 + kappa * u <= 0
-        if np.any(bad):
-            return None, (
-                f"second-moment map A_lambda is not strictly stable at lambda = "
-                f"{lam[bad].max():.6g} (1 + (tau2/B) Ubar <= 0)"
-            )
-    elif kappa > 0:
-        rho = _second_moment_radius(alg, np.unique(lam), kappa)
-        if np.any(rho >= 1):
-            return None, "second-moment map A_lambda is not strictly stable"
-    return model.tau1 / B * u / (1 + kappa * u), ""
+def shift_note(shift: float) -> str:
+    """The caveat every report of a shifted noise sum carries."""
+    return (
+        f"weight decay {shift:g}: the dynamics see every curvature shifted by +{shift:g} "
+        "(added exactly), the gradient noise keeps the data's curvature"
+    )
 
 
 def stability_sum(
@@ -184,14 +134,14 @@ def stability_sum(
     batch_size: Any,
     noise: Any = "gaussian",
     *,
+    shift: Any = 0,
     tol: float = 1e-10,
 ) -> NoiseResult:
-    """``U = sum_k w_k U_{lambda_k}``, ``U_lambda = (tau1/B) Ubar/(1 + (tau2/B) Ubar)``.
+    """``U = sum_k w_k U_{lambda_k}``, ``U_lambda = (tau1/B) Ubar/(1 + (tau2/B) Ubar)``,
+    certified (module docstring).
 
-    Every ``A_lambda`` is checked first (noiseless ``S_lambda`` exactly, then the noise
-    correction); otherwise ``U = inf`` with the reason (never a negative or meaningless sum).
-    Infinite power laws are summed as an explicit head plus an mpmath Euler–Maclaurin tail
-    whose error estimate is reported as ``tolerance``.
+    ``shift`` is a curvature shift (weight decay): the dynamics run at ``lambda + shift``,
+    the gradient noise keeps ``lambda``. ``tol`` is the accuracy asked of infinite sums.
 
     >>> from stability import gd
     >>> r = stability_sum(gd(1), [1, 0.5, 0.25, 0.125], batch_size=10, noise="se0")
@@ -202,47 +152,196 @@ def stability_sum(
     """
     model = get_noise_model(noise)
     B = check_batch(batch_size)
+    omega, omega_x = check_shift(shift)
     spec = as_spectrum(spectrum)
-    notes = (
-        [SE_NOTE]
+    notes = [
+        SE_NOTE
         if not model.exact_for_gaussian
-        else ["exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"]
-    )
+        else "exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"
+    ]
+    if omega:
+        notes.append(shift_note(omega))
+    acc = _Sum(alg, B, model, omega, omega_x)
     if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > HEAD_TERMS):
-        return _power_law_sum(alg, spec, B, model, tol, notes)
+        head_n = 100_000
+        if not acc.add(spec.eigenvalues(head_n), None):
+            return acc.result(notes)
+        tail, tail_err, order = _power_law_tail(alg, spec, B, model, omega_x, head_n, tol)
+        acc.extra(tail, tail_err)
+        kind = "infinite power law" if spec.N is None else f"power law with N = {spec.N:,}"
+        notes.append(
+            f"{kind}: {head_n:,} terms summed directly; tail {tail:.6e} from the Taylor series "
+            f"of U_lambda at 0 (order {order}) with Hurwitz zeta sums, remainder bounded by "
+            f"interval arithmetic: {tail_err:.1e}"
+        )
+        return acc.result(notes)
     if isinstance(spec, PowerLawSpectrum):
         spec = spec.truncated(spec.N)
-    U, reason = _finite_sum(alg, spec.lam, spec.weights, B, model)
-    if U is None:
-        return NoiseResult(math.inf, False, reason, B, model, notes=tuple(notes))
-    return NoiseResult(U, U < 1, _reason(U), B, model, notes=tuple(notes))
+    acc.add(spec.lam, spec.weights)
+    return acc.result(notes)
 
 
-CHUNK = 1 << 20
-"""Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
-
-
-def strict_on(alg: MemoryAlgorithm, lam: np.ndarray) -> Any:
+def _strict_on(alg: MemoryAlgorithm, lam: np.ndarray, shift: Fraction) -> Any:
     """The exact verdict on the eigenvalues ``lam`` (deduplicated while that is cheap)."""
-    return is_strictly_stable(alg, np.unique(lam) if lam.size <= CHUNK else lam)
+    return is_strictly_stable(alg, np.unique(lam) if lam.size <= CHUNK else lam, shift=shift)
 
 
-def _finite_sum(
-    alg: MemoryAlgorithm, lam: np.ndarray, w: np.ndarray, B: float, model: NoiseModel
-) -> tuple[float | None, str]:
-    """``sum_k w_k U_{lambda_k}`` in chunks, or ``None`` and the reason of instability."""
+class _Sum:
+    """A certified running sum: float terms with error bounds; when the verdict is within
+    the bound of 1, a second pass re-evaluates the worst terms exactly."""
 
-    res = strict_on(alg, lam)
-    if not res.stable:
-        return None, f"noiseless S_lambda is not strictly stable ({res.reason})"
-    parts = []
-    for start in range(0, lam.size, CHUNK):
-        terms, reason = _noise_terms(alg, lam[start : start + CHUNK], B, model)
-        if terms is None:
-            return None, reason
-        parts.append(float(np.sum(w[start : start + CHUNK] * terms)))
-        progress.update("noise sum U", min(start + CHUNK, lam.size), lam.size)
-    return math.fsum(parts), ""
+    def __init__(
+        self, alg: MemoryAlgorithm, B: float, model: NoiseModel, omega: float, omega_x: Fraction
+    ) -> None:
+        self.alg, self.B, self.model, self.omega, self.omega_x = alg, B, model, omega, omega_x
+        self.total, self.error, self.unsure = 0.0, 0.0, 0
+        self.parts: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self.reason = ""
+
+    def _chunks(self):
+        for lam, weights in self.parts:
+            for start in range(0, lam.size, CHUNK):
+                x = lam[start : start + CHUNK]
+                w = (
+                    np.ones(x.size)
+                    if weights is None
+                    else np.asarray(weights[start : start + CHUNK])
+                )
+                u, err, den = float_terms(self.alg, x, self.B, self.model, self.omega)
+                yield start + x.size, lam.size, x, w, u, err, den
+
+    def add(self, lam: np.ndarray, weights: np.ndarray | None) -> bool:
+        """Add the terms of ``lam`` (weights 1 when ``None``); False if ``U = inf``."""
+        res = _strict_on(self.alg, lam, self.omega_x)
+        if not res.stable:
+            self.reason = f"noiseless S_lambda is not strictly stable ({res.reason})"
+            return False
+        if self.model.tau2 > 0 and not self._tau2_positive_ok(lam):
+            return False
+        self.parts.append((lam, weights))
+        parts, errors = [], []
+        for done, total, x, w, u, err, den in self._chunks_of(len(self.parts) - 1):
+            bad = np.isfinite(err) & (den <= 0)
+            if np.any(bad):
+                self.reason = (
+                    f"second-moment map A_lambda is not strictly stable at lambda = "
+                    f"{x[bad].max():.6g} (1 + (tau2/B) Ubar <= 0)"
+                )
+                return False
+            wu, werr = w * u, w * err
+            sure = np.isfinite(werr)
+            self.unsure += int(sure.size - np.count_nonzero(sure))
+            parts.append(float(np.sum(wu[sure])))
+            size = float(np.sum(np.abs(wu[sure])))
+            errors.append(float(np.sum(werr[sure])) + (math.log2(x.size + 1) + 3) * EPS * size)
+            progress.update("noise sum U", done, total)
+        self.total += math.fsum(parts)
+        self.error += math.fsum(errors)
+        return True
+
+    def _chunks_of(self, i: int):
+        saved, self.parts = self.parts, [self.parts[i]]
+        try:
+            yield from self._chunks()
+        finally:
+            self.parts = saved
+
+    def _tau2_positive_ok(self, lam: np.ndarray) -> bool:
+        """``tau2 > 0``: ``A_lambda`` is not a positive map; its spectral radius (floats)."""
+        kappa = self.model.tau2 / self.B
+        rho = _second_moment_radius(self.alg, np.unique(lam), kappa, self.omega)
+        if np.any(rho >= 1 - 1e-9):
+            self.reason = (
+                "second-moment map A_lambda is not strictly stable"
+                if np.any(rho >= 1)
+                else "second-moment map A_lambda within 1e-9 of instability (floats): not bounded"
+            )
+            return False
+        return True
+
+    def extra(self, value: float, error: float) -> None:
+        """Add a value known to within ``error`` (an infinite tail)."""
+        self.total += value
+        self.error += error
+
+    def result(self, notes: list[str]) -> NoiseResult:
+        if self.reason:
+            return self._made(math.inf, False, self.reason, 0.0, notes)
+        U, err = self.total, self.error
+        if not math.isfinite(U):
+            return self._made(math.inf, False, _reason(math.inf), 0.0, notes)
+        if not self.unsure and math.isfinite(err) and U + err < 1:
+            return self._made(U, True, _reason(U), err, notes)
+        if not self.unsure and math.isfinite(err) and U - err >= 1:
+            return self._made(U, False, _reason(U), err, notes)
+        return self._refine(notes)
+
+    def _worst(self) -> list[tuple[float, float, float, float]]:
+        """The ``EXACT_TERMS`` terms with the largest weighted errors: ``(w err, lam, w, u)``."""
+        keep: list[np.ndarray] = []
+        for _, _, x, w, u, err, _ in self._chunks():
+            werr = np.where(np.isnan(w * err), np.inf, w * err)
+            k = min(EXACT_TERMS, x.size)
+            idx = np.argpartition(-werr, k - 1)[:k]
+            keep.append(np.stack([werr[idx], x[idx], w[idx], u[idx]], axis=1))
+            both = np.concatenate(keep)
+            if both.shape[0] > EXACT_TERMS:
+                both = both[np.argpartition(-both[:, 0], EXACT_TERMS - 1)[:EXACT_TERMS]]
+            keep = [both]
+        rows = np.concatenate(keep) if keep else np.empty((0, 4))
+        return [tuple(r) for r in rows[np.argsort(-rows[:, 0])]]
+
+    def _refine(self, notes: list[str]) -> NoiseResult:
+        """Re-evaluate the worst terms exactly and decide in rational arithmetic."""
+        worst = self._worst()
+        finite = [t for t in worst if math.isfinite(t[0])]
+        if self.unsure > len(worst) - len(finite):
+            reason = "too many terms of uncertain sign to decide: reported as not bounded"
+            return self._made(self.total, False, reason, math.inf, notes, undecided=True)
+        rest_total = Fraction(self.total) - sum(
+            (Fraction(w) * Fraction(u) for _, _, w, u in finite), Fraction(0)
+        )
+        rest_error = Fraction(self.error) - sum((Fraction(e) for e, *_ in finite), Fraction(0))
+        rest_error = max(rest_error, Fraction(0))
+        exact = Fraction(0)
+        for _, lam, w, _ in worst:
+            term = exact_term(self.alg, lam, self.B, self.model, self.omega_x)
+            if term is None:
+                reason = (
+                    f"second-moment map A_lambda is not strictly stable at lambda = {lam:.6g} "
+                    "(decided in exact arithmetic)"
+                )
+                return self._made(math.inf, False, reason, 0.0, notes)
+            exact += Fraction(w) * term
+        lo, hi = exact + rest_total - rest_error, exact + rest_total + rest_error
+        U = float(exact + rest_total)
+        notes = [*notes, f"{len(worst)} term(s) re-evaluated in exact rational arithmetic"]
+        if hi < 1:
+            return self._made(U, True, _reason(U), float(rest_error), notes)
+        if lo >= 1:
+            return self._made(U, False, _reason(U), float(rest_error), notes)
+        notes.append("U is within rounding of 1 (the exact re-evaluation could not decide)")
+        reason = "U within its certified error of 1: reported as not bounded"
+        return self._made(U, False, reason, float(rest_error), notes, undecided=True)
+
+    def _made(self, U, bounded, reason, err, notes, undecided=False) -> NoiseResult:
+        return NoiseResult(
+            U, bounded, reason, self.B, self.model, err, tuple(notes), undecided, self.omega
+        )
+
+
+def _second_moment_radius(
+    alg: MemoryAlgorithm, lam: np.ndarray, kappa: float, shift: float = 0.0
+) -> np.ndarray:
+    """Spectral radius of ``A_lambda(X) = S X S^T - kappa lambda^2 (r^T X r) v v^T`` with
+    ``S = S_{lambda + shift}``."""
+    n = alg.M + 1
+    _, v, r = alg.numeric_system()
+    mats = alg.update_matrices(lam + shift)
+    kron = np.einsum("kij,kab->kiajb", mats, mats).reshape(-1, n * n, n * n)
+    rank1 = np.outer(np.outer(v, v).ravel(), np.outer(r, r).ravel())
+    ops = kron - kappa * lam[:, None, None] ** 2 * rank1
+    return np.abs(np.linalg.eigvals(ops)).max(axis=-1)
 
 
 def _reason(U: float) -> str:
@@ -253,45 +352,26 @@ def _reason(U: float) -> str:
     )
 
 
-HEAD_TERMS = 1_000_000
-"""Power laws longer than this are summed as an explicit head plus a zeta-function tail."""
+# ---------------------------------------------------------------------------------------
+# The tail of a power law
+# ---------------------------------------------------------------------------------------
+def _series(P: list[Fraction], Q: list[Fraction], order: int) -> list[Fraction]:
+    """Taylor coefficients ``c_0..c_order`` of ``P/Q`` (ascending coefficient lists)."""
+    c: list[Fraction] = []
+    for j in range(order + 1):
+        s = P[j] if j < len(P) else Fraction(0)
+        s -= sum((Q[i] * c[j - i] for i in range(1, min(j, len(Q) - 1) + 1)), Fraction(0))
+        c.append(s / Q[0])
+    return c
 
 
-def _power_law_sum(
-    alg: MemoryAlgorithm,
-    spec: PowerLawSpectrum,
-    B: float,
-    model: NoiseModel,
-    tol: float,
-    notes: list[str],
-) -> NoiseResult:
-    if spec.nu <= 1 and spec.N is None:
-        return NoiseResult(
-            math.inf,
-            False,
-            "sum of lambda_k diverges for nu <= 1 (U = inf)",
-            B,
-            model,
-            notes=tuple(notes),
-        )
-    head_n = 100_000
-    lam_head = spec.eigenvalues(head_n)
-    terms, reason = _terms(alg, lam_head, B, model)
-    if terms is None:
-        return NoiseResult(math.inf, False, reason, B, model, notes=tuple(notes))
-    head = math.fsum(terms)
-    tail, tolerance, order = _power_law_tail(alg, spec, B, model, head_n, tol)
-    U = head + tail
-    tolerance += 1e-15 * abs(U)
-    kind = "infinite power law" if spec.N is None else f"power law with N = {spec.N:,}"
-    notes = [
-        *notes,
-        f"{kind}: {head_n} terms summed directly; tail {tail:.6e} "
-        f"from the Taylor series of U_lambda at 0 (order {order}) with Hurwitz zeta "
-        f"sums; truncation error estimate {tolerance:.1e}",
-    ]
-    bounded = U + tolerance < 1
-    return NoiseResult(U, bounded, _reason(U), B, model, tolerance, tuple(notes))
+def _iv_poly(coeffs: list[Fraction], x: Any) -> Any:
+    """Interval Horner of ascending rational ``coeffs`` at the interval ``x``."""
+    iv = mpmath.iv
+    acc = iv.mpf(0)
+    for c in reversed(coeffs):
+        acc = acc * x + iv.mpf(c.numerator) / c.denominator
+    return acc
 
 
 def _power_law_tail(
@@ -299,41 +379,88 @@ def _power_law_tail(
     spec: PowerLawSpectrum,
     B: float,
     model: NoiseModel,
+    shift: Fraction,
     head_n: int,
     tol: float,
 ) -> tuple[float, float, int]:
-    """``sum_{head_n < k <= N} U(Lambda k^-nu)`` as
-    ``sum_j c_j Lambda^j (zeta(j nu, head_n + 1) - zeta(j nu, N + 1))`` (``N = inf``: no
-    second zeta).
-
-    ``U_lambda`` is a rational function of ``lambda`` (exact coefficients from the binary values
-    of the parameters), so its Taylor coefficients at 0 are exact; terms decrease like
-    ``(lambda_head / radius)^j`` and the first omitted term estimates the truncation error.
-    """
+    """``(tail, error bound, order)`` of ``sum_{head_n < k <= N} U(Lambda k^-nu)``."""
     lam = S.lam
-    ub = noise_term(alg.to_exact(), lam)
+    ub = noise_term(alg.to_exact(), lam, sp.Rational(shift.numerator, shift.denominator))
     k1 = sp.Rational(model.tau1) / sp.Rational(B)
     k2 = sp.Rational(model.tau2) / sp.Rational(B)
-    u_expr = sp.cancel(k1 * ub / (1 + k2 * ub))
-    max_order = 12
-    series = sp.series(u_expr, lam, 0, max_order + 2).removeO()
-    coeffs = [series.coeff(lam, j) for j in range(max_order + 2)]
-    with mpmath.workdps(30):
-        total = mpmath.mpf(0)
-        last = mpmath.inf
-        order = 0
-        for j in range(1, max_order + 2):
-            c = mpmath.mpf(sp.Rational(coeffs[j]).p) / sp.Rational(coeffs[j]).q
+    num, den = sp.fraction(sp.cancel(k1 * ub / (1 + k2 * ub)))
+
+    def ascending(e: sp.Expr) -> list[Fraction]:
+        poly = sp.Poly(e, lam)
+        return [
+            Fraction(int(sp.Rational(c).p), int(sp.Rational(c).q))
+            for c in reversed(poly.all_coeffs())
+        ]
+
+    P, Q = ascending(num), ascending(den)
+    if Q[0] == 0:
+        raise ConfigError("U_lambda has a pole at lambda = 0: no power-law tail")
+    x_top = spec.Lambda * float(head_n + 1) ** (-spec.nu) * (1 + 8 * EPS)
+    with mpmath.workdps(40):
+
+        def zeta_sum(s: float) -> Any:
             if spec.N is None:
-                zs = mpmath.zeta(j * spec.nu, head_n + 1)
-            elif j * spec.nu == 1:  # harmonic sum: digamma difference
-                zs = mpmath.digamma(spec.N + 1) - mpmath.digamma(head_n + 1)
-            else:
-                zs = mpmath.zeta(j * spec.nu, head_n + 1) - mpmath.zeta(j * spec.nu, spec.N + 1)
-            term = c * mpmath.mpf(spec.Lambda) ** j * zs
-            if j == max_order + 1 or (abs(term) < tol * 1e-3 * max(abs(total), 1e-300) and j > 2):
-                last = abs(term)
+                return mpmath.zeta(s, head_n + 1)
+            if s == 1:
+                return mpmath.digamma(spec.N + 1) - mpmath.digamma(head_n + 1)
+            return mpmath.zeta(s, head_n + 1) - mpmath.zeta(s, spec.N + 1)
+
+        Lam = mpmath.mpf(Fraction(spec.Lambda).numerator) / Fraction(spec.Lambda).denominator
+        best = (math.inf, math.inf, 0)
+        for order in (4, 8, 12, 20, 30):
+            c = _series(P, Q, order)
+            if spec.N is None and any(c[j] != 0 and j * spec.nu <= 1 for j in range(1, order + 1)):
+                return math.inf, 0.0, 0
+            total = mpmath.mpf(0)
+            for j in range(1, order + 1):
+                if c[j]:
+                    total += (
+                        mpmath.mpf(c[j].numerator)
+                        / c[j].denominator
+                        * Lam**j
+                        * zeta_sum(j * spec.nu)
+                    )
+            remainder = _remainder_bound(P, Q, c, order, x_top)
+            s = (order + 1) * spec.nu
+            if not math.isfinite(remainder) or (spec.N is None and s <= 1):
+                continue
+            err = remainder * float(Lam ** (order + 1) * zeta_sum(s))
+            err += 1e-30 * abs(float(total))  # the zeta values' own accuracy
+            if err < best[1]:
+                best = (float(total), err, order)
+            if err <= tol * 1e-3 * max(abs(float(total)), 1e-300):
                 break
-            total += term
-            order = j
-        return float(total), float(last) * 2, order
+    return best
+
+
+def _remainder_bound(
+    P: list[Fraction], Q: list[Fraction], c: list[Fraction], order: int, x_top: float
+) -> float:
+    """``sup |(P/Q - T)(x) / x^(order+1)|`` over ``[0, x_top]`` by interval arithmetic
+    (``T`` the Taylor polynomial of degree ``order``); ``inf`` if ``Q`` may vanish there."""
+    # P - T Q is divisible by x^(order+1): its lower coefficients cancel exactly
+    TQ = [Fraction(0)] * (len(Q) + order)
+    for i, ci in enumerate(c[: order + 1]):
+        for j, qj in enumerate(Q):
+            TQ[i + j] += ci * qj
+    diff = [(P[k] if k < len(P) else Fraction(0)) - TQ[k] for k in range(max(len(P), len(TQ)))]
+    if any(diff[k] for k in range(order + 1)):
+        raise AssertionError("the Taylor polynomial does not match P/Q")  # pragma: no cover
+    R = diff[order + 1 :] or [Fraction(0)]
+    iv = mpmath.iv
+    old = iv.dps
+    iv.dps = 40
+    try:
+        x = iv.mpf([0, x_top])
+        q = _iv_poly(Q, x)
+        if q.a <= 0 <= q.b:
+            return math.inf
+        r = _iv_poly(R, x) / q
+        return float(max(abs(r.a), abs(r.b)))
+    finally:
+        iv.dps = old

@@ -127,7 +127,14 @@ def _exact_chi(alg: MemoryAlgorithm) -> list[sp.Expr]:
 
 
 def _condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
-    """Named Schur conditions of ``chi_lambda`` as rational polynomials in lambda."""
+    """Named Schur conditions of ``chi_lambda`` as rational polynomials in lambda (remembered
+    by the algorithm, which is immutable: searches ask for them many times)."""
+    if "condition_polys" not in alg._cache:
+        alg._cache["condition_polys"] = tuple(_compute_condition_polys(alg))
+    return list(alg._cache["condition_polys"])
+
+
+def _compute_condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
     a = _exact_chi(alg)
     ring_form = schur_polys(a)
     if ring_form is None or ring_form[0].symbols != (S.lam,):
@@ -195,15 +202,17 @@ def stable_curvature_intervals(alg: MemoryAlgorithm) -> list[tuple[sp.Expr, sp.E
     >>> stable_curvature_intervals(heavy_ball(1, sp.Rational(1, 2)))
     [(0, 3)]
     """
-    polys = _condition_polys(alg)
-    roots = sorted({r for _, p in polys for r in _positive_roots(p)}, key=_sort_key)
-    points = [sp.Integer(0), *roots, sp.oo]
-    intervals = []
-    for lo, hi in itertools.pairwise(points):
-        mid = _rational_between(lo, hi)
-        if all(p.eval(mid) > 0 for _, p in polys):
-            intervals.append((lo, hi))  # at a root some condition is 0: never merge
-    return intervals
+    if "intervals" not in alg._cache:
+        polys = _condition_polys(alg)
+        roots = sorted({r for _, p in polys for r in _positive_roots(p)}, key=_sort_key)
+        points = [sp.Integer(0), *roots, sp.oo]
+        intervals = []
+        for lo, hi in itertools.pairwise(points):
+            mid = _rational_between(lo, hi)
+            if all(p.eval(mid) > 0 for _, p in polys):
+                intervals.append((lo, hi))  # at a root some condition is 0: never merge
+        alg._cache["intervals"] = tuple(intervals)
+    return list(alg._cache["intervals"])
 
 
 def _sort_key(r: sp.Expr) -> sp.Rational:
