@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import stability as stb
 from stability import symbols as S
 from stability.regions.geometry import spectral_radius
-from stability.regions.verdicts import _float_radii, schur_cohn_at
+from stability.regions.schurcohn import float_radii, schur_cohn_at
 
 
 def dense_algorithm(M: int, seed: int, alpha: float = 0.3) -> stb.MemoryAlgorithm:
@@ -29,7 +29,7 @@ def radius_grid(
     alg: stb.MemoryAlgorithm, hi: float, n: int = 4000
 ) -> tuple[np.ndarray, np.ndarray]:
     lam = np.linspace(hi / n, hi, n)
-    return lam, _float_radii(alg, lam)
+    return lam, float_radii(alg, lam)
 
 
 @pytest.mark.symbolic
@@ -156,7 +156,7 @@ def test_eigenvalue_lists_at_M_10_take_seconds_and_match_numpy():
     alg = dense_algorithm(10, 0)
     lam = np.linspace(0.01, 30, 2000)
     r = stb.is_strictly_stable(alg, lam)
-    rho = _float_radii(alg, lam)
+    rho = float_radii(alg, lam)
     clear = np.abs(rho - 1) > 1e-6
     failing = set(lam[(rho >= 1) & clear].tolist())
     got = stb.is_strictly_stable(alg, lam[clear])

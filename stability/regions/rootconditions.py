@@ -357,3 +357,12 @@ def strip_lambda(e: sp.Expr) -> sp.Expr:
 
 def lambda_degree(e: sp.Expr) -> int:
     return max(t.as_powers_dict().get(S.lam, 0) for t in sp.Add.make_args(sp.expand(e)))
+
+
+def _lambda_free(p: sp.Poly) -> sp.Poly:
+    if p.is_zero:
+        return p
+    k = min(m[0] for m in p.monoms())
+    if not k:
+        return p
+    return sp.Poly.from_dict({(m[0] - k,): c for m, c in p.terms()}, S.lam, domain="QQ")

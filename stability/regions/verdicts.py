@@ -14,23 +14,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import mpmath
 import numpy as np
 import sympy as sp
 
-from .. import progress
 from .. import symbols as S
 from .._values import check_range, describe, real_array, to_exact, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..charpoly import char_det
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError
+from .eigenvalues import _CHUNK, POINTWISE_MEMORY, _eigenvalues_failing, _eigenvalues_outside
 from .rootconditions import (
     MAX_EXACT_MEMORY,
+    _lambda_free,
     check_memory,
     coefficients,
     schur_named,
     schur_polys,
 )
+from .roots import (
+    _critical_curvature,
+    _first_unstable,
+    _positive_roots,
+    _rational_between,
+    _sort_key,
+)
+from .schurcohn import float_radii, schur_cohn_failing
 
 __all__ = ["ConditionMargin", "StabilityResult", "is_strictly_stable", "stable_curvature_intervals"]
 
@@ -158,38 +166,6 @@ def _positive_on(p: sp.Poly, lo: sp.Rational, hi: sp.Rational, open_lo: bool) ->
     return p.count_roots(lo, hi) == 0
 
 
-def _positive_roots(p: sp.Poly) -> list[sp.Expr]:
-    if p.is_zero or p.degree() <= 0:
-        return []
-    # root by root of each irreducible factor: sympy's real_roots of the whole polynomial
-    # refines the roots of different factors until their intervals are disjoint, which can
-    # take minutes at large memory sizes; no radicals (square roots of huge integers)
-    out = []
-    for f, _ in sp.Poly(p, S.lam).factor_list()[1]:
-        if f.degree() >= 1:
-            out += [r for r in f.real_roots(radicals=False) if _is_positive_root(r)]
-    return out
-
-
-def _is_positive_root(r: sp.Expr) -> bool:
-    """Sign of a real root, from its isolating interval and a Sturm count (``r.is_positive``
-    would evaluate the root numerically, which dominates at large memory sizes)."""
-    if r.is_Rational:
-        return bool(r > 0)
-    c, rest = r.as_coeff_Mul()
-    if c != 1 and isinstance(rest, sp.CRootOf):  # a rational multiple of a root
-        return (c > 0) == _is_positive_root(rest)
-    if not isinstance(r, sp.CRootOf):  # a radical: sympy decides its sign cheaply
-        return bool(r.is_positive)
-    iv = r._get_interval()  # exactly one root of r.poly in [a, b]
-    a, b = iv.a, iv.b
-    if a >= 0:
-        return True  # a CRootOf of an irreducible factor is never 0
-    if b <= 0:
-        return False
-    return sp.Poly(r.poly, r.poly.gens[0]).count_roots(0, b) == 1
-
-
 def stable_curvature_intervals(alg: MemoryAlgorithm) -> list[tuple[sp.Expr, sp.Expr]]:
     """The exact set of ``lambda > 0`` where ``S_lambda`` is strictly stable, as open intervals.
 
@@ -213,26 +189,6 @@ def stable_curvature_intervals(alg: MemoryAlgorithm) -> list[tuple[sp.Expr, sp.E
                 intervals.append((lo, hi))  # at a root some condition is 0: never merge
         alg._cache["intervals"] = tuple(intervals)
     return list(alg._cache["intervals"])
-
-
-def _sort_key(r: sp.Expr) -> sp.Rational:
-    """An exact key ordering distinct real roots: refine the isolating interval to 1e-30
-    (cheap for isolated roots) and take its left end."""
-    if r.is_Rational:
-        return r
-    c, rest = r.as_coeff_Mul()
-    if c != 1 and isinstance(rest, sp.CRootOf):
-        return c * _sort_key(rest)
-    if not isinstance(r, sp.CRootOf):
-        return sp.Rational(str(r.evalf(40)))
-    return sp.Rational(r.eval_rational(n=30))
-
-
-def _rational_between(lo: sp.Expr, hi: sp.Expr) -> sp.Rational:
-    if hi == sp.oo:
-        return sp.Rational(lo.evalf(30)) + 1 if lo != 0 else sp.Integer(1)
-    a, b = sp.Rational(str(lo.evalf(40))), sp.Rational(str(hi.evalf(40)))
-    return (a + b) / 2
 
 
 def _parse_spectrum(spectrum: Any) -> tuple[str, Any]:
@@ -316,7 +272,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     if kind == "eigenvalues" and isinstance(alg, MemoryAlgorithm) and alg.M > MAX_EXACT_MEMORY:
         if not alg.is_numeric:
             check_memory(alg)
-        return point_verdict(alg, spec, shift_x)
+        return _point_verdict(alg, spec, shift_x)
     check_memory(alg)
     if kind == "interval" and shift_x != 0:  # closed: a flat direction is seen at the shift
         spec = (spec[0] + shift_x, spec[1] + shift_x)
@@ -412,9 +368,6 @@ def _array_margins(
     return tuple(out)
 
 
-_CHUNK = 1 << 20  # eigenvalues per chunk of the array passes
-
-
 def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
     if alg.M == 0:
         return True, ()
@@ -423,214 +376,21 @@ def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
     return not bad, bad
 
 
-def _first_unstable(polys, lo, hi) -> float:
-    """A curvature in ``[lo, hi]`` where some condition is not positive (for the message)."""
-    found = [x for _, p in polys for x in [_first_nonpositive(p, lo, hi)] if x is not None]
-    return min(found) if found else float(hi)
-
-
-def _critical_curvature(polys) -> float:
-    """``sup L`` with every condition positive on ``(0, L)``: the smallest positive root of the
-    λ-power-free conditions (0 if one is not positive just above 0), to 1e-13 relative."""
-    best = math.inf
-    for _, p in polys:
-        q = _lambda_free(p)
-        if q.is_zero or q.eval(0) <= 0:
-            return 0.0
-        root = _smallest_root(q, sp.Integer(0), None)
-        if root is not None:
-            best = min(best, root)
-    return best
-
-
-def _lambda_free(p: sp.Poly) -> sp.Poly:
-    if p.is_zero:
-        return p
-    k = min(m[0] for m in p.monoms())
-    if not k:
-        return p
-    return sp.Poly.from_dict({(m[0] - k,): c for m, c in p.terms()}, S.lam, domain="QQ")
-
-
-def _first_nonpositive(p: sp.Poly, lo: sp.Expr, hi: sp.Expr) -> float | None:
-    q = _lambda_free(p) if lo == 0 else p
-    if q.is_zero or q.eval(lo) <= 0:
-        return float(lo)
-    return _smallest_root(q, lo, hi)
-
-
-def _smallest_root(p: sp.Poly, lo: sp.Expr, hi: sp.Expr | None) -> float | None:
-    """The smallest real root of ``p`` in ``(lo, hi]`` (``hi = None``: unbounded), as a float
-    (informational: the verdicts themselves are Sturm counts). mpmath's polynomial roots in
-    40-digit arithmetic; exact root objects (``CRootOf``) can take minutes to refine at
-    large memory sizes."""
-    if p.degree() <= 0:
-        return None
-    with mpmath.workdps(40):
-        coeffs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
-        top = max(abs(c) for c in coeffs)
-        coeffs = [c / top for c in coeffs]
-        try:
-            roots = mpmath.polyroots(coeffs, maxsteps=400, extraprec=200)
-        except mpmath.libmp.NoConvergence:
-            roots = mpmath.polyroots(coeffs, maxsteps=2000, extraprec=800)
-        lo_f = float(lo)
-        hi_f = math.inf if hi is None else float(hi)
-        real = [
-            float(mpmath.re(r))
-            for r in roots
-            if abs(mpmath.im(r)) <= mpmath.mpf(10) ** -20 * max(1, abs(r))
-        ]
-    inside = [x for x in real if lo_f < x <= hi_f]
-    return min(inside) if inside else None
-
-
-def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -> np.ndarray:
-    """Eigenvalues ``x`` (seen as ``x + shift``) outside the exact stable set.
-
-    The bulk is located in floats; any ``x + shift`` within 1e-9 (relative) of an interval end
-    is decided exactly on the rational ``x + shift`` (the binary value of ``x`` plus the exact
-    shift). Runs in chunks, so memory stays bounded for long spectra.
-    """
-    edges = []
-    bounds = []
-    for a, b in intervals:
-        fa = float(a)
-        fb = math.inf if b == sp.oo else float(b)
-        bounds.append((fa, fb))
-        edges.extend([fa, fb])
-    edges_arr = np.array([e for e in edges if math.isfinite(e) and e > 0])
-    shift_f = float(shift)
-    outside = []
-    for s in range(0, values.size, _CHUNK):
-        progress.update("exact verdict on the eigenvalues", s, values.size)
-        chunk = values[s : s + _CHUNK]
-        seen = chunk + shift_f
-        inside = np.zeros(chunk.shape, dtype=bool)
-        for fa, fb in bounds:
-            inside |= (seen > fa) & (seen < fb)
-        for e in edges_arr:
-            for i in np.flatnonzero(np.abs(seen - e) < 1e-9 * e):
-                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
-                inside[i] = all(p.eval(x) > 0 for _, p in polys)
-        outside.append(chunk[~inside])
-    return np.concatenate(outside)
-
-
-POINTWISE_MEMORY = 7
-"""From this memory size on, eigenvalue lists are decided by evaluating the conditions at each
-eigenvalue (below it, by locating them in the exact stable set, whose end points are exact
-roots: cheap for short conditions, slow to refine for the long ones of large M)."""
-
-_POINT_RTOL = 1e-12  # float evaluation error allowance, relative to the sum of term sizes
-
-
-def _eigenvalues_failing(values: np.ndarray, polys, shift: Any = 0) -> np.ndarray:
-    """Eigenvalues ``x`` (seen as ``x + shift``) at which some condition is not positive.
-
-    Each condition is evaluated in floats (coefficients scaled to at most 1) together with
-    the sum of the sizes of its terms; a value within ``1e-12`` of that sum (far above the
-    float error of Horner's rule and of rounding ``x + shift``) is decided exactly on the
-    rational ``x + shift``. Runs in chunks."""
-    scaled = []
-    with mpmath.workdps(30):
-        for _, p in polys:
-            cs = [mpmath.mpf(int(c.p)) / int(c.q) for c in map(sp.Rational, p.all_coeffs())]
-            top = max(abs(c) for c in cs) or mpmath.mpf(1)
-            c = np.array([float(x / top) for x in cs])
-            scaled.append((p, c, np.abs(c)))
-    shift_f = float(shift)
-    failing = []
-    for s in range(0, values.size, _CHUNK):
-        progress.update("exact verdict on the eigenvalues", s, values.size)
-        chunk = values[s : s + _CHUNK]
-        y = chunk + shift_f
-        ok = np.ones(chunk.shape, dtype=bool)
-        for p, c, a in scaled:
-            v = np.polyval(c, y)
-            tol = _POINT_RTOL * np.polyval(a, y) + 1e-300
-            ok &= ~(v < -tol)  # certainly not positive: fails
-            unsure = np.flatnonzero(ok & ~(v > tol))
-            for i in unsure:
-                x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
-                ok[i] = bool(p.eval(x) > 0)
-        failing.append(chunk[~ok])
-    return np.concatenate(failing)
-
-
 # ---------------------------------------------------------------------------------------
 # Large memory sizes: a certified test at each eigenvalue (no symbolic conditions)
 # ---------------------------------------------------------------------------------------
-_POINT_PRECISIONS = (40, 120, 400)  # decimal digits of the interval arithmetic, in turn
 
 
-def schur_cohn_at(coeffs: list[sp.Rational]) -> bool | None:
-    """Whether every root of ``sum_i c_i xi^i`` (ascending, exact rationals, ``c_n != 0``)
-    lies strictly inside the unit circle, by the Schur-Cohn reduction
-    ``p -> (c_n p - c_0 p*) / xi`` (``p*`` the reversed polynomial; stable iff
-    ``|c_0| < |c_n|`` at every step) in mpmath interval arithmetic. ``None`` if the intervals
-    cannot decide at the highest precision (a root within about ``10^-400`` of the circle).
-    """
-    for dps in _POINT_PRECISIONS:
-        verdict = _schur_cohn_iv(coeffs, dps)
-        if verdict is not None:
-            return verdict
-    return None
-
-
-def _schur_cohn_iv(coeffs: list[sp.Rational], dps: int) -> bool | None:
-    iv = mpmath.iv
-    old = iv.dps
-    iv.dps = dps
-    try:
-        c = [iv.mpf(int(x.p)) / iv.mpf(int(x.q)) for x in coeffs]
-        while len(c) > 1:
-            a0, an = abs(c[0]), abs(c[-1])
-            if a0.b < an.a:  # certainly |c_0| < |c_n|
-                n = len(c) - 1
-                c = [c[-1] * c[i] - c[0] * c[n - i] for i in range(1, n + 1)]
-                scale = abs(c[-1]).b
-                c = [x / scale for x in c]
-            elif a0.a >= an.b:  # certainly |c_0| >= |c_n|: a root on or outside the circle
-                return False
-            else:
-                return None
-        return True
-    finally:
-        iv.dps = old
-
-
-def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> StabilityResult:
+def _point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> StabilityResult:
     """Certified verdict on a list of eigenvalues for memory sizes beyond the exact symbolic
-    path: at each distinct eigenvalue (exact binary value plus the exact ``shift``), the
-    characteristic polynomial ``chi_lambda = P - lambda Q`` is formed exactly and tested by the
-    Schur-Cohn reduction in interval arithmetic (:func:`schur_cohn_at`); an eigenvalue the
-    intervals cannot decide counts as unstable (never "stable" without a proof)."""
-    P, Q, _ = alg.to_exact().charpoly()
-    p = [sp.Rational(c) for c in reversed(P.all_coeffs())]
-    q = [sp.Rational(c) for c in reversed(Q.all_coeffs())] + [sp.Integer(0)] * len(P.all_coeffs())
+    path (:mod:`stability.regions.schurcohn`), with the float spectral radius as the margin."""
     shift_x = to_exact(shift)
     positive = values if shift_x != 0 or values.min(initial=1.0) > 0 else values[values > 0]
     if positive.size == 0:
         raise ConfigError("spectrum has no positive eigenvalue")
     distinct = np.unique(positive)
-    if distinct.size > MAX_POINT_EIGENVALUES:
-        raise StabilityError(
-            f"the per-eigenvalue test at memory M = {alg.M} takes at most "
-            f"{MAX_POINT_EIGENVALUES:,} distinct eigenvalues, got {distinct.size:,}"
-        )
-    bad, undecided = [], 0
-    for done, x in enumerate(distinct.tolist()):
-        progress.update("Schur-Cohn test per eigenvalue", done, distinct.size)
-        lam = sp.Rational(x) + shift_x
-        chi = [pi - lam * qi for pi, qi in zip(p, q, strict=False)]
-        verdict = schur_cohn_at(chi)
-        if verdict is None:
-            undecided += 1
-        if not verdict:
-            bad.append(x)
-    rho = _float_radii(alg, distinct + float(shift_x))
-    margin = 1 - rho
+    bad, undecided = schur_cohn_failing(alg, distinct, shift_x)
+    margin = 1 - float_radii(alg, distinct + float(shift_x))
     i = int(np.argmin(margin))
     stable = not bad
     notes = [
@@ -649,6 +409,12 @@ def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> S
         float(margin[-1]),
     )
     lo_f, hi_f = float(distinct[0]) + float(shift_x), float(distinct[-1]) + float(shift_x)
+    reason = (
+        "every eigenvalue passes the Schur-Cohn test"
+        if stable
+        else f"{len(bad)} eigenvalue(s) fail the Schur-Cohn test, "
+        f"e.g. {bad[0] + float(shift_x):.6g}"
+    )
     return StabilityResult(
         stable,
         f"{positive.size} eigenvalues in [{lo_f:.6g}, {hi_f:.6g}]",
@@ -656,24 +422,8 @@ def point_verdict(alg: MemoryAlgorithm, values: np.ndarray, shift: Any = 0) -> S
         math.nan,
         (cond,),
         () if stable else (cond.name,),
-        "every eigenvalue passes the Schur-Cohn test"
-        if stable
-        else f"{len(bad)} eigenvalue(s) fail the Schur-Cohn test, "
-        f"e.g. {bad[0] + float(shift_x):.6g}",
+        reason,
         tuple(b + float(shift_x) for b in bad[:10]),
         method="certified: exact chi_lambda, Schur-Cohn reduction in interval arithmetic",
         notes=tuple(notes),
     )
-
-
-MAX_POINT_EIGENVALUES = 100_000
-"""Most distinct eigenvalues of the per-eigenvalue test (about a millisecond each at M = 30)."""
-
-
-def _float_radii(alg: MemoryAlgorithm, lam: np.ndarray) -> np.ndarray:
-    """Spectral radius of ``S_lambda`` (numpy, informational) in chunks."""
-    out = np.empty(lam.size)
-    for s in range(0, lam.size, 4096):
-        mats = alg.update_matrices(lam[s : s + 4096])
-        out[s : s + 4096] = np.abs(np.linalg.eigvals(mats)).max(axis=-1)
-    return out
