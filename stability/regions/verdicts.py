@@ -274,39 +274,52 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
             check_memory(alg)
         return _point_verdict(alg, spec, shift_x)
     check_memory(alg)
-    if kind == "interval" and shift_x != 0:  # closed: a flat direction is seen at the shift
-        spec = (spec[0] + shift_x, spec[1] + shift_x)
     polys = _condition_polys(alg)
-    notes: list[str] = []
     d_ok, d_names = _memory_stable(alg)
     lam_crit = _critical_curvature(polys) if d_ok else 0.0
-
     if kind == "interval":
-        lo, hi = spec
-        open_lo = lo == 0
-        holds = [_positive_on(p, lo, hi, open_lo) for _, p in polys]
-        if open_lo and not d_ok:
-            holds_d = False
-        else:
-            holds_d = True
-        stable = all(holds) and holds_d
-        failing = tuple(n for (n, _), ok in zip(polys, holds, strict=True) if not ok)
-        if not holds_d:
-            failing = (*failing, *d_names)
-        label = f"(0, {float(hi):.6g}]" if open_lo else f"[{float(lo):.6g}, {float(hi):.6g}]"
-        margins = _margins(polys, float(lo), float(hi), holds)
-        if stable:
-            reason = "every condition is positive on the whole interval"
-        elif not holds_d:
-            reason = "the memory matrix D is not strictly stable (rate degenerates as lambda -> 0)"
-        else:
-            bad = _first_unstable(polys, lo, hi)
-            reason = f"S_lambda is not strictly stable at lambda ~ {bad:.6g}"
-        return StabilityResult(
-            stable, label, float(hi), lam_crit, margins, failing, reason, notes=tuple(notes)
-        )
+        if shift_x != 0:  # closed: a flat direction is seen at the shift
+            spec = (spec[0] + shift_x, spec[1] + shift_x)
+        return _interval_verdict(polys, spec, d_ok, d_names, lam_crit)
+    return _eigenvalue_verdict(alg, polys, spec, shift_x, lam_crit)
 
-    arr = spec
+
+def _interval_verdict(
+    polys: list[tuple[str, sp.Poly]],
+    interval: tuple[sp.Expr, sp.Expr],
+    d_ok: bool,
+    d_names: tuple[str, ...],
+    lam_crit: float,
+) -> StabilityResult:
+    """Sturm counts on ``(0, hi]`` (with ``D`` strictly stable) or ``[lo, hi]``."""
+    lo, hi = interval
+    open_lo = lo == 0
+    holds = [_positive_on(p, lo, hi, open_lo) for _, p in polys]
+    holds_d = d_ok or not open_lo
+    stable = all(holds) and holds_d
+    failing = tuple(n for (n, _), ok in zip(polys, holds, strict=True) if not ok)
+    if not holds_d:
+        failing = (*failing, *d_names)
+    label = f"(0, {float(hi):.6g}]" if open_lo else f"[{float(lo):.6g}, {float(hi):.6g}]"
+    margins = _margins(polys, float(lo), float(hi), holds)
+    if stable:
+        reason = "every condition is positive on the whole interval"
+    elif not holds_d:
+        reason = "the memory matrix D is not strictly stable (rate degenerates as lambda -> 0)"
+    else:
+        reason = f"S_lambda is not strictly stable at lambda ~ {_first_unstable(polys, lo, hi):.6g}"
+    return StabilityResult(stable, label, float(hi), lam_crit, margins, failing, reason)
+
+
+def _eigenvalue_verdict(
+    alg: MemoryAlgorithm,
+    polys: list[tuple[str, sp.Poly]],
+    arr: np.ndarray,
+    shift_x: sp.Expr,
+    lam_crit: float,
+) -> StabilityResult:
+    """Each eigenvalue (plus the exact shift) located against the exact stable set."""
+    notes: list[str] = []
     shift_f = float(shift_x)
     positive = arr if shift_x != 0 or arr.min(initial=1.0) > 0 else arr[arr > 0]  # no copy
     if positive.size < arr.size:
@@ -314,7 +327,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     if positive.size == 0:
         raise ConfigError("spectrum has no positive eigenvalue")
     if shift_x != 0:
-        notes.append(f"every eigenvalue shifted by {describe(shift)} (added exactly)")
+        notes.append(f"every eigenvalue shifted by {describe(shift_x)} (added exactly)")
     if alg.M >= POINTWISE_MEMORY:  # root objects of long conditions are slow to refine
         bad = _eigenvalues_failing(positive, polys, shift_x)
     else:
@@ -323,7 +336,6 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     exact_bad = [sp.Rational(float(x)) + shift_x for x in bad[:100]]
     failing = tuple(n for n, p in polys if any(not p.eval(x) > 0 for x in exact_bad))
     lo_f, hi_f = float(positive.min()) + shift_f, float(positive.max()) + shift_f
-    margins = _array_margins(polys, positive, failing, shift_f)
     reason = (
         "every eigenvalue lies in the stable set"
         if stable
@@ -334,7 +346,7 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
         f"{positive.size} eigenvalues in [{lo_f:.6g}, {hi_f:.6g}]",
         hi_f,
         lam_crit,
-        margins,
+        _array_margins(polys, positive, failing, shift_f),
         failing,
         reason,
         tuple(float(x) + shift_f for x in bad[:10]),
