@@ -25,8 +25,8 @@ from fractions import Fraction
 import numpy as np
 
 import stability as stb
-from stability.checkers import _compiled, family_triplet, memory1_noise_sum, torch_sgd_margins
-from stability.checkers._compiled import use_backend
+from stability.checkers import _backend, family_triplet, memory1_noise_sum, torch_sgd_margins
+from stability.checkers._backend import use_backend
 from stability.checkers.bounds import memory1_noise_bounds
 from stability.noise import power_law
 from stability.regions import is_strictly_stable, rootconditions, strict_stability_conditions
@@ -47,7 +47,7 @@ def line(label, value, unit="", note=""):
 
 def torch_sgd():
     print("== 1. torch SGD verdicts (certified: every curvature in (0, lambda_max]) ==")
-    print(f"  compiled backend available: {_compiled.available()}, threads: {_compiled.THREADS}")
+    print(f"  compiled backend available: {_backend.available()}, threads: {_backend.THREADS}")
     side = 6000
     lr = np.linspace(1e-3, 1, side)[:, None]
     mu = np.linspace(0, 0.99, side)[None, :]
@@ -146,9 +146,7 @@ def noise_sum():
         with use_backend(name):
             memory1_noise_sum(beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0)
             t = best_of(
-                lambda: memory1_noise_sum(
-                    beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0
-                ),
+                lambda: memory1_noise_sum(beta=beta, q0=q0, q1=q1, spectrum=eig, batch_size=32.0),
                 3,
             )
             rates[name] = nc * eig.size / t

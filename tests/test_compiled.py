@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stability.checkers import (
+    _backend,
     _compiled,
     memory1_interval_margins,
     memory1_margins,
@@ -20,16 +21,16 @@ from stability.checkers import (
     method_margins,
     torch_sgd_margins,
 )
-from stability.checkers._compiled import use_backend
+from stability.checkers._backend import use_backend
 from stability.errors import ConfigError
 
-numba_only = pytest.mark.skipif(not _compiled.available(), reason="numba is not installed")
+numba_only = pytest.mark.skipif(not _backend.available(), reason="numba is not installed")
 
 
 @pytest.fixture
 def anywhere(monkeypatch):
     """Send every input, however small, to the compiled backend."""
-    monkeypatch.setattr(_compiled, "MIN_CONFIGS", 0)
+    monkeypatch.setattr(_backend, "MIN_CONFIGS", 0)
 
 
 def both(fn):
@@ -66,7 +67,7 @@ def boundary_lrs(mu, lam, n, rng):
 )
 def test_torch_sgd_random_and_boundary_sets(extra):
     rng = np.random.default_rng(1)
-    n = _compiled.MIN_CONFIGS + 123
+    n = _backend.MIN_CONFIGS + 123
     mu = rng.uniform(0.01, 0.99, n)
     lam = rng.uniform(1, 50, n)
     lr = np.where(rng.random(n) < 0.5, rng.uniform(1e-3, 1, n), boundary_lrs(mu, lam, n, rng))
@@ -90,14 +91,14 @@ def test_grids_and_strided_inputs():
     ref, got = both(lambda: torch_sgd_margins(lr=lr[:, None], momentum=mu[None, :], lambda_max=lam))
     assert got.stable.shape == (2, 301, 200)
     with use_backend("numba"):
-        assert _compiled.wanted(got.stable.size)
+        assert _backend.wanted(got.stable.size)
     same_verdicts(ref, got)
 
 
 @numba_only
 def test_triplet_and_method_kernels():
     rng = np.random.default_rng(2)
-    n = _compiled.MIN_CONFIGS
+    n = _backend.MIN_CONFIGS
     beta, q0, q1 = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(-2, 1, n)
     same_verdicts(*both(lambda: memory1_margins(beta=beta, q0=q0, q1=q1, lambda_max=1.0)))
     hi = rng.uniform(0.2, 3, n)
@@ -125,14 +126,14 @@ def test_any_broadcast_shape_gives_the_numpy_result(shape_a, shape_b, seed, nest
     shape_b = [b if a in (1, b) or b == 1 else a for a, b in zip(shape_a, shape_b, strict=True)]
     lr = rng.uniform(1e-3, 1, shape_a)
     mu = rng.uniform(0.01, 0.99, shape_b)
-    old = _compiled.MIN_CONFIGS
-    _compiled.MIN_CONFIGS = 0
+    old = _backend.MIN_CONFIGS
+    _backend.MIN_CONFIGS = 0
     try:
         same_verdicts(
             *both(lambda: torch_sgd_margins(lr=lr, momentum=mu, lambda_max=20.0, nesterov=nesterov))
         )
     finally:
-        _compiled.MIN_CONFIGS = old
+        _backend.MIN_CONFIGS = old
 
 
 @numba_only
@@ -141,7 +142,7 @@ def test_any_broadcast_shape_gives_the_numpy_result(shape_a, shape_b, seed, nest
     [(math.nan, "lr must be finite"), (-1.0, "lr must be in (0, inf)")],
 )
 def test_bad_values_deep_inside_large_arrays_name_the_parameter(bad, message):
-    n = 3 * _compiled.MIN_CONFIGS
+    n = 3 * _backend.MIN_CONFIGS
     lr = np.full(n, 0.1)
     lr[n - 7] = bad
     for name in ("numpy", "numba"):
@@ -172,16 +173,16 @@ def test_noise_sum_agrees_with_numpy():
 
 
 def test_fallback_without_numba(monkeypatch):
-    monkeypatch.setattr(_compiled, "numba", None)
-    assert not _compiled.available()
-    assert _compiled.backend() == "numpy"
+    monkeypatch.setattr(_backend, "numba", None)
+    assert not _backend.available()
+    assert _backend.backend() == "numpy"
     with pytest.raises(ConfigError, match="numba is not installed"), use_backend("numba"):
         pass
     monkeypatch.setenv("STABILITY_BACKEND", "numba")
     with pytest.raises(ConfigError, match="numba is not installed"):
-        _compiled.backend()
+        _backend.backend()
     monkeypatch.setenv("STABILITY_BACKEND", "auto")
-    n = _compiled.MIN_CONFIGS + 5
+    n = _backend.MIN_CONFIGS + 5
     v = torch_sgd_margins(lr=np.linspace(0.01, 0.3, n), momentum=0.9, lambda_max=10.0)
     assert v.stable.sum() == np.count_nonzero(np.linspace(0.01, 0.3, n) * 10 < 3.8)
 
@@ -189,7 +190,7 @@ def test_fallback_without_numba(monkeypatch):
 def test_backend_names_are_checked(monkeypatch):
     monkeypatch.setenv("STABILITY_BACKEND", "fortran")
     with pytest.raises(ConfigError, match="STABILITY_BACKEND must be 'auto', 'numba' or"):
-        _compiled.backend()
+        _backend.backend()
     with pytest.raises(ConfigError, match="backend must be"), use_backend("gpu"):
         pass
 
@@ -199,7 +200,7 @@ def test_works_without_a_writable_cache(monkeypatch, tmp_path, anywhere):
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("STABILITY_CACHE_DIR", str(blocker / "sub"))
-    assert _compiled.cache_dir() is None
+    assert _backend.cache_dir() is None
     monkeypatch.setattr(_compiled, "_margin_loops", {})
     ref, got = both(lambda: memory1_margins(beta=0.5, q0=0.0, q1=[-0.1, -3.1], lambda_max=1.0))
     same_verdicts(ref, got)

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stability as stb
-from stability.checkers import _compiled, family_triplet, memory1_noise_sum
+from stability.checkers import _backend, family_triplet, memory1_noise_sum
 from stability.checkers import bounds as noisebounds
-from stability.checkers._compiled import use_backend
+from stability.checkers._backend import use_backend
 from stability.checkers.bounds import compress, memory1_noise_bounds
 from stability.errors import ConfigError
 from stability.noise import Spectrum, power_law, stability_sum
@@ -75,7 +75,7 @@ def test_coarse_bins_bound_the_high_precision_sum(lr, mu, B, head, ratio, nu):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_array_spectra_with_weights(backend):
-    if backend == "numba" and not _compiled.available():
+    if backend == "numba" and not _backend.available():
         pytest.skip("numba is not installed")
     rng = np.random.default_rng(5)
     lam = np.concatenate([rng.uniform(0.5, 1.0, 30), 10 ** rng.uniform(-8, -0.3, 5000)])
@@ -84,8 +84,8 @@ def test_array_spectra_with_weights(backend):
     bins = compress(spec, head=20, ratio=1.3)
     assert bins.weight.sum() == w.sum()
     beta, q0, q1 = torch_triplet(np.array([0.2, 1.0, 2.5]), 0.8)
-    old = _compiled.MIN_CONFIGS
-    _compiled.MIN_CONFIGS = 0
+    old = _backend.MIN_CONFIGS
+    _backend.MIN_CONFIGS = 0
     try:
         with use_backend(backend):
             lo, hi = noisebounds._bounds_on(
@@ -96,7 +96,7 @@ def test_array_spectra_with_weights(backend):
                 None,
             )
     finally:
-        _compiled.MIN_CONFIGS = old
+        _backend.MIN_CONFIGS = old
     for i in range(3):
         u = exact_U(beta[i], q0[i], q1[i], lam, w, 8.0)
         assert lo[i] <= u <= hi[i], (i, lo[i], u, hi[i])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._compiled import backend, use_backend
+from ._backend import backend, use_backend
 from ._engine import THREADS, Verdicts
 from .bounds import Bins, NoiseBounds, compress, memory1_noise_bounds
 from .families import family_triplet, lr_momentum_grid, method_margins, torch_sgd_margins

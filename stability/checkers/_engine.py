@@ -23,7 +23,7 @@ import sympy as sp
 
 from .._values import describe, float_array, interval_text
 from ..errors import ConfigError
-from . import _compiled
+from . import _backend, _compiled
 from ._kernels import Kernel
 
 __all__ = ["THREADS", "Verdicts"]
@@ -165,9 +165,7 @@ def run_kernel(
     k = len(kernel.names)
     total = math.prod(shape)
     compiled = (
-        not full
-        and k > 0
-        and _compiled.wanted(total, broadcast=any(a.size < total for a in arrays))
+        not full and k > 0 and _backend.wanted(total, broadcast=any(a.size < total for a in arrays))
     )
     margins = np.empty((k, *shape)) if full else None
     late_ranges = [(j, ranges.get(kernel.params[j], REAL)) for j in late]

@@ -41,7 +41,7 @@ import sympy as sp
 
 from ..errors import ConfigError
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
-from . import _compiled
+from . import _backend, _compiled
 from ._kernels import term_sum
 from .triplets import memory1_interval_margins, noise_coefficients, noise_inputs, noise_params
 
@@ -286,7 +286,7 @@ def _bounds_on(
     (``omega``: the curvature shift of the dynamics, the noise at the data curvature)."""
     shifted = bool(omega)
     extra = (omega,) if shifted else ()
-    if _compiled.wanted(cols[0].size * len(bins)):
+    if _backend.wanted(cols[0].size * len(bins)):
         return _compiled.run_noise_bounds(
             noise_params(shifted),
             noise_coefficients(shifted)[3],

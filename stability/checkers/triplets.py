@@ -19,7 +19,7 @@ from ..methods import memory1
 from ..noise.spectra import PowerLawSpectrum, Spectrum
 from ..noise.terms import noise_term
 from ..regions.conditions import theorem61_conditions
-from . import _compiled
+from . import _backend, _compiled
 from ._engine import (
     BLOCK,
     NONNEGATIVE,
@@ -234,7 +234,7 @@ def memory1_noise_sum(
     shape = strict.stable.shape
     n_configs = math.prod(shape)
     extra = (omega,) if omega else ()
-    if _compiled.wanted(n_configs * lam.size):
+    if _backend.wanted(n_configs * lam.size):
         cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
         total, low = _compiled.run_noise(
             (nz_n, nz_t, bool(omega)),
