@@ -7,7 +7,6 @@ Strings are refused: nothing the user supplies is ever parsed or evaluated.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import re
@@ -20,15 +19,13 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .errors import ConfigError
+from .errors import ConfigError, describe, interval_text
 
 __all__ = [
     "FLOAT_MAX",
     "UserNumber",
     "check_range",
-    "describe",
     "float_array",
-    "listing",
     "real_array",
     "square_matrix",
     "to_exact",
@@ -95,81 +92,6 @@ class UserNumber(Fraction):
 
 _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _NONZERO = re.compile(r"[1-9]")
-
-
-def describe(value: Any) -> str:
-    """A value as the user wrote it, or as a decimal: never ``Fraction(9, 10)`` or
-    ``np.float64(...)``; long values are cut.
-
-    >>> describe(Fraction(9, 10)), describe(np.float64(-1.0)), describe(10**400)
-    ('0.9', '-1.0', '1e+400')
-    """
-    if isinstance(value, UserNumber):
-        return value.text
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        v = int(value)
-        return str(v) if abs(v) < 10**15 else _sci(Fraction(v))
-    if isinstance(value, Fraction):
-        if value.denominator == 1:
-            return describe(value.numerator)
-        return _sci(value)
-    if isinstance(value, numbers.Real):
-        try:
-            return repr(float(value))
-        except (TypeError, ValueError, OverflowError):
-            pass
-    if isinstance(value, numbers.Complex):
-        return repr(complex(value))
-    if isinstance(value, sp.Basic) and getattr(value, "is_number", False):
-        if isinstance(value, sp.Rational):
-            return describe(Fraction(int(value.p), int(value.q)))
-        text = str(value)
-    elif isinstance(value, str | bytes):
-        text = repr(value)
-    elif isinstance(value, np.ndarray):
-        text = f"array of shape {value.shape} and dtype {value.dtype}"
-    else:
-        text = (
-            f"{type(value).__name__} {value!r}"
-            if not isinstance(value, numbers.Number)
-            else repr(value)
-        )
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _sci(x: Fraction) -> str:
-    """A decimal for an exact rational, without converting huge values to float."""
-    if x == 0:
-        return "0"
-    if _FLOAT_MIN_EXACT <= abs(x) <= _FLOAT_MAX_EXACT:
-        return repr(float(x))
-    sign = "-" if x < 0 else ""
-    x = abs(x)
-    exp = (x.numerator.bit_length() - x.denominator.bit_length()) * 0.30102999566398
-    e = math.floor(exp)
-    mant = float(x / Fraction(10) ** e) if abs(e) < 5000 else 10 ** (exp - e)
-    while mant >= 10:
-        mant, e = mant / 10, e + 1
-    while mant < 1:
-        mant, e = mant * 10, e - 1
-    return f"{sign}{mant:.6g}e{e:+d}"
-
-
-def listing(items: Any, limit: int = 10) -> str:
-    """``[a, b, ...]`` with at most ``limit`` entries (and how many were left out).
-
-    >>> listing(range(3)), listing(range(30), 2)
-    ('[0, 1, 2]', '[0, 1, ... and 28 more]')
-    """
-    seq = list(itertools.islice(iter(items), limit + 1))
-    total = len(items) if hasattr(items, "__len__") else None
-    shown = ", ".join(repr(x) if isinstance(x, str) else describe(x) for x in seq[:limit])
-    if len(seq) > limit:
-        more = f"{total - limit}" if total is not None else "more"
-        return f"[{shown}, ... and {more} more]"
-    return f"[{shown}]"
 
 
 def float_array(value: Any, name: str) -> np.ndarray:
@@ -455,14 +377,3 @@ def check_range(
             f"got {describe(value)}"
         )
     return expr
-
-
-def interval_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    """``[0, 1)``-style text of an interval (``None`` ends are infinite)."""
-    left = "(-inf" if low is None else ("(" if low_open else "[") + _fmt(low)
-    right = "inf)" if high is None else _fmt(high) + (")" if high_open else "]")
-    return f"{left}, {right}"
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)

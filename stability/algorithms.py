@@ -19,7 +19,7 @@ from typing import Any
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, to_exact, to_sympy
+from ._values import to_exact, to_sympy
 from .charpoly import (
     charpoly,
     effective_lr,
@@ -28,7 +28,7 @@ from .charpoly import (
     triplet,
     update_matrix,
 )
-from .errors import ConfigError
+from .errors import ConfigError, describe
 
 __all__ = ["MemoryAlgorithm", "update_matrices"]
 

@@ -17,8 +17,8 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
 from . import symbols as S
-from ._values import describe, to_sympy
-from .errors import ConfigError, StabilityError
+from ._values import to_sympy
+from .errors import ConfigError, StabilityError, describe
 
 if TYPE_CHECKING:  # annotations only: algorithms imports this module's functions
     from .algorithms import MemoryAlgorithm

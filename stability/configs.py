@@ -15,8 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._values import describe, listing
-from .errors import ConfigError
+from .errors import ConfigError, describe, listing
 
 __all__ = ["ALIASES", "KINDS", "Kind", "kind_of", "read_config"]
 

@@ -15,9 +15,9 @@ import numpy as np
 import sympy as sp
 
 from . import symbols as S
-from ._values import describe, real_array, square_matrix, to_sympy
+from ._values import real_array, square_matrix, to_sympy
 from .algorithms import MemoryAlgorithm
-from .errors import ConfigError, StabilityError
+from .errors import ConfigError, StabilityError, describe
 
 __all__ = [
     "StationaryCovariance",

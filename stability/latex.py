@@ -15,9 +15,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from . import symbols as S
-from ._values import describe
 from .algorithms import MemoryAlgorithm
-from .errors import ConfigError, StabilityError
+from .errors import ConfigError, StabilityError, describe
 from .ltv.filters import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
 from .noise.terms import noise_term

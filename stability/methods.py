@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from . import symbols as S
-from ._values import check_range, describe, listing, to_exact, to_sympy
+from ._values import check_range, to_exact, to_sympy
 from .algorithms import MemoryAlgorithm
 from .charpoly import Multistep
-from .errors import ConfigError
+from .errors import ConfigError, describe, listing
 
 __all__ = [
     "METHODS",

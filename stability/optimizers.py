@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ._values import check_range, describe, listing, real_array
+from ._values import check_range, real_array
 from .algorithms import MemoryAlgorithm
 from .configs import KINDS, Kind, kind_of, read_config
-from .errors import ConfigError
+from .errors import ConfigError, describe, listing
 from .methods import adam_frozen, gd, keeps_exact_floats, torch_sgd
 from .simulate import simulate
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ._values import describe, to_exact, to_float, to_sympy
+from ._values import to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers.searches import critical_batch_size, largest_stable_lr
-from .errors import ConfigError
+from .errors import ConfigError, describe
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ._values import describe, real_array
+from ._values import real_array
 from .algorithms import MemoryAlgorithm
 from .charpoly import Multistep
-from .errors import ConfigError
+from .errors import ConfigError, describe
 
 __all__ = ["simulate", "simulate_multistep"]
 

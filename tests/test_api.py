@@ -84,6 +84,10 @@ NEW_AREAS = {  # areas that did not exist as namespaces: the union of their old 
 ADDED_TO_PACKAGE: dict[str, str] = {}  # name -> reason
 ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     "stability.algorithms": {"update_matrices": "the one batched construction of S_lambda"},
+    "stability.errors": {
+        n: "the wording of messages lives with the errors (was stability._values)"
+        for n in ("describe", "interval_text", "listing")
+    },
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",
     },

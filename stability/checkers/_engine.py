@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._values import describe, float_array, interval_text
-from ..errors import ConfigError
+from .._values import float_array
+from ..errors import ConfigError, describe, interval_text
 from . import _backend, _compiled
 from ._kernels import Kernel
 

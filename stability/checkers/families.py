@@ -38,9 +38,9 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
-from .._values import describe, float_array, listing
+from .._values import float_array
 from ..charpoly import triplet
-from ..errors import ConfigError
+from ..errors import ConfigError, describe, listing
 from ..methods import get_method
 from ..optimizers import from_torch_sgd
 from ..regions.conditions import strict_stability_conditions

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from .. import progress
-from .._values import describe, to_exact, to_float, to_sympy
+from .._values import to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from ..methods import get_method, torch_sgd
 from ..noise.models import NoiseModel, get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum

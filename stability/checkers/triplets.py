@@ -13,8 +13,7 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
-from .._values import describe
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe
 from ..methods import memory1
 from ..noise.spectra import PowerLawSpectrum, Spectrum
 from ..noise.terms import noise_term

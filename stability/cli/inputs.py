@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .._values import UserNumber, describe, listing, real_array
-from ..errors import ConfigError
+from .._values import UserNumber, real_array
+from ..errors import ConfigError, describe, listing
 
 __all__ = [
     "CONFIG_KEYS",

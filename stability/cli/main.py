@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, progress
-from .._values import describe, listing
 from ..configs import ALIASES, KINDS, kind_of
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe, listing
 from ..latex import derive
 from ..noise.spectra import power_law
 from ..report import check

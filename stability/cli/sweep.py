@@ -29,10 +29,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._values import describe
 from ..checkers.bounds import memory1_noise_bounds
 from ..checkers.families import family_triplet, torch_sgd_margins
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from ..noise.models import get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 

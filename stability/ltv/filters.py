@@ -15,9 +15,9 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
-from .._values import check_range, describe, to_sympy
+from .._values import check_range, to_sympy
 from ..configs import read_config
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 
 __all__ = [
     "AutoSGMFilter",

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .._values import describe, real_array
-from ..errors import ConfigError
+from .._values import real_array
+from ..errors import ConfigError, describe
 from .filters import AutoSGMFilter
 
 __all__ = ["AdamAlpha", "ltv_replay"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .._values import describe, listing, real_array, to_float
-from ..errors import ConfigError
+from .._values import real_array, to_float
+from ..errors import ConfigError, describe, listing
 
 __all__ = ["Schedule", "schedule"]
 

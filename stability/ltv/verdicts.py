@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._values import describe, real_array, to_float
-from ..errors import ConfigError
+from .._values import real_array, to_float
+from ..errors import ConfigError, describe
 from .filters import AutoSGMFilter
 from .schedules import Schedule, schedule
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._values import describe, real_array, to_float
-from ..errors import ConfigError
+from .._values import real_array, to_float
+from ..errors import ConfigError, describe
 from .trajectories import MemorySchedule
 
 __all__ = ["AM1Schedule", "am1_schedule", "theorem7_quantities"]

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._values import describe, to_float
-from ..errors import ConfigError
+from .._values import to_float
+from ..errors import ConfigError, describe
 
 __all__ = ["NOISE_MODELS", "SE_NOTE", "NoiseModel", "get_noise_model"]
 

@@ -9,8 +9,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .._values import describe, real_array, to_exact, to_float, to_sympy
-from ..errors import ConfigError
+from .._values import real_array, to_exact, to_float, to_sympy
+from ..errors import ConfigError, describe
 
 __all__ = ["MAX_EIGENVALUES", "PowerLawSpectrum", "Spectrum", "as_spectrum", "power_law"]
 

@@ -23,9 +23,9 @@ import numpy as np
 import sympy as sp
 
 from .. import progress
-from .._values import describe, to_exact, to_float, to_sympy
+from .._values import to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from ..regions.verdicts import is_strictly_stable
 from .models import SE_NOTE, NoiseModel, get_noise_model
 from .spectra import PowerLawSpectrum, as_spectrum

@@ -28,9 +28,9 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
 from .. import symbols as S
-from .._values import describe, real_array, to_sympy
+from .._values import real_array, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from ..fluctuations import unit_noise_covariance
 from .models import NoiseModel
 

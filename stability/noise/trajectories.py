@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .._values import describe
 from ..algorithms import MemoryAlgorithm, update_matrices
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from .models import get_noise_model
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from .sums import check_batch

@@ -18,10 +18,10 @@ from typing import Any
 import sympy as sp
 
 from .. import symbols as S
-from .._values import describe, to_sympy
+from .._values import to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..charpoly import char_det
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe
 from .rootconditions import (
     check_memory,
     coefficients,

@@ -14,10 +14,10 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
-from .._values import check_range, describe, real_array, to_sympy
+from .._values import check_range, real_array, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..charpoly import Triplet
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from .conditions import theorem61_conditions
 
 __all__ = [

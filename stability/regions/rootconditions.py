@@ -16,9 +16,9 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
 from .. import symbols as S
-from .._values import describe, to_exact, to_sympy
+from .._values import to_exact, to_sympy
 from ..algorithms import MemoryAlgorithm
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe
 
 __all__ = ["MAX_EXACT_MEMORY", "hurwitz_conditions", "schur_conditions"]
 

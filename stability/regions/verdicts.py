@@ -18,10 +18,10 @@ import numpy as np
 import sympy as sp
 
 from .. import symbols as S
-from .._values import check_range, describe, real_array, to_exact, to_sympy
+from .._values import check_range, real_array, to_exact, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..charpoly import char_det
-from ..errors import ConfigError
+from ..errors import ConfigError, describe
 from .eigenvalues import _CHUNK, POINTWISE_MEMORY, _eigenvalues_failing, _eigenvalues_outside
 from .rootconditions import (
     MAX_EXACT_MEMORY,
