@@ -148,7 +148,7 @@ def _eq(lhs: Any, rhs: Any) -> sp.Eq:
     return sp.Eq(lhs, rhs, evaluate=False)
 
 
-def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
+def derive(alg: MemoryAlgorithm | str, *, with_noise: bool = True) -> Derivation:
     """The derivation for an algorithm (or a named method with symbolic parameters).
 
     Steps: parameters and update rule, ``S_lambda = S_0 + lambda v r^T``,
@@ -169,6 +169,18 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
             raise ConfigError(f"method must be one of {list(NAMED)}, got {describe(alg)}")
         alg = get_method(key).symbolic()
     d = Derivation(f"Stability of {alg.name.replace('_', ' ')} (memory {alg.M})")
+    _algebra_steps(d, alg)
+    if alg.M <= 2:
+        _strict_steps(d, alg)
+    if alg.M == 1:
+        _memory1_steps(d, alg)
+    if with_noise and alg.M <= 1:
+        _noise_steps(d, alg)
+    return d
+
+
+def _algebra_steps(d: Derivation, alg: MemoryAlgorithm) -> None:
+    """Parameters, ``S_lambda``, ``chi = P - lambda Q``, the multistep form and ``alpha_eff``."""
     lam, xi = S.lam, S.xi
     M = alg.M
     params = [_eq(sp.Symbol(r"\alpha"), alg.alpha)]
@@ -224,67 +236,75 @@ def derive(alg: MemoryAlgorithm | str, *, noise: bool = True) -> Derivation:
         )
     except StabilityError as exc:  # D has the eigenvalue 1: no effective learning rate
         d.add("Effective learning rate", sp.Symbol(r"\text{undefined}"), str(exc))
-    if M <= 2:
-        conds = strict_stability_conditions(alg)
-        rows = [sp.StrictGreaterThan(c.expr, 0) for c in conds.conditions]
-        rows += [sp.StrictGreaterThan(c.expr, 0) for c in conds.interval_conditions]
+
+
+def _strict_steps(d: Derivation, alg: MemoryAlgorithm) -> None:
+    conds = strict_stability_conditions(alg)
+    rows = [sp.StrictGreaterThan(c.expr, 0) for c in conds.conditions]
+    rows += [sp.StrictGreaterThan(c.expr, 0) for c in conds.interval_conditions]
+    d.add(
+        "Strict stability on $(0, \\lambda_{\\max}]$",
+        rows,
+        "Theorem 6.1 (Jury conditions, linear in $\\lambda$)."
+        if alg.M <= 1
+        else "Schur–Cohn conditions (bilinear map and Liénard–Chipart); the last ones must "
+        "hold for every $\\lambda$ in the interval.",
+    )
+
+
+def _memory1_steps(d: Derivation, alg: MemoryAlgorithm) -> None:
+    """The triplet, the stability triangle and the eigenvalue circle (Theorem 6)."""
+    t = alg.triplet()
+    d.add(
+        "Memory-1 invariants",
+        [
+            _eq(sp.Symbol(r"\beta"), t.beta),
+            _eq(sp.Symbol("q_0"), t.q0),
+            _eq(sp.Symbol("q_1"), t.q1),
+        ],
+        r"$\chi_\lambda = \xi^2 - (1 + \beta + \lambda q_1)\xi + (\beta - \lambda q_0)$.",
+    )
+    tri = stability_triangle(S.beta, S.lam_max)
+    d.add(
+        "Stability triangle",
+        [sp.Tuple(*v) for v in tri.vertices],
+        r"At fixed $\beta$ the stable $(q_0, q_1)$ form a right-angled triangle with "
+        r"vertices (the first is the right angle):",
+    )
+    x0 = -t.q0 / t.q1 if t.q1 != 0 else None
+    if x0 is not None:
         d.add(
-            "Strict stability on $(0, \\lambda_{\\max}]$",
-            rows,
-            "Theorem 6.1 (Jury conditions, linear in $\\lambda$)."
-            if M <= 1
-            else "Schur–Cohn conditions (bilinear map and Liénard–Chipart); the last ones must "
-            "hold for every $\\lambda$ in the interval.",
-        )
-    if M == 1:
-        t = alg.triplet()
-        d.add(
-            "Memory-1 invariants",
+            "Eigenvalue circle (Theorem 6.2)",
             [
-                _eq(sp.Symbol(r"\beta"), t.beta),
-                _eq(sp.Symbol("q_0"), t.q0),
-                _eq(sp.Symbol("q_1"), t.q1),
+                _eq(sp.Symbol(r"\xi_0"), sp.simplify(x0)),
+                _eq(sp.Symbol("r"), sp.sqrt(sp.factor((1 - x0) * (t.beta - x0)))),
             ],
-            r"$\chi_\lambda = \xi^2 - (1 + \beta + \lambda q_1)\xi + (\beta - \lambda q_0)$.",
+            r"When $q_0 + \beta q_1 < 0$ the non-real eigenvalues lie on "
+            r"$|\xi - \xi_0| = r$.",
         )
-        tri = stability_triangle(S.beta, S.lam_max)
-        d.add(
-            "Stability triangle",
-            [sp.Tuple(*v) for v in tri.vertices],
-            r"At fixed $\beta$ the stable $(q_0, q_1)$ form a right-angled triangle with "
-            r"vertices (the first is the right angle):",
-        )
-        x0 = -t.q0 / t.q1 if t.q1 != 0 else None
-        if x0 is not None:
-            d.add(
-                "Eigenvalue circle (Theorem 6.2)",
-                [
-                    _eq(sp.Symbol(r"\xi_0"), sp.simplify(x0)),
-                    _eq(sp.Symbol("r"), sp.sqrt(sp.factor((1 - x0) * (t.beta - x0)))),
-                ],
-                r"When $q_0 + \beta q_1 < 0$ the non-real eigenvalues lie on "
-                r"$|\xi - \xi_0| = r$.",
-            )
-    if noise and M <= 1:
-        X = sp.MatrixSymbol("X", M + 1, M + 1)
-        Sm = sp.MatrixSymbol(r"S_\lambda", M + 1, M + 1)
-        vm = sp.MatrixSymbol("v", M + 1, 1)
-        d.add(
-            "Noise: Lyapunov system",
-            _eq(X, sp.MatAdd(sp.MatMul(Sm, X, Sm.T), sp.MatMul(vm, vm.T), evaluate=False)),
-            r"The per-eigenvalue noise term is $\bar U_\lambda = \lambda^2 r^\top X r$:",
-        )
-        d.add("", _eq(sp.Symbol(r"\bar U_\lambda"), noise_term(alg)))
-        tau1, tau2, B = sp.symbols(r"\tau_1 \tau_2 B", positive=True)
-        k = sp.Symbol("k")
-        u_k = sp.Symbol(r"\bar U_{\lambda_k}")
-        d.add(
-            "Stability sum (Theorem 3)",
-            sp.StrictLessThan(sp.Sum(tau1 / B * u_k / (1 + tau2 / B * u_k), (k, 1, sp.oo)), 1),
-            "With mini-batches of size $B$ and SE noise $(\\tau_1, \\tau_2)$, the mean loss "
-            "stays bounded iff every $A_\\lambda$ is strictly stable and:",
-        )
-    return d
+
+
+def _noise_steps(d: Derivation, alg: MemoryAlgorithm) -> None:
+    """The Lyapunov system, ``Ubar_lambda`` and the stability-sum condition (Theorem 3)."""
+    M = alg.M
+    X = sp.MatrixSymbol("X", M + 1, M + 1)
+    Sm = sp.MatrixSymbol(r"S_\lambda", M + 1, M + 1)
+    vm = sp.MatrixSymbol("v", M + 1, 1)
+    d.add(
+        "Noise: Lyapunov system",
+        _eq(X, sp.MatAdd(sp.MatMul(Sm, X, Sm.T), sp.MatMul(vm, vm.T), evaluate=False)),
+        r"The per-eigenvalue noise term is $\bar U_\lambda = \lambda^2 r^\top X r$:",
+    )
+    d.add("", _eq(sp.Symbol(r"\bar U_\lambda"), noise_term(alg)))
+    tau1, tau2, B = sp.symbols(r"\tau_1 \tau_2 B", positive=True)
+    k = sp.Symbol("k")
+    u_k = sp.Symbol(r"\bar U_{\lambda_k}")
+    d.add(
+        "Stability sum (Theorem 3)",
+        sp.StrictLessThan(sp.Sum(tau1 / B * u_k / (1 + tau2 / B * u_k), (k, 1, sp.oo)), 1),
+        "With mini-batches of size $B$ and SE noise $(\\tau_1, \\tau_2)$, the mean loss "
+        "stays bounded iff every $A_\\lambda$ is strictly stable and:",
+    )
 
 
 def _derive_ltv(kind: str) -> Derivation:

@@ -284,7 +284,7 @@ def test_counterexample_inverse_time_ratio_tends_to_one():
 
 
 def test_schedule_validation():
-    with pytest.raises(stb.ConfigError, match="unknown schedule kind"):
+    with pytest.raises(stb.ConfigError, match="schedule kind must be one of"):
         ltv.schedule("onecycle", 10)
     with pytest.raises(stb.ConfigError, match="values must have length"):
         ltv.schedule("array", 10, values=[1, 2])

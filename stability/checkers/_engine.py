@@ -168,11 +168,41 @@ def run_kernel(
         not full and k > 0 and _backend.wanted(total, broadcast=any(a.size < total for a in arrays))
     )
     margins = np.empty((k, *shape)) if full else None
-    late_ranges = [(j, ranges.get(kernel.params[j], REAL)) for j in late]
+    if compiled:  # one fused loop (numba) that also returns each input's extremes
+        bounds = [
+            ranges.get(kernel.params[j], REAL).open_bounds() if j in late else None
+            for j in range(len(arrays))
+        ]
+        margin, stable, idx = _compiled.run_margins(
+            kernel, kernel_symbols(kernel), kernel.outputs, arrays, shape, threads, bounds
+        )
+        bad = list(late) if idx.size else []  # an out-of-range value reads as a NaN margin
+    else:
+        margin, stable, idx, bad = _numpy_margins(kernel, arrays, shape, margins, threads, {
+            j: ranges.get(kernel.params[j], REAL) for j in late
+        })  # fmt: skip
+    for j in bad:
+        ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
+    if idx.size:
+        _redecide_exactly(kernel, arrays, ranges, shape, idx, margin, stable)
+    return Verdicts(stable, margin, kernel.names, kernel.implied, margins, int(idx.size))
+
+
+def _numpy_margins(
+    kernel: Kernel,
+    arrays: list[np.ndarray],
+    shape: tuple[int, ...],
+    margins: np.ndarray | None,
+    threads: int | None,
+    late: dict[int, Range],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """``(margin, stable, points to re-decide, inputs to range-check)`` by blocked numpy."""
+    k = len(kernel.names)
+    full = margins is not None
     local = threading.local()  # a scratch block per worker thread
 
     def block(start: int, xs: list[np.ndarray], outs: list[np.ndarray]) -> Any:
-        bad = [j for j, rng in late_ranges if not rng.bounds_hold(xs[j])]
+        bad = [j for j, rng in late.items() if not rng.bounds_hold(xs[j])]
         if bad:
             return ("bad", bad)
         *cs, s = kernel.numeric(*xs)
@@ -200,44 +230,41 @@ def run_kernel(
             return None
         return np.flatnonzero(~(size > _CERTIFY_RTOL)) + start
 
-    if compiled:  # one fused loop (numba) that also returns each input's extremes
-        bounds = [
-            ranges.get(kernel.params[j], REAL).open_bounds() if j in late else None
-            for j in range(len(arrays))
-        ]
-        margin, stable, idx = _compiled.run_margins(
-            kernel, kernel_symbols(kernel), kernel.outputs, arrays, shape, threads, bounds
-        )
-        if idx.size:  # a value out of range reads as a NaN margin: check the inputs now
-            for j in late:
-                ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
-    else:
-        margin = np.empty(shape)
-        stable = np.empty(shape, dtype=bool)
-        outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
-        found = run_blocks(arrays, outputs, block, threads)
-        for item in found:
-            if isinstance(item, tuple):
-                for j in item[1]:
-                    ranges.get(kernel.params[j], REAL).check(kernel.params[j], arrays[j])
-        idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
-    if idx.size:
-        pos = np.unravel_index(idx, shape) if shape else ()
-        columns = [np.broadcast_to(a, shape)[pos].reshape(idx.size) for a in arrays]
-        for name, a, col in zip(kernel.params, arrays, columns, strict=True):
-            if not np.all(np.isfinite(col)):
-                ranges.get(name, REAL).check(name, a)
-        flat_margin, flat_stable = margin.reshape(-1), stable.reshape(-1)
-        rows = zip(*(c.tolist() for c in columns), strict=True)
-        for i, values in zip(idx.tolist(), rows, strict=True):
-            *cs, s = kernel.exact(*map(Fraction, values))
-            low = Fraction(min(cs))
-            flat_stable[i] = low > 0
-            value = float(low / s) if s else 0.0
-            if low > 0 and value <= 0:  # below the smallest subnormal
-                value = math.ulp(0.0)
-            flat_margin[i] = value
-    return Verdicts(stable, margin, kernel.names, kernel.implied, margins, int(idx.size))
+    margin = np.empty(shape)
+    stable = np.empty(shape, dtype=bool)
+    outputs = [margin, stable] + ([margins[i] for i in range(k)] if full else [])
+    found = run_blocks(arrays, outputs, block, threads)
+    bad = sorted({j for item in found if isinstance(item, tuple) for j in item[1]})
+    idx = [item for item in found if not isinstance(item, tuple)]
+    return margin, stable, np.concatenate(idx) if idx else np.empty(0, dtype=np.intp), bad
+
+
+def _redecide_exactly(
+    kernel: Kernel,
+    arrays: list[np.ndarray],
+    ranges: dict[str, Range],
+    shape: tuple[int, ...],
+    idx: np.ndarray,
+    margin: np.ndarray,
+    stable: np.ndarray,
+) -> None:
+    """Decide the points ``idx`` (flat) in exact rational arithmetic on the exact binary
+    values of their inputs, in place (the margin keeps its exact value's float)."""
+    pos = np.unravel_index(idx, shape) if shape else ()
+    columns = [np.broadcast_to(a, shape)[pos].reshape(idx.size) for a in arrays]
+    for name, a, col in zip(kernel.params, arrays, columns, strict=True):
+        if not np.all(np.isfinite(col)):
+            ranges.get(name, REAL).check(name, a)
+    flat_margin, flat_stable = margin.reshape(-1), stable.reshape(-1)
+    rows = zip(*(c.tolist() for c in columns), strict=True)
+    for i, values in zip(idx.tolist(), rows, strict=True):
+        *cs, s = kernel.exact(*map(Fraction, values))
+        low = Fraction(min(cs))
+        flat_stable[i] = low > 0
+        value = float(low / s) if s else 0.0
+        if low > 0 and value <= 0:  # below the smallest subnormal
+            value = math.ulp(0.0)
+        flat_margin[i] = value
 
 
 # ---------------------------------------------------------------------------------------

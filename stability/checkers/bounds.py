@@ -357,52 +357,18 @@ def memory1_noise_bounds(
     """
     a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
     spec = as_spectrum(spectrum)
-    if isinstance(spec, PowerLawSpectrum):
-        if spec.N is None:
-            raise ConfigError(
-                "give the power law's N (infinite laws: stability.noise.stability_sum)"
-            )
-        lam_lo, lam_hi = spec.Lambda * float(spec.N) ** (-spec.nu), spec.Lambda
-        lam_lo *= 1 - 4 * np.finfo(float).eps
-    else:
-        lam_lo, lam_hi = _extremes(spec)
     if not (math.isfinite(shift) and shift >= 0):
         raise ConfigError(f"shift (weight decay) must be in [0, inf), got {shift!r}")
-    if shift:
-        lam_lo = (lam_lo + shift) * (1 - 2 * np.finfo(float).eps)
-        lam_hi = (lam_hi + shift) * (1 + 2 * np.finfo(float).eps)
+    lam_lo, lam_hi = _curvature_range(spec, shift)
     strict = memory1_interval_margins(
         beta=a["beta"], q0=a["q0"], q1=a["q1"], lambda_lo=lam_lo, lambda_hi=lam_hi, threads=threads
     )
     shape = np.broadcast_shapes(strict.stable.shape, a["batch_size"].shape)
     cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
     ok = np.broadcast_to(strict.stable, shape).ravel()
-    n = ok.size
-    lower = np.full(n, np.inf)
-    upper = np.full(n, np.inf)
-    todo = np.flatnonzero(ok)
-    refined = 0
-    bins_used = 0
-    stages = [*STAGES, None] if points else list(STAGES)
-    for level, stage in enumerate(stages):
-        if not todo.size:
-            break
-        if stage is None:
-            bins = _points(spec)
-            if bins is None:
-                break
-        else:
-            bins = _compressed(spec, *stage)
-        if level == 0:
-            bins_used = len(bins)
-        elif level == 1:
-            refined = todo.size
-        lo, hi = _bounds_on(bins, [c[todo] for c in cols], tau1, tau2, threads, shift)
-        lower[todo], upper[todo] = lo, hi
-        undecided = ~((hi < 1) | (lo >= 1))
-        todo = todo[undecided]
-        if bins.exact:
-            break
+    lower, upper, bins_used, refined, undecided = _refined_bounds(
+        spec, cols, ok, (tau1, tau2, shift), threads, points
+    )
     with np.errstate(invalid="ignore"):
         U = np.where(np.isfinite(upper), (lower + upper) / 2, np.inf)
     bounded = (upper < 1) & ok
@@ -413,8 +379,60 @@ def memory1_noise_bounds(
         bounded.reshape(shape),
         bins_used,
         refined,
-        int(todo.size),
+        undecided,
     )
+
+
+def _curvature_range(spec: Spectrum | PowerLawSpectrum, shift: float) -> tuple[float, float]:
+    """``[lo, hi]`` holding every curvature the dynamics see (rounded outwards)."""
+    if isinstance(spec, PowerLawSpectrum):
+        if spec.N is None:
+            raise ConfigError(
+                "give the power law's N (infinite laws: stability.noise.stability_sum)"
+            )
+        lam_lo, lam_hi = spec.Lambda * float(spec.N) ** (-spec.nu), spec.Lambda
+        lam_lo *= 1 - 4 * np.finfo(float).eps
+    else:
+        lam_lo, lam_hi = _extremes(spec)
+    if shift:
+        lam_lo = (lam_lo + shift) * (1 - 2 * np.finfo(float).eps)
+        lam_hi = (lam_hi + shift) * (1 + 2 * np.finfo(float).eps)
+    return lam_lo, lam_hi
+
+
+def _refined_bounds(
+    spec: Spectrum | PowerLawSpectrum,
+    cols: list[np.ndarray],
+    ok: np.ndarray,
+    model: tuple[float, float, float],
+    threads: int | None,
+    points: bool,
+) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """``(lower, upper, bins of the first stage, configs refined, undecided)``: bounds on
+    compressions of increasing resolution (then eigenvalue by eigenvalue when ``points``)
+    until every strictly stable config (``ok``) is decided."""
+    tau1, tau2, shift = model
+    lower = np.full(ok.size, np.inf)
+    upper = np.full(ok.size, np.inf)
+    todo = np.flatnonzero(ok)
+    refined = bins_used = 0
+    stages = [*STAGES, None] if points else list(STAGES)
+    for level, stage in enumerate(stages):
+        if not todo.size:
+            break
+        bins = _points(spec) if stage is None else _compressed(spec, *stage)
+        if bins is None:
+            break
+        if level == 0:
+            bins_used = len(bins)
+        elif level == 1:
+            refined = todo.size
+        lo, hi = _bounds_on(bins, [c[todo] for c in cols], tau1, tau2, threads, shift)
+        lower[todo], upper[todo] = lo, hi
+        todo = todo[~((hi < 1) | (lo >= 1))]
+        if bins.exact:
+            break
+    return lower, upper, bins_used, refined, int(todo.size)
 
 
 def _points(spec: Spectrum | PowerLawSpectrum) -> Bins | None:

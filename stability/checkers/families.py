@@ -130,6 +130,47 @@ def torch_sgd_margins(
     >>> m.names
     ('chi(-1) > 0 at lambda_hi',)
     """
+    a, nest, shape = _torch_inputs(lr, momentum, dampening, weight_decay, nesterov, lambda_max)
+    zero = frozenset(
+        n for n in ("dampening", "weight_decay") if a[n].size and a[n].min() == 0 == a[n].max()
+    )
+
+    def run(flag: bool) -> Verdicts:
+        return run_kernel(
+            _torch_kernel(flag, zero, not full), a, _TORCH_RANGES, full=full, threads=threads,
+            shape=shape,
+        )  # fmt: skip
+
+    if not np.any(nest) or np.all(nest):
+        return run(bool(np.any(nest)))
+    plain, nes = run(False), run(True)  # mixed: both families, then select
+    pick = np.broadcast_to(nest, shape)
+    margins = None if not full else np.where(pick, nes.margins, plain.margins)
+    names = plain.names if full else tuple(dict.fromkeys(plain.names + nes.names))
+    return Verdicts(
+        np.where(pick, nes.stable, plain.stable),
+        np.where(pick, nes.margin, plain.margin),
+        names,
+        tuple(dict.fromkeys(plain.implied + nes.implied)),
+        margins,
+        plain.n_certified + nes.n_certified,
+    )
+
+
+_TORCH_RANGES = {
+    "lr": POSITIVE,
+    "momentum": UNIT,
+    "dampening": UNIT,
+    "weight_decay": NONNEGATIVE,
+    "lambda_max": POSITIVE,
+}
+
+
+def _torch_inputs(
+    lr: Any, momentum: Any, dampening: Any, weight_decay: Any, nesterov: Any, lambda_max: Any
+) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[int, ...]]:
+    """The checked arrays (dampening zeroed where torch keeps no buffer), the Nesterov flags
+    and the broadcast shape; the ranges of the large arrays are checked in the blocked pass."""
     a = checked_arrays(
         lr=lr,
         momentum=momentum,
@@ -150,14 +191,7 @@ def torch_sgd_margins(
             f"nesterov must broadcast with the other inputs, got shape {nest.shape}"
         ) from None
     mu, tau = a["momentum"], a["dampening"]
-    ranges = {
-        "lr": POSITIVE,
-        "momentum": UNIT,
-        "dampening": UNIT,
-        "weight_decay": NONNEGATIVE,
-        "lambda_max": POSITIVE,
-    }
-    UNIT.check("dampening", tau)  # the rest is checked in the blocked pass
+    UNIT.check("dampening", tau)
     if np.any(nest) or tau.max(initial=0.0) > 0:
         UNIT.check("momentum", mu)
     if np.any(nest):
@@ -166,29 +200,7 @@ def torch_sgd_margins(
         )
     if tau.max(initial=0.0) > 0 and mu.min(initial=1.0) == 0:
         a["dampening"] = np.where(mu == 0, 0.0, tau)  # torch keeps no buffer without momentum
-    zero = frozenset(
-        n for n in ("dampening", "weight_decay") if a[n].size and a[n].min() == 0 == a[n].max()
-    )
-
-    def run(flag: bool) -> Verdicts:
-        return run_kernel(
-            _torch_kernel(flag, zero, not full), a, ranges, full=full, threads=threads, shape=shape
-        )
-
-    if not np.any(nest) or np.all(nest):
-        return run(bool(np.any(nest)))
-    plain, nes = run(False), run(True)  # mixed: both families, then select
-    pick = np.broadcast_to(nest, shape)
-    margins = None if not full else np.where(pick, nes.margins, plain.margins)
-    names = plain.names if full else tuple(dict.fromkeys(plain.names + nes.names))
-    return Verdicts(
-        np.where(pick, nes.stable, plain.stable),
-        np.where(pick, nes.margin, plain.margin),
-        names,
-        tuple(dict.fromkeys(plain.implied + nes.implied)),
-        margins,
-        plain.n_certified + nes.n_certified,
-    )
+    return a, nest, shape
 
 
 def _symbol_range(symbol: sp.Symbol) -> Range:

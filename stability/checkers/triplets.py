@@ -251,6 +251,27 @@ def memory1_noise_sum(
         out = np.where(low > 0, tau1 * total, np.inf).reshape(shape)
         out[~strict.stable] = np.inf
         return out
+    coefficients = (f, nz_n, nz_t, width)
+    out = _noise_sum_numpy(a, lam, w, coefficients, tau1, tau2, extra, shape, chunk, threads)
+    out[~strict.stable] = np.inf
+    return out
+
+
+def _noise_sum_numpy(
+    a: dict[str, np.ndarray],
+    lam: np.ndarray,
+    w: np.ndarray,
+    coefficients: tuple[Any, ...],
+    tau1: float,
+    tau2: float,
+    extra: tuple[float, ...],
+    shape: tuple[int, ...],
+    chunk: int,
+    threads: int | None,
+) -> np.ndarray:
+    """The numpy path of :func:`memory1_noise_sum`: blocks of configs against sub-blocks of
+    eigenvalues, ``N`` and ``T = B D + tau2 N`` by Horner, the sum by a matrix product."""
+    f, nz_n, nz_t, width = coefficients
     out = np.empty(shape)
     pairs = max(1, int(chunk))
     per = max(1, pairs // lam.size)  # configs per block
@@ -274,7 +295,6 @@ def memory1_noise_sum(
         outs[0][...] = np.where(low > 0, tau1 * total, np.inf)
 
     run_blocks([a["beta"], a["q0"], a["q1"], a["batch_size"]], [out], block, threads, block=per)
-    out[~strict.stable] = np.inf
     return out
 
 

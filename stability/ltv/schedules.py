@@ -74,75 +74,116 @@ def schedule(kind: str, steps: int, **kw: Any) -> Schedule:
         raise ConfigError(f"steps must be an integer in [1, 1e8], got {describe(steps)}")
     if not isinstance(kind, str):
         raise ConfigError(f"schedule kind must be a name, got {describe(kind)}")
-    t = np.arange(steps, dtype=float)
-
-    def opt(name: str, default: Any) -> float:
-        return to_float(kw.pop(name, default), name)
-
-    if kind == "constant":
-        v, tail = np.ones(steps), "constant"
-    elif kind == "step":
-        ms = np.sort(real_array(kw.pop("milestones", [steps // 2]), "milestones", low=0, ndim=1))
-        g = opt("gamma", 0.1)
-        if g < 0:
-            raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
-        v = g ** np.searchsorted(ms, t, side="right")
-        # after the last milestone the value stays: bounded whichever way it steps
-        tail = (
-            "finite" if ms.size and ms[-1] >= steps else ("nonincreasing" if g <= 1 else "constant")
-        )
-    elif kind == "linear_warmup":
-        w = int(opt("warmup", max(1, steps // 10)))
-        if w < 1:
-            raise ConfigError(f"warmup must be >= 1, got {w}")
-        v, tail = np.minimum((t + 1) / w, 1.0), "constant"
-    elif kind == "cosine":
-        m = opt("min_factor", 0.0)
-        v, tail = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * t / steps)), "finite"
-    elif kind == "polynomial":
-        p = opt("power", 1.0)
-        v, tail = (1 - t / steps) ** p, "finite"
-    elif kind == "exponential":
-        g = opt("gamma", 0.99)
-        if g < 0:
-            raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
-        with np.errstate(over="ignore"):
-            v = g**t
-        if not np.all(np.isfinite(v)):
-            raise ConfigError(f"gamma^steps overflows a float (gamma = {g!r}, steps = {steps})")
-        tail = "nonincreasing" if g <= 1 else "exponential"
-    elif kind == "inverse_time":
-        t0 = opt("t0", 1.0)
-        v, tail = 1 / (1 + t / t0), "nonincreasing"
-    elif kind == "sqrt_growth":
-        v, tail = np.sqrt(t + 1), "unbounded"
-    elif kind == "warm_restarts":
-        period = _count(kw.pop("period", max(2, steps // 4)), "period")
-        mult = _count(kw.pop("mult", 1), "mult")
-        m = opt("min_factor", 0.0)
-        v = np.empty(steps)
-        start, length = 0, period
-        while start < steps:
-            cur = np.arange(min(length, steps - start), dtype=float)
-            v[start : start + cur.size] = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * cur / length))
-            start += length
-            length *= mult
-        tail = "periodic" if mult == 1 else ("dipping" if m == 0 else "periodic")
-    elif kind == "callable":
-        fn = kw.pop("fn", None)
-        if not callable(fn):
-            raise ConfigError("schedule('callable', ...) needs fn=<callable t -> F[t]>")
-        v, tail = np.array([to_float(fn(int(k)), f"fn({int(k)})") for k in t]), "finite"
-    elif kind == "array":
-        values = kw.pop("values", None)
-        if values is None or isinstance(values, str):
-            raise ConfigError("schedule('array', ...) needs values=<array of numbers>")
-        v, tail = real_array(values, "values", low=0, ndim=1), "finite"
-        if v.size != steps:
-            raise ConfigError(f"values must have length steps = {steps}, got {v.size}")
-    else:
-        raise ConfigError(f"unknown schedule kind {kind!r}")
-    if kw:
-        raise ConfigError(f"unknown schedule option(s) {listing(sorted(kw))} for {kind!r}")
-    growth = g if kind == "exponential" and tail == "exponential" else 1.0
+    build = _KINDS.get(kind)
+    if build is None:
+        raise ConfigError(f"schedule kind must be one of {sorted(_KINDS)}, got {describe(kind)}")
+    options = dict(kw)
+    v, tail, growth = build(steps, np.arange(steps, dtype=float), options)
+    if options:
+        raise ConfigError(f"unknown schedule option(s) {listing(sorted(options))} for {kind!r}")
     return Schedule(np.asarray(v, dtype=float), kind, tail, growth)
+
+
+_Window = tuple[np.ndarray, str, float]  # (values, tail, growth after the horizon)
+
+
+def _opt(kw: dict[str, Any], name: str, default: Any) -> float:
+    return to_float(kw.pop(name, default), name)
+
+
+def _gamma(kw: dict[str, Any], default: float) -> float:
+    g = _opt(kw, "gamma", default)
+    if g < 0:
+        raise ConfigError(f"gamma must be in [0, inf), got {describe(g)}")
+    return g
+
+
+def _constant(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    return np.ones(steps), "constant", 1.0
+
+
+def _step(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    ms = np.sort(real_array(kw.pop("milestones", [steps // 2]), "milestones", low=0, ndim=1))
+    g = _gamma(kw, 0.1)
+    # after the last milestone the value stays: bounded whichever way it steps
+    tail = "finite" if ms.size and ms[-1] >= steps else ("nonincreasing" if g <= 1 else "constant")
+    return g ** np.searchsorted(ms, t, side="right"), tail, 1.0
+
+
+def _linear_warmup(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    w = int(_opt(kw, "warmup", max(1, steps // 10)))
+    if w < 1:
+        raise ConfigError(f"warmup must be >= 1, got {w}")
+    return np.minimum((t + 1) / w, 1.0), "constant", 1.0
+
+
+def _cosine(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    m = _opt(kw, "min_factor", 0.0)
+    return m + (1 - m) * 0.5 * (1 + np.cos(np.pi * t / steps)), "finite", 1.0
+
+
+def _polynomial(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    return (1 - t / steps) ** _opt(kw, "power", 1.0), "finite", 1.0
+
+
+def _exponential(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    g = _gamma(kw, 0.99)
+    with np.errstate(over="ignore"):
+        v = g**t
+    if not np.all(np.isfinite(v)):
+        raise ConfigError(f"gamma^steps overflows a float (gamma = {g!r}, steps = {steps})")
+    return (v, "nonincreasing", 1.0) if g <= 1 else (v, "exponential", g)
+
+
+def _inverse_time(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    return 1 / (1 + t / _opt(kw, "t0", 1.0)), "nonincreasing", 1.0
+
+
+def _sqrt_growth(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    return np.sqrt(t + 1), "unbounded", 1.0
+
+
+def _warm_restarts(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    period = _count(kw.pop("period", max(2, steps // 4)), "period")
+    mult = _count(kw.pop("mult", 1), "mult")
+    m = _opt(kw, "min_factor", 0.0)
+    v = np.empty(steps)
+    start, length = 0, period
+    while start < steps:
+        cur = np.arange(min(length, steps - start), dtype=float)
+        v[start : start + cur.size] = m + (1 - m) * 0.5 * (1 + np.cos(np.pi * cur / length))
+        start += length
+        length *= mult
+    return v, "periodic" if mult == 1 else ("dipping" if m == 0 else "periodic"), 1.0
+
+
+def _callable(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    fn = kw.pop("fn", None)
+    if not callable(fn):
+        raise ConfigError("schedule('callable', ...) needs fn=<callable t -> F[t]>")
+    return np.array([to_float(fn(int(k)), f"fn({int(k)})") for k in t]), "finite", 1.0
+
+
+def _array(steps: int, t: np.ndarray, kw: dict[str, Any]) -> _Window:
+    values = kw.pop("values", None)
+    if values is None or isinstance(values, str):
+        raise ConfigError("schedule('array', ...) needs values=<array of numbers>")
+    v = real_array(values, "values", low=0, ndim=1)
+    if v.size != steps:
+        raise ConfigError(f"values must have length steps = {steps}, got {v.size}")
+    return v, "finite", 1.0
+
+
+_KINDS = {
+    "constant": _constant,
+    "step": _step,
+    "linear_warmup": _linear_warmup,
+    "cosine": _cosine,
+    "polynomial": _polynomial,
+    "exponential": _exponential,
+    "inverse_time": _inverse_time,
+    "sqrt_growth": _sqrt_growth,
+    "warm_restarts": _warm_restarts,
+    "callable": _callable,
+    "array": _array,
+}

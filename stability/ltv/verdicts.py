@@ -152,33 +152,49 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
         running_min = np.minimum.accumulate(alpha)
         C = float(np.max(alpha / running_min)) if T else 1.0  # max_{s<=t} alpha[t]/alpha[s]
         rho = b
-    bibo = ues = w_bounded = None
+    out = _infinite_horizon(sched, alpha, b, ratio, {"gain": gain, "rho": rho, "C": C})
+    reasons += out.pop("reasons")
+    gain, rho, C = out["gain"], out["rho"], out["C"]
+    bibo, ues, w_bounded = out["bibo"], out["ues"], out["w_bounded"]
+    if frozen >= 1:
+        reasons.append(
+            f"frozen-pole margin sup|beta r[t]| = {frozen:.4g} >= 1: the sufficient "
+            "test fails, which proves nothing (see UES/BIBO above)"
+        )
+    return LTVVerdict(T, gain, rho, C, frozen, w_gain, bibo, ues, w_bounded, tuple(reasons))
+
+
+def _infinite_horizon(
+    sched: Schedule, alpha: np.ndarray, b: float, ratio: np.ndarray, exact: dict[str, float]
+) -> dict[str, Any]:
+    """The verdicts beyond the horizon, from the schedule's declared tail: BIBO, UES, whether
+    ``w`` itself stays bounded, and the constants they change (gain, rate, UES constant)."""
+    out: dict[str, Any] = {**exact, "bibo": None, "ues": None, "w_bounded": None, "reasons": []}
+    say = out["reasons"].append
     tail = sched.tail
     if tail == "finite":
-        reasons.append("finite horizon: every quantity is finite; constants above are exact")
+        say("finite horizon: every quantity is finite; constants above are exact")
     if tail == "nonincreasing" and np.any(np.diff(alpha) > 0):
         tail = "constant"  # the label promised more than the values hold: bounded only
+    unit = b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)])
     if tail in ("constant", "nonincreasing", "periodic"):
-        bibo = True
         ues = bool(np.all(alpha > 0))
         # w itself is bounded for every bounded input iff sum alpha[t] < inf (geometric decay)
         w_bounded = sched.name == "exponential" and sched.values[-1] < sched.values[0]
-        reasons.append(f"tail '{tail}': sup alpha < inf, so BIBO (gain as above)")
-        if ues:
-            reasons.append(
-                "inf alpha > 0 and sup alpha < inf: UES with rho = beta, C = sup alpha / inf alpha"
-                if tail != "nonincreasing"
-                else "alpha non-increasing: UES with C = 1, rho = beta"
-            )
-            if tail == "nonincreasing":
-                C = 1.0
-        reasons.append(
+        out.update(bibo=True, ues=ues, w_bounded=w_bounded)
+        say(f"tail '{tail}': sup alpha < inf, so BIBO (gain as above)")
+        if ues and tail == "nonincreasing":
+            out["C"] = 1.0
+            say("alpha non-increasing: UES with C = 1, rho = beta")
+        elif ues:
+            say("inf alpha > 0 and sup alpha < inf: UES with rho = beta, C = sup alpha / inf alpha")
+        say(
             "w itself: bounded for all bounded inputs only if sum alpha[t] < inf "
             f"({'summable' if w_bounded else 'not summable'} here)"
         )
     elif tail == "dipping":
-        bibo, ues, w_bounded = True, False, False
-        reasons.append(
+        out.update(bibo=True, ues=False, w_bounded=False)
+        say(
             "restart minima tend to 0 while the peak stays: Phi(t, s) = "
             "beta^(t-s) alpha[t-1]/alpha[s-1] has no uniform constant -> not UES; "
             "sup alpha < inf -> BIBO"
@@ -186,33 +202,24 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
     elif tail == "exponential":
         g = sched.growth
         rate = b * g
-        bibo, w_bounded, gain = False, False, math.inf
-        reasons.append(f"alpha[t] grows by {g:.6g} per step after the horizon: not BIBO")
+        out.update(bibo=False, w_bounded=False, gain=math.inf)
+        say(f"alpha[t] grows by {g:.6g} per step after the horizon: not BIBO")
         if rate < 1:
-            ues = True
             rho = rate * (1 + 1e-9)
-            C = ues_constant(b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)]), rho)
-            reasons.append(
-                f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) < 1: UES with that rate"
-            )
+            out.update(ues=True, rho=rho, C=ues_constant(unit, rho))
+            say(f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) < 1: UES with that rate")
         else:
-            ues, rho, C = False, rate, math.inf
-            reasons.append(
+            out.update(ues=False, rho=rate, C=math.inf)
+            say(
                 f"|Phi(t, s)| ~ (beta g)^(t-s) = {rate:.6g}^(t-s) >= 1: not UES "
                 "(the filter's state grows without bound)"
             )
     elif tail == "unbounded":
-        bibo, ues, w_bounded = False, True, False
-        gain = math.inf
-        reasons.append(
+        rho = b + (1 - b) * 1e-3
+        out.update(bibo=False, ues=True, w_bounded=False, gain=math.inf, rho=rho)
+        out["C"] = ues_constant(unit, rho)
+        say(
             "alpha[t] -> inf: not BIBO (gain grows with the horizon); growth is "
             "subexponential, so UES holds for every rho > beta"
         )
-        rho = b + (1 - b) * 1e-3
-        C = ues_constant(b * np.concatenate([[1.0], np.nan_to_num(ratio, nan=1.0)]), rho)
-    if frozen >= 1:
-        reasons.append(
-            f"frozen-pole margin sup|beta r[t]| = {frozen:.4g} >= 1: the sufficient "
-            "test fails, which proves nothing (see UES/BIBO above)"
-        )
-    return LTVVerdict(T, gain, rho, C, frozen, w_gain, bibo, ues, w_bounded, tuple(reasons))
+    return out
