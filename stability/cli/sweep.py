@@ -165,10 +165,36 @@ def sweep(
     """
     if spectrum is None and eigenvalues is not None:
         spectrum = Spectrum.from_arrays(eigenvalues)
-
     ax = [axes.get(n) or Axis.of(n, [0.0]) for n in NAMES]
     shape = tuple(a.size for a in ax)
     n = math.prod(shape)  # Python ints: no overflow, no materialised axis
+    path = _check_grid(ax, n, out)
+    _check_ranges(ax, nesterov, lambda_max)
+    noisy = batch_size is not None
+    noise_setup = _noise_setup(ax, spectrum, noise, nesterov) if noisy else None
+    per_config = _CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 16 * noisy)
+    folder = path.parent if str(path.parent) else Path(".")
+    free = shutil.disk_usage(folder).free
+    if n * per_config > free:
+        raise ConfigError(
+            f"the sweep needs about {n * per_config / 1e9:.1f} GB in {folder}, only "
+            f"{free / 1e9:.1f} GB are free"
+        )
+    show = _progress(
+        progress if progress is not None else (n > 4_000_000 or (noisy and n > 200_000))
+    )
+    writer = _CsvWriter(path, NAMES) if path.suffix == ".csv" else _NpzWriter(path, shape, noisy)
+    try:
+        n_stable = _run_slabs(ax, writer, show, nesterov, lambda_max, noise_setup, batch_size)
+        writer.finish({a.name: a for a in ax}, nesterov, lambda_max)
+    except BaseException:
+        writer.abort()
+        raise
+    return SweepSummary(shape, n, n_stable, path)
+
+
+def _check_grid(ax: list[Axis], n: int, out: str | os.PathLike[str]) -> Path:
+    """The grid size and the output path (suffix, folder, writable) before anything runs."""
     if n > MAX_CONFIGS:
         raise ConfigError(f"the grid has {n:,} configs; a sweep takes at most {MAX_CONFIGS:,}")
     for a in ax[1:]:
@@ -187,7 +213,11 @@ def sweep(
         raise ConfigError(f"--out names a directory: {path}")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"--out folder is not writable: {folder}")
-    # the ranges, checked on the extremes of each axis by the checker itself
+    return path
+
+
+def _check_ranges(ax: list[Axis], nesterov: bool, lambda_max: float) -> None:
+    """The axis ranges, checked on the extremes of each axis by the checker itself."""
     probe = [
         a.extremes().reshape([-1 if i == j else 1 for j in range(4)]) for i, a in enumerate(ax)
     ]
@@ -204,83 +234,82 @@ def sweep(
         raise ConfigError(
             re.sub(r" \(\d+ config\(s\), first at flat index \d+\)", "", str(exc))
         ) from None
-    noisy = batch_size is not None
-    if noisy:
-        if spectrum is None:
-            raise ConfigError("--batch-size needs --spectrum or --power-law")
-        if ax[3].size > 1:
-            raise ConfigError("the noise sweep needs a single weight decay value")
-        spectrum = as_spectrum(spectrum)
-        if isinstance(spectrum, PowerLawSpectrum) and spectrum.N is None:
-            raise ConfigError(
-                "the noise sweep needs a finite power law (give N; any size works, the sum "
-                "is certified on a compressed spectrum)"
-            )
-        model = get_noise_model(noise)
-        _, triplet = family_triplet("torch_nesterov" if nesterov else "torch_sgd")
-    per_config = _CSV_BYTES if path.suffix == ".csv" else 2 * (10 + 16 * noisy)
-    need = n * per_config
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise ConfigError(
-            f"the sweep needs about {need / 1e9:.1f} GB in {folder}, only "
-            f"{free / 1e9:.1f} GB are free"
-        )
 
+
+def _noise_setup(ax: list[Axis], spectrum: Any, noise: str, nesterov: bool) -> tuple[Any, ...]:
+    """``(spectrum, noise model, triplet of the family)`` of a noise sweep."""
+    if spectrum is None:
+        raise ConfigError("--batch-size needs --spectrum or --power-law")
+    if ax[3].size > 1:
+        raise ConfigError("the noise sweep needs a single weight decay value")
+    spectrum = as_spectrum(spectrum)
+    if isinstance(spectrum, PowerLawSpectrum) and spectrum.N is None:
+        raise ConfigError(
+            "the noise sweep needs a finite power law (give N; any size works, the sum "
+            "is certified on a compressed spectrum)"
+        )
+    _, triplet = family_triplet("torch_nesterov" if nesterov else "torch_sgd")
+    return spectrum, get_noise_model(noise), triplet
+
+
+def _run_slabs(
+    ax: list[Axis],
+    writer: Any,
+    show: Callable[[int, int], None],
+    nesterov: bool,
+    lambda_max: float,
+    noise_setup: tuple[Any, ...] | None,
+    batch_size: float | None,
+) -> int:
+    """Check the grid slab by slab of learning rates, write each slab; the stable count."""
+    shape = tuple(a.size for a in ax)
+    n = math.prod(shape)
     other = [
         a.array().reshape([-1 if i == j else 1 for j in range(4)])
         for i, a in enumerate(ax)
         if i > 0
     ]
     per_row = n // shape[0]
-    chunk = SWEEP_CHUNK if not noisy else max(1, SWEEP_CHUNK // 100)
+    chunk = SWEEP_CHUNK if noise_setup is None else max(1, SWEEP_CHUNK // 100)
     rows = max(1, chunk // max(per_row, 1))
-    show = _progress(
-        progress if progress is not None else (n > 4_000_000 or (noisy and n > 200_000))
-    )
-    writer = _CsvWriter(path, NAMES) if path.suffix == ".csv" else _NpzWriter(path, shape, noisy)
     n_stable = 0
-    try:
-        for i0 in range(0, shape[0], rows):
-            lr = ax[0].slab(i0, i0 + rows).reshape(-1, 1, 1, 1)
-            v = torch_sgd_margins(
-                lr=lr,
-                momentum=other[0],
-                dampening=other[1],
-                weight_decay=other[2],
-                nesterov=nesterov,
-                lambda_max=lambda_max,
+    for i0 in range(0, shape[0], rows):
+        lr = ax[0].slab(i0, i0 + rows).reshape(-1, 1, 1, 1)
+        v = torch_sgd_margins(
+            lr=lr,
+            momentum=other[0],
+            dampening=other[1],
+            weight_decay=other[2],
+            nesterov=nesterov,
+            lambda_max=lambda_max,
+        )
+        U = None
+        ok = v.stable
+        if noise_setup is not None:
+            spectrum, model, triplet = noise_setup
+            mu, tau = other[0], other[1]
+            trip = (
+                triplet(lr, mu) if nesterov else triplet(lr, mu, np.where(mu == 0, 0.0, tau))
+            )  # no buffer at mu = 0
+            nb = memory1_noise_bounds(
+                beta=trip[0],
+                q0=trip[1],
+                q1=trip[2],
+                spectrum=spectrum,
+                shift=float(ax[3].slab(0, 1)[0]),
+                batch_size=float(batch_size),
+                tau1=model.tau1,
+                tau2=model.tau2,
             )
-            U = None
-            if noisy:
-                mu, tau = other[0], other[1]
-                trip = (
-                    triplet(lr, mu) if nesterov else triplet(lr, mu, np.where(mu == 0, 0.0, tau))
-                )  # no buffer at mu = 0
-                nb = memory1_noise_bounds(
-                    beta=trip[0],
-                    q0=trip[1],
-                    q1=trip[2],
-                    spectrum=spectrum,
-                    shift=float(ax[3].slab(0, 1)[0]),
-                    batch_size=float(batch_size),
-                    tau1=model.tau1,
-                    tau2=model.tau2,
-                )
-                U = (
-                    np.broadcast_to(nb.U, v.stable.shape),
-                    np.broadcast_to(nb.error, v.stable.shape),
-                )
-                bounded = np.broadcast_to(nb.bounded, v.stable.shape)
-            ok = v.stable if U is None else v.stable & bounded
-            n_stable += int(np.count_nonzero(ok))
-            writer.write(lr, other, v.stable, v.margin, U, ok)
-            show(min(shape[0], i0 + rows) * per_row, n)
-        writer.finish({**{a.name: a for a in ax}}, nesterov, lambda_max)
-    except BaseException:
-        writer.abort()
-        raise
-    return SweepSummary(shape, n, n_stable, path)
+            U = (
+                np.broadcast_to(nb.U, v.stable.shape),
+                np.broadcast_to(nb.error, v.stable.shape),
+            )
+            ok = v.stable & np.broadcast_to(nb.bounded, v.stable.shape)
+        n_stable += int(np.count_nonzero(ok))
+        writer.write(lr, other, v.stable, v.margin, U, ok)
+        show(min(shape[0], i0 + rows) * per_row, n)
+    return n_stable
 
 
 def publish(tmp: str | Path, path: Path) -> None:
