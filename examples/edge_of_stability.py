@@ -4,8 +4,8 @@ it there (Cohen et al., 2021; for Adam the preconditioned sharpness, Cohen et al
 
 For GD, heavy ball, Nesterov (torch conventions) and Adam the script tracks
 ``sharpness / threshold`` every few steps with the package's own estimator
-(:mod:`stability.training.curvature`) and threshold (:func:`stability.check`), prints the plateau and
-writes ``edge_of_stability.png``. Needs torch and scikit-learn. Runs in a few minutes.
+(:mod:`stability.training.curvature`) and threshold (:func:`stability.check`), prints the
+plateau and writes ``edge_of_stability.png``. Needs torch and scikit-learn. Runs in a few minutes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import stability as stb
-from stability.report import check
+from stability import check
 
 EIGENVALUES = np.linspace(0.5, 20.0, 16)  # e.g. Hessian eigenvalues from a Lanczos run
 

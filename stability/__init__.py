@@ -51,6 +51,7 @@ from . import symbols
 from .algorithms import MemoryAlgorithm
 from .charpoly import CharPoly, Multistep, Triplet
 from .checkers.searches import critical_batch_size, max_stable_lr
+from .checking import check
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
 from .ltv.filters import lowpass_filter
@@ -81,7 +82,7 @@ from .optimizers import (
 from .regions.conditions import strict_stability_conditions
 from .regions.rootconditions import hurwitz_conditions, schur_conditions
 from .regions.verdicts import is_strictly_stable
-from .report import Report, check
+from .report import Report
 
 __version__ = "0.1.0.dev0"
 

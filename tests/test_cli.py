@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import stability as stb
+from stability import check
 from stability.cli import main
-from stability.report import check
 
 
 def run(argv, capsys):

@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import stability as stb
+from stability import check, ltv
 from stability import checkers as ck
-from stability import ltv
 from stability import noise as nz
 from stability.cli import main
-from stability.report import check
 
 
 def run(argv, capsys):

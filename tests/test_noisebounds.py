@@ -255,7 +255,7 @@ def test_report_verdicts_on_long_spectra_are_certified():
 
 
 def stb_check(cfg, spec):
-    from stability.report import check
+    from stability import check
 
     return check(cfg, spectrum=spec, batch_size=32)
 

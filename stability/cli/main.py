@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, progress
+from ..checking import check
 from ..configs import ALIASES, KINDS, kind_of
 from ..errors import ConfigError, StabilityError, describe, listing
 from ..latex import derive
 from ..noise.spectra import power_law
-from ..report import check
 from .inputs import (
     CONFIG_KEYS,
     CURVATURE_KEYS,
