@@ -1,6 +1,6 @@
 """Stationary fluctuations of SGD with additive noise (Liu, Ziyin and Ueda, 2021):
-discrete-time variance ``alpha sigma^2 / (h (2 - alpha h))`` against the continuous-time
-``alpha sigma^2 / (2h)``; the ratio ``2/(2 - alpha h)`` blows up at the stability edge.
+discrete-time variance ``lr sigma^2 / (h (2 - lr h))`` against the continuous-time
+``lr sigma^2 / (2h)``; the ratio ``2/(2 - lr h)`` blows up at the stability edge.
 Monte Carlo points check it.
 
 Writes ``stationary_fluctuations.png`` (or the path given as the first argument).
@@ -35,13 +35,13 @@ def main(out: str = "stationary_fluctuations.png") -> None:
         mc_ratio.append(np.mean(acc) / (a * s2 / (2 * h)))
     hb = fl.stationary_covariance(stb.heavy_ball(0.1, 0.9), [[h]], s2).w[0, 0]
     print(
-        f"SGD alpha=0.1: Var = {float(fl.sgd_variance(0.1, h, s2)):.10f}; "
+        f"SGD lr=0.1: Var = {float(fl.sgd_variance(0.1, h, s2)):.10f}; "
         f"heavy ball beta=0.9: Var = {hb:.10f}"
     )
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.semilogy(ah, ratio, label="exact: 2/(2 - alpha h)")
+    ax.semilogy(ah, ratio, label="exact: 2/(2 - lr h)")
     ax.semilogy(mc_ah, mc_ratio, "o", label="Monte Carlo")
-    ax.axvline(2.0, color="r", ls="--", label="stability edge alpha h = 2")
+    ax.axvline(2.0, color="r", ls="--", label="stability edge lr h = 2")
     ax.set_xlabel("alpha h")
     ax.set_ylabel("Var (discrete) / Var (continuous time)")
     ax.set_title("SGD fluctuations: discrete vs continuous time")

@@ -134,43 +134,46 @@ def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, sigma2: Any = sig
     return sp.factor(sp.cancel(to_sympy(sigma2, "sigma2") * X[0, 0]))
 
 
-def sgd_variance(alpha: Any = S.alpha, h: Any = S.h, noise: Any = sigma2) -> sp.Expr:
-    """SGD: ``alpha sigma^2 / (h (2 - alpha h))`` (docs §5)."""
-    a, hh, s2 = (to_sympy(x, n) for x, n in ((alpha, "alpha"), (h, "h"), (noise, "noise")))
+def sgd_variance(lr: Any = S.lr, h: Any = S.h, sigma2: Any = sigma2) -> sp.Expr:
+    """SGD: ``lr sigma^2 / (h (2 - lr h))`` (docs §5; ``sigma2`` the additive gradient-noise
+    variance)."""
+    a, hh, s2 = (to_sympy(x, n) for x, n in ((lr, "lr"), (h, "h"), (sigma2, "sigma2")))
     return a * s2 / (hh * (2 - a * hh))
 
 
 def heavy_ball_variance(
-    alpha: Any = S.alpha, beta: Any = S.beta, h: Any = S.h, noise: Any = sigma2
+    lr: Any = S.lr, momentum: Any = S.beta, h: Any = S.h, sigma2: Any = sigma2
 ) -> sp.Expr:
-    """Heavy ball: ``alpha sigma^2 (1+beta) / (h (1-beta) (2(1+beta) - alpha h))``."""
+    """Heavy ball: ``lr sigma^2 (1+beta) / (h (1-beta) (2(1+beta) - lr h))``, ``beta`` the
+    momentum."""
     a, b, hh, s2 = (
-        to_sympy(x, n) for x, n in ((alpha, "alpha"), (beta, "beta"), (h, "h"), (noise, "noise"))
+        to_sympy(x, n)
+        for x, n in ((lr, "lr"), (momentum, "momentum"), (h, "h"), (sigma2, "sigma2"))
     )
     return a * s2 * (1 + b) / (hh * (1 - b) * (2 * (1 + b) - a * hh))
 
 
-def continuous_time_ratio(alpha: Any = S.alpha, h: Any = S.h) -> sp.Expr:
-    """Discrete SGD variance over the continuous-time prediction ``alpha sigma^2/(2h)``."""
-    return sp.factor(
-        sgd_variance(alpha, h) / (to_sympy(alpha, "alpha") * sigma2 / (2 * to_sympy(h, "h")))
-    )
+def continuous_time_ratio(lr: Any = S.lr, h: Any = S.h) -> sp.Expr:
+    """Discrete SGD variance over the continuous-time prediction ``lr sigma^2/(2h)``."""
+    return sp.factor(sgd_variance(lr, h) / (to_sympy(lr, "lr") * sigma2 / (2 * to_sympy(h, "h"))))
 
 
 def minibatch_gaussian_variance(
-    alpha: Any, a: Any, noise: Any, S_batch: Any
+    lr: Any, a: Any, sigma2: Any, batch_size: Any
 ) -> tuple[sp.Expr, sp.Expr]:
-    """Exact 1-D mini-batch SGD with Gaussian inputs (variance ``a``) and label noise.
+    """Exact 1-D mini-batch SGD with Gaussian inputs (variance ``a``) and label noise of
+    variance ``sigma2``, batches of ``S = batch_size``.
 
-    Returns ``(Var, threshold)`` with ``Var = alpha sigma^2 / (S (2 - alpha a (1 + 2/S)))``,
-    valid iff ``alpha < threshold = 2S / (a (S + 2))``.
+    Returns ``(Var, threshold)`` with ``Var = lr sigma^2 / (S (2 - lr a (1 + 2/S)))``,
+    valid iff ``lr < threshold = 2S / (a (S + 2))``.
     """
     al, aa, s2, Sb = (
-        to_sympy(x, n) for x, n in ((alpha, "alpha"), (a, "a"), (noise, "noise"), (S_batch, "S"))
+        to_sympy(x, n)
+        for x, n in ((lr, "lr"), (a, "a"), (sigma2, "sigma2"), (batch_size, "batch_size"))
     )
     threshold = 2 * Sb / (aa * (Sb + 2))
     if al.is_number and threshold.is_number and not al < threshold:
-        raise StabilityError(f"alpha must be < 2S/(a(S+2)) = {threshold}, got {describe(alpha)}")
+        raise StabilityError(f"lr must be < 2S/(a(S+2)) = {threshold}, got {describe(lr)}")
     return al * s2 / (Sb * (2 - al * aa * (1 + 2 / Sb))), threshold
 
 

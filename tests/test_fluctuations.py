@@ -29,7 +29,7 @@ def test_doubling_lyapunov_matches_scipy():
 @pytest.mark.symbolic
 @pytest.mark.timeout(120)
 def test_closed_forms_from_the_lyapunov_system():
-    a, b, h = S.alpha, S.beta, S.h
+    a, b, h = S.lr, S.beta, S.h
     assert sp.simplify(fl.stationary_variance_1d(stb.gd(a)) - fl.sgd_variance()) == 0
     assert (
         sp.simplify(fl.stationary_variance_1d(stb.heavy_ball(a, b)) - fl.heavy_ball_variance()) == 0
@@ -124,7 +124,7 @@ def test_minibatch_gaussian_variance_vs_monte_carlo(S_batch):
     emp = samples.var()
     se = emp * np.sqrt(2 / (len(samples) / 2))
     assert abs(emp - float(var)) < 5 * se
-    with pytest.raises(stb.StabilityError, match="alpha must be <"):
+    with pytest.raises(stb.StabilityError, match="lr must be <"):
         fl.minibatch_gaussian_variance(2.0, a, s2, S_batch)
 
 

@@ -23,14 +23,15 @@ __all__ = [
 ]
 
 
-def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
-    """The filter with constant ``alpha`` as a memory-1 algorithm (via its multistep form).
+def filter_as_algorithm(filt: AutoSGMFilter, lr: Any):
+    """The filter with a constant step ``alpha[t] = lr`` as a memory-1 algorithm (via its
+    multistep form).
 
-    ``(1 - beta z^-1)(w[t+1] - w[t]) = -alpha eta (1 - gamma z^-1) g[t]`` gives
-    ``w[t+1] = (1+beta) w[t] - beta w[t-1] - alpha eta g[t] + alpha eta gamma g[t-1]``.
+    ``(1 - beta z^-1)(w[t+1] - w[t]) = -lr eta (1 - gamma z^-1) g[t]`` gives
+    ``w[t+1] = (1+beta) w[t] - beta w[t-1] - lr eta g[t] + lr eta gamma g[t-1]``.
     """
 
-    a = to_sympy(alpha, "alpha")
+    a = to_sympy(lr, "lr")
     return from_multistep(
         [-filt.beta, 1 + filt.beta],
         [a * filt.eta * filt.gamma, -a * filt.eta],
@@ -39,19 +40,19 @@ def filter_as_algorithm(filt: AutoSGMFilter, alpha: Any):
 
 
 def filter_stationary_variance(
-    filt: AutoSGMFilter, alpha: Any, h: Any, noise: Any
+    filt: AutoSGMFilter, lr: Any, h: Any, sigma2: Any
 ) -> tuple[sp.Expr, list[sp.Expr]]:
     """docs §7: stationary ``Var w`` of the filter on a noisy 1-D quadratic, and the
     stability conditions (all must be ``> 0``).
 
-    With ``l = eta alpha`` and ``q = eta alpha h``:
+    With a constant step ``alpha[t] = lr``, ``l = eta lr`` and ``q = eta lr h``:
     ``Var = l s2 [(1+beta)(1-gamma) + q gamma (1+gamma)] /
     (h (1 - beta + q gamma)(2(1+beta) - q(1+gamma)))``; stable iff ``q(1-gamma) > 0``,
     ``q(1+gamma) < 2(1+beta)``, ``|beta - q gamma| < 1``. (The notes' range
     ``alpha < (1+beta)/(eta lambda)`` is sufficient only.)
     """
     b, g, e = filt.beta, filt.gamma, filt.eta
-    a, hh, s2 = to_sympy(alpha, "alpha"), to_sympy(h, "h"), to_sympy(noise, "noise")
+    a, hh, s2 = to_sympy(lr, "lr"), to_sympy(h, "h"), to_sympy(sigma2, "sigma2")
     ell, q = e * a, e * a * hh
     var = (
         ell
