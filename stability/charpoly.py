@@ -27,6 +27,7 @@ __all__ = [
     "CharPoly",
     "Multistep",
     "Triplet",
+    "char_det",
     "charpoly",
     "effective_lr",
     "leading_eigenvalue_series",

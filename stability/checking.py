@@ -22,7 +22,7 @@ from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict
 from .noise.spectra import PowerLawSpectrum, as_spectrum
-from .noise.sums import shift_note, stability_sum
+from .noise.sums import _shift_note, stability_sum
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions.geometry import spectral_radius
 from .regions.verdicts import is_strictly_stable
@@ -32,7 +32,7 @@ from .training.schedulers import is_torch_scheduler, schedule_from_torch
 __all__ = ["check"]
 
 
-CAVEATS = (
+_CAVEATS = (
     "Linearised analysis: exact for a quadratic loss with the given curvatures; near a minimum "
     "of a smooth loss it describes the local dynamics, not a worst-case guarantee.",
 )
@@ -97,7 +97,7 @@ def check(
         worst.spectrum,
         worst.effective_lr,
         worst.strict,
-        caveats=list(CAVEATS),
+        caveats=list(_CAVEATS),
         groups=reports,
     )
 
@@ -113,9 +113,9 @@ def _check_one(
     alg = opt.algorithm
     shift = float(to_exact(opt.curvature_shift))
     cur = _curvature(alg, opt.curvature_shift, lambda_max, spectrum)
-    caveats = [*CAVEATS, *cur.notes]
+    caveats = [*_CAVEATS, *cur.notes]
     if shift:
-        caveats.append(shift_note(shift))
+        caveats.append(_shift_note(shift))
     a_eff = float(alg.effective_lr())
     noise_info = None
     if batch_size is not None:
@@ -127,12 +127,12 @@ def _check_one(
     sched_info = None
     if schedule is not None:
         sched_info = _schedule_info(opt, schedule, max_lr, a_eff)
-        caveats.append(SCHEDULE_CAVEAT)
+        caveats.append(_SCHEDULE_CAVEAT)
     label = cur.label
     adam_info = None
     if opt.kind is not None and opt.kind.family == "adam":
         adam_info = _adam_info(opt, cur.strict, shift, cur.top)
-        caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [ADAM_TRANSIENT]
+        caveats = [c for c in caveats if c not in opt.notes] + list(opt.notes) + [_ADAM_TRANSIENT]
         label = f"preconditioned curvatures (eigenvalues of P^-1 H): {label}"
     return Report(
         _verdict(cur.strict, noise_info, sched_info),
@@ -219,7 +219,7 @@ def _noise_info(
     return info, res.notes
 
 
-SCHEDULE_CAVEAT = (
+_SCHEDULE_CAVEAT = (
     "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t] (the LTV view), "
     "not the loss; the peak and first crossing compare lr F[t] with the largest stable lr at "
     "the given curvature (frozen over the schedule)"
@@ -248,7 +248,7 @@ def _verdict(strict: Any, noise_info: Any, sched_info: Any) -> str:
     return "stable" if stable else "unstable"
 
 
-ADAM_TRANSIENT = (
+_ADAM_TRANSIENT = (
     "bias corrections (1 - beta1^t, 1 - beta2^t) act during the first ~1/(1 - beta2) steps: "
     "the verdict concerns the steady state"
 )

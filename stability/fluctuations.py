@@ -32,8 +32,6 @@ __all__ = [
     "unit_noise_covariance",
 ]
 
-sigma2 = S.sigma2
-
 
 def solve_lyapunov(
     A: np.ndarray, Q: np.ndarray, *, tol: float = 1e-15, max_iter: int = 200
@@ -122,7 +120,7 @@ def unit_noise_covariance(alg: MemoryAlgorithm, lam: Any = S.lam) -> sp.Matrix:
     return X.subs(sol[0]).applyfunc(lambda e: sp.factor(sp.cancel(e)))
 
 
-def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, sigma2: Any = sigma2) -> sp.Expr:
+def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, sigma2: Any = S.sigma2) -> sp.Expr:
     """Exact stationary ``Var w`` in one dimension (curvature ``h``, additive gradient-noise
     variance ``sigma2``): ``sigma2 X_11`` with ``X`` from :func:`unit_noise_covariance`.
 
@@ -134,7 +132,7 @@ def stationary_variance_1d(alg: MemoryAlgorithm, h: Any = S.h, sigma2: Any = sig
     return sp.factor(sp.cancel(to_sympy(sigma2, "sigma2") * X[0, 0]))
 
 
-def sgd_variance(lr: Any = S.lr, h: Any = S.h, sigma2: Any = sigma2) -> sp.Expr:
+def sgd_variance(lr: Any = S.lr, h: Any = S.h, sigma2: Any = S.sigma2) -> sp.Expr:
     """SGD: ``lr sigma^2 / (h (2 - lr h))`` (docs §5; ``sigma2`` the additive gradient-noise
     variance)."""
     a, hh, s2 = (to_sympy(x, n) for x, n in ((lr, "lr"), (h, "h"), (sigma2, "sigma2")))
@@ -142,7 +140,7 @@ def sgd_variance(lr: Any = S.lr, h: Any = S.h, sigma2: Any = sigma2) -> sp.Expr:
 
 
 def heavy_ball_variance(
-    lr: Any = S.lr, momentum: Any = S.beta, h: Any = S.h, sigma2: Any = sigma2
+    lr: Any = S.lr, momentum: Any = S.beta, h: Any = S.h, sigma2: Any = S.sigma2
 ) -> sp.Expr:
     """Heavy ball: ``lr sigma^2 (1+beta) / (h (1-beta) (2(1+beta) - lr h))``, ``beta`` the
     momentum."""
@@ -155,7 +153,7 @@ def heavy_ball_variance(
 
 def continuous_time_ratio(lr: Any = S.lr, h: Any = S.h) -> sp.Expr:
     """Discrete SGD variance over the continuous-time prediction ``lr sigma^2/(2h)``."""
-    return sp.factor(sgd_variance(lr, h) / (to_sympy(lr, "lr") * sigma2 / (2 * to_sympy(h, "h"))))
+    return sp.factor(sgd_variance(lr, h) / (to_sympy(lr, "lr") * S.sigma2 / (2 * to_sympy(h, "h"))))
 
 
 def minibatch_gaussian_variance(

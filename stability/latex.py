@@ -23,7 +23,7 @@ from .noise.terms import noise_term
 from .regions.conditions import strict_stability_conditions
 from .regions.geometry import stability_triangle
 
-__all__ = ["Derivation", "Step", "derive", "latex"]
+__all__ = ["Derivation", "NAMED", "StabilityLatexPrinter", "Step", "derive", "latex", "write_all"]
 
 NAMED = ("gd", "heavy_ball", "nesterov", "memory1", "momentum_kick", "sgd", "adam")
 

@@ -24,6 +24,7 @@ __all__ = [
     "plot_heavy_ball_vs_memory1",
     "plot_loss_curves",
     "plot_lr_momentum_region",
+    "plot_monitor",
     "plot_schedule_verdict",
     "plot_stability_sum",
     "plot_stability_sum_vs_lr",

@@ -18,7 +18,7 @@ from .errors import ConfigError, describe
 
 __all__ = ["simulate", "simulate_multistep"]
 
-Grad = Callable[[np.ndarray], np.ndarray]
+_Grad = Callable[[np.ndarray], np.ndarray]
 
 
 def _as_vector(x: Any, name: str) -> np.ndarray:
@@ -35,7 +35,7 @@ def _check_steps(steps: int) -> None:
         raise ConfigError(f"steps must be an integer >= 0, got {describe(steps)}")
 
 
-def simulate(alg: MemoryAlgorithm, grad: Grad, w0: Any, steps: int, u0: Any = None) -> np.ndarray:
+def simulate(alg: MemoryAlgorithm, grad: _Grad, w0: Any, steps: int, u0: Any = None) -> np.ndarray:
     """Iterates ``w_0 .. w_steps`` of ``alg`` from ``(w0, u0)`` (``u0 = 0`` by default).
 
     Returns an array of shape ``(steps + 1, d)``.
@@ -59,7 +59,7 @@ def simulate(alg: MemoryAlgorithm, grad: Grad, w0: Any, steps: int, u0: Any = No
     return out
 
 
-def simulate_multistep(ms: Multistep, grad: Grad, history: Any, steps: int) -> np.ndarray:
+def simulate_multistep(ms: Multistep, grad: _Grad, history: Any, steps: int) -> np.ndarray:
     """Continue the Theorem 1 recurrence from ``history = [w_{-M}, ..., w_0]``.
 
     Returns the iterates ``w_{-M} .. w_steps`` (shape ``(M + 1 + steps, d)``).

@@ -87,6 +87,12 @@ REMOVED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reaso
 }
 ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     "stability.algorithms": {"update_matrices": "the one batched construction of S_lambda"},
+    "stability.charpoly": {"char_det": "det(xi I - D), public (it lacked the underscore)"},
+    "stability.latex": {
+        n: "public (it lacked the underscore)"
+        for n in ("NAMED", "StabilityLatexPrinter", "write_all")
+    },
+    "stability.plots": {"plot_monitor": "public (it lacked the underscore)"},
     "stability.errors": {
         n: "the wording of messages lives with the errors (was stability._values)"
         for n in ("describe", "interval_text", "listing")

@@ -43,9 +43,17 @@ from ..errors import ConfigError
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from . import _backend, _compiled
 from ._kernels import term_sum
-from .triplets import memory1_interval_margins, noise_coefficients, noise_inputs, noise_params
+from .triplets import _noise_coefficients, _noise_inputs, _noise_params, memory1_interval_margins
 
-__all__ = ["Bins", "NoiseBounds", "compress", "memory1_noise_bounds"]
+__all__ = [
+    "Bins",
+    "MAX_POINTS",
+    "NoiseBounds",
+    "ROUNDING",
+    "STAGES",
+    "compress",
+    "memory1_noise_bounds",
+]
 
 ROUNDING = 1e-13
 """Relative rounding allowance on each polynomial (times the sum of its terms' sizes)."""
@@ -207,15 +215,15 @@ def _array_bins(spec: Spectrum, head: int, ratio: float) -> Bins:
 
 @cache
 def _abs_exprs(shifted: bool) -> tuple[sp.Expr, ...]:
-    """The coefficients of ``N`` and ``D`` (as :func:`noise_coefficients`) with every term
+    """The coefficients of ``N`` and ``D`` (as :func:`_noise_coefficients`) with every term
     replaced by its absolute value: bounds on the size of the float evaluation."""
-    *_, exprs = noise_coefficients(shifted)
+    *_, exprs = _noise_coefficients(shifted)
     return tuple(term_sum(e) for e in exprs)
 
 
 @cache
 def _abs_coefficients(shifted: bool):
-    return sp.lambdify(noise_params(shifted), list(_abs_exprs(shifted)), modules="numpy")
+    return sp.lambdify(_noise_params(shifted), list(_abs_exprs(shifted)), modules="numpy")
 
 
 def _interval(coeffs: list[np.ndarray], sizes: list[np.ndarray], a: np.ndarray, b: np.ndarray):
@@ -288,8 +296,8 @@ def _bounds_on(
     extra = (omega,) if shifted else ()
     if _backend.wanted(cols[0].size * len(bins)):
         return _compiled.run_noise_bounds(
-            noise_params(shifted),
-            noise_coefficients(shifted)[3],
+            _noise_params(shifted),
+            _noise_coefficients(shifted)[3],
             _abs_exprs(shifted),
             cols,
             bins,
@@ -299,7 +307,7 @@ def _bounds_on(
             threads,
             omega,
         )
-    f, *_ = noise_coefficients(shifted)
+    f, *_ = _noise_coefficients(shifted)
     g = _abs_coefficients(shifted)
     m = cols[0].size
     lower, upper = np.empty(m), np.empty(m)
@@ -355,7 +363,7 @@ def memory1_noise_bounds(
     >>> r.bounded.tolist(), r.U.round(4).tolist(), bool((r.error < 1e-4 * r.U).all())
     ([True, False], [0.3758, 2.1667], True)
     """
-    a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
+    a = _noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
     spec = as_spectrum(spectrum)
     if not (math.isfinite(shift) and shift >= 0):
         raise ConfigError(f"shift (weight decay) must be in [0, inf), got {shift!r}")

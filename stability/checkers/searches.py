@@ -28,7 +28,7 @@ from ..errors import ConfigError, describe
 from ..methods import get_method, torch_sgd
 from ..noise.models import NoiseModel, get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
-from ..noise.sums import check_shift, stability_sum
+from ..noise.sums import _check_shift, stability_sum
 from ..optimizers import ConfiguredOptimizer, from_optimizer
 from ..regions.verdicts import is_strictly_stable
 from .bounds import memory1_noise_bounds
@@ -90,7 +90,7 @@ def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
     def build(lr: float) -> MemoryAlgorithm:
         return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
 
-    return _family(build, float(opt.config[key]), check_shift(opt.curvature_shift)[1])
+    return _family(build, float(opt.config[key]), _check_shift(opt.curvature_shift)[1])
 
 
 def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Family:
@@ -104,7 +104,7 @@ def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Famil
                 "momentum, dampening, weight_decay, nesterov"
             )
         fixed = dict(fixed)
-        shift = check_shift(fixed.pop("weight_decay", 0))[1]
+        shift = _check_shift(fixed.pop("weight_decay", 0))[1]
         torch_sgd(1.0, **fixed)  # validates the fixed settings once
         return _family(lambda lr: torch_sgd(lr, **fixed), 1 / lam_top, shift)
     method = get_method(family)
@@ -324,7 +324,7 @@ def critical_batch_size(
     """
     model = get_noise_model(noise)
     spec = as_spectrum(spectrum)
-    omega, omega_x = check_shift(shift)
+    omega, omega_x = _check_shift(shift)
     top = to_float(max_batch, "max_batch")
     if top < 1:
         raise ConfigError(f"max_batch must be in [1, inf), got {describe(max_batch)}")

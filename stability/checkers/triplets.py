@@ -34,7 +34,12 @@ from ._engine import (
 )
 from ._kernels import Kernel, compile_kernel
 
-__all__ = ["memory1_interval_margins", "memory1_margins", "memory1_noise_sum"]
+__all__ = [
+    "interval_conditions",
+    "memory1_interval_margins",
+    "memory1_margins",
+    "memory1_noise_sum",
+]
 
 
 def interval_conditions(beta: Any, q0: Any, q1: Any, lo: Any, hi: Any) -> list[tuple[str, sp.Expr]]:
@@ -125,13 +130,13 @@ def memory1_interval_margins(
 # ---------------------------------------------------------------------------------------
 # The noise condition U < 1, vectorised over configurations x eigenvalues
 # ---------------------------------------------------------------------------------------
-def noise_params(shifted: bool) -> tuple[sp.Symbol, ...]:
+def _noise_params(shifted: bool) -> tuple[sp.Symbol, ...]:
     """The parameters of the noise coefficients: the triplet, and the shift when shifted."""
     return (S.beta, S.q0, S.q1, S.weight_decay) if shifted else (S.beta, S.q0, S.q1)
 
 
 @cache
-def noise_coefficients(
+def _noise_coefficients(
     shifted: bool = False,
 ) -> tuple[Callable[..., list[Any]], tuple[bool, ...], tuple[bool, ...], tuple[sp.Expr, ...]]:
     """eq. 25's ``Ubar_lambda = N(lambda) / D(lambda)`` for the memory-1 triplet, as the
@@ -140,7 +145,7 @@ def noise_coefficients(
     :func:`~stability.noise.terms.noise_term` with that shift), with masks of the coefficients
     that are not identically zero. ``D`` is oriented to be positive where ``S_lambda`` is
     stable. Last, the coefficients themselves."""
-    params = noise_params(shifted)
+    params = _noise_params(shifted)
     shift = S.weight_decay if shifted else 0
     num, den = sp.fraction(sp.cancel(noise_term(memory1(S.beta, S.q0, S.q1), S.lam, shift)))
     half = sp.Rational(1, 2)  # a stable point: GD with lr 1 at curvature 1/2 (+ 1/2)
@@ -166,7 +171,7 @@ def _horner(coeffs: list[np.ndarray], nonzero: Sequence[bool], lam: np.ndarray) 
     return acc
 
 
-def noise_inputs(
+def _noise_inputs(
     beta: Any, q0: Any, q1: Any, batch_size: Any, tau1: float, tau2: float
 ) -> dict[str, np.ndarray]:
     """The checked inputs of the vectorised noise sums (triplets, batch sizes, noise model)."""
@@ -216,7 +221,7 @@ def memory1_noise_sum(
     ...                         batch_size=10, tau2=0.0).round(14))
     0.15428571428571
     """
-    a = noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
+    a = _noise_inputs(beta, q0, q1, batch_size, tau1, tau2)
     lam, w = _spectrum_arrays(spectrum)
     omega = _shift(shift)
     strict = memory1_interval_margins(
@@ -227,7 +232,7 @@ def memory1_noise_sum(
         lambda_hi=float(np.nextafter(lam.max() + omega, np.inf)) if omega else lam.max(),
         threads=threads,
     )
-    f, nz_n, nz_d, exprs = noise_coefficients(bool(omega))
+    f, nz_n, nz_d, exprs = _noise_coefficients(bool(omega))
     nz_t = tuple(d or (n and tau2 != 0) for n, d in zip(nz_n, nz_d, strict=True))
     width = len(nz_n)
     shape = strict.stable.shape
@@ -237,7 +242,7 @@ def memory1_noise_sum(
         cols = [np.broadcast_to(a[p], shape).ravel() for p in ("beta", "q0", "q1", "batch_size")]
         total, low = _compiled.run_noise(
             (nz_n, nz_t, bool(omega)),
-            noise_params(bool(omega)),
+            _noise_params(bool(omega)),
             exprs,
             nz_n,
             nz_t,

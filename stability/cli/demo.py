@@ -13,6 +13,8 @@ import sympy as sp
 
 from ..optimizers import from_torch_sgd
 
+__all__ = ["EXAMPLE", "main", "render"]
+
 #: The built-in example config (decimal strings read exactly with Fraction, never evaluated).
 EXAMPLE = {"lr": Fraction("0.1"), "momentum": Fraction("0.9")}
 

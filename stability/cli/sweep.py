@@ -35,7 +35,16 @@ from ..errors import ConfigError, describe
 from ..noise.models import get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 
-__all__ = ["MAX_CONFIGS", "SWEEP_CHUNK", "Axis", "SweepSummary", "publish", "sweep"]
+__all__ = [
+    "Axis",
+    "MAX_AXIS",
+    "MAX_CONFIGS",
+    "NAMES",
+    "SWEEP_CHUNK",
+    "SweepSummary",
+    "publish",
+    "sweep",
+]
 
 SWEEP_CHUNK = 2_000_000
 """Configs per slab (a slab is a range of learning rates)."""

@@ -12,7 +12,7 @@ from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError
 from .models import get_noise_model
 from .spectra import PowerLawSpectrum
-from .sums import check_batch, stability_sum
+from .sums import _check_batch, stability_sum
 
 __all__ = ["PowerLawAsymptotics", "power_law_asymptotics"]
 
@@ -57,7 +57,7 @@ def power_law_asymptotics(
     if not isinstance(spectrum, PowerLawSpectrum) or spectrum.zeta is None:
         raise ConfigError("spectrum must be power_law(nu, zeta=..., ...) with target exponent")
     model = get_noise_model(noise)
-    B = check_batch(batch_size)
+    B = _check_batch(batch_size)
     a_eff = float(alg.effective_lr())
     if a_eff <= 0:
         raise ConfigError(f"effective learning rate must be > 0, got {a_eff}")

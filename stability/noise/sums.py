@@ -30,9 +30,9 @@ from ..regions.verdicts import is_strictly_stable
 from .models import SE_NOTE, NoiseModel, get_noise_model
 from .spectra import PowerLawSpectrum, as_spectrum
 from .tails import power_law_tail
-from .terms import EPS, exact_term, float_terms
+from .terms import _EPS, exact_term, float_terms
 
-__all__ = ["NoiseResult", "stability_sum"]
+__all__ = ["CHUNK", "EXACT_TERMS", "HEAD_TERMS", "NoiseResult", "stability_sum"]
 
 CHUNK = 1 << 20
 """Eigenvalues per chunk of a long spectrum (memory stays bounded)."""
@@ -98,7 +98,7 @@ class NoiseResult:
         }
 
 
-def check_batch(batch_size: Any) -> float:
+def _check_batch(batch_size: Any) -> float:
     """A batch size: a finite number in ``[1, inf)``."""
     b = to_float(batch_size, "batch_size")
     if b < 1:
@@ -106,7 +106,7 @@ def check_batch(batch_size: Any) -> float:
     return b
 
 
-def check_shift(shift: Any) -> tuple[float, Fraction]:
+def _check_shift(shift: Any) -> tuple[float, Fraction]:
     """A curvature shift (weight decay): a finite number ``>= 0``, as a float and exactly."""
     exact = to_exact(to_sympy(shift, "shift"))
     if exact.free_symbols or not exact >= 0:
@@ -115,7 +115,7 @@ def check_shift(shift: Any) -> tuple[float, Fraction]:
     return float(value), value
 
 
-def shift_note(shift: float) -> str:
+def _shift_note(shift: float) -> str:
     """The caveat every report of a shifted noise sum carries."""
     return (
         f"weight decay {shift:g}: the dynamics see every curvature shifted by +{shift:g} "
@@ -146,8 +146,8 @@ def stability_sum(
     'second-moment map A_lambda is not st'
     """
     model = get_noise_model(noise)
-    B = check_batch(batch_size)
-    omega, omega_x = check_shift(shift)
+    B = _check_batch(batch_size)
+    omega, omega_x = _check_shift(shift)
     spec = as_spectrum(spectrum)
     notes = [
         SE_NOTE
@@ -155,7 +155,7 @@ def stability_sum(
         else "exact for Gaussian features (SE with tau1 = 1, tau2 = -1); quadratic loss"
     ]
     if omega:
-        notes.append(shift_note(omega))
+        notes.append(_shift_note(omega))
     acc = _Sum(alg, B, model, omega, omega_x)
     if isinstance(spec, PowerLawSpectrum) and (spec.N is None or spec.N > HEAD_TERMS):
         head_n = 100_000
@@ -228,7 +228,7 @@ class _Sum:
             self.unsure += int(sure.size - np.count_nonzero(sure))
             parts.append(float(np.sum(wu[sure])))
             size = float(np.sum(np.abs(wu[sure])))
-            errors.append(float(np.sum(werr[sure])) + (math.log2(x.size + 1) + 3) * EPS * size)
+            errors.append(float(np.sum(werr[sure])) + (math.log2(x.size + 1) + 3) * _EPS * size)
             progress.update("noise sum U", done, total)
         self.total += math.fsum(parts)
         self.error += math.fsum(errors)

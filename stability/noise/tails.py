@@ -23,7 +23,7 @@ from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError
 from .models import NoiseModel
 from .spectra import PowerLawSpectrum
-from .terms import EPS, noise_term
+from .terms import _EPS, noise_term
 
 __all__ = ["power_law_tail"]
 
@@ -73,7 +73,7 @@ def power_law_tail(
     P, Q = ascending(num), ascending(den)
     if Q[0] == 0:
         raise ConfigError("U_lambda has a pole at lambda = 0: no power-law tail")
-    x_top = spec.Lambda * float(head_n + 1) ** (-spec.nu) * (1 + 8 * EPS)
+    x_top = spec.Lambda * float(head_n + 1) ** (-spec.nu) * (1 + 8 * _EPS)
     with mpmath.workdps(40):
 
         def zeta_sum(s: float) -> Any:

@@ -36,7 +36,7 @@ from .models import NoiseModel
 
 __all__ = ["exact_term", "float_terms", "noise_term", "ubar"]
 
-EPS = float(np.finfo(float).eps)
+_EPS = float(np.finfo(float).eps)
 _SLACK = 64  # ulps per unit of condition: several times the operation count of a term
 
 
@@ -121,7 +121,7 @@ def _closed(
             + (2 * ab + mu * s01) / abs(d2)
             + 8
         )
-    return value, _SLACK * EPS * cond
+    return value, _SLACK * _EPS * cond
 
 
 def _lyapunov(alg: MemoryAlgorithm, lam: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +139,7 @@ def _lyapunov(alg: MemoryAlgorithm, lam: np.ndarray, shift: float) -> tuple[np.n
     size = lam**2 * np.einsum("i,kij,j->k", np.abs(r), np.abs(X), np.abs(r))
     with np.errstate(divide="ignore", invalid="ignore"):
         cond = np.linalg.cond(A) * (size / np.abs(value) + 1) if lam.size else np.empty(0)
-    return value, _SLACK * EPS * n * n * cond
+    return value, _SLACK * _EPS * n * n * cond
 
 
 def float_terms(
@@ -156,9 +156,9 @@ def float_terms(
     k1, k2 = model.tau1 / B, model.tau2 / B
     den = 1 + k2 * ub
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        den_err = abs(k2) * abs(ub) * (rel + 2 * EPS) + 2 * EPS
+        den_err = abs(k2) * abs(ub) * (rel + 2 * _EPS) + 2 * _EPS
         u = k1 * ub / den
-        err = np.abs(u) * (rel + den_err / np.abs(den) + 4 * EPS)
+        err = np.abs(u) * (rel + den_err / np.abs(den) + 4 * _EPS)
     err = np.where(np.isfinite(err) & (np.abs(den) > den_err), err, np.inf)
     return u, err, den
 

@@ -13,7 +13,7 @@ from ..algorithms import MemoryAlgorithm, update_matrices
 from ..errors import ConfigError, describe
 from .models import get_noise_model
 from .spectra import PowerLawSpectrum, Spectrum, as_spectrum
-from .sums import check_batch
+from .sums import _check_batch
 
 __all__ = ["MemorySchedule", "loss_trajectory", "propagators"]
 
@@ -100,7 +100,7 @@ def loss_trajectory(
     ``steps`` defaults to its length). The spectrum must carry target coefficients ``c2``.
     """
     model = get_noise_model(noise)
-    B = check_batch(batch_size)
+    B = _check_batch(batch_size)
     if isinstance(alg, MemorySchedule):
         sched = alg
         steps = sched.steps if steps is None else steps
@@ -158,7 +158,7 @@ def propagators(
             "memory-1 realisation or from_multistep(alg.to_multistep()))"
         )
     model = get_noise_model(noise)
-    B = check_batch(batch_size)
+    B = _check_batch(batch_size)
     spec = _finite_with_targets(spectrum)
     lam, w = spec.lam, spec.weights
     n = alg.M + 1

@@ -23,19 +23,24 @@ from ..algorithms import MemoryAlgorithm
 from ..charpoly import char_det
 from ..errors import ConfigError, StabilityError, describe
 from .rootconditions import (
-    check_memory,
-    coefficients,
-    finish_conditions,
-    lambda_degree,
-    schur_named,
-    schur_polys,
-    strip_lambda,
-    strip_lambda_poly,
-    tidy,
-    tidy_poly,
+    _check_memory,
+    _coefficients,
+    _finish_conditions,
+    _lambda_degree,
+    _schur_named,
+    _schur_polys,
+    _strip_lambda,
+    _strip_lambda_poly,
+    _tidy,
+    _tidy_poly,
 )
 
-__all__ = ["Condition", "StrictStabilityConditions", "strict_stability_conditions"]
+__all__ = [
+    "Condition",
+    "StrictStabilityConditions",
+    "strict_stability_conditions",
+    "theorem61_conditions",
+]
 
 
 # ---------------------------------------------------------------------------------------
@@ -74,7 +79,7 @@ class StrictStabilityConditions:
                 "memory >= 2: some conditions must hold for every lambda in the interval; "
                 "use interval_conditions (or is_strictly_stable for numbers)"
             )
-        return finish_conditions([c.expr for c in self.conditions])
+        return _finish_conditions([c.expr for c in self.conditions])
 
     def _repr_latex_(self) -> str:
         rows = [rf"{sp.latex(c.expr)} > 0" for c in self.conditions]
@@ -112,7 +117,7 @@ def strict_stability_conditions(
     >>> c.as_list()     # alpha > 0 is implied by the symbol's assumptions
     [1 - beta, beta + 1, -alpha*lambda_max + 2*beta + 2]
     """
-    check_memory(alg)
+    _check_memory(alg)
     lam_max = to_sympy(lambda_max, "lambda_max")
     if lam_max.is_number and not lam_max.is_positive:
         raise ConfigError(f"lambda_max must be in (0, inf), got {describe(lambda_max)}")
@@ -128,15 +133,15 @@ def strict_stability_conditions(
         conds = theorem61_conditions(t.beta, t.q0, t.q1, lam_max)
         return StrictStabilityConditions(alg, lam_max, _tidied(conds), (), "Theorem 6.1")
     detD = char_det(alg.D)
-    fixed = [Condition(f"D stable: {n}", e) for n, e in _tidy_named(coefficients(detD, S.xi))]
+    fixed = [Condition(f"D stable: {n}", e) for n, e in _tidy_named(_coefficients(detD, S.xi))]
     over = []
     chi = alg.charpoly().chi
-    for name, e in _tidy_named(coefficients(chi, S.xi), strip=True):
+    for name, e in _tidy_named(_coefficients(chi, S.xi), strip=True):
         if e.is_number:
             fixed.append(Condition(name, e))
-        elif lambda_degree(e) == 1:
-            fixed.append(Condition(f"{name} at lambda -> 0", tidy(e.subs(S.lam, 0))))
-            fixed.append(Condition(f"{name} at lambda_max", tidy(e.subs(S.lam, lam_max))))
+        elif _lambda_degree(e) == 1:
+            fixed.append(Condition(f"{name} at lambda -> 0", _tidy(e.subs(S.lam, 0))))
+            fixed.append(Condition(f"{name} at lambda_max", _tidy(e.subs(S.lam, lam_max))))
         else:
             over.append(Condition(name, e))
     return StrictStabilityConditions(alg, lam_max, tuple(fixed), tuple(over), "Schur-Cohn")
@@ -145,12 +150,12 @@ def strict_stability_conditions(
 def _tidy_named(a: list[sp.Expr], strip: bool = False) -> list[tuple[str, sp.Expr]]:
     """Named Schur conditions, tidied (positive factors dropped; with ``strip`` also the
     power of lambda), in the polynomial ring when the coefficients allow it."""
-    ring_form = schur_polys(a)
+    ring_form = _schur_polys(a)
     if ring_form is None:
-        out = [(n, tidy(e)) for n, e in schur_named(a)]
-        return [(n, strip_lambda(e)) for n, e in out] if strip else out
-    return [(n, tidy_poly(strip_lambda_poly(p) if strip else p)) for n, p in ring_form[1]]
+        out = [(n, _tidy(e)) for n, e in _schur_named(a)]
+        return [(n, _strip_lambda(e)) for n, e in out] if strip else out
+    return [(n, _tidy_poly(_strip_lambda_poly(p) if strip else p)) for n, p in ring_form[1]]
 
 
 def _tidied(conds: list[Condition]) -> tuple[Condition, ...]:
-    return tuple(Condition(c.name, tidy(c.expr)) for c in conds)
+    return tuple(Condition(c.name, _tidy(c.expr)) for c in conds)

@@ -37,7 +37,7 @@ an exact verdict on an interval (Sturm sequences of polynomials of degree up to 
 Beyond, eigenvalue lists get a certified per-eigenvalue test and intervals are refused."""
 
 
-def check_memory(alg: MemoryAlgorithm) -> None:
+def _check_memory(alg: MemoryAlgorithm) -> None:
     if not isinstance(alg, MemoryAlgorithm):
         raise ConfigError(
             f"alg must be a MemoryAlgorithm (e.g. stability.gd(0.1)), got {describe(alg)}"
@@ -55,7 +55,7 @@ def check_memory(alg: MemoryAlgorithm) -> None:
 # ---------------------------------------------------------------------------------------
 # Root-location conditions (sympy's contract: stable iff every e_i > 0; [-1] if certainly not)
 # ---------------------------------------------------------------------------------------
-def coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
+def _coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
     """Descending coefficients (exact) of a univariate polynomial given as Poly or Expr."""
     if isinstance(poly, sp.Poly):
         if len(poly.gens) != 1:
@@ -87,7 +87,7 @@ def coefficients(poly: Any, gen: sp.Symbol | None) -> list[sp.Expr]:
     return coeffs
 
 
-def tidy(e: sp.Expr) -> sp.Expr:
+def _tidy(e: sp.Expr) -> sp.Expr:
     """Factor ``e`` and drop factors that are known positive (the sign is what matters)."""
     e = sp.expand(e)
     if e.is_number:
@@ -105,7 +105,7 @@ def tidy(e: sp.Expr) -> sp.Expr:
     return sp.Mul(sign, *kept) if kept else sp.Integer(sign)
 
 
-def finish_conditions(conditions: list[sp.Expr]) -> list[sp.Expr]:
+def _finish_conditions(conditions: list[sp.Expr]) -> list[sp.Expr]:
     """``[-1]`` if a condition is a non-positive number; symbolic lists lose vacuous constants
     and duplicates (numeric lists keep every value: they are the margins)."""
     if any(e.is_number and not e.is_positive for e in conditions):
@@ -194,10 +194,10 @@ def hurwitz_conditions(poly: Any, gen: sp.Symbol | None = None) -> list[sp.Expr]
     >>> hurwitz_conditions(s**2 - s + 1, s)
     [-1]
     """
-    a = coefficients(poly, gen)
+    a = _coefficients(poly, gen)
     if len(a) == 1:
         return []
-    return finish_conditions([tidy(e) for _, e in _hurwitz_named(a)])
+    return _finish_conditions([_tidy(e) for _, e in _hurwitz_named(a)])
 
 
 def _bilinear(a: list[sp.Expr]) -> list[sp.Expr]:
@@ -216,9 +216,9 @@ def _schur_names(n: int, named: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     return [(names.get(k, f"{k} > 0 (bilinear Routh-Hurwitz)"), e) for k, e in named]
 
 
-def schur_named(a: list[sp.Expr]) -> list[tuple[str, sp.Expr]]:
+def _schur_named(a: list[sp.Expr]) -> list[tuple[str, sp.Expr]]:
     """Named Schur conditions of the polynomial with descending coefficients ``a``."""
-    ring_form = schur_polys(a)
+    ring_form = _schur_polys(a)
     if ring_form is not None:
         return [(name, p.as_expr()) for name, p in ring_form[1]]
     n = len(a) - 1
@@ -247,8 +247,8 @@ def _binomial_rows(n: int) -> list[list[int]]:
     return rows
 
 
-def schur_polys(a: list[sp.Expr]) -> tuple[Any, list[tuple[str, Any]]] | None:
-    """:func:`schur_named` in a sparse polynomial ring over QQ: ``(ring, [(name, p)])``, or
+def _schur_polys(a: list[sp.Expr]) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """:func:`_schur_named` in a sparse polynomial ring over QQ: ``(ring, [(name, p)])``, or
     ``None`` when a coefficient is not a polynomial with rational coefficients.
 
     The bilinear map is an integer matrix applied to the coefficients, and the Hurwitz minors
@@ -277,8 +277,8 @@ def schur_polys(a: list[sp.Expr]) -> tuple[Any, list[tuple[str, Any]]] | None:
     return R, _schur_names(n, named)
 
 
-def tidy_poly(p: Any) -> sp.Expr:
-    """:func:`tidy` for an element of a polynomial ring over QQ (no expression expansion)."""
+def _tidy_poly(p: Any) -> sp.Expr:
+    """:func:`_tidy` for an element of a polynomial ring over QQ (no expression expansion)."""
     R = p.ring
     if p.is_ground:
         return R.domain.to_sympy(p.LC if p else R.domain.zero)
@@ -311,7 +311,7 @@ def _surely_positive(f: Any, b: sp.Expr, k: int) -> bool:
         return False
 
 
-def strip_lambda_poly(p: Any) -> Any:
+def _strip_lambda_poly(p: Any) -> Any:
     """Divide a ring element by the largest power of lambda dividing it."""
     R = p.ring
     if S.lam not in R.symbols or not p:
@@ -341,13 +341,13 @@ def schur_conditions(poly: Any, gen: sp.Symbol | None = None) -> list[sp.Expr]:
     >>> schur_conditions(x - 2, x)
     [-1]
     """
-    a = coefficients(poly, gen)
+    a = _coefficients(poly, gen)
     if len(a) == 1:
         return []
-    return finish_conditions([tidy(e) for _, e in schur_named(a)])
+    return _finish_conditions([_tidy(e) for _, e in _schur_named(a)])
 
 
-def strip_lambda(e: sp.Expr) -> sp.Expr:
+def _strip_lambda(e: sp.Expr) -> sp.Expr:
     """Remove the power of lambda dividing ``e`` (lambda > 0 does not change the sign)."""
     if e.is_number or not e.has(S.lam):
         return e
@@ -355,7 +355,7 @@ def strip_lambda(e: sp.Expr) -> sp.Expr:
     return sp.expand(e / S.lam**k) if k else e
 
 
-def lambda_degree(e: sp.Expr) -> int:
+def _lambda_degree(e: sp.Expr) -> int:
     return max(t.as_powers_dict().get(S.lam, 0) for t in sp.Add.make_args(sp.expand(e)))
 
 

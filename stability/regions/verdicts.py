@@ -25,11 +25,11 @@ from ..errors import ConfigError, describe
 from .eigenvalues import _CHUNK, POINTWISE_MEMORY, _eigenvalues_failing, _eigenvalues_outside
 from .rootconditions import (
     MAX_EXACT_MEMORY,
+    _check_memory,
+    _coefficients,
     _lambda_free,
-    check_memory,
-    coefficients,
-    schur_named,
-    schur_polys,
+    _schur_named,
+    _schur_polys,
 )
 from .roots import (
     _critical_curvature,
@@ -127,11 +127,11 @@ class StabilityResult:
 
 
 def _exact_chi(alg: MemoryAlgorithm) -> list[sp.Expr]:
-    check_memory(alg)
+    _check_memory(alg)
     if not alg.is_numeric:
         names = ", ".join(sorted(str(s) for s in alg.free_symbols))
         raise ConfigError(f"algorithm must be numeric (free symbols: {names})")
-    return coefficients(alg.to_exact().charpoly().chi, S.xi)
+    return _coefficients(alg.to_exact().charpoly().chi, S.xi)
 
 
 def _condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
@@ -144,9 +144,9 @@ def _condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
 
 def _compute_condition_polys(alg: MemoryAlgorithm) -> list[tuple[str, sp.Poly]]:
     a = _exact_chi(alg)
-    ring_form = schur_polys(a)
+    ring_form = _schur_polys(a)
     if ring_form is None or ring_form[0].symbols != (S.lam,):
-        return [(name, sp.Poly(sp.expand(e), S.lam, domain="QQ")) for name, e in schur_named(a)]
+        return [(name, sp.Poly(sp.expand(e), S.lam, domain="QQ")) for name, e in _schur_named(a)]
     return [
         (name, sp.Poly.from_dict(dict(p.items()), S.lam, domain="QQ")) for name, p in ring_form[1]
     ]
@@ -271,9 +271,9 @@ def is_strictly_stable(alg: MemoryAlgorithm, spectrum: Any, *, shift: Any = 0) -
     shift_x = to_exact(check_range(shift, "shift", 0))
     if kind == "eigenvalues" and isinstance(alg, MemoryAlgorithm) and alg.M > MAX_EXACT_MEMORY:
         if not alg.is_numeric:
-            check_memory(alg)
+            _check_memory(alg)
         return _point_verdict(alg, spec, shift_x)
-    check_memory(alg)
+    _check_memory(alg)
     polys = _condition_polys(alg)
     d_ok, d_names = _memory_stable(alg)
     lam_crit = _critical_curvature(polys) if d_ok else 0.0
@@ -383,7 +383,7 @@ def _array_margins(
 def _memory_stable(alg: MemoryAlgorithm) -> tuple[bool, tuple[str, ...]]:
     if alg.M == 0:
         return True, ()
-    named = schur_named(coefficients(char_det(alg.to_exact().D), S.xi))
+    named = _schur_named(_coefficients(char_det(alg.to_exact().D), S.xi))
     bad = tuple(f"D stable: {n}" for n, e in named if not e > 0)
     return not bad, bad
 

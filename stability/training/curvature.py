@@ -48,13 +48,13 @@ __all__ = [
     "top_eigenvalues",
 ]
 
-MatVec = Callable[[np.ndarray], np.ndarray]
+_MatVec = Callable[[np.ndarray], np.ndarray]
 
 
 class _Counted:
     """A matvec that checks its output and counts its calls (the cost of an estimate)."""
 
-    def __init__(self, matvec: MatVec, n: int) -> None:
+    def __init__(self, matvec: _MatVec, n: int) -> None:
         if not callable(matvec):
             raise ConfigError(f"matvec must be callable (vector -> vector), got {matvec!r}")
         self.matvec, self.n, self.calls = matvec, n, 0
@@ -92,7 +92,7 @@ class TopEigen:
 
 
 def top_eigenvalues(
-    matvec: MatVec,
+    matvec: _MatVec,
     n: int,
     k: int = 1,
     *,
@@ -165,7 +165,7 @@ class Density:
 
 
 def slq_density(
-    matvec: MatVec, n: int, *, probes: int = 8, steps: int = 64, seed: int = 0
+    matvec: _MatVec, n: int, *, probes: int = 8, steps: int = 64, seed: int = 0
 ) -> Density:
     """Stochastic Lanczos quadrature with ``probes`` Rademacher probes and ``steps`` Lanczos
     steps each (full reorthogonalisation). The extreme nodes converge to the extreme
@@ -211,7 +211,7 @@ def slq_density(
     return Density(node_arr, weight_arr, n, probes, m, op.calls)
 
 
-def preconditioned(matvec: MatVec, P: Any) -> MatVec:
+def preconditioned(matvec: _MatVec, P: Any) -> _MatVec:
     """``v -> P^-1/2 H P^-1/2 v`` for a positive diagonal preconditioner ``P`` (a vector):
     symmetric, with the eigenvalues of ``P^-1 H`` (the curvature Adam sees)."""
     p = real_array(P, "P", low=0, low_open=True).ravel()
@@ -234,7 +234,7 @@ def _torch():
     return torch
 
 
-def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[MatVec, int]:
+def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[_MatVec, int]:
     """``(matvec, n)``: the Hessian of ``loss_fn(model(x), y)`` over the model's trainable
     parameters, at their current values, as a numpy matvec (float64 in and out).
 
@@ -273,7 +273,7 @@ def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[
     return matvec, n
 
 
-def ggn_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[MatVec, int]:
+def ggn_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[_MatVec, int]:
     """``(matvec, n)``: the generalised Gauss-Newton matrix ``J^T H_out J`` of
     ``loss_fn(model(x), y)`` (``J`` the Jacobian of the outputs in the parameters, ``H_out``
     the Hessian of the loss in the outputs), positive semi-definite for convex losses. Built
