@@ -1,48 +1,86 @@
 """stability: exact and certified stability analysis of stochastic-gradient optimizers.
 
-The symbolic core represents an optimizer as a memory-M algorithm (:class:`MemoryAlgorithm`)
-and derives its update matrix, characteristic polynomial ``chi = P - lambda Q``, multistep form
-and effective learning rate exactly. Conventions and formulas: docs/mathematics.md (after
-Yarotsky & Velikanov, 2025); the section numbers below are that document's.
+An optimizer is represented as a memory-M algorithm (:class:`MemoryAlgorithm`); the package
+derives its update matrix, characteristic polynomial ``chi = P - lambda Q``, multistep form and
+effective learning rate exactly, decides strict stability exactly, sums the mini-batch noise
+with a certificate, and reads real optimizer configurations. The mathematics is explained in
+``docs/mathematics.md``; the section numbers in docstrings are that document's.
 
-Module map (one concept per module; imports flow core -> adapters -> checkers -> faces):
+Layout. Each area's ``__init__`` is its public API; inside the package a module imports from
+member modules only, and only from its own block and the blocks above it in this map (each
+run of top-level modules is one block, each package one block). ``tests/test_layering.py``
+reads the map: a module missing from it, or an import against its order, fails the tests.
 
-Core (sympy/numpy/mpmath only)
-    ``symbols``          every sympy Symbol, with its assumptions
-    ``_values``          the input gate: numbers and arrays (finite, real, ranges, shapes)
-    ``errors``           ``ConfigError`` (bad input), ``StabilityError`` (cannot answer)
-    ``configs``          the one reader of optimizer configs (framework names, aliases, keys)
-    ``algorithms``       ``MemoryAlgorithm`` (§1)
-    ``methods``          named constructors, torch SGD's rule, multistep realisation, registry
-    ``charpoly``         ``S_lambda``, ``P``/``Q``/``chi``, multistep form, ``alpha_eff`` (§2)
-    ``rootconditions``   Schur/Hurwitz conditions with sympy's contract (§3.1)
-    ``regions``          conditions of an algorithm on ``(0, lambda_max]``, Theorem 6.1 (§3)
-    ``verdicts``         exact verdicts with margins, stable curvature intervals (§3)
-    ``geometry``         memory-1 triangle, eigenvalue circle, spectral radius, optima (§3.2, §6)
-    ``noise_models``     SE noise models (§4)
-    ``spectra``          finite spectra and power laws (§4.2)
-    ``noisesum``         ``Ubar_lambda`` and the stability sum ``U`` (§4, eq. 25)
-    ``searches``         critical batch size, largest stable learning rate of a family
-    ``trajectories``     exact second-moment recursion, propagators (§4, Theorem 2)
-    ``asymptotics``      power-law asymptotics of the loss (§4)
-    ``curves``           ``U`` along one parameter (the data behind the noise plots)
-    ``acceleration``     Theorem 7 and the AM1 schedule (§4.1)
-    ``fluctuations``     stationary covariances, least-squares thresholds (§5, §6.3)
-    ``autosgm``          the AutoSGM filter, its LTV recursion and config mapping (§7)
-    ``schedules``        learning-rate windows with a declared continuation (§7)
-    ``ltv_verdicts``     exact BIBO/UES verdicts (§7)
-    ``replay``           the LTV recursion replayed on a gradient oracle (§7)
-    ``frozen``           constant-alpha models, Adam with a frozen preconditioner (§6.4, §7)
-    ``simulate``         plain iterations, for validation
-    ``noise``, ``ltv``   namespaces over the modules of §4 and §7
-Adapters
-    ``optimizers``       torch/optax/keras configs and objects -> ``MemoryAlgorithm``
-Checkers (vectorised numerics)
-    ``_kernels``, ``_engine``, ``_codegen``   compiled, certified, blocked evaluation
-    ``triplet_checkers``, ``checkers``         memory-1 triplets; optimizer families
-Faces
-    ``report`` (``check`` -> ``Report``), ``maxlr``, ``inputs``, ``cli``, ``sweep``,
-    ``latex``, ``plots``, ``demo``
+::
+
+    stability/
+        errors.py           ConfigError, StabilityError and the wording of their messages
+        symbols.py          every sympy Symbol once, with its assumptions
+        progress.py         a progress line on stderr for long loops
+        _values.py          the input gate: exact numbers, float arrays, ranges, shapes
+        configs.py          optimizer names, aliases and keys of each framework (KINDS)
+        charpoly.py         S_lambda, P/Q/chi, multistep form, alpha_eff (§2)
+        algorithms.py       MemoryAlgorithm (§1) and the batched numeric S_lambda
+        methods.py          named constructors, torch SGD's rule, multistep realisation
+        simulate.py         plain iterations, for validation
+        optimizers.py       torch/optax/keras configs and objects -> ConfiguredOptimizer
+        fluctuations.py     stationary covariances, the Lyapunov solve, least squares (§5)
+        regions/            strict (noiseless) stability (§3)
+            __init__.py     the area's public API
+            rootconditions.py   Schur/Hurwitz conditions with sympy's contract (§3.1)
+            conditions.py   conditions of an algorithm on (0, lambda_max], Theorem 6.1
+            roots.py        exact real roots of the conditions, the critical curvature
+            eigenvalues.py  eigenvalue lists located against the exact stable set
+            schurcohn.py    the certified per-eigenvalue test at large memory sizes
+            verdicts.py     is_strictly_stable: exact verdicts with margins
+            geometry.py     memory-1 triangle, eigenvalue circle, radius, optima (§3.2, §6)
+        noise/              mini-batch noise (§4)
+            __init__.py     the area's public API
+            models.py       the SE noise models
+            spectra.py      finite spectra and power laws (§4.2)
+            terms.py        the per-eigenvalue term: symbolic, float with error, exact
+            tails.py        the certified tail of a long power law
+            sums.py         the certified stability sum U (Theorem 3)
+            trajectories.py exact second-moment recursion, propagators (Theorem 2)
+            asymptotics.py  power-law asymptotics of the loss
+            acceleration.py Theorem 7 and the AM1 schedule (§4.1)
+            curves.py       U along one parameter (the data of the noise plots)
+        ltv/                the linear time-varying (AutoSGM) view (§7)
+            __init__.py     the area's public API
+            filters.py      the AutoSGM filter, its LTV recursion, config mapping
+            schedules.py    learning-rate windows with a declared continuation
+            verdicts.py     exact BIBO/UES verdicts
+            replay.py       the LTV recursion on a gradient oracle
+            frozen.py       constant-step models, Adam with a frozen preconditioner (§6.4)
+        checkers/           vectorised certified numerics and certified searches
+            __init__.py     the area's public API
+            _backend.py     the optional numba backend: choice, cache, threads
+            _codegen.py     sympy expressions -> buffer-reusing numpy / scalar code
+            _kernels.py     condition sets -> certified kernels (float and exact twins)
+            _compiled.py    the generated numba loops
+            _engine.py      blocked, threaded evaluation with exact re-decision
+            triplets.py     memory-1 triplets: Theorem 6.1, interval conditions, noise sum
+            families.py     torch SGD and the registry's memory-0/1 methods
+            bounds.py       certified bounds on U from a compressed spectrum
+            searches.py     largest stable lr, critical batch size (certified)
+        training/           from a torch model to a verdict, during training (torch only)
+            __init__.py     the area's public API
+            curvature.py    Hessian-vector products, Lanczos, SLQ, Adam's preconditioner
+            schedulers.py   torch lr schedulers read into schedules
+            monitor.py      StabilityMonitor: sharpness against the threshold while training
+        report.py           the Report and its presentation (text, dict, notebook reprs)
+        checking.py         check(config, ...) -> Report
+        latex.py            derivation documents through sympy's LatexPrinter
+        plots.py            matplotlib figures (imported lazily)
+        __init__.py         the package's public API
+        cli/                the command line
+            __init__.py     the area's public API (main)
+            inputs.py       numbers, power laws, spectrum and config files as typed
+            sweep.py        certified verdicts of a grid, streamed to a file
+            demo.py         make demo's built-in example
+            main.py         stability check / sweep / derive
+            __main__.py     python -m stability.cli
+        __main__.py         python -m stability
 """
 
 from __future__ import annotations
@@ -87,44 +125,53 @@ from .report import Report
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "METHODS",
-    "CharPoly",
-    "ConfigError",
-    "ConfiguredOptimizer",
-    "MemoryAlgorithm",
-    "Method",
-    "Multistep",
-    "PowerLawSpectrum",
-    "Report",
-    "Spectrum",
-    "StabilityError",
-    "Triplet",
     "__version__",
+    # the answer a practitioner acts on
+    "Report",
     "check",
-    "critical_batch_size",
-    "from_keras_sgd",
+    # algorithms and their algebra
+    "CharPoly",
+    "MemoryAlgorithm",
+    "Multistep",
+    "Triplet",
+    "symbols",
+    # named methods
+    "METHODS",
+    "Method",
     "from_multistep",
-    "from_optax_sgd",
-    "from_optimizer",
-    "from_torch_sgd",
     "gd",
     "get_method",
     "heavy_ball",
-    "hurwitz_conditions",
-    "is_strictly_stable",
-    "loss_trajectory",
-    "lowpass_filter",
-    "ltv_verdict",
-    "max_stable_lr",
     "memory1",
     "momentum_kick",
     "nesterov",
+    # real optimizer configurations
+    "ConfiguredOptimizer",
+    "from_keras_sgd",
+    "from_optax_sgd",
+    "from_optimizer",
+    "from_torch_sgd",
+    # strict stability
+    "hurwitz_conditions",
+    "is_strictly_stable",
+    "schur_conditions",
+    "strict_stability_conditions",
+    # mini-batch noise
+    "PowerLawSpectrum",
+    "Spectrum",
+    "critical_batch_size",
+    "loss_trajectory",
+    "max_stable_lr",
     "noise_term",
     "power_law",
-    "schedule",
-    "schur_conditions",
     "stability_sum",
+    # stationary fluctuations
     "stationary_covariance",
-    "strict_stability_conditions",
-    "symbols",
+    # the LTV view
+    "lowpass_filter",
+    "ltv_verdict",
+    "schedule",
+    # errors
+    "ConfigError",
+    "StabilityError",
 ]
