@@ -117,6 +117,23 @@ class Verdicts:
     def __len__(self) -> int:
         return int(self.stable.size)
 
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counts, the conditions, and for at most 10,000 configurations the arrays as lists."""
+        out: dict[str, Any] = {
+            "configurations": int(self.stable.size),
+            "stable": int(np.count_nonzero(self.stable)),
+            "conditions": list(self.names),
+            "implied": [{"condition": c, "reason": r} for c, r in self.implied],
+            "certified_exactly": self.n_certified,
+        }
+        if self.stable.size <= 10_000:
+            out["verdicts"] = self.stable.ravel().tolist()
+            out["margins"] = self.margin.ravel().tolist()
+        return out
+
     def summary(self) -> str:
         """One line: how many configurations are stable, and the certification count."""
         n, k = self.stable.size, int(np.count_nonzero(self.stable))

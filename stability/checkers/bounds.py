@@ -268,6 +268,32 @@ class NoiseBounds:
         with np.errstate(invalid="ignore"):
             return np.where(np.isfinite(self.upper), (self.upper - self.lower) / 2, np.inf)
 
+    @property
+    def stable(self) -> np.ndarray:
+        """The certified verdict of each configuration (``bounded``)."""
+        return self.bounded
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counts and, for at most 10,000 configurations, the arrays as lists."""
+        out: dict[str, Any] = {
+            "configurations": int(self.bounded.size),
+            "bounded": int(np.count_nonzero(self.bounded)),
+            "bins": self.bins,
+            "refined": self.refined,
+            "undecided": self.undecided,
+        }
+        if self.bounded.size <= 10_000:
+
+            def clean(a: np.ndarray) -> list[Any]:
+                return [x if np.isfinite(x) else "inf" for x in a.ravel().tolist()]
+
+            out.update(U=clean(self.U), lower=clean(self.lower), upper=clean(self.upper))
+            out["stable"] = self.bounded.ravel().tolist()
+        return out
+
     def summary(self) -> str:
         n = self.bounded.size
         k = int(np.count_nonzero(self.bounded))

@@ -44,6 +44,29 @@ class LTVVerdict:
     w_bounded: bool | None = None
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def stable(self) -> bool:
+        """BIBO and UES, as far as they are decided: on a finite horizon (``None``) every
+        quantity is finite, so only a verdict of ``False`` makes it unstable."""
+        return self.bibo is not False and self.ues is not False
+
+    def __bool__(self) -> bool:
+        return self.stable
+
+    def __str__(self) -> str:
+        def word(x: bool | None) -> str:
+            return "yes" if x else ("no" if x is False else "finite horizon")
+
+        lines = [
+            f"{'STABLE' if self.stable else 'UNSTABLE'} over {self.horizon} steps: "
+            f"BIBO {word(self.bibo)} (gain {self.bibo_gain:.6g}), uniformly exponentially "
+            f"stable {word(self.ues)} (|Phi(t, s)| <= {self.ues_constant:.6g} "
+            f"{self.ues_rate:.6g}^(t-s)), frozen-pole margin {self.frozen_pole_margin:.6g} "
+            "(a sufficient test only)",
+        ]
+        lines += [f"  {r}" for r in self.reasons]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         def num(x: Any) -> Any:
             return x if x is None or isinstance(x, bool) or math.isfinite(x) else "inf"
@@ -60,6 +83,7 @@ class LTVVerdict:
                 "bibo",
                 "ues",
                 "w_bounded",
+                "stable",
             )
         } | {"reasons": list(self.reasons)}
 
