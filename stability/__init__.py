@@ -63,6 +63,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             families.py     torch SGD and the registry's memory-0/1 methods
             bounds.py       certified bounds on U from a compressed spectrum
             searches.py     largest stable lr, critical batch size (certified)
+            steps.py        certified verdicts of every step of a schedule
         training/           from a torch model to a verdict, during training (torch only)
             __init__.py     the area's public API
             curvature.py    Hessian-vector products, Lanczos, SLQ, Adam's preconditioner

@@ -17,6 +17,7 @@ import numpy as np
 from ._values import to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers.searches import critical_batch_size, largest_stable_lr
+from .checkers.steps import stable_steps
 from .errors import ConfigError, describe
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
@@ -63,8 +64,10 @@ def check(
     a :class:`ConfiguredOptimizer` or a :class:`MemoryAlgorithm`. Give ``lambda_max`` (all
     curvatures in ``(0, lambda_max]``) or ``spectrum`` (eigenvalues, a
     :class:`~stability.noise.Spectrum` or a power law); ``batch_size`` adds the mini-batch noise
-    analysis (needs ``spectrum``); ``schedule`` (a :class:`~stability.ltv.Schedule`) adds the
-    LTV verdict.
+    analysis (needs ``spectrum``); ``schedule`` (a :class:`~stability.ltv.Schedule` or a torch
+    lr scheduler) adds the LTV verdict and the verdict of every scheduled step. A torch
+    scheduler's learning rates (and momenta) are absolute: the configuration is analysed at
+    the schedule's first step, whatever its own lr says.
 
     ``bool(report)`` is ``report.stable``: ``if check(...):`` passes only a stable verdict.
 
@@ -84,6 +87,8 @@ def check(
             f"values=...), got {describe(schedule)}"
         )
     groups = _configured(config)
+    if schedule is not None and schedule.base_lr is not None:
+        groups = [_at_first_step(g, schedule) for g in groups]
     reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
     if len(reports) == 1:
         return reports[0]
@@ -102,6 +107,27 @@ def check(
     )
 
 
+def _at_first_step(opt: ConfiguredOptimizer, schedule: Schedule) -> ConfiguredOptimizer:
+    """The configuration at an absolute schedule's first step (its lr, and its momentum when
+    the schedule moves it); unchanged for a bare algorithm, which has no lr to set."""
+    if opt.kind is None:
+        return opt
+    cfg = dict(opt.config)
+    lr0 = float(schedule.base_lr * schedule.values[0])
+    if lr0 == float(cfg[opt.kind.lr_key]) and schedule.momentum is None:
+        return opt
+    cfg[opt.kind.lr_key] = lr0 if lr0 > 0 else float(cfg[opt.kind.lr_key])
+    if schedule.momentum is not None:
+        m0 = float(schedule.momentum[0])
+        if opt.kind.family == "sgd":
+            cfg["momentum"] = m0
+        elif "betas" in cfg:
+            cfg["betas"] = (m0, cfg["betas"][1])
+        else:
+            cfg["b1"] = m0
+    return from_optimizer({"optimizer": opt.kind.name, **cfg})[0]
+
+
 def _check_one(
     opt: ConfiguredOptimizer,
     lambda_max: Any,
@@ -114,20 +140,28 @@ def _check_one(
     shift = float(to_exact(opt.curvature_shift))
     cur = _curvature(alg, opt.curvature_shift, lambda_max, spectrum)
     caveats = [*_CAVEATS, *cur.notes]
-    if shift:
+    decoupled = opt.kind is not None and opt.kind.decoupled  # its own note says how
+    if shift and not decoupled:
         caveats.append(_shift_note(shift))
     a_eff = float(alg.effective_lr())
     noise_info = None
     if batch_size is not None:
         noise_info, notes = _noise_info(opt, cur, batch_size, noise)
-        caveats.extend(n for n in notes if n not in caveats)
+        skip = {_shift_note(shift)} if decoupled else set()
+        caveats.extend(n for n in notes if n not in caveats and n not in skip)
     max_lr, binding = largest_stable_lr(
         opt, lambda_max=lambda_max, spectrum=cur.spectrum, batch_size=batch_size, noise=noise
     )
     sched_info = None
     if schedule is not None:
-        sched_info = _schedule_info(opt, schedule, max_lr, a_eff)
-        caveats.append(_SCHEDULE_CAVEAT)
+        curvature = {
+            "lambda_max": lambda_max,
+            "spectrum": cur.spectrum,
+            "batch_size": batch_size,
+            "noise": noise,
+        }
+        sched_info, notes = _schedule_info(opt, schedule, max_lr, a_eff, curvature)
+        caveats += [_SCHEDULE_CAVEAT, *notes]
     label = cur.label
     adam_info = None
     if opt.kind is not None and opt.kind.family == "adam":
@@ -220,19 +254,51 @@ def _noise_info(
 
 
 _SCHEDULE_CAVEAT = (
-    "schedule verdicts concern the optimizer's filter with alpha[t] = lr F[t] (the LTV view), "
-    "not the loss; the peak and first crossing compare lr F[t] with the largest stable lr at "
-    "the given curvature (frozen over the schedule)"
+    "schedule: BIBO/UES concern the optimizer's filter with alpha[t] = lr F[t] (the LTV view), "
+    "not the loss; the peak and first unstable step check every scheduled learning rate (and "
+    "momentum) at the given curvature, frozen over the schedule (in training the curvature "
+    "moves: watch it with stability.training.StabilityMonitor)"
 )
 
 
 def _schedule_info(
-    opt: ConfiguredOptimizer, schedule: Any, max_lr: float | None, a_eff: float
-) -> dict[str, Any]:
+    opt: ConfiguredOptimizer,
+    schedule: Schedule,
+    max_lr: float | None,
+    a_eff: float,
+    curvature: dict[str, Any],
+) -> tuple[dict[str, Any], list[str]]:
+    """The LTV verdict of the schedule and the certified verdict of every scheduled step
+    (its learning rate, and momentum when the schedule cycles it), with caveats."""
     cfg = {"optimizer": opt.kind.name, **opt.config} if opt.kind else {"optimizer": "sgd"}
-    lr = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
-    v = ltv_verdict(filter_from_config(cfg), lr, schedule)
-    return {"name": schedule.name, **v.to_dict(), **_crossing(lr, schedule, max_lr)}
+    lr_cfg = float(opt.config.get("lr", opt.config.get("learning_rate", a_eff)))
+    base = schedule.base_lr if schedule.base_lr is not None else lr_cfg
+    notes: list[str] = []
+    if schedule.base_lr is not None and opt.kind is not None and lr_cfg != base:
+        notes.append(
+            f"the learning rates come from the scheduler (its base lr {base:.6g}); the "
+            f"configuration's current lr {lr_cfg:.6g} is its value at step 0, not its base"
+        )
+    v = ltv_verdict(filter_from_config(cfg), base, schedule)
+    lrs = base * schedule.values
+    out: dict[str, Any] = {"name": schedule.name, **v.to_dict(), "peak_lr": float(lrs.max())}
+    if schedule.momentum is not None:
+        out["momentum_range"] = [float(schedule.momentum.min()), float(schedule.momentum.max())]
+    if opt.kind is not None and max_lr is not None:
+        ok, decided = stable_steps(opt, lrs, schedule.momentum, **curvature)
+        bad = np.flatnonzero(~ok)
+        out.update(
+            limit_lr=max_lr,
+            peak_stable=bool(bad.size == 0),
+            first_unstable_step=int(bad[0]) if bad.size else None,
+            lr_at_first_unstable_step=float(lrs[bad[0]]) if bad.size else None,
+        )
+        if not decided:
+            notes.append(
+                "the mini-batch noise along the schedule could not be certified (an infinite "
+                "power law or tau2 > 0 with many distinct steps): counted as not bounded"
+            )
+    return out, notes
 
 
 def _verdict(strict: Any, noise_info: Any, sched_info: Any) -> str:
@@ -274,20 +340,6 @@ def _adam_info(
             "learning rate rises faster than v adapts (warm-up)."
         )
     return {"threshold": threshold, "sharpness": sharpness, "ratio": ratio, "meaning": meaning}
-
-
-def _crossing(lr: float, schedule: Any, limit: float | None) -> dict[str, Any]:
-    """The peak of ``lr F[t]`` and the first step above the largest stable lr ``limit``."""
-    lrs = lr * schedule.values
-    out: dict[str, Any] = {"peak_lr": float(lrs.max())}
-    if limit is not None:
-        above = np.flatnonzero(lrs > limit)
-        out.update(
-            limit_lr=limit,
-            peak_stable=bool(above.size == 0),
-            first_unstable_step=int(above[0]) if above.size else None,
-        )
-    return out
 
 
 def _plain(value: Any) -> Any:

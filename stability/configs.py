@@ -31,6 +31,11 @@ _TORCH_INERT = frozenset(
         "name",
         "capturable",
         "decoupled_weight_decay",
+        # written into the groups by OneCycleLR and CyclicLR (the schedule reads them)
+        "base_momentum",
+        "max_momentum",
+        "max_lr",
+        "min_lr",
     }
 )
 

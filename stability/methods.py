@@ -6,6 +6,7 @@ the registry of methods by name with their parameters and allowed ranges.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -67,14 +68,21 @@ def keeps_exact_floats(constructor: _F) -> _F:
     ``1 - beta``) would round before any exact analysis sees the numbers.
     """
 
+    signature = inspect.signature(constructor)
+
     @functools.wraps(constructor)
     def build(*args: Any, **kwargs: Any) -> Any:
         out = constructor(*args, **kwargs)
-        pos = [_exact_value(a) for a in args]
-        kw = {k: _exact_value(v) for k, v in kwargs.items()}
-        if any(c for _, c in pos) or any(c for _, c in kw.values()):
-            twin = constructor(*(v for v, _ in pos), **{k: v for k, (v, _) in kw.items()})
-            getattr(out, "algorithm", out)._cache["exact"] = getattr(twin, "algorithm", twin)
+        try:  # the defaults too: a float default (Adam's betas) must not stay rounded
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # the constructor itself reported the bad call
+            return out
+        bound.apply_defaults()
+        values = {k: _exact_value(v) for k, v in bound.arguments.items()}
+        if any(changed for _, changed in values.values()):
+            twin = constructor(**{k: v for k, (v, _) in values.items()})
+            exact = getattr(twin, "algorithm", twin).to_exact()  # inner constructors' twins
+            getattr(out, "algorithm", out)._cache["exact"] = exact
         return out
 
     return build  # type: ignore[return-value]

@@ -129,22 +129,7 @@ class Report:
             bind = f" ({self.max_lr_binding})" if self.max_lr_binding else ""
             lines.append(f"  largest stable lr at these settings: {self.max_stable_lr:.6g}{bind}")
         if self.schedule is not None:
-            sc = self.schedule
-            lines.append(
-                f"  schedule {sc['name']}: BIBO={sc['bibo']}, UES={sc['ues']}, "
-                f"gain {_fmt(sc['bibo_gain'])}, frozen-pole margin "
-                f"{_fmt(sc['frozen_pole_margin'])} (sufficient test only)"
-            )
-            if sc.get("peak_stable") is not None:
-                peak = "stable" if sc["peak_stable"] else "UNSTABLE"
-                first = sc["first_unstable_step"]
-                cross = (
-                    f"; at this curvature the scheduled lr crosses the limit "
-                    f"{_fmt(sc['limit_lr'])} at step {first}"
-                    if first is not None
-                    else f"; it stays below the limit {_fmt(sc['limit_lr'])}"
-                )
-                lines.append(f"    scheduled lr peaks at {_fmt(sc['peak_lr'])}: {peak}{cross}")
+            lines += _schedule_lines(self.schedule)
         lines += [f"  caveat: {c}" for c in self.caveats]
         return "\n".join(lines)
 
@@ -165,3 +150,35 @@ def _fmt(x: Any) -> str:
     if x is None:
         return "n/a"
     return f"{x:.6g}" if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _schedule_lines(sc: dict[str, Any]) -> list[str]:
+    """The schedule: its range, whether every step is stable, and the LTV words explained."""
+    moms = sc.get("momentum_range")
+    mom = f", momentum {moms[0]:.4g} to {moms[1]:.4g}" if moms else ""
+    lines = [
+        f"  schedule {sc['name']}: {sc['horizon']} steps, lr peaks at {_fmt(sc['peak_lr'])}{mom}"
+    ]
+    if sc.get("peak_stable") is not None:
+        if sc["peak_stable"]:
+            lines.append(
+                "    every scheduled step is stable at this curvature (largest stable lr at "
+                f"the current settings: {_fmt(sc['limit_lr'])})"
+            )
+        else:
+            lines.append(
+                f"    UNSTABLE from step {sc['first_unstable_step']}: its lr "
+                f"{_fmt(sc['lr_at_first_unstable_step'])} is not stable at this curvature "
+                f"(largest stable lr at the current settings: {_fmt(sc['limit_lr'])})"
+            )
+
+    def word(x: Any) -> str:
+        return "yes" if x else ("no" if x is False else "finite horizon, every value finite")
+
+    lines.append(
+        f"    LTV view: BIBO {word(sc['bibo'])} (bounded gradients give bounded steps; gain "
+        f"{_fmt(sc['bibo_gain'])}), UES {word(sc['ues'])} (the momentum filter forgets "
+        f"its past exponentially); frozen-pole margin {_fmt(sc['frozen_pole_margin'])} "
+        "(below 1 is sufficient, not necessary)"
+    )
+    return lines

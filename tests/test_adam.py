@@ -180,3 +180,102 @@ def test_adam_bad_configs(cfg, message):
     with pytest.raises(stb.ConfigError) as info:
         stb.check(cfg, lambda_max=1.0)
     assert message in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# AdamW read four ways: a mapping, a TOML file, CLI flags and a live torch.optim.AdamW
+# (issue 19: the mapping and TOML paths gave a false MARGINAL with "critical curvature 0")
+# ---------------------------------------------------------------------------------------
+def _radius(h: float, lr: float, beta1: float, wd: float) -> float:
+    return float(np.abs(np.linalg.eigvals(frozen_matrix(h, lr, beta1, wd))).max())
+
+
+def _bisect(ok, lo: float, hi: float, rel: float = 1e-13) -> float:
+    """The boundary between ``ok(lo)`` and not ``ok(hi)``."""
+    while hi - lo > rel * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def _truth(lr: float, beta1: float, wd: float, lam: float) -> tuple[float, float]:
+    """(largest stable preconditioned curvature, largest stable lr at ``lam``) from the
+    spectral radius of the frozen 2x2 iteration, by bisection (the radius is monotone in h
+    and in lr along these rays)."""
+    h_star = _bisect(lambda h: _radius(h, lr, beta1, wd) < 1, 0.0, 1e9 / lr)
+    lr_star = _bisect(
+        lambda x: x * wd < 2 and _radius(lam, x, beta1, wd) < 1,
+        0.0,
+        min(1e9, 2 / wd if wd else 1e9),
+    )
+    return h_star, lr_star
+
+
+def _adamw_four_ways(lr: float, beta1: float, wd: float, lam: float, tmp_path) -> list[dict]:
+    import contextlib
+    import io
+    import json
+
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(2))
+    live = torch.optim.AdamW([p], lr=lr, betas=(beta1, 0.999), weight_decay=wd)
+    mapping = {"optimizer": "adamw", "lr": lr, "betas": (beta1, 0.999), "weight_decay": wd}
+    reports = [
+        stb.check(mapping, lambda_max=lam).to_dict(),
+        stb.check(live, lambda_max=lam).to_dict(),
+    ]
+    toml = tmp_path / "adamw.toml"
+    toml.write_text(
+        f'optimizer = "adamw"\nlr = {lr!r}\nbetas = [{beta1!r}, 0.999]\n'
+        f"weight_decay = {wd!r}\nlambda_max = {lam!r}\n"
+    )
+    flags = ["--optimizer", "adamw", "--lr", repr(lr), "--beta1", repr(beta1)]
+    flags += ["--weight-decay", repr(wd), "--lambda-max", repr(lam)]
+    for argv in (["check", "--config", str(toml), "--json"], ["check", *flags, "--json"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main(argv)
+        reports.append(json.loads(out.getvalue()))
+    return reports
+
+
+def _adamw_points(n: int) -> list[tuple[float, float, float, float]]:
+    rng = np.random.default_rng(19)
+    points = []
+    while len(points) < n:
+        lr = float(10 ** rng.uniform(-4, -1))
+        beta1 = float(rng.choice([0.0, 0.5, 0.9, 0.99]))
+        wd = float(rng.choice([0.0, 1e-4, 1e-2, 0.1, 1.0, 5.0]))
+        side = float(rng.choice([1 - 1e-3, 1 + 1e-3]))
+        if lr * wd < 1.5:
+            points.append((lr, beta1, wd, side))
+    return points
+
+
+def _check_adamw_point(lr, beta1, wd, side, tmp_path):
+    h_star, _ = _truth(lr, beta1, wd, 1.0)
+    lam = h_star * side
+    _, lr_star = _truth(lr, beta1, wd, lam)
+    reports = _adamw_four_ways(lr, beta1, wd, lam, tmp_path)
+    want = "stable" if side < 1 else "unstable"
+    for rep in reports:
+        assert rep["verdict"] == want, (lr, beta1, wd, side, rep["verdict"])
+        assert rep["adam"]["threshold"] == pytest.approx(h_star, rel=1e-9)
+        assert rep["max_stable_lr"] == pytest.approx(lr_star, rel=2e-6)
+    first = reports[0]
+    for rep in reports[1:]:
+        assert rep["verdict"] == first["verdict"]
+        assert rep["adam"]["threshold"] == pytest.approx(first["adam"]["threshold"], rel=1e-12)
+        assert rep["max_stable_lr"] == pytest.approx(first["max_stable_lr"], rel=2e-6)
+
+
+@pytest.mark.parametrize("point", _adamw_points(16), ids=lambda p: f"lr{p[0]:.2g}-b{p[1]}-wd{p[2]}")
+def test_adamw_mapping_toml_flags_and_live_object_agree(point, tmp_path):
+    _check_adamw_point(*point, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_adamw_four_ways_over_200_points(tmp_path):
+    for point in _adamw_points(200):
+        _check_adamw_point(*point, tmp_path)

@@ -20,21 +20,23 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from .. import progress
 from .._values import to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError, describe
-from ..methods import get_method, torch_sgd
+from ..methods import _exact_value, get_method, torch_sgd
 from ..noise.models import NoiseModel, get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from ..noise.sums import _check_shift, stability_sum
+from ..noise.terms import _triplet
 from ..optimizers import ConfiguredOptimizer, from_optimizer
 from ..regions.verdicts import is_strictly_stable
 from .bounds import memory1_noise_bounds
 from .triplets import memory1_interval_margins
 
-__all__ = ["critical_batch_size", "largest_stable_lr", "max_stable_lr"]
+__all__ = ["critical_batch_size", "curvature_interval", "largest_stable_lr", "max_stable_lr"]
 
 _ROUND = 66  # candidates per vectorised round (64 inside the bracket)
 
@@ -42,35 +44,50 @@ _ROUND = 66  # candidates per vectorised round (64 inside the bracket)
 @dataclass(frozen=True)
 class _Family:
     """The configurations along the learning rate, the other settings fixed: ``build(lr)``
-    and, when the memory-1 triplet is proportional to ``lr``, ``(beta, q0/lr, q1/lr)``."""
+    and, for memory <= 1, ``triplets(lr) -> (beta, q0, q1)`` vectorised over an array of
+    learning rates (the triplet as an exact expression in ``lr``, lambdified)."""
 
     build: Callable[[float], MemoryAlgorithm]
     lr0: float
-    slope: tuple[float, float, float] | None
+    triplets: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]] | None
     shift: Fraction
 
 
-def _triplet_of(alg: MemoryAlgorithm) -> tuple[float, float, float] | None:
-    if alg.M == 0:
-        return 0.0, 0.0, -float(alg.alpha)
-    if alg.M > 1:
-        return None
-    t = alg.triplet()
-    return float(t.beta), float(t.q0), float(t.q1)
+_LR = sp.Symbol("lr", positive=True)
 
 
-def _family(build: Callable[[float], MemoryAlgorithm], lr0: float, shift: Fraction) -> _Family:
-    """The family, with the slope when ``triplet(2 lr) == 2 triplet(lr)`` (checked)."""
-    base, twice = _triplet_of(build(lr0)), _triplet_of(build(2 * lr0))
-    slope = None
-    if (
-        base is not None
-        and twice is not None
-        and twice[0] == base[0]
-        and np.allclose(twice[1:], np.multiply(base[1:], 2), rtol=1e-12, atol=0)
-    ):
-        slope = (base[0], base[1] / lr0, base[2] / lr0)
-    return _Family(build, lr0, slope, shift)
+def _family(
+    build: Callable[[Any], MemoryAlgorithm],
+    lr0: float,
+    shift: Fraction,
+    exact: Callable[[Any], Any],
+) -> _Family:
+    """The family; ``exact(lr)`` builds it from the exact values of the fixed settings, so
+    that at ``lr`` a sympy symbol it gives the triplet as an exact expression in ``lr``."""
+    triplets = None
+    try:
+        symbolic = exact(_LR)
+    except ConfigError:
+        symbolic = None
+    if symbolic is not None and symbolic.M <= 1:
+        t = symbolic.triplet() if symbolic.M == 1 else (0, 0, -symbolic.alpha)
+        if all(sp.sympify(x).free_symbols <= {_LR} for x in t):
+            f = sp.lambdify(_LR, list(t), modules="numpy")
+
+            def triplets(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                b, x0, x1 = (np.broadcast_to(np.asarray(v, dtype=float), lr.shape) for v in f(lr))
+                return b, x0, x1
+
+    return _Family(build, lr0, triplets, shift)
+
+
+def _in_domain(fam: _Family, lr: np.ndarray) -> np.ndarray:
+    """Where the family is defined: the learning rates at which it builds (AdamW refuses
+    ``lr * weight_decay >= 2``), checked at the largest candidate first (usually the only
+    check needed, the domain being an interval from 0)."""
+    if lr.size == 0 or _build(fam, float(lr.max())) is not None:
+        return np.ones(lr.shape, dtype=bool)
+    return np.array([_build(fam, float(x)) is not None for x in lr.ravel()]).reshape(lr.shape)
 
 
 def _build(fam: _Family, lr: float) -> MemoryAlgorithm | None:
@@ -86,11 +103,15 @@ def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
     if opt.kind is None:
         return None
     kind, key = opt.kind.name, opt.kind.lr_key
+    exact_config = {k: _exact_value(v)[0] for k, v in opt.config.items()}
 
     def build(lr: float) -> MemoryAlgorithm:
         return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
 
-    return _family(build, float(opt.config[key]), _check_shift(opt.curvature_shift)[1])
+    def exact(lr: Any) -> MemoryAlgorithm:
+        return from_optimizer({"optimizer": kind, **exact_config, key: lr})[0].algorithm
+
+    return _family(build, float(opt.config[key]), _check_shift(opt.curvature_shift)[1], exact)
 
 
 def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Family:
@@ -106,36 +127,37 @@ def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Famil
         fixed = dict(fixed)
         shift = _check_shift(fixed.pop("weight_decay", 0))[1]
         torch_sgd(1.0, **fixed)  # validates the fixed settings once
-        return _family(lambda lr: torch_sgd(lr, **fixed), 1 / lam_top, shift)
+        exact = {k: _exact_value(v)[0] for k, v in fixed.items()}
+        return _family(
+            lambda lr: torch_sgd(lr, **fixed), 1 / lam_top, shift, lambda lr: torch_sgd(lr, **exact)
+        )
     method = get_method(family)
     if "lr" not in method.parameters:
         raise ConfigError(f"family {family!r} has no lr parameter")
     missing = set(method.parameters) - {"lr"} - set(fixed)
     if missing:
         raise ConfigError(f"family {family!r} needs {sorted(missing)} fixed by keyword")
-    return _family(lambda lr: method.numeric(lr=lr, **fixed), 1 / lam_top, Fraction(0))
+    exact = {k: _exact_value(v)[0] for k, v in fixed.items()}
+    return _family(
+        lambda lr: method.numeric(lr=lr, **fixed),
+        1 / lam_top,
+        Fraction(0),
+        lambda lr: method.numeric(lr=lr, **exact),
+    )
 
 
 def _strict_predicate(fam: _Family, lambda_max: Any, spec: Any) -> Callable[[np.ndarray], Any]:
     """Certified strict stability of each candidate learning rate."""
     shift = fam.shift
-    if fam.slope is not None:
-        if lambda_max is not None:
-            lo, hi = 0.0, float(to_exact(to_sympy(lambda_max, "lambda_max")))
-        elif isinstance(spec, PowerLawSpectrum):
-            lo = 0.0 if spec.N is None else spec.Lambda * float(spec.N) ** -spec.nu
-            hi = spec.Lambda
-        else:
-            lo, hi = float(spec.lam.min()), float(spec.lam.max())
-        if shift:  # rounded outwards: the interval only grows
-            lo = float(np.nextafter(lo + float(shift), 0)) if lo or shift else 0.0
-            hi = float(np.nextafter(hi + float(shift), np.inf))
-        beta, s0, s1 = fam.slope
+    if fam.triplets is not None:
+        lo, hi = curvature_interval(lambda_max, spec, shift)
+        triplets = fam.triplets
 
         def vectorised(lr: np.ndarray) -> np.ndarray:
+            beta, q0, q1 = triplets(lr)
             return memory1_interval_margins(
-                beta=np.full(lr.shape, beta), q0=s0 * lr, q1=s1 * lr, lambda_lo=lo, lambda_hi=hi
-            ).stable
+                beta=beta, q0=q0, q1=q1, lambda_lo=lo, lambda_hi=hi
+            ).stable & _in_domain(fam, lr)
 
         return vectorised
     target = lambda_max if lambda_max is not None else _strict_target(spec)
@@ -149,6 +171,22 @@ def _strict_predicate(fam: _Family, lambda_max: Any, spec: Any) -> Callable[[np.
     return one_by_one
 
 
+def curvature_interval(lambda_max: Any, spec: Any, shift: Fraction) -> tuple[float, float]:
+    """``[lo, hi]`` of the curvatures the dynamics see, rounded outwards (``lo = 0`` means
+    ``(0, hi]``, Theorem 6.1): ``(0, lambda_max]``, ``(0, Lambda]`` of a power law, the range
+    of a finite spectrum; each shifted by the weight decay."""
+    if lambda_max is not None:
+        lo, hi = 0.0, float(to_exact(to_sympy(lambda_max, "lambda_max")))
+    elif isinstance(spec, PowerLawSpectrum):
+        lo, hi = 0.0, spec.Lambda
+    else:
+        lo, hi = float(spec.lam.min()), float(spec.lam.max())
+    if shift:  # rounded outwards: the interval only grows
+        lo = float(np.nextafter(lo + float(shift), 0))
+        hi = float(np.nextafter(hi + float(shift), np.inf))
+    return lo, hi
+
+
 def _strict_target(spec: Any) -> Any:
     """What the exact strict verdict is asked about: the eigenvalues, or ``(0, Lambda]``."""
     return spec.top if isinstance(spec, PowerLawSpectrum) else spec.lam
@@ -160,14 +198,15 @@ def _noise_predicate(
     """Certified ``U < 1`` of each candidate (strictly stable ones), and the candidates worth
     testing per round."""
     finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
-    if fam.slope is not None and finite and model.tau2 <= 0:
-        beta, s0, s1 = fam.slope
+    if fam.triplets is not None and finite and model.tau2 <= 0:
+        triplets = fam.triplets
 
         def vectorised(lr: np.ndarray) -> np.ndarray:
+            beta, q0, q1 = triplets(lr)
             return memory1_noise_bounds(
-                beta=np.full(lr.shape, beta),
-                q0=s0 * lr,
-                q1=s1 * lr,
+                beta=beta,
+                q0=q0,
+                q1=q1,
                 spectrum=spec,
                 shift=float(fam.shift),
                 batch_size=B,
@@ -191,7 +230,7 @@ def _search_lr(
 ) -> tuple[float, str]:
     """The largest stable lr of the family and the condition that binds there."""
     strict_ok = _strict_predicate(fam, lambda_max, spec)
-    lr_hi = _largest(strict_ok, fam.lr0, rtol, _ROUND if fam.slope is not None else 3)
+    lr_hi = _largest(strict_ok, fam.lr0, rtol, _ROUND if fam.triplets is not None else 3)
     if batch_size is None or spec is None or lr_hi == 0.0:
         return lr_hi, "strict stability"
     noise_ok, points = _noise_predicate(fam, spec, to_float(batch_size, "batch_size"), model)
@@ -331,7 +370,7 @@ def critical_batch_size(
     if not is_strictly_stable(alg, _strict_target(spec), shift=omega_x).stable:
         return math.inf
     finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
-    trip = _triplet_of(alg.to_exact()) if alg.M <= 1 else None
+    trip = tuple(float(x) for x in _triplet(alg, exact=True)) if alg.M <= 1 else None
     if trip is not None and finite and model.tau2 <= 0:
 
         def ok(B: np.ndarray) -> np.ndarray:

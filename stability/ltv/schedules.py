@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,20 @@ class Schedule:
     ``"nonincreasing"``, ``"periodic"`` (repeats), ``"dipping"`` (restarts whose minima tend to
     0), ``"unbounded"`` (grows without bound, subexponentially), ``"exponential"`` (multiplied
     by ``growth > 1`` at every step after the horizon).
+
+    ``base_lr`` (optional) makes the schedule absolute: the learning rate at step ``t`` is
+    ``base_lr F[t]`` whatever the optimizer's lr is (a torch scheduler read with
+    :func:`stability.training.schedule_from_torch`); without it the window multiplies the
+    configuration's lr. ``momentum`` (optional) is the momentum (Adam: ``beta1``) at each step,
+    for schedulers that cycle it.
     """
 
     values: np.ndarray
     name: str
     tail: str = "finite"
     growth: float = 1.0
+    base_lr: float | None = None
+    momentum: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = self.values
@@ -38,6 +47,21 @@ class Schedule:
             raise ConfigError(f"schedule values must be >= 0, got min {v.min()!r}")
         if self.tail not in _TAILS:
             raise ConfigError(f"tail must be one of {sorted(_TAILS)}, got {describe(self.tail)}")
+        if self.base_lr is not None and not (math.isfinite(self.base_lr) and self.base_lr > 0):
+            raise ConfigError(f"base_lr must be in (0, inf), got {describe(self.base_lr)}")
+        if self.momentum is not None:
+            m = self.momentum
+            if m.shape != v.shape or not np.all((m >= 0) & (m < 1)):
+                raise ConfigError(
+                    "schedule momentum must hold one value in [0, 1) per step "
+                    f"({v.size}), got shape {m.shape}"
+                )
+        for field_name in ("values", "momentum"):  # immutable once built: an own copy
+            array = getattr(self, field_name)
+            if array is not None:
+                own = np.array(array, dtype=float)
+                own.flags.writeable = False
+                object.__setattr__(self, field_name, own)
 
     @property
     def ratio(self) -> np.ndarray:

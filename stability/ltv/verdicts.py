@@ -174,7 +174,9 @@ def ltv_verdict(filt: AutoSGMFilter, lr: Any, sched: Schedule | None = None) -> 
         reasons.append("alpha[t] = 0 inside the horizon: r[t] undefined, no uniform constant")
     else:
         running_min = np.minimum.accumulate(alpha)
-        C = float(np.max(alpha / running_min)) if T else 1.0  # max_{s<=t} alpha[t]/alpha[s]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a final alpha of 0: 0/0
+            ratio_to_min = np.where(alpha > 0, alpha / running_min, 0.0)
+        C = float(np.max(ratio_to_min)) if T else 1.0  # max_{s<=t} alpha[t]/alpha[s]
         rho = b
     out = _infinite_horizon(sched, alpha, b, ratio, {"gain": gain, "rho": rho, "C": C})
     reasons += out.pop("reasons")
