@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 import stability as stb
 from stability.noise import Spectrum
 
@@ -31,3 +33,44 @@ def test_memory0_check_called_stable_at_U_above_one():
         batch_size=1.034050374735043,
     )
     assert not rep.noise["bounded"] and rep.verdict == "unstable"
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from stability.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_exact_momentum_within_rounding_of_one_crashed_the_lr_search():
+    code, out, err = _cli(
+        "check", "--lambda-max", "10", "--lr", "0.1", "--momentum", "0.99999999999999999999999999"
+    )
+    assert code == 0 and "Traceback" not in err, err
+    assert "largest stable lr at these settings: 0.4 " in out  # 2 (1 + mu) / 10, mu = 1 - 1e-26
+
+
+def test_exact_adam_beta1_within_rounding_of_one_crashed_the_lr_search():
+    code, out, err = _cli(
+        "check", "--optimizer", "adam", "--beta1", "0.99999999999999999999",
+        "--lambda-max", "10", "--lr", "0.1",
+    )  # fmt: skip
+    assert code == 0 and "Traceback" not in err, err
+    assert "largest stable lr at these settings: 4e+19" in out  # (2 + 2 b1) / ((1 - b1) 10)
+
+
+def test_power_law_with_a_huge_N_crashed_the_bins():
+    code, _out, err = _cli(
+        "check", "--power-law", "nu=2,N=1e300", "--batch-size", "8", "--lr", "0.1"
+    )
+    assert code == 0 and "Traceback" not in err, err
+    r = stb.check(
+        {"optimizer": "sgd", "lr": 0.1}, spectrum=stb.power_law(2, N=1e300), batch_size=8
+    )
+    exact = stb.stability_sum(stb.gd(0.1), stb.power_law(2), 8)  # the infinite law
+    assert r.noise["U"] == pytest.approx(exact.U, rel=1e-9)

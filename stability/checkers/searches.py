@@ -39,6 +39,7 @@ from .triplets import memory1_interval_margins
 __all__ = ["critical_batch_size", "curvature_interval", "largest_stable_lr", "max_stable_lr"]
 
 _ROUND = 66  # candidates per vectorised round (64 inside the bracket)
+_SPAN = 2.0**120  # how far from the start a search looks, either way
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def _family(
         symbolic = None
     if symbolic is not None and symbolic.M <= 1:
         t = symbolic.triplet() if symbolic.M == 1 else (0, 0, -symbolic.alpha)
-        if all(sp.sympify(x).free_symbols <= {_LR} for x in t):
+        beta = sp.sympify(t[0])
+        # a momentum within rounding of 1 (momentum = 1 - 1e-26 typed exactly) is 1.0 as a
+        # float: the vectorised checks would decide another algorithm; the exact path decides
+        near_one = beta.is_number and 1 - abs(beta) < sp.Rational(1, 10**12)
+        if not near_one and all(sp.sympify(x).free_symbols <= {_LR} for x in t):
             f = sp.lambdify(_LR, list(t), modules="numpy")
 
             def triplets(lr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -309,18 +314,18 @@ def _largest(
     ok: Callable[[np.ndarray], Any], start: float, rtol: float, points: int, below: bool = False
 ) -> float:
     """Largest ``x`` with ``ok(x)`` (assumed an interval ``(0, x*)``), to ``rtol`` relative;
-    ``inf`` if ``ok`` up to ``1e12 start``, 0 if not even at ``1e-12 start``. ``below``: the
+    ``inf`` if ``ok`` up to ``2^120 start``, 0 if not even at ``2^-120 start``. ``below``: the
     answer is known to be below ``start``."""
     x = float(start)
     if not below and ok(np.array([x]))[0]:
-        while x < start * 1e12 and ok(np.array([2 * x]))[0]:
+        while x < start * _SPAN and ok(np.array([2 * x]))[0]:
             x *= 2
-        if x >= start * 1e12:
+        if x >= start * _SPAN:
             return math.inf
         return _refine(ok, x, 2 * x, rtol, points)
-    while x > start * 1e-12 and not ok(np.array([x / 2]))[0]:
+    while x > start / _SPAN and not ok(np.array([x / 2]))[0]:
         x /= 2
-    if x <= start * 1e-12:
+    if x <= start / _SPAN:
         return 0.0
     return _refine(ok, x / 2, x, rtol, points)
 
