@@ -69,8 +69,23 @@ def test_power_law_with_a_huge_N_crashed_the_bins():
         "check", "--power-law", "nu=2,N=1e300", "--batch-size", "8", "--lr", "0.1"
     )
     assert code == 0 and "Traceback" not in err, err
-    r = stb.check(
-        {"optimizer": "sgd", "lr": 0.1}, spectrum=stb.power_law(2, N=1e300), batch_size=8
-    )
+    r = stb.check({"optimizer": "sgd", "lr": 0.1}, spectrum=stb.power_law(2, N=1e300), batch_size=8)
     exact = stb.stability_sum(stb.gd(0.1), stb.power_law(2), 8)  # the infinite law
     assert r.noise["U"] == pytest.approx(exact.U, rel=1e-9)
+
+
+def test_stale_cache_gave_an_unsound_certificate():
+    import numpy as np
+
+    from stability.checkers import memory1_noise_bounds
+
+    x = np.linspace(0.01, 1, 1000)
+    s = Spectrum.from_arrays(x)
+    first = memory1_noise_bounds(beta=0.9, q0=0, q1=-0.1, spectrum=s, batch_size=1e4)
+    with pytest.raises(ValueError, match="read-only"):
+        s.lam[:] *= 100  # a Spectrum is immutable once built
+    x *= 100  # changing the caller's array does not change the spectrum either
+    again = memory1_noise_bounds(beta=0.9, q0=0, q1=-0.1, spectrum=s, batch_size=1e4)
+    assert bool(first.bounded) and bool(again.bounded) and s.lambda_max == 1.0
+    fresh = Spectrum.from_arrays(x)  # the changed values, as a new spectrum: not bounded
+    assert not memory1_noise_bounds(beta=0.9, q0=0, q1=-0.1, spectrum=fresh, batch_size=1e4).bounded

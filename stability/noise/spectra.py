@@ -19,19 +19,31 @@ __all__ = ["MAX_EIGENVALUES", "PowerLawSpectrum", "Spectrum", "as_spectrum", "po
 class Spectrum:
     """A finite spectrum: eigenvalues ``lam`` with multiplicities/weights ``weights``,
     optional target coefficients ``c2`` (``c_k^2 = <e_k, w*>^2``) and ``notes`` on where it
-    came from (an estimate says so: the reports carry the notes as caveats)."""
+    came from (an estimate says so: the reports carry the notes as caveats).
+
+    Immutable once built: its arrays are read-only, and an array someone else could still
+    change (a writeable array, or a view of one) is copied first. So results remembered per
+    spectrum (the compressed bins of the certified bounds) can never go stale. A read-only
+    array that nothing can change (``numpy.load(..., mmap_mode="r")``) is used as it is, and
+    unit weights stay a zero-stride view: no second array as long as the spectrum.
+    """
 
     lam: np.ndarray
     weights: np.ndarray
     c2: np.ndarray | None = None
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        for name in ("lam", "weights", "c2"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _frozen(value))
+
     @classmethod
     def from_arrays(
         cls, lam: Any, weights: Any = None, c2: Any = None, notes: tuple[str, ...] = ()
     ) -> Spectrum:
         lam_a = _positive_array(lam, "eigenvalues")
-        # unit weights as a zero-stride view: no second array as long as the spectrum
         w = (
             np.broadcast_to(1.0, lam_a.shape)
             if weights is None
@@ -42,11 +54,62 @@ class Spectrum:
         c = None if c2 is None else _array(c2, "c2", lam_a.shape)
         if c is not None and np.any(c < 0):
             raise ConfigError(f"c2 must be >= 0 (squared coefficients), got min {c.min()!r}")
-        return cls(lam_a, w, c, tuple(notes))
+        arrays = [
+            a if a is None or _shares(a, given) else _owned(a)
+            for a, given in ((lam_a, lam), (w, weights), (c, c2))
+        ]  # arrays made here from the input are ours: no copy needed
+        return cls._of_own(*arrays, tuple(notes))
+
+    @classmethod
+    def _of_own(
+        cls, lam: np.ndarray, weights: np.ndarray, c2: np.ndarray | None = None, notes: Any = ()
+    ) -> Spectrum:
+        """A spectrum of arrays that are read-only or nobody else holds (made inside the
+        package): frozen in place (the arrays shared with a caller are copied)."""
+        self = object.__new__(cls)
+        for name, value in (("lam", lam), ("weights", weights), ("c2", c2)):
+            if value is not None and value.flags.writeable:
+                value = _frozen(value)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "notes", tuple(notes))
+        return self
 
     @property
     def lambda_max(self) -> float:
         return float(self.lam.max())
+
+
+def _shares(a: np.ndarray, given: Any) -> bool:
+    return isinstance(given, np.ndarray) and np.shares_memory(a, given)
+
+
+def _owned(a: np.ndarray) -> np.ndarray:
+    """Freeze an array only the package holds, in place (no copy)."""
+    if a.flags.writeable:
+        a.flags.writeable = False
+    return a
+
+
+def _frozen(a: Any) -> np.ndarray:
+    """``a`` as an array nobody can change: itself when it is read-only all the way down to
+    its memory (a read-only memory map), a read-only zero-stride view for a constant, else a
+    read-only copy."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 1 and a.size > 1 and a.strides[0] == 0:  # a constant (unit weights)
+        return np.broadcast_to(float(a[0]), a.shape)
+    safe, base = not a.flags.writeable, a
+    while safe and isinstance(base.base, np.ndarray):
+        base = base.base
+        safe = not base.flags.writeable
+    if safe:  # an array owning its memory can be made writeable again: only a read-only
+        try:  # buffer underneath (a memory map opened for reading) cannot change
+            safe = base.base is not None and memoryview(base.base).readonly
+        except TypeError:
+            safe = False
+    if not safe:
+        a = a.copy()
+        a.flags.writeable = False
+    return a
 
 
 def _array(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -124,7 +187,11 @@ class PowerLawSpectrum:
                 [float(mpmath.zeta(s, a) - mpmath.zeta(s, b)) for a, b in zip(lo, hi, strict=True)]
             )
             c2 = np.concatenate([head.c2, self.Q * zs / (count * lam)])
-        return Spectrum(np.concatenate([head.lam, lam]), np.concatenate([head.weights, count]), c2)
+        return Spectrum._of_own(
+            _owned(np.concatenate([head.lam, lam])),
+            _owned(np.concatenate([head.weights, count])),
+            None if c2 is None else _owned(c2),
+        )
 
     def truncated(self, n: int) -> Spectrum:
         lam = self.eigenvalues(n)
@@ -132,7 +199,9 @@ class PowerLawSpectrum:
         if self.zeta is not None:
             k = np.arange(1, n + 1, dtype=float)
             c2 = self.Q * k ** (-self.zeta * self.nu - 1) / lam
-        return Spectrum(lam, np.ones(n), c2)
+        return Spectrum._of_own(
+            _owned(lam), np.broadcast_to(1.0, (n,)), None if c2 is None else _owned(c2)
+        )
 
 
 def power_law(
