@@ -11,6 +11,7 @@ that use them (:func:`stability._values.check_range`); nothing here evaluates an
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,26 @@ _TORCH_INERT = frozenset(
         "min_lr",
     }
 )
+
+
+_FLAGS = ("capturable", "differentiable", "decoupled_weight_decay")
+_OPTIONAL_FLAGS = ("foreach", "fused")
+_NUMBERS = ("initial_lr", "base_momentum", "max_momentum", "max_lr", "min_lr")
+
+
+def _check_inert(key: str, value: Any) -> None:
+    """The bookkeeping keys carry no hyperparameter, but a wrong type is still a typo."""
+    if key in _FLAGS and not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {describe(value)}")
+    if key in _OPTIONAL_FLAGS and not (value is None or isinstance(value, bool)):
+        raise ConfigError(f"{key} must be true, false or None, got {describe(value)}")
+    if key in _NUMBERS and (
+        isinstance(value, bool | str)
+        or not (isinstance(value, numbers.Real) or hasattr(value, "item"))
+    ):
+        raise ConfigError(f"{key} must be a number, got {describe(value)}")
+    if key == "name" and not isinstance(value, str):
+        raise ConfigError(f"name must be text, got {describe(value)}")
 
 
 @dataclass(frozen=True)
@@ -157,6 +178,8 @@ def read_config(
             "optimizer is required: one of 'torch.sgd', 'optax.sgd', 'keras.sgd' ('sgd')"
         )
     kind = kind_of(name, families)
+    for key in kind.inert & set(values):
+        _check_inert(key, values[key])
     values = {k: v for k, v in values.items() if k not in kind.inert}
     unknown = sorted(set(values) - kind.keys, key=str)
     if unknown:

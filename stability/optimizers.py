@@ -278,7 +278,7 @@ def from_torch_adam(
     >>> is_strictly_stable(opt.algorithm, 3801).stable      # 38/lr = 3800
     False
     """
-    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+    if not isinstance(betas, tuple | list | np.ndarray) or len(betas) != 2:
         raise ConfigError(f"betas must be a pair (beta1, beta2), got {describe(betas)}")
     if _flag(maximize, "maximize"):
         raise ConfigError("maximize must be false (gradient ascent is not analysed), got True")

@@ -89,3 +89,149 @@ def test_stale_cache_gave_an_unsound_certificate():
     assert bool(first.bounded) and bool(again.bounded) and s.lambda_max == 1.0
     fresh = Spectrum.from_arrays(x)  # the changed values, as a new spectrum: not bounded
     assert not memory1_noise_bounds(beta=0.9, q0=0, q1=-0.1, spectrum=fresh, batch_size=1e4).bounded
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs that must be refused, each by name, fast, without a traceback
+# ---------------------------------------------------------------------------------------
+def _refused(call, name: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(stb.ConfigError) as info:
+        call()
+    assert time.perf_counter() - start < 5
+    assert name in str(info.value), (name, str(info.value))
+
+
+def _monitor(**kw):
+    torch = pytest.importorskip("torch")
+    from stability.training import StabilityMonitor
+
+    m = torch.nn.Linear(2, 1)
+    data = (torch.zeros(4, 2), torch.zeros(4, 1))
+    return StabilityMonitor(
+        m, torch.nn.functional.mse_loss, torch.optim.SGD(m.parameters(), lr=0.1), data, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [
+        ({"iters": 0}, "iters"),
+        ({"iters": -5}, "iters"),
+        ({"iters": 2.7}, "iters"),
+        ({"iters": float("nan")}, "iters"),
+        ({"iters": "abc"}, "iters"),
+        ({"lookahead": -1}, "lookahead"),
+        ({"lookahead": float("inf")}, "lookahead"),
+        ({"scheduler": "x"}, "scheduler"),
+    ],
+)
+def test_monitor_accepted_invalid_settings(kw, name):
+    _refused(lambda: _monitor(**kw), name)
+
+
+def _sym(v):
+    return 2.0 * v
+
+
+def test_curvature_helpers_answered_silently_wrong():
+    import numpy as np
+
+    from stability.training import slq_density, top_eigenvalues
+
+    A = np.array([[2.0, 1, 0, 0], [0, 1, 3, 0], [0, 0, 0.5, 0], [0, 0, 0, 0.1]])
+    _refused(lambda: top_eigenvalues(lambda v: A @ v, 4), "symmetric")  # was 3.02
+    _refused(lambda: slq_density(lambda v: A @ v, 4), "symmetric")  # nodes of +-48
+    _refused(lambda: top_eigenvalues(lambda v: (1 + 1j) * v, 4), "complex")
+    _refused(lambda: top_eigenvalues(_sym, 4, tol=-1), "tol")
+    _refused(lambda: top_eigenvalues(_sym, 4, tol=float("nan")), "tol")
+    _refused(lambda: top_eigenvalues(_sym, 4, v0=np.zeros(4)), "v0")
+    _refused(lambda: top_eigenvalues(_sym, 4, maxiter=0), "maxiter")
+    _refused(lambda: slq_density(_sym, 10**6, probes=1, steps=10**9), "steps")  # 7 TiB
+
+
+def test_long_scheduler_horizons_named_a_parameter_the_user_never_passed():
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10**9)
+    _refused(lambda: stb.check({"optimizer": "sgd", "lr": 0.1}, lambda_max=1.0, schedule=cosine),
+             "T_max")  # fmt: skip
+
+
+def test_config_keys_were_checked_differently_by_the_api_and_the_cli(tmp_path):
+    toml = tmp_path / "adam.toml"
+    toml.write_text('optimizer = "adam"\nlr = 0.01\namsgrad = true\nlambda_max = 100\n')
+    code, out, err = _cli("check", "--config", str(toml))
+    api = stb.check({"optimizer": "adam", "lr": 0.01, "amsgrad": True}, lambda_max=100)
+    assert code == 0 and out.startswith(api.verdict.upper()), err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('optimizer = "adam"\nlr = 0.01\namsgrad = "yes"\nlambda_max = 100\n')
+    code, _, err = _cli("check", "--config", str(bad))
+    assert code == 2 and "amsgrad must be true or false" in err
+    _refused(lambda: stb.from_optimizer({"optimizer": "sgd", "lr": 0.1, "foreach": "yes"}),
+             "foreach")  # fmt: skip
+    _refused(lambda: stb.from_optimizer({"optimizer": "sgd", "lr": 0.1, "initial_lr": "x"}),
+             "initial_lr")  # fmt: skip
+    _refused(lambda: stb.from_optimizer({"optimizer": "adam", "lr": 0.1, "betas": {0.9, 0.99}}),
+             "betas")  # fmt: skip
+
+
+def _cli_in(tmp_path, monkeypatch, env: dict, *argv: str) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, _, err = _cli(*argv)
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [({"STABILITY_BACKEND": "bogus"}, "STABILITY_BACKEND"),
+     ({"STABILITY_CACHE_DIR": ""}, "STABILITY_CACHE_DIR"),
+     ({"STABILITY_CACHE_DIR": "relative/cache"}, "STABILITY_CACHE_DIR")],
+)  # fmt: skip
+def test_environment_variables_were_not_checked(env, name, tmp_path, monkeypatch):
+    code, err = _cli_in(tmp_path, monkeypatch, env, "check", "--lr", "0.1", "--lambda-max", "1")
+    assert code == 2 and err.startswith("error: ") and name in err
+    assert list(tmp_path.iterdir()) == []  # no numba-* folder in the working directory
+
+
+def test_a_cache_folder_others_can_write_to_was_trusted(tmp_path, monkeypatch):
+    import os
+    import warnings
+
+    from stability.checkers import _backend
+
+    if not _backend.available():
+        pytest.skip("numba is not installed")
+    root = tmp_path / "shared"
+    root.mkdir()
+    os.chmod(root, 0o777)
+    monkeypatch.setenv("STABILITY_CACHE_DIR", str(root))
+    monkeypatch.setattr(_backend, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _backend.cache_dir() is None
+    assert any("writable by" in str(w.message) or "not yours" in str(w.message) for w in caught)
+    os.chmod(root, 0o700)
+    assert _backend.cache_dir() is not None
+
+
+def test_out_with_a_trailing_slash_wrote_the_file(tmp_path, monkeypatch):
+    code, err = _cli_in(
+        tmp_path, monkeypatch, {}, "sweep", "--lr", "0.1", "--lambda-max", "1", "--out", "g.csv/"
+    )
+    assert code == 2 and "--out names a directory" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_matrix_spectrum_took_minutes(tmp_path, monkeypatch):
+    import numpy as np
+
+    big = np.lib.format.open_memmap(tmp_path / "h.npy", mode="w+", shape=(5000, 5000))
+    del big  # a sparse file: nothing is written
+    code, err = _cli_in(tmp_path, monkeypatch, {}, "check", "--lr", "0.1", "--spectrum", "h.npy")
+    assert code == 2 and "5000x5000 matrix" in err and "eigvalsh" in err

@@ -19,6 +19,7 @@ import importlib.util
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +27,15 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["MIN_CONFIGS", "THREADS", "available", "backend", "cache_dir", "use_backend"]
+__all__ = [
+    "MIN_CONFIGS",
+    "THREADS",
+    "available",
+    "backend",
+    "cache_dir",
+    "check_environment",
+    "use_backend",
+]
 
 
 _UNLOADED: Any = object()
@@ -138,17 +147,58 @@ def _in_threads(fn: Callable[[int, int], Any], tasks: int, workers: int) -> None
         list(pool.map(lambda w: fn(edges[w], edges[w + 1]), range(workers)))
 
 
-def cache_dir() -> Path | None:
-    """Where compiled loops are kept between processes (``STABILITY_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/stability`` or ``~/.cache/stability``); ``None`` if not writable."""
+def check_environment() -> None:
+    """Refuse invalid values of ``STABILITY_BACKEND`` and ``STABILITY_CACHE_DIR`` now (the
+    command line calls this first, so a typo is an error even when no loop would run)."""
+    _requested()
+    _cache_root()
+
+
+def _cache_root() -> str:
     root = os.environ.get("STABILITY_CACHE_DIR")
     if root is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "stability")
-    path = Path(root) / f"numba-{_numba().__version__}"
+        return os.path.join(base, "stability")
+    if not root or not os.path.isabs(root):
+        raise ConfigError(f"STABILITY_CACHE_DIR must be an absolute path to a folder, got {root!r}")
+    return root
+
+
+_warned: set[str] = set()
+
+
+def _trusted(path: Path) -> bool:
+    """A folder numba may load compiled code from: ours, and writable by nobody else."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        info = path.stat()
     except OSError:
+        return False
+    ours = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return ours and not info.st_mode & 0o022
+
+
+def cache_dir() -> Path | None:
+    """Where compiled loops are kept between processes (``STABILITY_CACHE_DIR``, an absolute
+    path, else ``$XDG_CACHE_HOME/stability`` or ``~/.cache/stability``); ``None`` if it is not
+    writable, or if it (or its parent) is not ours or is writable by others: numba loads
+    pickled code from it, so only a folder nobody else can write to is used (the loops are
+    then compiled in memory, about half a second each, with one warning)."""
+    root = Path(_cache_root())
+    path = root / f"numba-{_numba().__version__}"
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    if not (_trusted(root) and _trusted(path)):
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            warnings.warn(
+                f"not caching compiled loops in {path}: the folder is not yours or others can "
+                "write to it (numba loads code from it); compiling in memory",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return None
     return path if os.access(path, os.W_OK) else None
 

@@ -148,19 +148,24 @@ def _power_law_bins(spec: PowerLawSpectrum, head: int, ratio: float) -> Bins:
     if k_head == n:
         w = np.ones(k_head)
         return Bins(lam_head, lam_head, w, True)
-    # index ranges [ka, kb) in floats (N may be 1e300: far beyond integer arithmetic in numpy);
-    # the curvature range of [ka, kb) lies in [Lambda kb^-nu, Lambda ka^-nu]
+    # index ranges in floats (N may be 1e300: far beyond integer arithmetic in numpy); the
+    # curvatures of the indices [ka, kb) lie in [Lambda kb^-nu, Lambda ka^-nu]
     count = 2 + int((math.log(float(n)) - math.log(k_head)) / math.log(ratio))
     edges = np.unique(np.floor(np.geomspace(float(k_head + 1), float(n) + 1.0, count)))
     edges[0], edges[-1] = float(k_head + 1), float(n) + 1.0
     ka, kb = edges[:-1], edges[1:]
+    if float(n) < 2.0**52:  # integer indices: the ranges [ka, kb - 1] are exact and tighter
+        kb = kb - 1
+        count = kb - ka + 1
+    else:
+        count = kb - ka
     widen = 4 * np.finfo(float).eps  # both the floats Lambda k^-nu and the exact values
     lo = spec.Lambda * kb ** (-spec.nu) * (1 - widen)
     hi = spec.Lambda * ka ** (-spec.nu) * (1 + widen)
     return Bins(
         np.concatenate([lam_head, lo]),
         np.concatenate([lam_head, hi]),
-        np.concatenate([np.ones(k_head), kb - ka]),
+        np.concatenate([np.ones(k_head), count]),
         False,
     )
 

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from .._values import UserNumber, real_array
+from ..configs import KINDS
 from ..errors import ConfigError, describe, listing
 
 __all__ = [
     "CONFIG_KEYS",
     "CURVATURE_KEYS",
+    "MAX_MATRIX",
     "MAX_SPECTRUM",
+    "MAX_TEXT_BYTES",
     "POWER_LAW_KEYS",
     "load_config",
     "load_spectrum",
@@ -28,24 +31,20 @@ __all__ = [
 ]
 
 
+_ANALYSIS_KEYS = ("optimizer", "lambda_max", "spectrum", "power_law", "batch_size", "noise")
 CONFIG_KEYS = (
-    "optimizer",
-    "lr",
-    "learning_rate",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "betas",
-    "b1",
-    "b2",
-    "eps",
-    "lambda_max",
-    "spectrum",
-    "power_law",
-    "batch_size",
-    "noise",
+    tuple(
+        dict.fromkeys(
+            [*_ANALYSIS_KEYS[:1], *sorted(set().union(*(k.keys for k in KINDS.values())))]
+        )
+    )
+    + _ANALYSIS_KEYS[1:]
 )
+"""Keys a config file may hold: every hyperparameter of every optimizer kind (each kind
+refuses the keys it does not take) and the analysis keys."""
+
+_BOOL_KEYS = ("nesterov", "amsgrad", "maximize")
+_TEXT_KEYS = ("optimizer", "noise", "spectrum", "power_law")
 
 
 CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
@@ -56,6 +55,14 @@ POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
 
 MAX_SPECTRUM = 10**8
 """Eigenvalues read from a file (800 MB as float64); a longer spectrum is refused."""
+
+MAX_MATRIX = 4096
+"""Largest symmetric matrix read as a Hessian (``numpy.linalg.eigvalsh``: about 3 s here);
+give the eigenvalues of a larger one."""
+
+MAX_TEXT_BYTES = 10**8
+"""Largest text spectrum file (about 4 million numbers, a few seconds to parse); larger ones
+belong in ``.npy``."""
 
 
 def number(text: str, name: str = "value") -> UserNumber:
@@ -94,6 +101,11 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
         )
     if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
         raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
+    if p.suffix != ".npy" and p.stat().st_size > MAX_TEXT_BYTES:
+        raise ConfigError(
+            f"text spectrum file {path} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
+            "parse); save the eigenvalues with numpy.save and pass the .npy file"
+        )
     try:
         if p.suffix == ".npy":
             arr = np.load(p, allow_pickle=False, mmap_mode="r")
@@ -105,6 +117,13 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
         raise ConfigError(f"could not read spectrum file {path}: {short(exc)}") from None
     note = None
     if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
+        if arr.shape[0] > MAX_MATRIX:
+            raise ConfigError(
+                f"spectrum file {path} holds a {arr.shape[0]}x{arr.shape[1]} matrix; at most "
+                f"{MAX_MATRIX}x{MAX_MATRIX} are diagonalised here (about 3 s; the cost grows "
+                "as n^3): give its eigenvalues (numpy.linalg.eigvalsh), or its top eigenvalues "
+                "and density (stability.training.top_eigenvalues, slq_density)"
+            )
         H = real_array(np.asarray(arr), f"matrix in {path}")
         if not np.allclose(H, H.T, rtol=1e-12, atol=0):
             raise ConfigError(
@@ -135,6 +154,25 @@ def short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _check_config_value(key: str, value: Any) -> None:
+    """The type a config file's value must have (its range is checked by the analysis)."""
+    if key in _TEXT_KEYS:
+        return
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {describe(value)}")
+        return
+    if key == "betas":
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ConfigError(f"betas must be a pair [beta1, beta2], got {describe(value)}")
+        for i, x in enumerate(value):
+            if isinstance(x, bool) or not isinstance(x, int | float):
+                raise ConfigError(f"betas[{i}] must be a number, got {describe(x)}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, got {describe(value)}")
+
+
 def load_config(path: str) -> dict[str, Any]:
     p = Path(path)
     if p.suffix.lower() in (".yaml", ".yml"):
@@ -161,17 +199,7 @@ def load_config(path: str) -> dict[str, Any]:
             f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 20)}"
         )
     for key, value in data.items():
-        if key in ("optimizer", "noise", "spectrum", "power_law", "nesterov"):
-            continue
-        if key == "betas":
-            if not (isinstance(value, list) and len(value) == 2):
-                raise ConfigError(f"betas must be a pair [beta1, beta2], got {describe(value)}")
-            for i, x in enumerate(value):
-                if isinstance(x, bool) or not isinstance(x, int | float):
-                    raise ConfigError(f"betas[{i}] must be a number, got {describe(x)}")
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {describe(value)}")
+        _check_config_value(key, value)
     if isinstance(data.get("spectrum"), str):
         spec = Path(data["spectrum"])
         data["spectrum"] = str(spec if spec.is_absolute() else p.parent / spec)

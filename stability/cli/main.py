@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, progress
+from ..checkers._backend import check_environment
 from ..checking import check
 from ..configs import ALIASES, KINDS, kind_of
 from ..errors import ConfigError, StabilityError, describe, listing
 from ..latex import derive
 from ..noise.spectra import power_law
 from .inputs import (
-    CONFIG_KEYS,
     CURVATURE_KEYS,
     POWER_LAW_KEYS,
     load_config,
@@ -60,9 +60,20 @@ def _num_arg(name: str) -> Any:
 
 # --lr covers both learning-rate names; --beta1/--beta2 cover torch's betas and optax's b1/b2
 _FLAG_KEYS = (
-    *(k for k in CONFIG_KEYS if k not in ("learning_rate", "betas", "b1", "b2")),
+    "optimizer",
+    "lr",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "nesterov",
     "beta1",
     "beta2",
+    "eps",
+    "lambda_max",
+    "spectrum",
+    "power_law",
+    "batch_size",
+    "noise",
 )
 
 
@@ -254,6 +265,8 @@ def _run_derive(args: argparse.Namespace) -> int:
     if args.pdf and not args.latex:
         raise ConfigError("--pdf needs --latex PATH")
     if args.latex:
+        if args.latex.endswith(("/", os.sep)):
+            raise ConfigError(f"--latex names a directory (it ends in a slash): {args.latex}")
         path = Path(args.latex)
         if path.suffix != ".tex":
             raise ConfigError(f"--latex must name a .tex file, got {describe(args.latex)}")
@@ -390,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     its traceback.
     """
     try:
+        check_environment()
         args = _parser().parse_args(argv)
         if args.command == "sweep":
             return _run_sweep(args)

@@ -212,6 +212,8 @@ def _check_grid(ax: list[Axis], n: int, out: str | os.PathLike[str]) -> Path:
                 f"{a.name} has {a.size:,} values; at most {MAX_AXIS:,} (sweeps "
                 "stream over lr: put the long axis on --lr)"
             )
+    if str(out).endswith(("/", os.sep)):  # Path() would drop the slash: "g.csv/" -> "g.csv"
+        raise ConfigError(f"--out names a directory (it ends in a slash): {out}")
     path = Path(out)
     if path.suffix not in (".csv", ".npz"):
         raise ConfigError(f"--out must end in .csv or .npz, got {describe(path.suffix)}")

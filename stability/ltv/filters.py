@@ -215,7 +215,7 @@ def filter_from_config(config: dict[str, Any]) -> AutoSGMFilter:
         return AutoSGMFilter(sp.Float(mu_f), sp.Integer(0), sp.Float(1 - tau_f), kind.name, notes)
     if "betas" in cfg:
         betas = cfg["betas"]
-        if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+        if not isinstance(betas, tuple | list | np.ndarray) or len(betas) != 2:
             raise ConfigError(f"betas must be a pair (beta1, beta2), got {describe(betas)}")
         b1 = check_range(betas[0], "betas[0]", 0, 1, high_open=True)
     else:

@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 
 from .._values import real_array
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe
 from ..noise.spectra import Spectrum
 
 __all__ = [
+    "SLQ_MEMORY",
+    "SYMMETRY_RTOL",
     "Density",
     "TopEigen",
     "adam_preconditioner",
@@ -61,12 +63,56 @@ class _Counted:
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
         self.calls += 1
-        out = np.asarray(self.matvec(np.asarray(v, dtype=float).reshape(self.n)), dtype=float)
+        raw = np.asarray(self.matvec(np.asarray(v, dtype=float).reshape(self.n)))
+        if raw.dtype.kind == "c":
+            raise ConfigError(
+                "matvec must return real numbers, got complex values: the analysis needs a "
+                "real symmetric operator (a Hessian or Gauss-Newton matrix)"
+            )
+        if raw.dtype.kind not in "fiu":
+            raise ConfigError(f"matvec must return numbers, got an array of dtype {raw.dtype}")
+        out = raw.astype(float, copy=False)
         if out.shape != (self.n,):
             raise ConfigError(f"matvec must return a vector of length {self.n}, got {out.shape}")
         if not np.all(np.isfinite(out)):
             raise StabilityError("matvec returned NaN or inf (is the loss finite here?)")
         return out
+
+
+SYMMETRY_RTOL = 1e-5
+"""Relative asymmetry ``|x.Ay - y.Ax| / (|x||Ay| + |y||Ax|)`` above which an operator is
+refused (float32 Hessian-vector products stay near 1e-7)."""
+
+
+def _check_symmetric(op: _Counted, seed: int) -> None:
+    """Two probe vectors: a symmetric operator has ``x.Ay == y.Ax`` up to rounding. Lanczos
+    on a non-symmetric one returns numbers that are no eigenvalues at all."""
+    rng = np.random.default_rng(seed + 7919)
+    x, y = rng.standard_normal(op.n), rng.standard_normal(op.n)
+    ax, ay = op(x), op(y)
+    scale = np.linalg.norm(x) * np.linalg.norm(ay) + np.linalg.norm(y) * np.linalg.norm(ax)
+    gap = abs(float(x @ ay - y @ ax))
+    if scale > 0 and gap > SYMMETRY_RTOL * scale:
+        raise ConfigError(
+            f"matvec must be symmetric (a Hessian or Gauss-Newton matrix): x.Ay - y.Ax = "
+            f"{gap:.3g} on random probes, {gap / scale:.2g} of their size"
+        )
+
+
+def _positive_int(value: Any, name: str, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {describe(value)}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be at most {high:,}, got {describe(value)}")
+    return int(value)
+
+
+def _tolerance(tol: Any) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not (0 <= tol < 1):
+        raise ConfigError(
+            f"tol must be a number in [0, 1) (relative accuracy), got {describe(tol)}"
+        )
+    return float(tol)
 
 
 def _dimension(n: Any) -> int:
@@ -115,12 +161,20 @@ def top_eigenvalues(
     n = _dimension(n)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
         raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k!r}")
+    tol = _tolerance(tol)
+    if maxiter is not None:
+        maxiter = _positive_int(maxiter, "maxiter")
     op = _Counted(matvec, n)
-    start = (
-        np.random.default_rng(seed).standard_normal(n)
-        if v0 is None
-        else real_array(v0, "v0").reshape(n)
-    )
+    _check_symmetric(op, seed)
+    if v0 is None:
+        start = np.random.default_rng(seed).standard_normal(n)
+    else:
+        start = real_array(v0, "v0")
+        if start.size != n:
+            raise ConfigError(f"v0 must have n = {n} entries, got shape {start.shape}")
+        start = start.reshape(n)
+        if not np.any(start):
+            raise ConfigError("v0 must not be the zero vector (Lanczos starts from its direction)")
     A = LinearOperator((n, n), matvec=op, dtype=float)
     try:
         vals, vecs = eigsh(A, k=k, which="LA", tol=tol, v0=start, maxiter=maxiter)
@@ -164,6 +218,11 @@ class Density:
         return Spectrum.from_arrays(self.nodes[keep], self.weights[keep], notes=(note,))
 
 
+SLQ_MEMORY = 2 * 2**30
+"""Memory allowed for the Lanczos basis of :func:`slq_density` (bytes), checked before any
+allocation."""
+
+
 def slq_density(
     matvec: _MatVec, n: int, *, probes: int = 8, steps: int = 64, seed: int = 0
 ) -> Density:
@@ -177,11 +236,18 @@ def slq_density(
     (200.0, 2.0)
     """
     n = _dimension(n)
-    for name, value in (("probes", probes), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    probes = _positive_int(probes, "probes", 10_000)
+    steps = _positive_int(steps, "steps")
     m = min(steps, n)
+    need = 8 * m * n  # the Lanczos basis kept for full reorthogonalisation
+    if need > SLQ_MEMORY:
+        raise ConfigError(
+            f"steps must be at most {SLQ_MEMORY // (8 * n):,} here: {m:,} Lanczos vectors "
+            f"of {n:,} entries need {need / 2**30:.3g} GiB, more than the "
+            f"{SLQ_MEMORY / 2**30:.0f} GiB allowed (SLQ_MEMORY)"
+        )
     op = _Counted(matvec, n)
+    _check_symmetric(op, seed)
     rng = np.random.default_rng(seed)
     nodes, weights = [], []
     for _ in range(probes):

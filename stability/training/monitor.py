@@ -26,11 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, StabilityError
+from ..errors import ConfigError, StabilityError, describe
 from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
-from .curvature import adam_preconditioner, hessian_matvec, preconditioned, top_eigenvalues
-from .schedulers import schedule_from_torch
+from .curvature import (
+    _positive_int,
+    adam_preconditioner,
+    hessian_matvec,
+    preconditioned,
+    top_eigenvalues,
+)
+from .schedulers import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["MonitorRecord", "StabilityMonitor", "StabilityWarning"]
 
@@ -91,14 +97,29 @@ class StabilityMonitor:
         iters: int = 20,
         lookahead: int = 200,
     ) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ConfigError(f"every must be a positive integer, got {every!r}")
+        every = _positive_int(every, "every")
+        iters = _positive_int(iters, "iters", 10_000)
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
+            raise ConfigError(
+                f"lookahead must be an integer >= 0 (0: no look-ahead), got {describe(lookahead)}"
+            )
+        if lookahead > 10**6:
+            raise ConfigError(f"lookahead must be at most 1,000,000 steps, got {lookahead:,}")
         if not (callable(on_unstable) or on_unstable in ("warn", "raise")):
             raise ConfigError(
-                f"on_unstable must be 'warn', 'raise' or a callable, got {on_unstable!r}"
+                f"on_unstable must be 'warn', 'raise' or a callable, got {describe(on_unstable)}"
             )
-        if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
-            raise ConfigError(f"tolerance must be in [0, 1), got {tolerance!r}")
+        if (
+            isinstance(tolerance, bool)
+            or not isinstance(tolerance, int | float)
+            or not 0 <= tolerance < 1
+        ):
+            raise ConfigError(f"tolerance must be in [0, 1), got {describe(tolerance)}")
+        if scheduler is not None and not is_torch_scheduler(scheduler):
+            raise ConfigError(
+                f"scheduler must be a torch.optim.lr_scheduler object or None, got "
+                f"{describe(scheduler)}"
+            )
         self.model, self.loss_fn, self.optimizer, self.data = model, loss_fn, optimizer, data
         self.scheduler, self.every, self.on_unstable = scheduler, every, on_unstable
         self.tolerance, self.iters, self.lookahead = float(tolerance), int(iters), int(lookahead)
@@ -158,6 +179,8 @@ class StabilityMonitor:
         """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr)."""
         if self.scheduler is None or not scales or not sharp > 0 or sharp >= threshold:
             return None
+        if self.lookahead < 2 or type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            return None  # a plateau scheduler cannot be predicted: each check reads the lr
         future = schedule_from_torch(self.scheduler, self.lookahead).values
         now = future[0]
         if not now > 0:
