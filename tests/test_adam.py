@@ -279,3 +279,26 @@ def test_adamw_mapping_toml_flags_and_live_object_agree(point, tmp_path):
 def test_adamw_four_ways_over_200_points(tmp_path):
     for point in _adamw_points(200):
         _check_adamw_point(*point, tmp_path)
+
+
+@given(
+    lr=st.floats(1e-4, 0.1),
+    beta1=st.floats(0.0, 0.99),
+    wd=st.floats(0.0, 5.0),
+)
+def test_property_adamw_mapping_threshold_and_max_lr(lr, beta1, wd):
+    """check() of an AdamW mapping: the threshold and the largest stable lr are where the
+    frozen 2x2 iteration loses stability (the mapping path once reported 'critical
+    curvature 0')."""
+    if lr * wd >= 1.5:
+        return
+    h_star, _ = _truth(lr, beta1, wd, 1.0)
+    lam = h_star * 0.5
+    _, lr_star = _truth(lr, beta1, wd, lam)
+    rep = stb.check(
+        {"optimizer": "adamw", "lr": lr, "betas": (beta1, 0.999), "weight_decay": wd},
+        lambda_max=lam,
+    )
+    assert rep.verdict == "stable"
+    assert rep.adam["threshold"] == pytest.approx(h_star, rel=1e-9)
+    assert rep.max_stable_lr == pytest.approx(lr_star, rel=2e-6)

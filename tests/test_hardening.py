@@ -538,7 +538,59 @@ def _entry_points():
         ("spectrum|lambda_max", lambda v: stb.is_strictly_stable(stb.gd(0.1), v)),
         ("lr", lambda v: ltv.ltv_verdict(ltv.lowpass_filter(0.9), v)),
         ("gamma", lambda v: ltv.schedule("exponential", 10, gamma=v)),
+        # Adam and AdamW configs
+        ("lr", lambda v: check({"optimizer": "adamw", "lr": v}, lambda_max=1.0)),
+        (
+            "weight_decay",
+            lambda v: check({"optimizer": "adamw", "lr": 0.01, "weight_decay": v}, lambda_max=1.0),
+        ),
+        (
+            "beta1|betas",
+            lambda v: check({"optimizer": "adam", "lr": 0.01, "betas": (v, 0.999)}, lambda_max=1.0),
+        ),
+        ("eps", lambda v: check({"optimizer": "adam", "lr": 0.01, "eps": v}, lambda_max=1.0)),
+        # the curvature helpers
+        ("tol", lambda v: _curv().top_eigenvalues(_twice, 4, tol=v)),
+        ("maxiter", lambda v: _curv().top_eigenvalues(_twice, 4, maxiter=v)),
+        ("v0", lambda v: _curv().top_eigenvalues(_twice, 4, v0=[v, 1.0, 1.0, 1.0])),
+        ("n", lambda v: _curv().top_eigenvalues(_twice, v)),
+        ("steps", lambda v: _curv().slq_density(_twice, 4, steps=v)),
+        ("probes", lambda v: _curv().slq_density(_twice, 4, probes=v)),
+        # the monitor and torch schedulers
+        ("iters", lambda v: _monitor(iters=v)),
+        ("every", lambda v: _monitor(every=v)),
+        ("lookahead", lambda v: _monitor(lookahead=v)),
+        ("tolerance", lambda v: _monitor(tolerance=v)),
+        ("steps", lambda v: _torch_schedule(steps=v)),
     ]
+
+
+def _twice(v):
+    return 2.0 * v
+
+
+def _curv():
+    from stability.training import curvature
+
+    return curvature
+
+
+def _monitor(**kw):
+    torch = pytest.importorskip("torch")
+    from stability.training import StabilityMonitor
+
+    m = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    data = (torch.zeros(4, 2), torch.zeros(4, 1))
+    return StabilityMonitor(m, torch.nn.functional.mse_loss, opt, data, **kw)
+
+
+def _torch_schedule(**kw):
+    torch = pytest.importorskip("torch")
+    from stability.training import schedule_from_torch
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    return schedule_from_torch(torch.optim.lr_scheduler.StepLR(opt, 5), **kw)
 
 
 ENTRY_POINTS = _entry_points()
@@ -551,7 +603,9 @@ ARRAY_PARAMS = {call: (name,) for name, call in ENTRY_POINTS[13:18]}  # checkers
 @given(point=st.sampled_from(ENTRY_POINTS), value=st.sampled_from(BAD_SCALARS))
 def test_property_bad_scalars_raise_config_error_naming_the_parameter(point, value):
     name, call = point
-    assume(not (value is None and name in ("batch_size", "N")))  # None: no noise / infinite
+    # None is a valid choice for some: no noise, an infinite law, default tol/v0/steps/eps
+    assume(not (value is None and name in ("batch_size", "N", "maxiter", "steps", "eps")))
+    assume(not (value is True and name in ("v0",)))  # True is 1.0 inside an array
     if isinstance(value, list) and name in ARRAY_PARAMS.get(call, ()):
         value = [[0.1], [0.1, 0.2]]  # arrays are welcome there: a ragged one is still bad
     start = time.perf_counter()
@@ -756,3 +810,71 @@ def test_outputs_get_ordinary_permissions(tmp_path, capsys):
         assert stat.S_IMODE((tmp_path / "d.tex").stat().st_mode) == 0o644
     finally:
         os.umask(umask)
+
+
+@given(value=st.text(max_size=12))
+def test_property_backend_variable_is_checked(value):
+    """Any STABILITY_BACKEND other than auto, numba or numpy is an error before anything runs."""
+    import os
+
+    from stability.checkers import _backend
+
+    old = os.environ.get("STABILITY_BACKEND")
+    try:
+        if "\x00" in value:
+            return  # an environment cannot hold it
+        os.environ["STABILITY_BACKEND"] = value
+        if value in ("auto", "numba", "numpy"):
+            _backend.check_environment()
+        else:
+            with pytest.raises(stb.ConfigError, match="STABILITY_BACKEND"):
+                _backend.check_environment()
+    finally:
+        if old is None:
+            os.environ.pop("STABILITY_BACKEND", None)
+        else:
+            os.environ["STABILITY_BACKEND"] = old
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 30))
+def test_property_top_eigenvalues_of_symmetric_matrices(seed, n):
+    """Random symmetric matrices: the top eigenvalue equals numpy's; a random non-symmetric
+    one is refused."""
+    from stability.training import top_eigenvalues
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    H = (A + A.T) / 2
+    top = top_eigenvalues(lambda v: H @ v, n, 1, tol=1e-12)
+    assert top.sharpness == pytest.approx(np.linalg.eigvalsh(H).max(), rel=1e-8, abs=1e-10)
+    if np.abs(A - A.T).max() > 1e-3:
+        with pytest.raises(stb.ConfigError, match="symmetric"):
+            top_eigenvalues(lambda v: A @ v, n, 1)
+
+
+@given(
+    start=st.floats(0.01, 1.0),
+    end=st.floats(0.01, 1.0),
+    iters=st.integers(1, 40),
+    step=st.integers(1, 9),
+    gamma=st.floats(0.1, 1.0),
+)
+def test_property_torch_schedulers_read_as_they_run(start, end, iters, step, gamma):
+    torch = pytest.importorskip("torch")
+    from stability.training import schedule_from_torch
+
+    S = torch.optim.lr_scheduler
+    for make in (
+        lambda o: S.LinearLR(o, start_factor=start, end_factor=end, total_iters=iters),
+        lambda o: S.StepLR(o, step_size=step, gamma=gamma),
+    ):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        sched = make(opt)
+        s = schedule_from_torch(sched, steps=50)
+        run = []
+        for _ in range(50):
+            run.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        np.testing.assert_allclose(s.base_lr * s.values, run, rtol=1e-12)

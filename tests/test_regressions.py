@@ -235,3 +235,57 @@ def test_a_huge_matrix_spectrum_took_minutes(tmp_path, monkeypatch):
     del big  # a sparse file: nothing is written
     code, err = _cli_in(tmp_path, monkeypatch, {}, "check", "--lr", "0.1", "--spectrum", "h.npy")
     assert code == 2 and "5000x5000 matrix" in err and "eigvalsh" in err
+
+
+# ---------------------------------------------------------------------------------------
+# Wrong verdicts: AdamW from a mapping, schedulers
+# ---------------------------------------------------------------------------------------
+def test_adamw_from_a_mapping_gave_a_false_marginal():
+    rep = stb.check({"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.01}, lambda_max=1152.15)
+    assert rep.verdict == "stable"  # was MARGINAL with "critical curvature 0"
+    threshold = (2 - 3e-3 * 0.01) * 1.9 / (3e-3 * 0.1)  # (2 - lr wd)(1 + b1)/(lr (1 - b1))
+    assert rep.adam["threshold"] == pytest.approx(threshold, rel=1e-12)  # 12666.5
+    assert rep.max_stable_lr == pytest.approx(3.8 / (115.215 + 0.019), rel=1e-5)
+    assert not any("shifts every curvature" in c for c in rep.caveats)  # coupled wording
+
+
+def _torch_sgd(lr=0.1, momentum=0.9):
+    torch = pytest.importorskip("torch")
+    return torch, torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr, momentum=momentum)
+
+
+def test_scheduler_rescaling_at_construction_gave_a_false_stable():
+    torch, o = _torch_sgd()
+    s = torch.optim.lr_scheduler.LinearLR(o, start_factor=0.02, total_iters=200)
+    rep = stb.check(o, lambda_max=60, schedule=s)
+    assert rep.verdict == "unstable"  # said stable, peak lr 0.00199
+    assert rep.schedule["peak_lr"] == pytest.approx(0.1)
+    assert rep.schedule["first_unstable_step"] == 126
+
+
+def test_linear_lr_final_value_was_never_read():
+    torch, o = _torch_sgd()
+    # 0.1 x (0.5 .. 0.78): only the last value 0.078 exceeds 2 (1 + 0.9) / 50 = 0.076
+    s = torch.optim.lr_scheduler.LinearLR(o, start_factor=0.5, end_factor=0.78, total_iters=10)
+    rep = stb.check(o, lambda_max=50, schedule=s)
+    assert rep.schedule["first_unstable_step"] == 10 and rep.verdict == "unstable"
+
+
+def test_one_cycle_lr_was_refused_and_its_peak_came_out_25_times_too_high():
+    torch, o = _torch_sgd()
+    s = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=100)
+    live = stb.check(o, lambda_max=30, schedule=s)  # refused: unknown key(s) max_lr ...
+    mapping = stb.check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, lambda_max=30,
+                        schedule=s)  # fmt: skip
+    for rep in (live, mapping):
+        assert rep.schedule["peak_lr"] == pytest.approx(0.1, rel=1e-12)  # was 2.5
+        assert rep.schedule["momentum_range"] == pytest.approx([0.85, 0.95])
+
+
+def test_reduce_on_plateau_raised_a_raw_type_error():
+    torch, o = _torch_sgd()
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(o)
+    _refused(lambda: stb.check(o, lambda_max=1.0, schedule=plateau), "ReduceLROnPlateau")
+    mon = _monitor(scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)))  # fmt: skip
+    assert mon.check().crossing_step is None  # watched live, no look-ahead

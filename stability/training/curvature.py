@@ -116,8 +116,11 @@ def _tolerance(tol: Any) -> float:
 
 
 def _dimension(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ConfigError(f"n must be a positive integer (the number of parameters), got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= 10**13:
+        raise ConfigError(
+            f"n must be a positive integer up to 1e13 (the number of parameters), got "
+            f"{describe(n)}"
+        )
     return int(n)
 
 
@@ -163,7 +166,7 @@ def top_eigenvalues(
         raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k!r}")
     tol = _tolerance(tol)
     if maxiter is not None:
-        maxiter = _positive_int(maxiter, "maxiter")
+        maxiter = _positive_int(maxiter, "maxiter", 10**7)
     op = _Counted(matvec, n)
     _check_symmetric(op, seed)
     if v0 is None:
