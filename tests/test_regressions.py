@@ -24,6 +24,10 @@ def test_uncertified_noise_sum_called_bounded_at_U_above_one():
     assert exact > 1  # 1.00043...: the float sum said 0.9969
     assert not r.bounded
     assert abs(r.U - float(exact)) <= r.tolerance + 1e-15
+    # the CLI printed "critical batch size: inf": it is finite, the smallest B with U < 1
+    crit = stb.critical_batch_size(stb.gd(0.5983570298976998), [3.342486007629746])
+    assert _exact_gd_U(0.5983570298976998, 3.342486007629746, crit) < 1
+    assert _exact_gd_U(0.5983570298976998, 3.342486007629746, crit - 1) >= 1
 
 
 def test_memory0_check_called_stable_at_U_above_one():

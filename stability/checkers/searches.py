@@ -357,7 +357,7 @@ def critical_batch_size(
     noise: Any = "gaussian",
     *,
     shift: Any = 0,
-    max_batch: float = 2**40,
+    max_batch: float = 2.0**996,
 ) -> float:
     """Smallest integer batch size ``B >= 1`` with a certified ``U < 1`` (``inf`` if none up to
     ``max_batch``, and when the noiseless dynamics are unstable). ``U`` decreases in ``B``.
@@ -376,50 +376,54 @@ def critical_batch_size(
         return math.inf
     finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
     trip = tuple(float(x) for x in _triplet(alg, exact=True)) if alg.M <= 1 else None
+
+    def one_by_one(B: np.ndarray) -> np.ndarray:
+        return np.array([stability_sum(alg, spec, b, model, shift=omega_x).bounded for b in B])
+
     if trip is not None and finite and model.tau2 <= 0:
 
-        def ok(B: np.ndarray) -> np.ndarray:
+        def vectorised(B: np.ndarray) -> np.ndarray:
             return memory1_noise_bounds(
                 beta=trip[0], q0=trip[1], q1=trip[2], spectrum=spec, shift=omega,
                 batch_size=B, tau1=model.tau1, tau2=model.tau2,
             ).bounded  # fmt: skip
 
-        points = _ROUND
-    else:
-
-        def ok(B: np.ndarray) -> np.ndarray:
-            return np.array([stability_sum(alg, spec, b, model, shift=omega_x).bounded for b in B])
-
-        points = 3
-    return _smallest_batch(ok, top, points)
+        found = _smallest_batch(vectorised, top, _ROUND)
+        if math.isfinite(found):
+            return found
+        # the bounds cannot certify a term whose Jury margin is below their rounding
+        # allowance (a step size within 1e-13 of its limit): the exact sums can
+    return _smallest_batch(one_by_one, top, 3)
 
 
 def _smallest_batch(ok: Callable[[np.ndarray], Any], top: float, points: int) -> float:
-    """Smallest integer ``B`` in ``[1, top]`` with ``ok`` (monotone), or ``inf``."""
+    """Smallest integer ``B`` in ``[1, top]`` with ``ok`` (monotone), or ``inf``. The powers of
+    two bracket it (all at once when ``ok`` is vectorised, by bisection on the exponent when
+    each candidate is a full sum), then rounds of candidates narrow the bracket to adjacent
+    integers (adjacent floats beyond 2^53)."""
     powers = 2.0 ** np.arange(0, int(math.log2(top)) + 1)
-    good = ok(powers) if points > 3 else _first_true(ok, powers)
-    if not good.any():
-        return math.inf
-    k = int(np.argmax(good))
-    lo, hi = (0, 1) if k == 0 else (int(powers[k - 1]), int(powers[k]))  # bad lo, good hi
+    if points > 3:
+        good = ok(powers)
+        if not good.any():
+            return math.inf
+        k = int(np.argmax(good))
+    else:
+        if not ok(powers[-1:])[0]:
+            return math.inf
+        lo_k, hi_k = -1, powers.size - 1  # ok(2^hi_k); not ok(2^lo_k) (or below 1)
+        while hi_k - lo_k > 1:
+            mid = (lo_k + hi_k) // 2
+            lo_k, hi_k = (lo_k, mid) if ok(powers[mid : mid + 1])[0] else (mid, hi_k)
+        k = hi_k
+    lo, hi = (0.0, 1.0) if k == 0 else (powers[k - 1], powers[k])  # bad lo, good hi
     width = math.log2(max(hi - lo, 2))
-    while hi - lo > 1:
-        cand = np.unique(np.linspace(lo, hi, points).round().astype(np.int64)[1:-1])
+    while True:
+        cand = np.unique(np.round(np.linspace(lo, hi, points)[1:-1]))
         cand = cand[(cand > lo) & (cand < hi)]
         if not cand.size:
             break
-        g = ok(cand.astype(float))
-        hi = int(cand[np.argmax(g)]) if g.any() else hi
-        lo = int(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
+        g = ok(cand)
+        hi = float(cand[np.argmax(g)]) if g.any() else hi
+        lo = float(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
         progress.update("critical batch size", width - math.log2(max(hi - lo, 1)), width)
     return float(hi)
-
-
-def _first_true(ok: Callable[[np.ndarray], Any], xs: np.ndarray) -> np.ndarray:
-    """``ok`` at each of the increasing ``xs``, stopping at the first true (monotone)."""
-    out = np.zeros(xs.size, dtype=bool)
-    for i, x in enumerate(xs):
-        if ok(np.array([x]))[0]:
-            out[i:] = True
-            break
-    return out

@@ -118,8 +118,7 @@ def _tolerance(tol: Any) -> float:
 def _dimension(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= 10**13:
         raise ConfigError(
-            f"n must be a positive integer up to 1e13 (the number of parameters), got "
-            f"{describe(n)}"
+            f"n must be a positive integer up to 1e13 (the number of parameters), got {describe(n)}"
         )
     return int(n)
 
