@@ -41,6 +41,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             terms.py        the per-eigenvalue term: symbolic, float with error, exact
             tails.py        the certified tail of a long power law
             sums.py         the certified stability sum U (Theorem 3)
+            data.py         the exact mean-square condition from per-sample curvature (§4.4)
             trajectories.py exact second-moment recursion, propagators (Theorem 2)
             asymptotics.py  power-law asymptotics of the loss
             acceleration.py Theorem 7 and the AM1 schedule (§4.1)
@@ -64,6 +65,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             bounds.py       certified bounds on U from a compressed spectrum
             searches.py     largest stable lr, critical batch size (certified)
             steps.py        certified verdicts of every step of a schedule
+            minibatch.py    a configuration's mini-batch verdict for a report: U, or rho from data
         training/           from a torch model to a verdict, during training (torch only)
             __init__.py     the area's public API
             curvature.py    Hessian-vector products, Lanczos, SLQ, Adam's preconditioner
@@ -107,6 +109,7 @@ from .methods import (
     momentum_kick,
     nesterov,
 )
+from .noise.data import DataNoise, PerSampleCurvature
 from .noise.spectra import PowerLawSpectrum, Spectrum, power_law
 from .noise.sums import stability_sum
 from .noise.terms import noise_term
@@ -158,6 +161,8 @@ __all__ = [
     "schur_conditions",
     "strict_stability_conditions",
     # mini-batch noise
+    "DataNoise",
+    "PerSampleCurvature",
     "PowerLawSpectrum",
     "Spectrum",
     "critical_batch_size",

@@ -16,14 +16,16 @@ import numpy as np
 
 from ._values import to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
-from .checkers.searches import critical_batch_size, largest_stable_lr
+from .checkers.minibatch import minibatch_verdict
+from .checkers.searches import largest_stable_lr
 from .checkers.steps import stable_steps
 from .errors import ConfigError, describe
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict
-from .noise.spectra import PowerLawSpectrum, as_spectrum
-from .noise.sums import _shift_note, stability_sum
+from .noise.data import DataNoise, PerSampleCurvature
+from .noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
+from .noise.sums import _shift_note
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions.geometry import spectral_radius
 from .regions.verdicts import is_strictly_stable
@@ -54,17 +56,30 @@ def check(
     *,
     lambda_max: Any = None,
     spectrum: Any = None,
+    data: Any = None,
     batch_size: Any = None,
     noise: Any = "gaussian",
+    sampling: str = "with_replacement",
     schedule: Any = None,
 ) -> Report:
     """Check an optimizer configuration against what is known about the curvature.
 
     ``config`` is a mapping (see :func:`stability.from_optimizer`), a torch optimizer object,
     a :class:`ConfiguredOptimizer` or a :class:`MemoryAlgorithm`. Give ``lambda_max`` (all
-    curvatures in ``(0, lambda_max]``) or ``spectrum`` (eigenvalues, a
-    :class:`~stability.noise.Spectrum` or a power law); ``batch_size`` adds the mini-batch noise
-    analysis (needs ``spectrum``); ``schedule`` (a :class:`~stability.ltv.Schedule` or a torch
+    curvatures in ``(0, lambda_max]``), ``spectrum`` (eigenvalues, a
+    :class:`~stability.noise.Spectrum` or a power law) or ``data``; ``batch_size`` adds the
+    mini-batch noise analysis.
+
+    With ``data`` the verdict comes from the data's own per-sample curvature (the exact
+    mean-square condition, docs §4.4): ``data`` is ``(X, Y)`` or ``X`` of a linear model
+    trained with torch's ``MSELoss()`` (:meth:`~stability.noise.PerSampleCurvature.from_features`
+    for another convention), or the per-sample curvature of a network
+    (:func:`stability.training.per_sample_ggn`); ``sampling`` says how batches are drawn
+    (``with_replacement``, or ``without_replacement``: a shuffled DataLoader within an
+    epoch). Without data the mini-batch noise follows the Gaussian (SE) model ``noise`` on the
+    spectrum, which on real data can be off by an order of magnitude either way.
+
+    ``schedule`` (a :class:`~stability.ltv.Schedule` or a torch
     lr scheduler) adds the LTV verdict and the verdict of every scheduled step. A torch
     scheduler's learning rates (and momenta) are absolute: the configuration is analysed at
     the schedule's first step, whatever its own lr says.
@@ -76,8 +91,9 @@ def check(
     ('stable', 38.0)
     """
 
-    if (lambda_max is None) == (spectrum is None):
-        raise ConfigError("give exactly one of lambda_max and spectrum")
+    model = _data_model(data, sampling, noise, lambda_max, spectrum)
+    if model is None and (lambda_max is None) == (spectrum is None):
+        raise ConfigError("give exactly one of lambda_max, spectrum and data")
     if schedule is not None and is_torch_scheduler(schedule):
         schedule = schedule_from_torch(schedule)
     if schedule is not None and not isinstance(schedule, Schedule):
@@ -89,6 +105,13 @@ def check(
     groups = _configured(config)
     if schedule is not None and schedule.base_lr is not None:
         groups = [_at_first_step(g, schedule) for g in groups]
+    if model is not None:
+        noise, spectrum = (
+            model,
+            Spectrum._of_own(
+                model.data.eigenvalues, np.broadcast_to(1.0, model.data.eigenvalues.shape)
+            ),
+        )
     reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
     if len(reports) == 1:
         return reports[0]
@@ -105,6 +128,34 @@ def check(
         caveats=list(_CAVEATS),
         groups=reports,
     )
+
+
+def _data_model(
+    data: Any, sampling: Any, noise: Any, lambda_max: Any, spectrum: Any
+) -> DataNoise | None:
+    """The data noise model of ``check(data=...)``, or ``None`` without data."""
+    if data is None:
+        if sampling != "with_replacement":
+            raise ConfigError("sampling= says how batches of the data are drawn: it needs data=")
+        return None
+    if lambda_max is not None or spectrum is not None:
+        raise ConfigError(
+            "give data= or a curvature (lambda_max=, spectrum=), not both: with data the "
+            "curvature is the data's own H"
+        )
+    if not (isinstance(noise, str) and noise == "gaussian"):
+        raise ConfigError(
+            "noise= names a Gaussian/SE model; with data= the data's own noise is used"
+        )
+    if isinstance(data, DataNoise):
+        return data if sampling == "with_replacement" else DataNoise(data.data, sampling)
+    if isinstance(data, PerSampleCurvature):
+        return DataNoise(data, sampling)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return DataNoise(PerSampleCurvature.from_features(data[0], data[1]), sampling)
+    if isinstance(data, tuple | list) and len(data) == 1:
+        return DataNoise(PerSampleCurvature.from_features(data[0]), sampling)
+    return DataNoise(PerSampleCurvature.from_features(data), sampling)
 
 
 def _at_first_step(opt: ConfiguredOptimizer, schedule: Schedule) -> ConfiguredOptimizer:
@@ -146,12 +197,26 @@ def _check_one(
     a_eff = float(alg.effective_lr())
     noise_info = None
     if batch_size is not None:
-        noise_info, notes = _noise_info(opt, cur, batch_size, noise)
+        if cur.spectrum is None:
+            raise ConfigError(
+                "the noise analysis (batch_size) needs spectrum= or data=, not lambda_max"
+            )
+        noise_info, notes = minibatch_verdict(
+            opt, cur.spectrum, cur.strict.stable, batch_size, noise
+        )
         skip = {_shift_note(shift)} if decoupled else set()
         caveats.extend(n for n in notes if n not in caveats and n not in skip)
     max_lr, binding = largest_stable_lr(
         opt, lambda_max=lambda_max, spectrum=cur.spectrum, batch_size=batch_size, noise=noise
     )
+    label = cur.label
+    if isinstance(noise, DataNoise):
+        exact = noise.data.subspace == "the range of H (exact)"
+        label = f"the data's H{'' if exact else ' in ' + noise.data.subspace}: {label}"
+        if noise_info is not None:
+            caveats.extend(
+                _compare_with_gaussian(opt, cur.spectrum, batch_size, max_lr, noise_info)
+            )
     sched_info = None
     if schedule is not None:
         curvature = {
@@ -162,7 +227,6 @@ def _check_one(
         }
         sched_info, notes = _schedule_info(opt, schedule, max_lr, a_eff, curvature)
         caveats += [_SCHEDULE_CAVEAT, *notes]
-    label = cur.label
     adam_info = None
     if opt.kind is not None and opt.kind.family == "adam":
         adam_info = _adam_info(opt, cur.strict, shift, cur.top)
@@ -184,6 +248,30 @@ def _check_one(
         max_lr_binding=binding,
         adam=adam_info,
     )
+
+
+def _compare_with_gaussian(
+    opt: ConfiguredOptimizer, spectrum: Any, batch_size: Any, max_lr: Any, info: dict[str, Any]
+) -> list[str]:
+    """The Gaussian model's largest stable lr on the same ``H``, into ``info``, and a warning
+    when it differs from the data's by more than 2x."""
+    g_lr, _ = largest_stable_lr(opt, spectrum=spectrum, batch_size=batch_size, noise="gaussian")
+    info["gaussian"]["max_stable_lr"] = g_lr
+    if g_lr is None or max_lr is None or not max_lr > 0:
+        return []
+    ratio = g_lr / max_lr
+    info["gaussian"]["lr_ratio"] = ratio
+    if 0.5 <= ratio <= 2:
+        return []
+    way = (
+        "too permissive: it would call configurations stable that blow up"
+        if ratio > 1
+        else ("too cautious")
+    )
+    return [
+        f"the Gaussian noise model on the same H would allow lr up to {g_lr:.4g}, {ratio:.3g}x "
+        f"the data's {max_lr:.4g}: on this data it is {way}"
+    ]
 
 
 @dataclass(frozen=True)
@@ -222,35 +310,6 @@ def _curvature(alg: MemoryAlgorithm, shift: Any, lambda_max: Any, spectrum: Any)
     label = f"{lam.size} {what} in [{lam.min():.4g}, {lam.max():.4g}]"
     strict = is_strictly_stable(alg, lam, shift=shift_exact)
     return _Curvature(label, strict, float(lam.max()), _spread(lam) + shift_f, spec, spec.notes)
-
-
-def _noise_info(
-    opt: ConfiguredOptimizer, cur: _Curvature, batch_size: Any, noise: Any
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The certified noise sum and critical batch size, and the notes they carry."""
-    if cur.spectrum is None:
-        raise ConfigError("the noise analysis (batch_size) needs spectrum=, not lambda_max")
-    alg, shift = opt.algorithm, opt.curvature_shift
-    res = stability_sum(alg, cur.spectrum, batch_size, noise, shift=shift)
-    critical = (
-        critical_batch_size(alg, cur.spectrum, noise, shift=shift)
-        if cur.strict.stable
-        else math.inf
-    )
-    info = {
-        "model": res.noise.name,
-        "tau1": res.noise.tau1,
-        "tau2": res.noise.tau2,
-        "batch_size": res.batch_size,
-        "U": res.U,
-        "bounded": res.bounded,
-        "margin": res.margin,
-        "reason": res.reason,
-        "critical_batch_size": critical,
-        "tolerance": res.tolerance,
-        "undecided": res.undecided,
-    }
-    return info, res.notes
 
 
 _SCHEDULE_CAVEAT = (
@@ -307,11 +366,17 @@ def _verdict(strict: Any, noise_info: Any, sched_info: Any) -> str:
     if sched_info is not None and sched_info.get("peak_stable") is False:
         stable = False  # the run reaches an unstable learning rate
     near = (strict.stable and strict.headroom < 1 + 1e-9) or (
-        noise_info is not None and noise_info["bounded"] and noise_info["U"] > 1 - 1e-9
+        noise_info is not None and noise_info["bounded"] and _noise_value(noise_info) > 1 - 1e-9
     )
     if stable and near:
         return "marginal"
     return "stable" if stable else "unstable"
+
+
+def _noise_value(info: dict[str, Any]) -> float:
+    """The figure whose level set at 1 is the mini-batch threshold: ``U`` (Gaussian/SE model)
+    or the certified upper bound on ``rho`` (the data model)."""
+    return float(info["upper"] if info["kind"] == "data" else info["U"])
 
 
 _ADAM_TRANSIENT = (

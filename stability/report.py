@@ -105,7 +105,9 @@ class Report:
             rho = self.spectral_radius
             rate = f", ~{-1 / math.log(rho):.3g} steps per e-fold" if 0 < rho < 1 else ""
             lines.append(f"  spectral radius (worst curvature): {rho:.6g}{rate}")
-        if self.noise is not None:
+        if self.noise is not None and self.noise.get("kind") == "data":
+            lines += _data_lines(self.noise)
+        elif self.noise is not None:
             n = self.noise
             lines.append(
                 f"  mini-batch noise ({n['model']}, B={n['batch_size']:g}): "
@@ -150,6 +152,45 @@ def _fmt(x: Any) -> str:
     if x is None:
         return "n/a"
     return f"{x:.6g}" if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _data_lines(n: dict[str, Any]) -> list[str]:
+    """The data model's verdict: rho with its certified bounds, the critical batch size, the
+    per-sample curvature and the Gaussian model's figures beside it."""
+    state = "bounded" if n["bounded"] else ("UNDECIDED" if n["undecided"] else "DIVERGES")
+    lines = [
+        f"  mini-batch noise (model: data, exact mean-square; B={n['batch_size']:g} drawn "
+        f"{n['sampling'].replace('_', ' ')}): rho = {_fmt(n['rho'])} -> {state}",
+        f"    certified: {_fmt(n['lower'])} <= rho <= {_fmt(n['upper'])} (bounded iff rho < 1)",
+        f"    critical batch size: {_fmt(n['critical_batch_size'])}",
+    ]
+    p = n["per_sample"]
+    c = p["sample_lambda_max"]
+    lines.append(
+        f"    per-sample curvature lambda_max(H_i) over {p['samples']} samples: median "
+        f"{_fmt(c['median'])}, 99th percentile {_fmt(c['p99'])}, max {_fmt(c['max'])} "
+        f"(lambda_max(H) = {_fmt(p['lambda_max_H'])}); noise level "
+        f"{p['noise_level_vs_gaussian']:.3g}x that of Gaussian data with this H"
+    )
+    if "implied_lr_bound" in n:
+        lines.append(
+            f"    one sample alone: lr <= 2B(1 - momentum)/max lambda_max(H_i) = "
+            f"{_fmt(n['implied_lr_bound'])} (a rough guide; rho is the condition)"
+        )
+    g = n["gaussian"]
+    g_lr = g.get("max_stable_lr")
+    lines.append(
+        f"    Gaussian model on the same H, for comparison: U = {_fmt(g['U'])} -> "
+        f"{'bounded' if g['bounded'] else 'DIVERGES'}"
+        + (f", largest stable lr {_fmt(g_lr)}" if g_lr is not None else "")
+    )
+    if "subspace" in n:
+        sub = n["subspace"]
+        lines.append(
+            f"    subspace: rho {_fmt(sub['rho_half'])} with {sub['dimension'] // 2} "
+            f"directions, {_fmt(n['rho'])} with {sub['dimension']}"
+        )
+    return lines
 
 
 def _schedule_lines(sc: dict[str, Any]) -> list[str]:

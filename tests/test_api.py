@@ -68,6 +68,20 @@ JOINED = {
     "stability.noise": {
         **{n: "acceleration is part of the noise area" for n in SNAPSHOT["stability.acceleration"]},
         **{n: "curves are part of the noise area" for n in SNAPSHOT["stability.curves"]},
+        **{
+            n: "the data noise model (issue 20)"
+            for n in (
+                "LOSSES",
+                "SAMPLING",
+                "DataNoise",
+                "DataNoiseResult",
+                "PerSampleCurvature",
+                "batch_factor",
+                "gaussian_radius",
+                "mean_square_radius",
+                "response_matrix",
+            )
+        },
     },
     "stability.checkers": {
         **{n: "certified noise bounds" for n in SNAPSHOT["stability.noisebounds"]},
@@ -81,11 +95,15 @@ JOINED = {
 NEW_AREAS = {  # areas that did not exist as namespaces: the union of their old modules
     "stability.training": ("stability.curvature", "stability.torch_schedules", "stability.monitor"),
 }
-ADDED_TO_PACKAGE: dict[str, str] = {}  # name -> reason
+ADDED_TO_PACKAGE: dict[str, str] = {  # name -> reason
+    "DataNoise": "the data noise model (issue 20)",
+    "PerSampleCurvature": "the data noise model (issue 20)",
+}
 REMOVED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     "stability.report": {"check": "check() lives in stability.checking (and stability.check)"},
 }
 ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
+    "stability": ADDED_TO_PACKAGE,
     "stability.algorithms": {"update_matrices": "the one batched construction of S_lambda"},
     "stability.charpoly": {"char_det": "det(xi I - D), public (it lacked the underscore)"},
     "stability.latex": {

@@ -27,6 +27,7 @@ from .._values import to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError, describe
 from ..methods import _exact_value, get_method, torch_sgd
+from ..noise.data import DataNoise
 from ..noise.models import NoiseModel, get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from ..noise.sums import _check_shift, stability_sum
@@ -198,10 +199,19 @@ def _strict_target(spec: Any) -> Any:
 
 
 def _noise_predicate(
-    fam: _Family, spec: Any, B: float, model: NoiseModel
+    fam: _Family, spec: Any, B: float, model: NoiseModel | DataNoise
 ) -> tuple[Callable[[np.ndarray], Any], int]:
-    """Certified ``U < 1`` of each candidate (strictly stable ones), and the candidates worth
-    testing per round."""
+    """Certified ``U < 1`` (or, with the data noise model, ``rho < 1``) of each candidate
+    (strictly stable ones), and the candidates worth testing per round."""
+    if isinstance(model, DataNoise):
+
+        def from_data(lr: np.ndarray) -> np.ndarray:
+            return np.array(
+                [model.radius(fam.build(x), B, shift=fam.shift, decide=True).stable for x in lr]
+            )
+
+        return from_data, 3
+
     finite = isinstance(spec, Spectrum) or (isinstance(spec, PowerLawSpectrum) and spec.N)
     if fam.triplets is not None and finite and model.tau2 <= 0:
         triplets = fam.triplets
@@ -252,7 +262,8 @@ def _search_lr(
         top = lr_hi if ok(np.array([lr_hi]))[0] else _largest(ok, lr_hi, rtol, points, below=True)
     if top >= lr_hi * (1 - 1e-6):
         return top, "strict stability"
-    return top, f"mini-batch noise (U < 1); noiseless limit {lr_hi:.6g}"
+    what = "rho < 1, from the data" if isinstance(model, DataNoise) else "U < 1"
+    return top, f"mini-batch noise ({what}); noiseless limit {lr_hi:.6g}"
 
 
 def largest_stable_lr(
@@ -277,8 +288,16 @@ def largest_stable_lr(
     fam = _config_family(opt)
     if fam is None:
         return None, None
+    model = _noise_model(noise)
+    if isinstance(model, DataNoise) and spectrum is None and lambda_max is None:
+        spectrum = Spectrum.from_arrays(model.data.eigenvalues)
     spec = None if spectrum is None else as_spectrum(spectrum)
-    return _search_lr(fam, lambda_max, spec, batch_size, get_noise_model(noise), rtol)
+    return _search_lr(fam, lambda_max, spec, batch_size, model, rtol)
+
+
+def _noise_model(noise: Any) -> NoiseModel | DataNoise:
+    """A Gaussian/SE model by name or pair, or the data noise model as it is."""
+    return noise if isinstance(noise, DataNoise) else get_noise_model(noise)
 
 
 def max_stable_lr(
@@ -302,11 +321,14 @@ def max_stable_lr(
     >>> round(max_stable_lr("gd", [1.0], batch_size=1e12), 6)   # noiseless limit: 2/lambda
     2.0
     """
+    model = _noise_model(noise)
+    if isinstance(model, DataNoise) and spectrum is None:
+        spectrum = Spectrum.from_arrays(model.data.eigenvalues)
     spec = as_spectrum(spectrum)
     fam = _method_family(family, fixed, spec.lambda_max)
     if batch_size is None:
         raise ConfigError("batch_size is required (for the noiseless limit use check())")
-    lr, _ = _search_lr(fam, None, spec, batch_size, get_noise_model(noise), rtol)
+    lr, _ = _search_lr(fam, None, spec, batch_size, model, rtol)
     return lr
 
 
@@ -361,12 +383,16 @@ def critical_batch_size(
 ) -> float:
     """Smallest integer batch size ``B >= 1`` with a certified ``U < 1`` (``inf`` if none up to
     ``max_batch``, and when the noiseless dynamics are unstable). ``U`` decreases in ``B``.
+    With ``noise`` the data noise model (:class:`~stability.noise.DataNoise`) it is the
+    smallest ``B`` with a certified ``rho < 1``, and ``spectrum`` may be ``None``.
 
     >>> from stability import heavy_ball
     >>> critical_batch_size(heavy_ball(0.5, 0.9), [1.0, 0.1, 0.01])
     6.0
     """
-    model = get_noise_model(noise)
+    model = _noise_model(noise)
+    if isinstance(model, DataNoise):
+        return model.critical_batch_size(alg, shift)
     spec = as_spectrum(spectrum)
     omega, omega_x = _check_shift(shift)
     top = to_float(max_batch, "max_batch")

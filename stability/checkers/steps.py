@@ -19,6 +19,7 @@ import sympy as sp
 
 from ..errors import ConfigError
 from ..methods import _exact_value
+from ..noise.data import DataNoise
 from ..noise.models import get_noise_model
 from ..noise.spectra import PowerLawSpectrum, Spectrum
 from ..noise.sums import _check_shift, stability_sum
@@ -96,6 +97,8 @@ def stable_steps(
     decided = True
     if batch_size is not None and spectrum is not None and np.any(ok & ~still):
         moving = ok & ~still
+        if isinstance(noise, DataNoise):
+            return _data_steps(opt, noise, lr_u, mom_u, ok, moving, batch_size, shift, back)
         model = get_noise_model(noise)
         finite = isinstance(spectrum, Spectrum) or (
             isinstance(spectrum, PowerLawSpectrum) and spectrum.N is not None
@@ -114,6 +117,29 @@ def stable_steps(
             ok[moving] = False
             decided = False
     return ok[back.ravel()], decided
+
+
+def _data_steps(
+    opt: ConfiguredOptimizer,
+    model: DataNoise,
+    lr_u: np.ndarray,
+    mom_u: np.ndarray,
+    ok: np.ndarray,
+    moving: np.ndarray,
+    batch_size: Any,
+    shift: Any,
+    back: np.ndarray,
+) -> tuple[np.ndarray, bool]:
+    """The data model's verdict of each distinct moving step (one certified ``rho`` each, up
+    to :data:`MAX_SUMS`; beyond, the steps count as not stable and undecided)."""
+    idx = np.flatnonzero(moving)
+    if idx.size > MAX_SUMS:
+        ok[moving] = False
+        return ok[back.ravel()], False
+    for i in idx:
+        alg = _algorithm(opt, lr_u[i], mom_u[i])
+        ok[i] = model.radius(alg, batch_size, shift=shift, decide=True).stable
+    return ok[back.ravel()], True
 
 
 def _momentum(opt: ConfiguredOptimizer) -> float:

@@ -19,11 +19,15 @@ from ..errors import ConfigError, describe, listing
 __all__ = [
     "CONFIG_KEYS",
     "CURVATURE_KEYS",
+    "DATA_KEYS",
+    "PATH_KEYS",
     "MAX_MATRIX",
     "MAX_SPECTRUM",
+    "MAX_DATA",
     "MAX_TEXT_BYTES",
     "POWER_LAW_KEYS",
     "load_config",
+    "load_data",
     "load_spectrum",
     "number",
     "parse_power_law",
@@ -31,7 +35,19 @@ __all__ = [
 ]
 
 
-_ANALYSIS_KEYS = ("optimizer", "lambda_max", "spectrum", "power_law", "batch_size", "noise")
+_ANALYSIS_KEYS = (
+    "optimizer",
+    "lambda_max",
+    "spectrum",
+    "power_law",
+    "data",
+    "targets",
+    "loss",
+    "bias",
+    "sampling",
+    "batch_size",
+    "noise",
+)
 CONFIG_KEYS = (
     tuple(
         dict.fromkeys(
@@ -43,11 +59,14 @@ CONFIG_KEYS = (
 """Keys a config file may hold: every hyperparameter of every optimizer kind (each kind
 refuses the keys it does not take) and the analysis keys."""
 
-_BOOL_KEYS = ("nesterov", "amsgrad", "maximize")
-_TEXT_KEYS = ("optimizer", "noise", "spectrum", "power_law")
+_BOOL_KEYS = ("nesterov", "amsgrad", "maximize", "bias")
+_TEXT_KEYS = ("optimizer", "noise", "spectrum", "power_law", "data", "targets", "loss", "sampling")
+PATH_KEYS = ("spectrum", "data", "targets")
+"""Config keys holding a file path (read relative to the config file)."""
 
-
-CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law")
+CURVATURE_KEYS = ("lambda_max", "spectrum", "power_law", "data")
+DATA_KEYS = ("targets", "loss", "bias", "sampling")
+"""Keys that describe the data (``--data``) and mean nothing without it."""
 
 
 POWER_LAW_KEYS = ("nu", "Lambda", "zeta", "N")
@@ -59,6 +78,9 @@ MAX_SPECTRUM = 10**8
 MAX_MATRIX = 4096
 """Largest symmetric matrix read as a Hessian (``numpy.linalg.eigvalsh``: about 3 s here);
 give the eigenvalues of a larger one."""
+
+MAX_DATA = 2 * 10**8
+"""Numbers read from a data file (1.6 GB as float64): a larger data set is refused."""
 
 MAX_TEXT_BYTES = 10**8
 """Largest text spectrum file (about 4 million numbers, a few seconds to parse); larger ones
@@ -106,15 +128,7 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
             f"text spectrum file {path} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
             "parse); save the eigenvalues with numpy.save and pass the .npy file"
         )
-    try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False, mmap_mode="r")
-        else:
-            arr = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
-    except UnicodeDecodeError:
-        raise ConfigError(f"spectrum file {path} is not UTF-8 text") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"could not read spectrum file {path}: {short(exc)}") from None
+    arr = _read_numbers(p, "spectrum", ndmin=1)
     note = None
     if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
         if arr.shape[0] > MAX_MATRIX:
@@ -149,6 +163,48 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     return eig, note
 
 
+def _read_numbers(p: Path, what: str, ndmin: int) -> Any:
+    """The array in a ``.npy`` file (never a pickle) or a text file (commas in ``.csv``)."""
+    import numpy as np
+
+    try:
+        if p.suffix == ".npy":
+            return np.load(p, allow_pickle=False, mmap_mode="r")
+        return np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=ndmin)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} file {p} is not UTF-8 text") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"could not read {what} file {p}: {short(exc)}") from None
+
+
+def load_data(path: str | Path, what: str = "data") -> Any:
+    """Per-sample features (``what="data"``: rows are samples, a 2-D array) or targets (one
+    value or one row per sample) from a ``.npy``/``.txt``/``.csv`` file."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
+        raise ConfigError(f"{what} file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}")
+    if p.stat().st_size > 8 * MAX_DATA + 4096:
+        raise ConfigError(f"{what} file {path} holds more than {MAX_DATA:.0e} numbers")
+    if p.suffix != ".npy" and p.stat().st_size > MAX_TEXT_BYTES:
+        raise ConfigError(
+            f"text {what} file {path} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
+            "parse); save it with numpy.save and pass the .npy file"
+        )
+    arr = _read_numbers(p, what, ndmin=2 if what == "data" else 1)
+    if what == "data" and getattr(arr, "ndim", 0) != 2:
+        raise ConfigError(
+            f"data file {path} must hold a 2-D array (one row of features per sample), got "
+            f"shape {getattr(arr, 'shape', '?')}"
+        )
+    if getattr(arr, "ndim", 0) > 2:
+        raise ConfigError(f"{what} file {path} must hold a 1-D or 2-D array, got {arr.shape}")
+    return real_array(np.asarray(arr), f"{what} in {path}")
+
+
 def short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:197] + "..."
@@ -156,6 +212,10 @@ def short(exc: BaseException) -> str:
 
 def _check_config_value(key: str, value: Any) -> None:
     """The type a config file's value must have (its range is checked by the analysis)."""
+    if key in ("data", "targets", "loss", "sampling"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be text (a file path or a name), got {describe(value)}")
+        return
     if key in _TEXT_KEYS:
         return
     if key in _BOOL_KEYS:
@@ -200,7 +260,8 @@ def load_config(path: str) -> dict[str, Any]:
         )
     for key, value in data.items():
         _check_config_value(key, value)
-    if isinstance(data.get("spectrum"), str):
-        spec = Path(data["spectrum"])
-        data["spectrum"] = str(spec if spec.is_absolute() else p.parent / spec)
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str):
+            path_in = Path(data[key])
+            data[key] = str(path_in if path_in.is_absolute() else p.parent / path_in)
     return data

@@ -22,11 +22,14 @@ from ..checking import check
 from ..configs import ALIASES, KINDS, kind_of
 from ..errors import ConfigError, StabilityError, describe, listing
 from ..latex import derive
+from ..noise.data import PerSampleCurvature
 from ..noise.spectra import power_law
 from .inputs import (
     CURVATURE_KEYS,
+    DATA_KEYS,
     POWER_LAW_KEYS,
     load_config,
+    load_data,
     load_spectrum,
     number,
     parse_power_law,
@@ -72,6 +75,11 @@ _FLAG_KEYS = (
     "lambda_max",
     "spectrum",
     "power_law",
+    "data",
+    "targets",
+    "loss",
+    "bias",
+    "sampling",
     "batch_size",
     "noise",
 )
@@ -108,7 +116,13 @@ def _run_check(data: dict[str, Any]) -> Any:
         raise ConfigError(f"--beta1/--beta2 are Adam's; optimizer {kind.name!r} has momentum")
     sources = [k for k in CURVATURE_KEYS if k in data]
     if len(sources) != 1:
-        raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law")
+        raise ConfigError("give exactly one of --lambda-max, --spectrum, --power-law, --data")
+    if "data" in data:
+        return _check_data(kind.name, data)
+    extra = [k for k in DATA_KEYS if k in data]
+    if extra:
+        flags = ", ".join("--no-bias" if k == "bias" else f"--{k}" for k in extra)
+        raise ConfigError(f"{flags} describe the data of --data: give --data too")
     spectrum = None
     note = None
     lambda_max = data.pop("lambda_max", None)
@@ -155,6 +169,25 @@ def _run_check(data: dict[str, Any]) -> Any:
     return report
 
 
+def _check_data(optimizer: str, data: dict[str, Any]) -> Any:
+    """``check --data X [--targets Y]``: the verdict from the data's per-sample curvature (a
+    linear model, the loss ``--loss``, a bias unless ``--no-bias``)."""
+    X = load_data(data.pop("data"), "data")
+    Y = None
+    if "targets" in data:
+        Y = load_data(data.pop("targets"), "targets")
+    loss = data.pop("loss", "mse")
+    bias = data.pop("bias", True)
+    sampling = data.pop("sampling", "with_replacement")
+    noise = data.pop("noise", "gaussian")
+    if noise != "gaussian":
+        raise ConfigError("--noise names a Gaussian/SE model; with --data the data's own is used")
+    batch_size = data.pop("batch_size", None)
+    per_sample = PerSampleCurvature.from_features(X, Y, bias=bias, loss=loss)
+    cfg = {"optimizer": optimizer, **data}
+    return check(cfg, data=per_sample, batch_size=batch_size, sampling=sampling)
+
+
 def _spectrum_args(
     p: argparse.ArgumentParser, noise_choices: list[str], noise_default: str | None
 ) -> None:
@@ -197,6 +230,31 @@ def _parser() -> _Parser:
     c.add_argument("--eps", type=_num_arg("eps"), help="Adam's epsilon")
     _spectrum_args(
         c, noise_choices=["gaussian", "translation_invariant", "se0"], noise_default=None
+    )
+    c.add_argument(
+        "--data",
+        help="per-sample features of a linear model (.npy, .txt or .csv; one row per sample): "
+        "the mini-batch verdict then comes from the data itself",
+    )
+    c.add_argument("--targets", help="targets of --data (one value or row per sample)")
+    c.add_argument(
+        "--loss",
+        choices=["mse", "half_mse"],
+        help="loss of the linear model on --data (default mse: torch's MSELoss(), the mean "
+        "over samples and outputs)",
+    )
+    c.add_argument(
+        "--no-bias",
+        dest="bias",
+        action="store_const",
+        const=False,
+        help="the linear model on --data has no bias (default: it has one, like nn.Linear)",
+    )
+    c.add_argument(
+        "--sampling",
+        choices=["with_replacement", "without_replacement"],
+        help="how batches of --data are drawn (default with_replacement; a shuffled "
+        "DataLoader is without_replacement)",
     )
     c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
     c.add_argument(
@@ -342,7 +400,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     :mod:`stability.sweep`)."""
     import numpy as np
 
-    sources = [k for k in CURVATURE_KEYS if getattr(args, k) is not None]
+    sources = [k for k in CURVATURE_KEYS if getattr(args, k, None) is not None]
     if len(sources) != 1:
         raise ConfigError("give --lambda-max, --spectrum or --power-law (exactly one)")
     eig = None

@@ -5,12 +5,27 @@ The noise is the *spectrally expressible* (SE) model ``Sigma(X) = tau1 Tr(HX) H 
 it is exact for Gaussian features with ``(tau1, tau2) = (1, -1)`` (the default preset) and an
 approximation otherwise: results say so in their ``notes``. The certified searches on ``U``
 (critical batch size, largest stable learning rate) are in :mod:`stability.checkers`.
+
+On real, heavy-tailed data the Gaussian model can be off by an order of magnitude either way;
+:class:`DataNoise` replaces it with the exact mean-square condition computed from the data's own
+per-sample curvature (:class:`PerSampleCurvature`, docs §4.4).
 """
 
 from __future__ import annotations
 
 from .acceleration import AM1Schedule, am1_schedule, theorem7_quantities
 from .asymptotics import PowerLawAsymptotics, power_law_asymptotics
+from .data import (
+    LOSSES,
+    SAMPLING,
+    DataNoise,
+    DataNoiseResult,
+    PerSampleCurvature,
+    batch_factor,
+    gaussian_radius,
+    mean_square_radius,
+    response_matrix,
+)
 from .curves import SumCurve, heavy_ball_vs_memory1, stability_sum_vs_batch, stability_sum_vs_lr
 from .models import NOISE_MODELS, SE_NOTE, NoiseModel, get_noise_model
 from .spectra import MAX_EIGENVALUES, PowerLawSpectrum, Spectrum, as_spectrum, power_law
@@ -34,6 +49,16 @@ __all__ = [
     "noise_term",
     "stability_sum",
     "ubar",
+    # the exact mean-square condition from the data (per-sample curvature)
+    "LOSSES",
+    "SAMPLING",
+    "DataNoise",
+    "DataNoiseResult",
+    "PerSampleCurvature",
+    "batch_factor",
+    "gaussian_radius",
+    "mean_square_radius",
+    "response_matrix",
     # loss trajectories and asymptotics
     "MemorySchedule",
     "PowerLawAsymptotics",

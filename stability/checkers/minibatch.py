@@ -1,0 +1,106 @@
+"""The certified mini-batch verdict of a configured optimizer, as a report shows it: the
+Gaussian (SE) noise sum ``U`` on a spectrum, or the exact mean-square condition ``rho`` from
+the data's own per-sample curvature beside the Gaussian model's figures; each with its
+critical batch size and the caveats that say which model answered."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..noise.data import DataNoise, mean_square_radius
+from ..noise.sums import stability_sum
+from ..optimizers import ConfiguredOptimizer
+from .searches import critical_batch_size
+
+__all__ = ["minibatch_verdict"]
+
+
+def minibatch_verdict(
+    opt: ConfiguredOptimizer, spectrum: Any, strict_ok: bool, batch_size: Any, noise: Any
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``(info, notes)``: the certified noise verdict and critical batch size of ``opt`` on
+    ``spectrum`` (the data's ``H`` with the data noise model), for a report."""
+    alg, shift = opt.algorithm, opt.curvature_shift
+    if isinstance(noise, DataNoise):
+        return _data_noise_info(opt, spectrum, strict_ok, batch_size, noise)
+    res = stability_sum(alg, spectrum, batch_size, noise, shift=shift)
+    critical = critical_batch_size(alg, spectrum, noise, shift=shift) if strict_ok else math.inf
+    info = {
+        "model": res.noise.name,
+        "kind": "gaussian" if res.noise.name == "gaussian" else "se",
+        "tau1": res.noise.tau1,
+        "tau2": res.noise.tau2,
+        "batch_size": res.batch_size,
+        "U": res.U,
+        "bounded": res.bounded,
+        "margin": res.margin,
+        "reason": res.reason,
+        "critical_batch_size": critical,
+        "tolerance": res.tolerance,
+        "undecided": res.undecided,
+    }
+    return info, (*res.notes, _GAUSSIAN_CAVEAT)
+
+
+_GAUSSIAN_CAVEAT = (
+    "the mini-batch verdict follows the Gaussian (SE) noise model on the spectrum: exact for "
+    "Gaussian features, but on real, heavy-tailed data it can be off by an order of magnitude "
+    "either way; pass data=(X, Y) (a linear model, CLI --data) or "
+    "stability.training.per_sample_ggn(...) (a network) for the exact condition from the data"
+)
+
+
+_DATA_CAVEAT = (
+    "the mini-batch verdict comes from the data's own per-sample curvature: exact mean-square "
+    "stability of the linearised (quadratic) dynamics{where}; a network may run beyond it at "
+    "the edge of stability: watch training with stability.training.StabilityMonitor"
+)
+
+
+def _data_noise_info(
+    opt: ConfiguredOptimizer, spectrum: Any, strict_ok: bool, batch_size: Any, model: DataNoise
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The exact mean-square condition from the data, beside the Gaussian model's figures."""
+    alg, shift = opt.algorithm, opt.curvature_shift
+    data = model.data
+    res = model.radius(alg, batch_size, shift=shift, rtol=1e-8)
+    critical = model.critical_batch_size(alg, shift) if res.strict else math.inf
+    gauss = stability_sum(alg, spectrum, batch_size, "gaussian", shift=shift)
+    per = data.summary()
+    info: dict[str, Any] = {
+        "model": f"data ({model.sampling.replace('_', ' ')})",
+        "kind": "data",
+        "batch_size": res.batch_size,
+        "sampling": model.sampling,
+        "kappa": res.kappa,
+        "rho": res.rho,
+        "lower": res.lower,
+        "upper": res.upper,
+        "bounded": res.stable,
+        "undecided": res.strict and not res.decided,
+        "reason": res.reason,
+        "critical_batch_size": critical,
+        "per_sample": per,
+        "gaussian": {"U": gauss.U, "bounded": gauss.bounded},
+    }
+    if opt.kind is not None and opt.kind.family == "sgd":
+        mu = float(opt.config.get("momentum", 0) or 0)
+        info["implied_lr_bound"] = (
+            2 * res.batch_size * (1 - mu) / per["sample_lambda_max"]["max"]
+        )  # one sample's curvature alone: a rough guide, not the condition
+    notes = [*res.notes]
+    if data.subspace != "the range of H (exact)" and data.dim >= 2:
+        half = mean_square_radius(
+            alg, data.truncated(data.dim // 2), batch_size, sampling=model.sampling,
+            shift=shift, rtol=1e-8,
+        )  # fmt: skip
+        info["subspace"] = {"dimension": data.dim, "rho_half": half.rho}
+        change = abs(res.rho - half.rho) / max(res.rho, 1e-300)
+        notes.append(
+            f"subspace of {data.dim} directions ({data.subspace}): rho {half.rho:.4g} with "
+            f"{data.dim // 2}, {res.rho:.4g} with {data.dim} ({change:.1%} change)"
+        )
+    where = "" if data.subspace == "the range of H (exact)" else f" in {data.subspace}"
+    notes.append(_DATA_CAVEAT.format(where=where))
+    return info, tuple(notes)

@@ -1,0 +1,528 @@
+"""Mini-batch stability from the data itself: the exact mean-square condition built from the
+per-sample curvature (docs §4.4).
+
+The Gaussian (SE) noise model describes Gaussian features; real data is heavy-tailed, and a
+few rare samples with large curvature set the limit. Near a minimum the per-sample losses are
+quadratic with Hessians ``H_i`` (``H = E_i H_i``), and a batch of ``B`` samples has
+``E[(H_B - H) W (H_B - H)] = kappa_B (E_i[H_i W H_i] - H W H)`` for any ``W``, with
+``kappa_B = 1/B`` (batches drawn with replacement) or ``(n - B)/(B (n - 1))`` (without).
+
+A memory-M algorithm feeds the gradient into its state through ``v`` and reads it at ``r``
+(``S_mu = S_0 + mu v r^T`` at the curvature ``mu = lambda + shift`` its dynamics see). The
+batch fluctuation ``(H_B - H) y_t`` is a white input; at a curvature pair ``(lambda_k,
+lambda_l)`` of the eigenbasis of ``H`` its effect on the gradient point ``y`` is summed by the
+*response matrix* ``R_kl = sum_{s >= 1} phi_s(k) phi_s(l)``, ``phi_s(k) = r^T S_k^(s-1) v``,
+here the solution of a small Stein equation per pair (from the algorithm's own update matrix;
+no formula typed per method). The stationary second moment of ``y`` is ``R o Q`` (Hadamard
+product) for an input covariance ``Q``, which in turn produces the input covariance
+
+    N(Q) = kappa_B ( E_i[H_i (R o Q) H_i] - H (R o Q) H ).
+
+The second moments stay bounded iff the noiseless dynamics are strictly stable and the
+spectral radius ``rho`` of ``N`` is below 1 (the renewal argument of docs §4). ``N`` maps
+positive semi-definite matrices to positive semi-definite ones, so ``rho`` is an eigenvalue
+with a PSD eigenmatrix (Krein-Rutman), and every PD matrix ``Q`` certifies
+``lambda_min(Q^-1/2 N(Q) Q^-1/2) <= rho <= lambda_max(Q^-1/2 N(Q) Q^-1/2)`` (Collatz-Wielandt).
+The estimate comes from a restarted Arnoldi iteration on the symmetric matrices, and the
+bounds from its Ritz matrix made PD; the iteration stops when the bounds meet the tolerance or,
+for a verdict, as soon as they are both on one side of 1.
+
+For Gaussian features ``N`` reduces to the rank-one-plus-diagonal map whose threshold is the
+package's ``U < 1`` (the values differ away from 1: ``rho`` and ``U`` are different functions
+with the same level set). Cost: one application of ``N`` is ``O(n k r^2 + n k^2 r)`` for ``n``
+samples whose per-sample Hessians ``H_i = F_i^T F_i`` have ``k``-row factors in an
+``r``-dimensional space (``k = 1`` for a linear model, ``O(r^2)`` memory), plus the response
+matrix once per algorithm (``r^2`` Stein equations of size ``(M+1)^2``); nothing of size
+``r^4`` is ever formed. Written here because the certificate needs the cone structure, and the
+iteration is a few dozen lines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._values import real_array
+from ..algorithms import MemoryAlgorithm
+from ..errors import ConfigError, StabilityError, describe
+from ..regions.verdicts import is_strictly_stable
+from .sums import _check_batch, _check_shift
+
+__all__ = [
+    "LOSSES",
+    "SAMPLING",
+    "DataNoise",
+    "DataNoiseResult",
+    "PerSampleCurvature",
+    "batch_factor",
+    "gaussian_radius",
+    "mean_square_radius",
+    "response_matrix",
+]
+
+SAMPLING = ("with_replacement", "without_replacement")
+LOSSES = {"mse": 2.0, "half_mse": 1.0}
+"""Loss conventions of a linear model with ``m`` outputs: the per-sample Hessian of each output
+block is ``c / m x_i x_i^T``; torch's ``MSELoss()`` (the mean over samples and outputs) has
+``c = 2``; ``half_mse`` is half of it."""
+
+_CERT_RTOL = 1e-9  # float rounding allowance of the certified bounds (relative)
+
+
+def batch_factor(batch_size: Any, n: int, sampling: str = "with_replacement") -> float:
+    """``kappa_B``: ``1/B`` with replacement, ``(n - B)/(B (n - 1))`` without.
+
+    >>> batch_factor(4, 100), round(batch_factor(4, 100, "without_replacement"), 6)
+    (0.25, 0.242424)
+    """
+    B = _check_batch(batch_size)
+    if sampling not in SAMPLING:
+        raise ConfigError(f"sampling must be one of {list(SAMPLING)}, got {describe(sampling)}")
+    if sampling == "with_replacement":
+        return 1.0 / B
+    if B > n or B != int(B):
+        raise ConfigError(
+            f"batch_size must be an integer in [1, n] = [1, {n}] when batches are drawn "
+            f"without replacement, got {describe(batch_size)}"
+        )
+    return (n - B) / (B * (n - 1)) if n > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class PerSampleCurvature:
+    """Per-sample Hessians ``H_i = F_i^T F_i`` in the eigenbasis of their mean ``H``.
+
+    ``eigenvalues`` are those of ``H`` (ascending, positive: the null space of the data is
+    dropped, nothing moves there), ``factors`` has shape ``(n, k, r)``. ``outputs`` is the
+    number of identical parameter blocks that share each batch (the outputs of a linear
+    model: their blocks do not couple, so the verdict is that of one block). Build with
+    :meth:`from_features` (linear least squares) or :meth:`from_factors` (the per-sample
+    Gauss-Newton factors of a network, :func:`stability.training.per_sample_ggn`).
+    """
+
+    eigenvalues: np.ndarray
+    factors: np.ndarray
+    outputs: int = 1
+    notes: tuple[str, ...] = ()
+    subspace: str = "the range of H (exact)"
+
+    @property
+    def n(self) -> int:
+        return int(self.factors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.eigenvalues.size)
+
+    @classmethod
+    def from_features(
+        cls,
+        X: Any,
+        Y: Any = None,
+        *,
+        outputs: int | None = None,
+        bias: bool = True,
+        loss: str = "mse",
+    ) -> PerSampleCurvature:
+        """Linear least squares on features ``X`` (``n x d``): ``H_i = c/m x_i x_i^T`` per
+        output block, ``m`` the outputs (from ``Y``'s columns, or ``outputs``; 1 by default),
+        ``c`` the loss convention (``mse``: torch's ``MSELoss()``, the mean over samples and
+        outputs, ``c = 2``; ``half_mse``: ``c = 1``). ``bias=True`` (torch's ``nn.Linear``)
+        appends a constant feature.
+
+        >>> data = PerSampleCurvature.from_features([[1.0], [3.0]], bias=False)
+        >>> round(float(data.eigenvalues[0]), 12)     # H = 2 mean(x^2) = 10
+        10.0
+        """
+        Xa = real_array(X, "X", ndim=2)
+        n = Xa.shape[0]
+        if n < 2:
+            raise ConfigError(f"X must hold at least 2 samples (rows), got {n}")
+        m = _outputs(Y, outputs, n)
+        if loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {describe(loss)}")
+        if not isinstance(bias, bool):
+            raise ConfigError(f"bias must be true or false, got {describe(bias)}")
+        if bias:
+            Xa = np.hstack([Xa, np.ones((n, 1))])
+        F = Xa * math.sqrt(LOSSES[loss] / m)
+        note = (
+            f"linear least squares, {n} samples x {Xa.shape[1]} features"
+            f"{' (with a bias)' if bias else ''}, {m} output(s): loss "
+            f"{'torch MSELoss() (mean over samples and outputs)' if loss == 'mse' else loss}, "
+            f"per-sample Hessian {LOSSES[loss]:g}/{m} x_i x_i^T per output block"
+        )
+        return cls.from_factors(F[:, None, :], outputs=m, notes=(note,))
+
+    @classmethod
+    def from_factors(
+        cls,
+        factors: Any,
+        *,
+        outputs: int = 1,
+        notes: tuple[str, ...] = (),
+        subspace: str = "the range of H (exact)",
+        rtol: float = 1e-10,
+    ) -> PerSampleCurvature:
+        """From per-sample factors ``F_i`` (shape ``(n, k, p)``: ``H_i = F_i^T F_i``), rotated
+        into the eigenbasis of ``H``; directions with eigenvalue below ``rtol`` of the largest
+        carry no curvature and are dropped."""
+        F = real_array(factors, "factors")
+        if F.ndim != 3 or F.shape[0] < 2:
+            raise ConfigError(f"factors must have shape (n >= 2, k, p), got {F.shape}")
+        n, k, p = F.shape
+        flat = F.reshape(n * k, p)
+        H = flat.T @ flat / n
+        lam, U = np.linalg.eigh((H + H.T) / 2)
+        if not lam.size or lam[-1] <= 0:
+            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
+        keep = lam > rtol * lam[-1]
+        dropped = int(np.count_nonzero(~keep))
+        rotated = (flat @ U[:, keep]).reshape(n, k, int(np.count_nonzero(keep)))
+        extra = (
+            (f"{dropped} flat direction(s) of H dropped (no sample moves them)",) if dropped else ()
+        )
+        return cls(lam[keep], rotated, int(outputs), tuple(notes) + extra, subspace)
+
+    def truncated(self, r: int) -> PerSampleCurvature:
+        """The same samples in the ``r`` directions of largest curvature (a subspace: the
+        convergence check of a network's analysis compares ``rho`` at ``r`` and ``r/2``)."""
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= self.dim:
+            raise ConfigError(f"r must be an integer in [1, {self.dim}], got {describe(r)}")
+        return PerSampleCurvature(
+            self.eigenvalues[-r:],
+            self.factors[:, :, -r:],
+            self.outputs,
+            self.notes,
+            f"the top {r} directions of {self.subspace}",
+        )
+
+    def fourth_moment(self, W: np.ndarray) -> np.ndarray:
+        """``E_i[H_i W H_i]`` for a symmetric ``W`` in the eigenbasis (``O(n k r^2)``)."""
+        F = self.factors
+        n, k, _ = F.shape
+        if k == 1:
+            f = F[:, 0, :]
+            q = np.einsum("ij,ij->i", f @ W, f)
+            return (f * q[:, None]).T @ f / n
+        G = np.einsum("nkr,rs,nls->nkl", F, W, F, optimize=True)
+        return np.einsum("nkr,nkl,nls->rs", F, G, F, optimize=True) / n
+
+    def sample_curvatures(self) -> np.ndarray:
+        """``lambda_max(H_i)`` of every sample (``|x_i|^2 c/m`` for a linear model)."""
+        F = self.factors
+        if F.shape[1] == 1:
+            return np.einsum("ij,ij->i", F[:, 0, :], F[:, 0, :])
+        return np.linalg.norm(F, ord=2, axis=(1, 2)) ** 2
+
+    def noise_level(self) -> float:
+        """``tr(E_i[H_i^2] - H^2) / (tr(H^2) + tr(H)^2)``: the batch-noise strength relative to
+        Gaussian features with the same ``H`` (1 for Gaussian data; heavy tails make it
+        larger)."""
+        lam = self.eigenvalues
+        I = np.eye(lam.size)
+        excess = np.trace(self.fourth_moment(I)) - float(lam @ lam)
+        return float(excess / (lam @ lam + lam.sum() ** 2))
+
+    def summary(self) -> dict[str, Any]:
+        c = self.sample_curvatures()
+        return {
+            "samples": self.n,
+            "dimension": self.dim,
+            "subspace": self.subspace,
+            "lambda_max_H": float(self.eigenvalues[-1]),
+            "trace_H": float(self.eigenvalues.sum()),
+            "sample_lambda_max": {
+                "median": float(np.median(c)),
+                "p99": float(np.quantile(c, 0.99)),
+                "max": float(c.max()),
+            },
+            "noise_level_vs_gaussian": self.noise_level(),
+        }
+
+
+@dataclass(frozen=True)
+class DataNoise:
+    """The data noise model: per-sample curvature and how batches are drawn. Where a noise
+    model is asked for (searches, :func:`stability.check`), this one replaces the Gaussian
+    (SE) model with the exact mean-square condition."""
+
+    data: PerSampleCurvature
+    sampling: str = "with_replacement"
+    name: str = "data"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, PerSampleCurvature):
+            raise ConfigError(f"data must be a PerSampleCurvature, got {describe(self.data)}")
+        if self.sampling not in SAMPLING:
+            raise ConfigError(
+                f"sampling must be one of {list(SAMPLING)}, got {describe(self.sampling)}"
+            )
+
+    def radius(self, alg: MemoryAlgorithm, batch_size: Any, **kw: Any) -> DataNoiseResult:
+        return mean_square_radius(alg, self.data, batch_size, sampling=self.sampling, **kw)
+
+    def critical_batch_size(self, alg: MemoryAlgorithm, shift: Any = 0) -> float:
+        """Smallest integer batch size with a certified ``rho < 1``: ``N`` scales with
+        ``kappa_B``, so ``rho(B) = kappa_B rho_1`` and one certified ``rho_1`` (at
+        ``kappa = 1``) decides every ``B`` (``inf`` if the noiseless dynamics are unstable,
+        or no batch smaller than the data set suffices)."""
+        one = mean_square_radius(alg, self.data, 1, shift=shift, rtol=1e-10)
+        if not one.strict:
+            return math.inf
+        u, n = one.upper, self.data.n
+        if u < 1:
+            return 1.0
+        if self.sampling == "with_replacement":
+            return float(math.floor(u) + 1)
+        b = math.floor(n * u / (n - 1 + u)) + 1  # (n - B)/(B (n - 1)) u < 1
+        return float(b) if b <= n else math.inf
+
+
+def _outputs(Y: Any, outputs: Any, n: int) -> int:
+    if Y is not None:
+        Ya = real_array(Y, "Y")
+        if Ya.shape[0] != n or Ya.ndim > 2:
+            raise ConfigError(f"Y must have n = {n} rows (one per sample), got shape {Ya.shape}")
+        m = 1 if Ya.ndim == 1 else Ya.shape[1]
+        if outputs is not None and outputs != m:
+            raise ConfigError(f"outputs = {describe(outputs)} disagrees with Y's {m} columns")
+        return m
+    if outputs is None:
+        return 1
+    if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
+        raise ConfigError(f"outputs must be a positive integer, got {describe(outputs)}")
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------
+# The response matrix
+# ---------------------------------------------------------------------------------------
+_PAIRS = 1 << 16  # curvature pairs per batched solve
+
+
+def response_matrix(alg: MemoryAlgorithm, lam: Any, shift: float = 0.0) -> np.ndarray:
+    """``R_kl = sum_{s >= 1} (r^T S_k^(s-1) v)(r^T S_l^(s-1) v) = r^T X_kl r`` with
+    ``X_kl = S_k X_kl S_l^T + v v^T`` (``S_k`` the update matrix at ``lam[k] + shift``), one
+    ``(M+1)^2`` Stein equation per pair, batched. Every ``S_k`` must be strictly stable.
+
+    >>> from stability import gd
+    >>> float(response_matrix(gd(0.5), [1.0])[0, 0])     # 0.25 (1 + 0.25 + ...) = 1/3
+    0.3333333333333333
+    """
+    mu = real_array(lam, "lam", low=0).ravel() + shift
+    n = alg.M + 1
+    _, v, r = alg.numeric_system()
+    mats = alg.update_matrices(mu)
+    d = mu.size
+    out = np.empty((d, d))
+    rhs = np.outer(v, v).reshape(n * n)
+    rr = np.outer(r, r).reshape(n * n)
+    eye = np.eye(n * n)
+    rows = max(1, _PAIRS // max(d, 1))
+    for k0 in range(0, d, rows):
+        Sk = mats[k0 : k0 + rows]
+        # (I - S_k (x) S_l) vec X = vec(v v^T), vec in C order: X[a, b] at a n + b
+        K = np.einsum("kab,lcd->klacbd", Sk, mats).reshape(Sk.shape[0], d, n * n, n * n)
+        X = np.linalg.solve(eye - K, np.broadcast_to(rhs, (*K.shape[:2], n * n))[..., None])
+        out[k0 : k0 + rows] = X[..., 0] @ rr
+    return (out + out.T) / 2
+
+
+# ---------------------------------------------------------------------------------------
+# The spectral radius of N
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataNoiseResult:
+    """The mean-square verdict from the data: ``rho`` of the noise operator ``N`` with
+    certified bounds ``lower <= rho <= upper`` (up to a float rounding allowance of 1e-9),
+    at batch size ``batch_size`` drawn ``sampling`` (``kappa`` the batch factor).
+    ``stable``: the noiseless dynamics are strictly stable and ``upper < 1``; ``decided``:
+    the bounds are on one side of 1 (otherwise the verdict is not stable, and says so)."""
+
+    rho: float
+    lower: float
+    upper: float
+    batch_size: float
+    sampling: str
+    kappa: float
+    strict: bool
+    decided: bool
+    matvecs: int
+    reason: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def stable(self) -> bool:
+        return self.strict and self.upper < 1
+
+    def __bool__(self) -> bool:
+        return self.stable
+
+    def __str__(self) -> str:
+        state = "bounded" if self.stable else ("UNDECIDED" if not self.decided else "DIVERGES")
+        return (
+            f"rho = {self.rho:.6g} (certified {self.lower:.6g} <= rho <= {self.upper:.6g}) at "
+            f"B = {self.batch_size:g} ({self.sampling.replace('_', ' ')}): {state} — "
+            f"{self.reason}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | str:
+            return x if math.isfinite(x) else "inf"
+
+        return {
+            "rho": num(self.rho),
+            "lower": num(self.lower),
+            "upper": num(self.upper),
+            "stable": self.stable,
+            "decided": self.decided,
+            "batch_size": self.batch_size,
+            "sampling": self.sampling,
+            "kappa": self.kappa,
+            "matvecs": self.matvecs,
+            "reason": self.reason,
+            "notes": list(self.notes),
+        }
+
+
+class _Operator:
+    """``Q -> N(Q)`` per unit batch factor (``kappa = 1``), counting its applications."""
+
+    def __init__(self, data: PerSampleCurvature, R: np.ndarray) -> None:
+        self.data, self.R, self.lam, self.calls = data, R, data.eigenvalues, 0
+
+    def __call__(self, Q: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        W = self.R * Q
+        out = self.data.fourth_moment(W) - self.lam[:, None] * W * self.lam[None, :]
+        return (out + out.T) / 2
+
+
+def _bounds(op: _Operator, Q: np.ndarray) -> tuple[float, float]:
+    """Collatz-Wielandt bounds on ``rho`` (per unit kappa) from a symmetric ``Q`` made PD."""
+    w, V = np.linalg.eigh((Q + Q.T) / 2)
+    if w[-1] <= 0:
+        w, V = -w[::-1], V[:, ::-1]
+    w = np.maximum(w, 1e-8 * w.max())  # PD: both bounds then hold
+    Qpd = (V * w) @ V.T
+    NQ = op(Qpd)
+    half = V / np.sqrt(w)  # Q^-1/2 = V diag(w^-1/2) V^T
+    M = half.T @ NQ @ half
+    ev = np.linalg.eigvalsh((M + M.T) / 2)
+    return max(float(ev[0]), 0.0), float(ev[-1])
+
+
+def _arnoldi(op: _Operator, start: np.ndarray, steps: int) -> tuple[float, np.ndarray]:
+    """A Krylov space of ``steps`` applications from ``start``: the Ritz value of largest
+    real part (the Perron root of a positive map) and its Ritz matrix."""
+    d = start.shape[0]
+    basis = [start / np.linalg.norm(start)]
+    Hm = np.zeros((steps + 1, steps))
+    for j in range(steps):
+        w = op(basis[j])
+        for _ in range(2):  # twice: enough for orthogonality in floats
+            for i, b in enumerate(basis):
+                c = float(np.vdot(b, w))
+                Hm[i, j] += c
+                w = w - c * b
+        h = float(np.linalg.norm(w))
+        Hm[j + 1, j] = h
+        if h < 1e-14 * max(1.0, abs(Hm[j, j])):
+            steps = j + 1
+            break
+        basis.append(w / h)
+    theta, Y = np.linalg.eig(Hm[:steps, :steps])
+    i = int(np.argmax(theta.real))
+    y = Y[:, i].real
+    Q = sum(c * b for c, b in zip(y, basis[:steps], strict=False))
+    Q = (Q + Q.T) / 2
+    if np.trace(Q) < 0:
+        Q = -Q
+    return float(theta[i].real), Q.reshape(d, d)
+
+
+def mean_square_radius(
+    alg: MemoryAlgorithm,
+    data: PerSampleCurvature,
+    batch_size: Any,
+    *,
+    sampling: str = "with_replacement",
+    shift: Any = 0,
+    rtol: float = 1e-6,
+    decide: bool = False,
+    max_matvecs: int = 400,
+    response: np.ndarray | None = None,
+) -> DataNoiseResult:
+    """``rho`` of the data noise operator ``N`` (module docstring) with certified bounds.
+
+    ``shift`` is a curvature shift of the dynamics (weight decay), the noise keeps the data's
+    curvature. The iteration stops when the bounds are within ``rtol`` of each other, or with
+    ``decide=True`` as soon as they are both on one side of 1. ``response`` passes a response
+    matrix already computed for this algorithm, data and shift.
+
+    >>> from stability import gd
+    >>> data = PerSampleCurvature.from_features([[1.0], [3.0]], bias=False)
+    >>> r = mean_square_radius(gd(0.1), data, 1)
+    >>> round(r.rho, 6), r.stable
+    (0.64, True)
+    """
+    if not isinstance(data, PerSampleCurvature):
+        raise ConfigError(
+            f"data must be a PerSampleCurvature (from_features, or per_sample_ggn), got "
+            f"{describe(data)}"
+        )
+    kappa = batch_factor(batch_size, data.n, sampling)
+    B = float(batch_size)
+    omega, omega_x = _check_shift(shift)
+    lam = data.eigenvalues
+    strict = is_strictly_stable(alg, lam, shift=omega_x)
+    notes = list(data.notes)
+    if not strict.stable:
+        reason = f"noiseless S_lambda is not strictly stable ({strict.reason})"
+        return DataNoiseResult(
+            math.inf, math.inf, math.inf, B, sampling, kappa, False, True, 0, reason, tuple(notes)
+        )
+    if kappa == 0:
+        reason = "every batch is the whole data set: no mini-batch noise"
+        return DataNoiseResult(0.0, 0.0, 0.0, B, sampling, 0.0, True, True, 0, reason, tuple(notes))
+    R = response if response is not None else response_matrix(alg, lam, omega)
+    op = _Operator(data, R)
+    Q = np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # a PD start near the diagonal closure
+    lower, upper, rho = 0.0, math.inf, math.nan
+    steps = min(24, lam.size * (lam.size + 1) // 2)
+    while op.calls < max_matvecs:
+        rho, Q = _arnoldi(op, Q, steps)
+        lo, hi = _bounds(op, Q)
+        lower, upper = max(lower, kappa * lo), min(upper, kappa * hi)
+        rho = min(max(kappa * rho, lower), upper)
+        if upper - lower <= rtol * upper:
+            break
+        if decide and (upper * (1 + _CERT_RTOL) < 1 or lower * (1 - _CERT_RTOL) > 1):
+            break
+    lower, upper = lower * (1 - _CERT_RTOL), upper * (1 + _CERT_RTOL)
+    decided = upper < 1 or lower > 1
+    if upper < 1:
+        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
+    elif lower > 1:
+        reason = "rho > 1: the second moments grow under mini-batch noise"
+    else:
+        reason = "rho within its certified bounds of 1: reported as not stable"
+    if op.calls >= max_matvecs and not (upper - lower <= rtol * upper or decided):
+        notes.append(f"the iteration stopped after {op.calls} applications of N")
+    return DataNoiseResult(
+        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes)
+    )
+
+
+def gaussian_radius(lam: np.ndarray, R_diag: np.ndarray, kappa: float) -> float:
+    """``rho`` of the Gaussian-feature operator, the rank-one-plus-diagonal map
+    ``q -> kappa (lambda (lambda o s)^T q + diag(lambda^2 s) q)`` (``s`` the diagonal of the
+    response matrix): the data model's value for Gaussian data with the same ``H``."""
+    A = kappa * (np.outer(lam, lam * R_diag) + np.diag(lam**2 * R_diag))
+    if A.shape[0] > 4000:
+        raise StabilityError("the Gaussian radius is computed densely up to 4000 eigenvalues")
+    return float(np.max(np.abs(np.linalg.eigvals(A))))
