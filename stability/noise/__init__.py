@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .acceleration import AM1Schedule, am1_schedule, theorem7_quantities
 from .asymptotics import PowerLawAsymptotics, power_law_asymptotics
+from .curves import SumCurve, heavy_ball_vs_memory1, stability_sum_vs_batch, stability_sum_vs_lr
 from .data import (
     LOSSES,
     SAMPLING,
@@ -26,7 +27,6 @@ from .data import (
     mean_square_radius,
     response_matrix,
 )
-from .curves import SumCurve, heavy_ball_vs_memory1, stability_sum_vs_batch, stability_sum_vs_lr
 from .models import NOISE_MODELS, SE_NOTE, NoiseModel, get_noise_model
 from .spectra import MAX_EIGENVALUES, PowerLawSpectrum, Spectrum, as_spectrum, power_law
 from .sums import NoiseResult, stability_sum
