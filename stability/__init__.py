@@ -70,6 +70,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             __init__.py     the area's public API
             curvature.py    Hessian-vector products, Lanczos, SLQ, Adam's preconditioner
             schedulers.py   torch lr schedulers read into schedules
+            ggn.py          per-sample Gauss-Newton curvature of a network (data noise)
             monitor.py      StabilityMonitor: sharpness against the threshold while training
         report.py           the Report and its presentation (text, dict, notebook reprs)
         checking.py         check(config, ...) -> Report

@@ -18,10 +18,13 @@ from .curvature import (
     slq_density,
     top_eigenvalues,
 )
+from .ggn import EXACT_ROWS, GGN_LOSSES, per_sample_ggn
 from .monitor import MonitorRecord, StabilityMonitor, StabilityWarning
 from .schedulers import horizon_of, is_torch_scheduler, schedule_from_torch
 
 __all__ = [
+    "EXACT_ROWS",
+    "GGN_LOSSES",
     "Density",
     "MonitorRecord",
     "StabilityMonitor",
@@ -33,6 +36,7 @@ __all__ = [
     "hessian_matvec",
     "horizon_of",
     "is_torch_scheduler",
+    "per_sample_ggn",
     "preconditioned",
     "schedule_from_torch",
     "sharpness",

@@ -1,0 +1,231 @@
+"""Per-sample Gauss-Newton curvature of a torch model on a data set, for the data noise model
+(docs §4.4): ``H_i = J_i^T A_i J_i = F_i^T F_i`` with ``J_i`` the Jacobian of sample ``i``'s
+outputs in the parameters and ``A_i = C_i C_i^T`` the Hessian of its loss in the outputs.
+
+* ``mse`` (torch's ``MSELoss()``, the mean over samples and ``k`` outputs): ``A_i = (2/k) I``,
+  ``C_i = sqrt(2/k) I``.
+* ``cross_entropy`` (``CrossEntropyLoss()`` on logits): ``A_i = diag(p_i) - p_i p_i^T``,
+  ``C_i = diag(sqrt p_i) - p_i sqrt(p_i)^T`` (``C C^T = A`` because ``sum p = 1``).
+
+Neither depends on the targets, so only the inputs are needed. Parameter space is too large
+for the mean-square operator, which acts on ``r x r`` matrices; the curvature is represented
+in a subspace:
+
+* ``"jacobian"``: the span of every sample's Jacobian rows, the whole range of ``H``, exact.
+  The ``n k`` rows are formed (``torch.func.jacrev`` under ``vmap``) and their Gram matrix
+  diagonalised; affordable when ``n k`` is at most :data:`EXACT_ROWS`.
+* ``"top"``: the top-``r`` eigenvectors ``V`` of the mean GGN (Lanczos on Gauss-Newton
+  products ``(1/n) sum_i J_i^T A_i J_i v``: one ``jvp`` and one ``vjp`` over the data), and ``J_i V`` by ``r`` forward-mode
+  passes over the data (``torch.func.jvp`` under ``vmap``, a chunk of directions at a time).
+  The dynamics outside ``V`` are left out: the report compares ``rho`` at ``r/2`` and ``r``.
+
+The GGN, not the Hessian, is the curvature here: it is positive semi-definite, and it is the
+Hessian of the linearised network. The model is evaluated as it is and never modified;
+BatchNorm in training mode couples the samples of a batch and is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, describe
+from ..noise.data import PerSampleCurvature
+from .curvature import _torch, top_eigenvalues
+
+__all__ = ["EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn"]
+
+GGN_LOSSES = ("mse", "cross_entropy")
+EXACT_ROWS = 1024
+"""Most Jacobian rows ``n k`` for which ``subspace="auto"`` takes the exact range of ``H``."""
+
+_EXACT_NUMBERS = 10**8  # entries of the n x k x P Jacobian the exact subspace may form
+_CHUNK = 16  # directions per vmapped forward-mode pass
+
+
+def _loss_name(loss: Any, torch: Any) -> str:
+    """``mse`` or ``cross_entropy`` from a name or a torch loss module (mean reduction)."""
+    if isinstance(loss, str):
+        if loss not in GGN_LOSSES:
+            raise ConfigError(f"loss must be one of {list(GGN_LOSSES)}, got {describe(loss)}")
+        return loss
+    kinds = {torch.nn.MSELoss: "mse", torch.nn.CrossEntropyLoss: "cross_entropy"}
+    name = kinds.get(type(loss))
+    if name is None:
+        raise ConfigError(
+            f"loss must be 'mse', 'cross_entropy', torch.nn.MSELoss() or "
+            f"torch.nn.CrossEntropyLoss(), got {describe(loss)}"
+        )
+    if loss.reduction != "mean":
+        raise ConfigError(f"loss reduction must be 'mean' (torch's default), got {loss.reduction!r}")
+    if name == "cross_entropy" and loss.weight is not None:
+        raise ConfigError("CrossEntropyLoss with class weights is not supported (weight=None)")
+    return name
+
+
+def _check_model(model: Any, torch: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got {describe(model)}")
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
+            raise ConfigError(
+                "model has BatchNorm in training mode, which couples the samples of a batch: "
+                "call model.eval() first (per-sample curvature needs per-sample outputs)"
+            )
+
+
+def _out_factor(logits: Any, loss: str, torch: Any) -> Any:
+    """``C_i^T`` per sample, shape ``(n, k, k)``, with ``A_i = C_i C_i^T``."""
+    n, k = logits.shape
+    if loss == "mse":
+        eye = torch.eye(k, dtype=logits.dtype, device=logits.device)
+        return (math.sqrt(2.0 / k) * eye).expand(n, k, k)
+    p = torch.softmax(logits, dim=1)
+    s = p.sqrt()
+    C = torch.diag_embed(s) - p[:, :, None] * s[:, None, :]
+    return C.transpose(1, 2)
+
+
+def per_sample_ggn(
+    model: Any,
+    loss: Any,
+    inputs: Any,
+    *,
+    subspace: str = "auto",
+    rank: int = 64,
+    seed: int = 0,
+    tol: float | None = None,
+) -> PerSampleCurvature:
+    """The per-sample Gauss-Newton curvature of ``model`` on ``inputs`` (a tensor with one
+    sample per row), for ``stability.check(config, data=..., batch_size=B)``.
+
+    ``loss`` is ``"mse"`` (``torch.nn.MSELoss()``), ``"cross_entropy"``
+    (``torch.nn.CrossEntropyLoss()`` on the model's logits) or one of those modules.
+    ``subspace`` is ``"jacobian"`` (exact: the span of the Jacobian rows), ``"top"`` (the top
+    ``rank`` GGN eigenvectors) or ``"auto"`` (exact when ``n k <= EXACT_ROWS``). ``tol`` is
+    Lanczos' relative accuracy (default 1e-10 for float64 models, 1e-5 for float32).
+    """
+    torch = _torch()
+    from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+    _check_model(model, torch)
+    name = _loss_name(loss, torch)
+    if subspace not in ("auto", "jacobian", "top"):
+        raise ConfigError(
+            f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}"
+        )
+    if not isinstance(inputs, torch.Tensor):
+        raise ConfigError(f"inputs must be a torch tensor (one sample per row), got {describe(inputs)}")
+    if inputs.ndim < 1 or inputs.shape[0] < 2:
+        raise ConfigError(f"inputs must hold at least 2 samples (rows), got shape {tuple(inputs.shape)}")
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    if not names:
+        raise ConfigError("model has no trainable parameters")
+    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    sizes = [params[k].numel() for k in names]
+    P = sum(sizes)
+    with torch.no_grad():
+        logits = model(inputs)
+    if logits.ndim == 1:
+        logits = logits[:, None]
+    if logits.ndim != 2 or logits.shape[0] != inputs.shape[0]:
+        raise ConfigError(
+            f"model outputs must have shape (n,) or (n, k) for n = {inputs.shape[0]} inputs, got "
+            f"{tuple(logits.shape)}"
+        )
+    if not torch.isfinite(logits).all():
+        raise ConfigError("model outputs are not finite on these inputs")
+    n, k = logits.shape
+    if name == "cross_entropy" and k < 2:
+        raise ConfigError(f"cross_entropy needs at least 2 logits per sample, got {k}")
+    Ct = _out_factor(logits, name, torch)
+    rows = n * k
+    exact = subspace == "jacobian" or (subspace == "auto" and rows <= EXACT_ROWS)
+    if exact and rows * P > _EXACT_NUMBERS:
+        if subspace == "jacobian":
+            raise ConfigError(
+                f"the exact subspace forms all {n} x {k} x {P:,} Jacobian entries, more than "
+                f"{_EXACT_NUMBERS:.0e}: use subspace='top' (rank={rank})"
+            )
+        exact = False
+    loss_text = (
+        "MSELoss() (mean over samples and outputs), A_i = (2/k) I"
+        if name == "mse"
+        else "CrossEntropyLoss(), A_i = diag(p_i) - p_i p_i^T"
+    )
+    note = (
+        f"per-sample Gauss-Newton curvature J_i^T A_i J_i of a network with {P:,} parameters "
+        f"on {n} samples x {k} output(s); loss {loss_text}"
+    )
+
+    def f_single(p: dict[str, Any], x: Any) -> Any:
+        return functional_call(model, p, (x[None],)).reshape(-1)
+
+    if exact:
+        J = vmap(jacrev(f_single), in_dims=(None, 0))(params, inputs)
+        Jflat = torch.cat([J[k_].reshape(n, k, -1) for k_ in names], dim=2)
+        F = (Ct @ Jflat).reshape(rows, P).double()
+        G = (F @ F.T / n).cpu().numpy()
+        lam, U = np.linalg.eigh((G + G.T) / 2)
+        keep = lam > 1e-10 * max(lam[-1], 0) if lam[-1] > 0 else np.zeros(lam.size, bool)
+        if not keep.any():
+            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
+        lam, U = lam[keep], U[:, keep]
+        factors = (math.sqrt(n) * U * np.sqrt(lam)).reshape(n, k, lam.size)
+        return PerSampleCurvature(
+            lam,
+            factors,
+            1,
+            (note,),
+            f"the span of the per-sample Jacobians ({lam.size} directions, exact)",
+        )
+
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 2 <= rank < P:
+        raise ConfigError(f"rank must be an integer in [2, {P - 1}], got {describe(rank)}")
+    dtype = params[names[0]].dtype
+    if tol is None:
+        tol = 1e-10 if dtype == torch.float64 else 1e-5
+    def directions(cols: Any) -> dict[str, Any]:
+        """Columns of parameter-space vectors as a dict of per-parameter batches."""
+        out, start = {}, 0
+        for k_, size in zip(names, sizes, strict=True):
+            out[k_] = cols[start : start + size].T.reshape(-1, *params[k_].shape)
+            start += size
+        return out
+
+    A = Ct.transpose(1, 2) @ Ct  # A_i = C_i C_i^T, (n, k, k)
+
+    def f_all(p: dict[str, Any]) -> Any:
+        return functional_call(model, p, (inputs,)).reshape(n, k)
+
+    _, pullback = vjp(f_all, params)
+
+    def matvec(v: np.ndarray) -> np.ndarray:  # (1/n) sum_i J_i^T A_i J_i v
+        t = directions(torch.as_tensor(v, dtype=dtype, device=logits.device)[:, None])
+        u = jvp(f_all, (params,), ({k_: t[k_][0] for k_ in names},))[1]
+        (g,) = pullback((A @ u[:, :, None])[:, :, 0] / n)
+        return torch.cat([g[k_].reshape(-1) for k_ in names]).double().cpu().numpy()
+
+    top = top_eigenvalues(matvec, P, rank, tol=tol, seed=seed)
+    V = torch.as_tensor(top.vectors, dtype=dtype, device=logits.device)
+
+    def push(t: dict[str, Any]) -> Any:
+        return jvp(f_all, (params,), (t,))[1]
+
+    JV = []
+    for c0 in range(0, rank, _CHUNK):
+        tangents = directions(V[:, c0 : c0 + _CHUNK])
+        JV.append(vmap(push)(tangents))  # (chunk, n, k)
+    JVt = torch.cat(JV, dim=0).permute(1, 2, 0)  # (n, k, r)
+    F = (Ct @ JVt).double().cpu().numpy()
+    return PerSampleCurvature.from_factors(
+        F,
+        notes=(
+            note,
+            f"subspace: the top {rank} Gauss-Newton eigenvectors (Lanczos, {top.matvecs} "
+            f"products, largest residual {top.residuals.max():.2g})",
+        ),
+        subspace=f"the top {rank} Gauss-Newton eigenvectors",
+    )
