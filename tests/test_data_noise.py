@@ -152,7 +152,7 @@ def test_the_threshold_equals_the_full_second_moment_maps(name, sampling):
         lo, hi = 0.0, top
         while unstable(hi) is False:
             hi *= 2
-        for _ in range(80):
+        for _ in range(50):  # 2^-50: well below the 1e-10 compared
             mid = (lo + hi) / 2
             lo, hi = (lo, mid) if unstable(mid) else (mid, hi)
         return hi
@@ -187,9 +187,7 @@ def test_rho_and_u_share_the_threshold_for_gaussian_features():
         theirs = stb.max_stable_lr("heavy_ball", spec, 4, momentum=0.8, rtol=1e-7)
         lr_err.append(abs(ours / theirs - 1))
         alg = stb.heavy_ball(0.4, 0.8)
-        batch.append(
-            (DataNoise(data).critical_batch_size(alg), stb.critical_batch_size(alg, spec))
-        )
+        batch.append((DataNoise(data).critical_batch_size(alg), stb.critical_batch_size(alg, spec)))
     assert lr_err[1] < lr_err[0] and lr_err[1] < 0.02, lr_err
     ours_b, theirs_b = batch[1]
     assert abs(ours_b - theirs_b) <= 1 and theirs_b > 3, batch
@@ -259,7 +257,8 @@ def test_the_verdict_never_calls_a_growing_second_moment_bounded(seed, name, fac
         assert full < 1
     elif res.decided:
         assert full >= 1 - 1e-12
-    if res.strict:
+    slow = max(np.abs(np.linalg.eigvals(S)).max() for S in alg.update_matrices(data.eigenvalues))
+    if res.strict and slow < 0.995:  # the oracle sums the response term by term
         want = renewal_radius(alg, Hs, B, sampling)
         assert res.lower <= want * (1 + 1e-12) and want <= res.upper * (1 + 1e-12)
 

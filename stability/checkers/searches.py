@@ -256,7 +256,9 @@ def _search_lr(
             good[good] = noise_ok(lr[good])
         return good
 
-    if not math.isfinite(lr_hi):
+    if isinstance(model, DataNoise) and math.isfinite(lr_hi):
+        top = _data_edge(fam, to_float(batch_size, "batch_size"), model, lr_hi, rtol)
+    elif not math.isfinite(lr_hi):
         top = _largest(ok, fam.lr0, rtol, points)
     else:
         top = lr_hi if ok(np.array([lr_hi]))[0] else _largest(ok, lr_hi, rtol, points, below=True)
@@ -264,6 +266,59 @@ def _search_lr(
         return top, "strict stability"
     what = "rho < 1, from the data" if isinstance(model, DataNoise) else "U < 1"
     return top, f"mini-batch noise ({what}); noiseless limit {lr_hi:.6g}"
+
+
+def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: float) -> float:
+    """The largest learning rate below the noiseless limit ``lr_hi`` with a certified
+    ``rho < 1`` (the data model), to ``rtol`` relative. ``log rho`` is smooth and increasing in
+    ``log lr``: a bracket shrunk by regula falsi with the Illinois modification (bisection
+    where ``rho`` is infinite or the bracket shrinks slowly) needs about ten evaluations where
+    bisection needs thirty. Each side of the bracket is a certified verdict."""
+
+    def at(lr: float) -> tuple[bool, float]:
+        res = model.radius(fam.build(lr), B, shift=fam.shift, rtol=min(rtol, 1e-7) / 10)
+        value = math.log(res.rho) if res.strict and 0 < res.rho < math.inf else math.inf
+        return res.stable, (value if res.strict else math.inf)
+
+    ok_hi, g_hi = at(lr_hi)
+    if ok_hi:
+        return lr_hi
+    hi, lo, g_lo = lr_hi, lr_hi, g_hi
+    ok_lo = False
+    while not ok_lo:  # rho grows about linearly in lr from 0: jump to where it is ~0.8
+        if lo < lr_hi / _SPAN:
+            return 0.0
+        hi, g_hi = lo, g_lo
+        lo *= min(0.5, max(1 / 64, 0.8 * math.exp(-g_lo))) if math.isfinite(g_lo) else 0.5
+        ok_lo, g_lo = at(lo)
+    side = 0
+    while hi - lo > rtol * hi:
+        progress.update("largest stable lr (data)", min(math.log2(lr_hi / (hi - lo)) / 40, 0.99), 1)
+        x_lo, x_hi = math.log(lo), math.log(hi)
+        if math.isfinite(g_hi) and g_hi > g_lo:
+            x = x_lo - g_lo * (x_hi - x_lo) / (g_hi - g_lo)
+            x = min(max(x, x_lo + 0.01 * (x_hi - x_lo)), x_hi - 0.01 * (x_hi - x_lo))
+        else:
+            x = (x_lo + x_hi) / 2
+        width = hi - lo
+        c = math.exp(x)
+        ok_c, g_c = at(c)
+        if ok_c:
+            lo, g_lo = c, g_c
+            g_hi = g_hi / 2 if side == 1 else g_hi  # Illinois: the stale end counts less
+            side = 1
+        else:
+            hi, g_hi = c, g_c
+            g_lo = g_lo / 2 if side == -1 else g_lo
+            side = -1
+        if hi - lo > 0.5 * width:  # slow: one bisection step
+            mid = math.sqrt(lo * hi)
+            ok_m, g_m = at(mid)
+            if ok_m:
+                lo, g_lo = mid, g_m
+            else:
+                hi, g_hi = mid, g_m
+    return lo
 
 
 def largest_stable_lr(

@@ -59,7 +59,9 @@ def _loss_name(loss: Any, torch: Any) -> str:
             f"torch.nn.CrossEntropyLoss(), got {describe(loss)}"
         )
     if loss.reduction != "mean":
-        raise ConfigError(f"loss reduction must be 'mean' (torch's default), got {loss.reduction!r}")
+        raise ConfigError(
+            f"loss reduction must be 'mean' (torch's default), got {loss.reduction!r}"
+        )
     if name == "cross_entropy" and loss.weight is not None:
         raise ConfigError("CrossEntropyLoss with class weights is not supported (weight=None)")
     return name
@@ -113,13 +115,15 @@ def per_sample_ggn(
     _check_model(model, torch)
     name = _loss_name(loss, torch)
     if subspace not in ("auto", "jacobian", "top"):
-        raise ConfigError(
-            f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}"
-        )
+        raise ConfigError(f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}")
     if not isinstance(inputs, torch.Tensor):
-        raise ConfigError(f"inputs must be a torch tensor (one sample per row), got {describe(inputs)}")
+        raise ConfigError(
+            f"inputs must be a torch tensor (one sample per row), got {describe(inputs)}"
+        )
     if inputs.ndim < 1 or inputs.shape[0] < 2:
-        raise ConfigError(f"inputs must hold at least 2 samples (rows), got shape {tuple(inputs.shape)}")
+        raise ConfigError(
+            f"inputs must hold at least 2 samples (rows), got shape {tuple(inputs.shape)}"
+        )
     names = [k for k, p in model.named_parameters() if p.requires_grad]
     if not names:
         raise ConfigError("model has no trainable parameters")
@@ -187,6 +191,7 @@ def per_sample_ggn(
     dtype = params[names[0]].dtype
     if tol is None:
         tol = 1e-10 if dtype == torch.float64 else 1e-5
+
     def directions(cols: Any) -> dict[str, Any]:
         """Columns of parameter-space vectors as a dict of per-parameter batches."""
         out, start = {}, 0
