@@ -177,7 +177,7 @@ def test_cli_refuses_bad_data(files, extra, match, tmp_path, capsys, monkeypatch
         else:
             (tmp_path / name).write_bytes(b"\x80\x03junk")
     data = next(iter(files), "X.npy")
-    code, out, err = run(["check", "--lr", "0.01", "--data", data, *extra], capsys)
+    code, _, err = run(["check", "--lr", "0.01", "--data", data, *extra], capsys)
     assert code == 2 and err.startswith("error: ") and match in err and "Traceback" not in err
 
 

@@ -141,7 +141,7 @@ def test_bad_input_is_refused_by_name(kwargs, match):
 
 def test_batchnorm_in_training_mode_is_refused():
     model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4)).double()
-    with pytest.raises(stb.ConfigError, match="model.eval"):
+    with pytest.raises(stb.ConfigError, match=r"model\.eval"):
         per_sample_ggn(model, "mse", _inputs())
     model.eval()
     assert per_sample_ggn(model, "mse", _inputs()).dim > 0
