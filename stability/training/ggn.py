@@ -16,7 +16,8 @@ in a subspace:
   diagonalised; affordable when ``n k`` is at most :data:`EXACT_ROWS`.
 * ``"top"``: the top-``r`` eigenvectors ``V`` of the mean GGN (Lanczos on Gauss-Newton
   products ``(1/n) sum_i J_i^T A_i J_i v``, one ``jvp`` and one ``vjp`` over the data each),
-  and ``J_i V`` by ``r`` forward-mode passes over the data (``torch.func.jvp`` under ``vmap``, a chunk of directions at a time).
+  and ``J_i V`` by ``r`` forward-mode passes over the data (``torch.func.jvp`` under
+  ``vmap``, a chunk of directions at a time).
   The dynamics outside ``V`` are left out: the report compares ``rho`` at ``r/2`` and ``r``.
 
 The GGN, not the Hessian, is the curvature here: it is positive semi-definite, and it is the
