@@ -37,7 +37,8 @@ X = (X - X.mean(0)) / (X.std(0) + 1e-8)
 """
 
 CASES = {
-    "digits: rho": DIGITS + """
+    "digits: rho": DIGITS
+    + """
 data = stb.PerSampleCurvature.from_features(X, y)
 alg = stb.from_torch_sgd(1e-4, 0.9).algorithm
 stb.noise.mean_square_radius(alg, data, 16)  # warm-up (imports, caches)
@@ -45,7 +46,8 @@ t = time.perf_counter()
 res = stb.noise.mean_square_radius(alg, data, 16)
 print("RESULT", time.perf_counter() - t, rss(), f"rho={res.rho:.6g} (r={data.dim})")
 """,
-    "digits: rho, dense eigvals (baseline)": DIGITS + """
+    "digits: rho, dense eigvals (baseline)": DIGITS
+    + """
 t = time.perf_counter()
 Xb = np.hstack([X, np.ones((len(X), 1))])
 F = Xb * np.sqrt(2.0)
@@ -64,7 +66,8 @@ N = (E - HH) * R.reshape(-1)[None, :] / 16
 rho = np.max(np.abs(np.linalg.eigvals(N)))
 print("RESULT", time.perf_counter() - t, rss(), f"rho={rho:.6g} (r={d})")
 """,
-    "digits: largest stable lr": DIGITS + """
+    "digits: largest stable lr": DIGITS
+    + """
 data = stb.PerSampleCurvature.from_features(X, y)
 cfg = {"optimizer": "sgd", "lr": 1e-4, "momentum": 0.9}
 opt = stb.from_optimizer(cfg)[0]
@@ -72,7 +75,8 @@ t = time.perf_counter()
 lr, _ = stb.checkers.largest_stable_lr(opt, batch_size=16, noise=stb.DataNoise(data))
 print("RESULT", time.perf_counter() - t, rss(), f"lr={lr:.6g}")
 """,
-    "digits: lr range test, torch SGD (baseline)": DIGITS + """
+    "digits: lr range test, torch SGD (baseline)": DIGITS
+    + """
 import runpy
 ex = runpy.run_path("examples/minibatch_from_data.py")
 Y = ((y - y.mean()) / y.std())[:, None]

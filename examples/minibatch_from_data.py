@@ -221,12 +221,30 @@ def figure(rows: list[dict], path: str) -> None:
             B = np.array([r["B"] for r in rs])
             lo = np.array([np.min(r["blow"]) for r in rs])
             hi = np.array([np.max(r["blow"]) for r in rs])
-            ax.fill_between(B, lo, hi, color=colour, alpha=0.18, lw=0,
-                            label=f"blow-up, range over seeds (momentum {mom:g})")
-            ax.plot(B, [np.median(r["blow"]) for r in rs], "o-", color=colour,
-                    label=f"measured blow-up, median (momentum {mom:g})")
-            ax.plot(B, [r["predicted"] for r in rs], "s--", color=colour, mfc="none",
-                    label=f"predicted from the data (momentum {mom:g})")
+            ax.fill_between(
+                B,
+                lo,
+                hi,
+                color=colour,
+                alpha=0.18,
+                lw=0,
+                label=f"blow-up, range over seeds (momentum {mom:g})",
+            )
+            ax.plot(
+                B,
+                [np.median(r["blow"]) for r in rs],
+                "o-",
+                color=colour,
+                label=f"measured blow-up, median (momentum {mom:g})",
+            )
+            ax.plot(
+                B,
+                [r["predicted"] for r in rs],
+                "s--",
+                color=colour,
+                mfc="none",
+                label=f"predicted from the data (momentum {mom:g})",
+            )
             ax.plot(B, [r["gaussian"] for r in rs], "x:", color=colour,
                     label=f"Gaussian noise model (momentum {mom:g})")  # fmt: skip
         ax.set_xscale("log", base=2)

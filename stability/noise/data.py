@@ -416,7 +416,8 @@ def _bounds(op: _Operator, Q: np.ndarray) -> tuple[float, float, float]:
     Q = (Q + Q.T) / 2
     if np.trace(Q) < 0:
         Q = -Q
-    dg = np.sqrt(np.maximum(np.diag(Q), 1e-300))
+    diag = np.diag(Q)
+    dg = np.sqrt(np.maximum(diag, 1e-12 * max(float(diag.max()), 1e-300)))
     w, V = np.linalg.eigh(Q / dg[:, None] / dg[None, :])
     w = np.maximum(w, 1e-8 * w.max())  # PD: both bounds then hold
     Qs = (V * w) @ V.T
@@ -427,12 +428,16 @@ def _bounds(op: _Operator, Q: np.ndarray) -> tuple[float, float, float]:
     return max(float(ev[0]), 0.0), float(ev[-1]), float(w.max() / w.min())
 
 
-def _arnoldi(op: _Operator, start: np.ndarray, steps: int) -> tuple[float, np.ndarray]:
-    """A Krylov space of ``steps`` applications from ``start``: the Ritz value of largest
-    real part (the Perron root of a positive map) and its Ritz matrix."""
+def _arnoldi(
+    op: _Operator, start: np.ndarray, steps: int, tol: float = 0.0
+) -> tuple[float, np.ndarray]:
+    """A Krylov space of at most ``steps`` applications from ``start``: the Ritz value of
+    largest real part (the Perron root of a positive map) and its Ritz matrix. Stops early
+    when the Ritz residual ``|h_{j+1,j} y_j|`` is below ``tol`` times the Ritz value."""
     d = start.shape[0]
     basis = [start / np.linalg.norm(start)]
     Hm = np.zeros((steps + 1, steps))
+    m = steps
     for j in range(steps):
         w = op(basis[j])
         for _ in range(2):  # twice: enough for orthogonality in floats
@@ -443,13 +448,20 @@ def _arnoldi(op: _Operator, start: np.ndarray, steps: int) -> tuple[float, np.nd
         h = float(np.linalg.norm(w))
         Hm[j + 1, j] = h
         if h < 1e-14 * max(1.0, abs(Hm[j, j])):
-            steps = j + 1
+            m = j + 1
             break
         basis.append(w / h)
-    theta, Y = np.linalg.eig(Hm[:steps, :steps])
+        if tol > 0 and j >= 3:
+            theta, Y = np.linalg.eig(Hm[: j + 1, : j + 1])
+            i = int(np.argmax(theta.real))
+            y = Y[:, i] / np.linalg.norm(Y[:, i])
+            if abs(h * y[-1]) <= tol * abs(theta[i].real):
+                m = j + 1
+                break
+    theta, Y = np.linalg.eig(Hm[:m, :m])
     i = int(np.argmax(theta.real))
     y = Y[:, i].real
-    Q = sum(c * b for c, b in zip(y, basis[:steps], strict=False))
+    Q = sum(c * b for c, b in zip(y, basis[:m], strict=False))
     Q = (Q + Q.T) / 2
     if np.trace(Q) < 0:
         Q = -Q
@@ -508,7 +520,7 @@ def mean_square_radius(
     stalled = 0
     while op.calls < max_matvecs:
         before = op.calls
-        theta, Q = _arnoldi(op, Q, steps)
+        theta, Q = _arnoldi(op, Q, steps, tol=rtol / 10)
         lo, hi, cond = _bounds(op, Q)
         allowance = max(allowance, 32 * np.finfo(float).eps * lam.size * cond)
         lower, upper = max(lower, kappa * lo), min(upper, kappa * hi)
