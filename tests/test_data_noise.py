@@ -357,3 +357,13 @@ def test_the_loss_convention_is_a_constant_factor():
     a = mean_square_radius(stb.heavy_ball(0.05, 0.5), mse, 2).rho
     b = mean_square_radius(stb.heavy_ball(0.1, 0.5), half, 2).rho
     assert a == pytest.approx(b, rel=1e-9)
+
+
+def test_a_curvature_at_the_edge_to_rounding_is_not_called_stable():
+    """lr = 2/lambda_max in floats: exactly strictly stable, but 1 - S^2 is 0 in floats, so the
+    response cannot be computed: not stable, and not decided (found by hypothesis)."""
+    X = _tiny_data(176, n=4, d=2)
+    data = PerSampleCurvature.from_features(X, bias=False)
+    lr = 2.0 / np.linalg.eigvalsh(_hessians(X).mean(axis=0)).max()
+    res = mean_square_radius(stb.gd(lr), data, 1, decide=True)
+    assert res.strict and not res.stable and not res.decided and "edge" in res.reason

@@ -329,9 +329,24 @@ def response_matrix(alg: MemoryAlgorithm, lam: Any, shift: float = 0.0) -> np.nd
         Sk = mats[k0 : k0 + rows]
         # (I - S_k (x) S_l) vec X = vec(v v^T), vec in C order: X[a, b] at a n + b
         K = np.einsum("kab,lcd->klacbd", Sk, mats).reshape(Sk.shape[0], d, n * n, n * n)
-        X = np.linalg.solve(eye - K, np.broadcast_to(rhs, (*K.shape[:2], n * n))[..., None])
-        out[k0 : k0 + rows] = X[..., 0] @ rr
+        out[k0 : k0 + rows] = _stein(eye - K, rhs) @ rr
     return (out + out.T) / 2
+
+
+def _stein(A: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``A x = rhs`` for a batch of ``(I - S_k (x) S_l)``; a pair that is singular in
+    floats (a curvature at the noiseless edge to rounding) gets ``inf``."""
+    b = np.broadcast_to(rhs, (*A.shape[:-2], rhs.size))[..., None]
+    try:
+        return np.linalg.solve(A, b)[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.empty(A.shape[:-1])
+        for idx in np.ndindex(*A.shape[:-2]):
+            try:
+                out[idx] = np.linalg.solve(A[idx], rhs)
+            except np.linalg.LinAlgError:
+                out[idx] = np.inf
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -513,6 +528,14 @@ def mean_square_radius(
         reason = "every batch is the whole data set: no mini-batch noise"
         return DataNoiseResult(0.0, 0.0, 0.0, B, sampling, 0.0, True, True, 0, reason, tuple(notes))
     R = response if response is not None else response_matrix(alg, lam, omega)
+    if not np.all(np.isfinite(R)):
+        reason = (
+            "a curvature sits at the noiseless stability edge to float precision: its response "
+            "to noise cannot be computed; reported as not stable"
+        )
+        return DataNoiseResult(
+            math.inf, 0.0, math.inf, B, sampling, kappa, True, False, 0, reason, tuple(notes)
+        )
     op = _Operator(data, R)
     Q = np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # a PD start near the diagonal closure
     lower, upper, rho, allowance = 0.0, math.inf, math.nan, _CERT_RTOL
