@@ -106,6 +106,7 @@ def check(
     if schedule is not None and schedule.base_lr is not None:
         groups = [_at_first_step(g, schedule) for g in groups]
     if model is not None:
+        _check_data_for_adam(groups, data)
         noise, spectrum = (
             model,
             Spectrum._of_own(
@@ -156,6 +157,21 @@ def _data_model(
     if isinstance(data, tuple | list) and len(data) == 1:
         return DataNoise(PerSampleCurvature.from_features(data[0]), sampling)
     return DataNoise(PerSampleCurvature.from_features(data), sampling)
+
+
+def _check_data_for_adam(groups: list[ConfiguredOptimizer], data: Any) -> None:
+    """Adam's verdict concerns ``P^-1/2 H_i P^-1/2`` (a frozen preconditioner): raw features
+    are the wrong curvature, a per-sample curvature built for it is taken (the report's
+    caveat says which curvature it must be)."""
+    adam = any(g.kind is not None and g.kind.family == "adam" for g in groups)
+    if adam and not isinstance(data, PerSampleCurvature | DataNoise):
+        raise ConfigError(
+            "data=(X, Y) gives the per-sample curvature of plain SGD; Adam's frozen-"
+            "preconditioner verdict needs that of the preconditioned problem, P^-1/2 H_i "
+            "P^-1/2: pass PerSampleCurvature.from_features(X / sqrt(P)) for a linear model "
+            "with one output (P = sqrt(v_hat) + eps per feature, "
+            "stability.training.adam_preconditioner), or from_factors(F_i / sqrt(P))"
+        )
 
 
 def _at_first_step(opt: ConfiguredOptimizer, schedule: Schedule) -> ConfiguredOptimizer:

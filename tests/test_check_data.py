@@ -118,6 +118,18 @@ def test_check_refuses_bad_data_arguments(kwargs, match):
         stb.check(CFG, batch_size=1, **kwargs)
 
 
+def test_adam_needs_the_preconditioned_per_sample_curvature():
+    X = np.random.default_rng(0).standard_t(3, size=(200, 4))
+    adam = {"optimizer": "adam", "lr": 0.001}
+    with pytest.raises(stb.ConfigError, match=r"P\^-1/2 H_i P\^-1/2"):
+        stb.check(adam, data=X, batch_size=4)
+    P = np.sqrt(np.mean(X**2, axis=0)) + 1e-8  # a frozen preconditioner for the features
+    pre = stb.PerSampleCurvature.from_features(X / np.sqrt(P), bias=False)
+    rep = stb.check(adam, data=pre, batch_size=4)
+    assert rep.noise["kind"] == "data" and rep.adam is not None
+    assert any("P^-1 H" in c for c in rep.caveats)
+
+
 def test_cli_data_verdict_and_json(digits, tmp_path, capsys):
     X, y = digits
     np.save(tmp_path / "X.npy", X)
