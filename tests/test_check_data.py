@@ -193,6 +193,13 @@ def test_cli_refuses_bad_data(files, extra, match, tmp_path, capsys, monkeypatch
     assert code == 2 and err.startswith("error: ") and match in err and "Traceback" not in err
 
 
+def test_cli_data_with_adam_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).standard_normal((20, 2)))
+    argv = ["check", "--optimizer", "adam", "--lr", "0.001", "--data", str(tmp_path / "X.npy")]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "preconditioned per-sample curvature" in err
+
+
 @pytest.mark.parametrize("flag", [["--sampling", "without_replacement"], ["--no-bias"]])
 def test_cli_data_flags_need_data(flag, capsys):
     code, _, err = run(["check", "--lr", "0.1", "--spectrum", "x.npy", *flag], capsys)

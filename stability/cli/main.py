@@ -172,6 +172,12 @@ def _run_check(data: dict[str, Any]) -> Any:
 def _check_data(optimizer: str, data: dict[str, Any]) -> Any:
     """``check --data X [--targets Y]``: the verdict from the data's per-sample curvature (a
     linear model, the loss ``--loss``, a bias unless ``--no-bias``)."""
+    if kind_of(optimizer).family == "adam":
+        raise ConfigError(
+            "--data holds raw features: Adam's frozen-preconditioner verdict needs the "
+            "preconditioned per-sample curvature; use the Python API "
+            "(stability.PerSampleCurvature.from_features(X / sqrt(P)))"
+        )
     X = load_data(data.pop("data"), "data")
     Y = None
     if "targets" in data:
