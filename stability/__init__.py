@@ -41,6 +41,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             terms.py        the per-eigenvalue term: symbolic, float with error, exact
             tails.py        the certified tail of a long power law
             sums.py         the certified stability sum U (Theorem 3)
+            persample.py    per-sample curvature of the data, batch factors (§4.4)
             data.py         the exact mean-square condition from per-sample curvature (§4.4)
             trajectories.py exact second-moment recursion, propagators (Theorem 2)
             asymptotics.py  power-law asymptotics of the loss
@@ -63,7 +64,8 @@ reads the map: a module missing from it, or an import against its order, fails t
             triplets.py     memory-1 triplets: Theorem 6.1, interval conditions, noise sum
             families.py     torch SGD and the registry's memory-0/1 methods
             bounds.py       certified bounds on U from a compressed spectrum
-            searches.py     largest stable lr, critical batch size (certified)
+            searches.py     the largest stable lr (certified)
+            batches.py      the critical batch size (certified)
             steps.py        certified verdicts of every step of a schedule
             minibatch.py    a configuration's mini-batch verdict for a report: U, or rho from data
         training/           from a torch model to a verdict, during training (torch only)
@@ -81,6 +83,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             __init__.py     the area's public API (main)
             inputs.py       numbers, power laws, spectrum and config files as typed
             sweep.py        certified verdicts of a grid, streamed to a file
+            parser.py       the subcommands' flags, help, examples; close-match errors
             demo.py         make demo's built-in example
             main.py         stability check / sweep / derive
             __main__.py     python -m stability.cli
@@ -92,7 +95,8 @@ from __future__ import annotations
 from . import symbols
 from .algorithms import MemoryAlgorithm
 from .charpoly import CharPoly, Multistep, Triplet
-from .checkers.searches import critical_batch_size, max_stable_lr
+from .checkers.batches import critical_batch_size
+from .checkers.searches import max_stable_lr
 from .checking import check
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
@@ -110,7 +114,8 @@ from .methods import (
     momentum_kick,
     nesterov,
 )
-from .noise.data import DataNoise, PerSampleCurvature
+from .noise.data import DataNoise
+from .noise.persample import PerSampleCurvature
 from .noise.spectra import PowerLawSpectrum, Spectrum, power_law
 from .noise.sums import stability_sum
 from .noise.terms import noise_term

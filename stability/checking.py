@@ -23,7 +23,8 @@ from .errors import ConfigError, describe
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict
-from .noise.data import DataNoise, PerSampleCurvature
+from .noise.data import DataNoise
+from .noise.persample import PerSampleCurvature
 from .noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from .noise.sums import _shift_note
 from .optimizers import ConfiguredOptimizer, from_optimizer

@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stability as stb
-from stability.noise.data import DataNoise, PerSampleCurvature, mean_square_radius
+from stability.noise.data import DataNoise, mean_square_radius
+from stability.noise.persample import PerSampleCurvature
 
 from .conftest import random_algorithm
 

@@ -11,7 +11,7 @@ from typing import Any
 from ..noise.data import DataNoise, mean_square_radius
 from ..noise.sums import stability_sum
 from ..optimizers import ConfiguredOptimizer
-from .searches import critical_batch_size
+from .batches import critical_batch_size
 
 __all__ = ["minibatch_verdict"]
 

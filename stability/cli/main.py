@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, progress
+from .. import progress
 from ..checkers._backend import check_environment
 from ..checking import check
-from ..configs import ALIASES, KINDS, kind_of
+from ..configs import kind_of
 from ..errors import ConfigError, StabilityError, describe, listing
 from ..latex import derive
-from ..noise.data import PerSampleCurvature
+from ..noise.persample import PerSampleCurvature
 from ..noise.spectra import power_law
 from .inputs import (
     CURVATURE_KEYS,
@@ -31,34 +31,12 @@ from .inputs import (
     load_config,
     load_data,
     load_spectrum,
-    number,
     parse_power_law,
 )
-from .sweep import MAX_CONFIGS, Axis, publish, sweep
+from .parser import build_parser
+from .sweep import publish, sweep
 
 __all__ = ["main"]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
-        raise ConfigError(message)
-
-
-def _as_arg(fn: Any, name: str) -> Any:
-    """Wrap a parser so argparse shows our message (it hides other exceptions' text)."""
-
-    def parse(text: str) -> Any:
-        try:
-            return fn(text, name)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = name
-    return parse
-
-
-def _num_arg(name: str) -> Any:
-    return _as_arg(number, name)
 
 
 # --lr covers both learning-rate names; --beta1/--beta2 cover torch's betas and optax's b1/b2
@@ -192,133 +170,6 @@ def _check_data(optimizer: str, data: dict[str, Any]) -> Any:
     per_sample = PerSampleCurvature.from_features(X, Y, bias=bias, loss=loss)
     cfg = {"optimizer": optimizer, **data}
     return check(cfg, data=per_sample, batch_size=batch_size, sampling=sampling)
-
-
-def _spectrum_args(
-    p: argparse.ArgumentParser, noise_choices: list[str], noise_default: str | None
-) -> None:
-    """The curvature/noise options shared by ``check`` and ``sweep``."""
-    p.add_argument("--lambda-max", dest="lambda_max", type=_num_arg("lambda_max"))
-    p.add_argument("--spectrum", help="eigenvalues: .npy, .txt or .csv file")
-    p.add_argument(
-        "--power-law",
-        dest="power_law",
-        type=_as_arg(parse_power_law, "power_law"),
-        help="power-law spectrum, e.g. nu=2,N=1e6 (keys nu, Lambda, zeta, N)",
-    )
-    p.add_argument("--batch-size", dest="batch_size", type=_num_arg("batch_size"))
-    p.add_argument("--noise", choices=noise_choices, default=noise_default)
-
-
-def _parser() -> _Parser:
-
-    parser = _Parser(prog="stability", description="Stability analysis of SGD-type optimizers.")
-    parser.add_argument("--version", action="version", version=f"stability {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    c = sub.add_parser("check", help="check an optimizer config against curvature information")
-    c.add_argument(
-        "--config",
-        help="TOML or JSON file with the same keys as the flags "
-        "(flags given beside it override its values)",
-    )
-    c.add_argument(
-        "--optimizer",
-        choices=sorted({*KINDS, *(a for a in ALIASES if "." not in a or a in KINDS)}),
-        help="Adam variants are read with a frozen preconditioner: give the spectrum of P^-1 H",
-    )
-    c.add_argument("--lr", "--learning-rate", dest="lr", type=_num_arg("lr"))
-    c.add_argument("--momentum", type=_num_arg("momentum"))
-    c.add_argument("--dampening", type=_num_arg("dampening"))
-    c.add_argument("--weight-decay", dest="weight_decay", type=_num_arg("weight_decay"))
-    c.add_argument("--nesterov", action="store_true")
-    c.add_argument("--beta1", type=_num_arg("beta1"), help="Adam's first-moment decay")
-    c.add_argument("--beta2", type=_num_arg("beta2"), help="Adam's second-moment decay")
-    c.add_argument("--eps", type=_num_arg("eps"), help="Adam's epsilon")
-    _spectrum_args(
-        c, noise_choices=["gaussian", "translation_invariant", "se0"], noise_default=None
-    )
-    c.add_argument(
-        "--data",
-        help="per-sample features of a linear model (.npy, .txt or .csv; one row per sample): "
-        "the mini-batch verdict then comes from the data itself",
-    )
-    c.add_argument("--targets", help="targets of --data (one value or row per sample)")
-    c.add_argument(
-        "--loss",
-        choices=["mse", "half_mse"],
-        help="loss of the linear model on --data (default mse: torch's MSELoss(), the mean "
-        "over samples and outputs)",
-    )
-    c.add_argument(
-        "--no-bias",
-        dest="bias",
-        action="store_const",
-        const=False,
-        help="the linear model on --data has no bias (default: it has one, like nn.Linear)",
-    )
-    c.add_argument(
-        "--sampling",
-        choices=["with_replacement", "without_replacement"],
-        help="how batches of --data are drawn (default with_replacement; a shuffled "
-        "DataLoader is without_replacement)",
-    )
-    c.add_argument("--json", action="store_true", help="print Report.to_dict() as JSON")
-    c.add_argument(
-        "--progress",
-        action="store_true",
-        help="progress lines on stderr for long sums (default: when stderr is a terminal)",
-    )
-
-    d = sub.add_parser("derive", help="print or write the LaTeX derivation of a method")
-    d.add_argument(
-        "method",
-        choices=["gd", "heavy_ball", "nesterov", "memory1", "momentum_kick", "sgd", "adam"],
-    )
-    d.add_argument("--latex", help="write a standalone .tex document to this path")
-    d.add_argument("--pdf", action="store_true", help="also run pdflatex (when installed)")
-
-    w = sub.add_parser("sweep", help="certified verdicts for a grid of torch SGD configs")
-    w.add_argument(
-        "--lr",
-        required=True,
-        type=_grid_arg("lr"),
-        help="value, list a,b,c or range start:stop:num (linspace)",
-    )
-    w.add_argument("--momentum", type=_grid_arg("momentum"))
-    w.add_argument("--dampening", type=_grid_arg("dampening"))
-    w.add_argument("--weight-decay", dest="weight_decay", type=_grid_arg("weight_decay"))
-    w.add_argument("--nesterov", action="store_true")
-    _spectrum_args(w, noise_choices=["gaussian", "se0"], noise_default="gaussian")
-    w.add_argument("--out", required=True, help="output file: .csv or .npz")
-    w.add_argument(
-        "--progress",
-        action="store_true",
-        help="progress line and run-time estimate on stderr (default: for large grids)",
-    )
-    return parser
-
-
-def _grid(text: str, name: str) -> Any:
-    """``a``, ``a,b,c`` or ``start:stop:num``, as a lazy :class:`~stability.sweep.Axis`."""
-
-    if len(text) > 100_000:
-        raise ConfigError(f"{name} list is longer than 100,000 characters")
-    if ":" in text:
-        parts = text.split(":")
-        if len(parts) != 3:
-            raise ConfigError(f"{name} range must be start:stop:num, got {describe(text)}")
-        start, stop = (float(number(x, name)) for x in parts[:2])
-        num = number(parts[2], f"{name} count")
-        if num.denominator != 1 or not 1 <= num <= MAX_CONFIGS:
-            raise ConfigError(
-                f"{name} count must be an integer in [1, 1e9], got {describe(parts[2])}"
-            )
-        return Axis.linspace(name, start, stop, int(num))
-    return Axis.of(name, [float(number(x, name)) for x in text.split(",")])
-
-
-def _grid_arg(name: str) -> Any:
-    return _as_arg(_grid, name)
 
 
 def _run_derive(args: argparse.Namespace) -> int:
@@ -468,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         check_environment()
-        args = _parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):
+            sys.stderr.write(parser.format_help())
+            return 2
+        args = parser.parse_args(argv)
         if args.command == "sweep":
             return _run_sweep(args)
         if args.command == "derive":

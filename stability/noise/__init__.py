@@ -17,17 +17,14 @@ from .acceleration import AM1Schedule, am1_schedule, theorem7_quantities
 from .asymptotics import PowerLawAsymptotics, power_law_asymptotics
 from .curves import SumCurve, heavy_ball_vs_memory1, stability_sum_vs_batch, stability_sum_vs_lr
 from .data import (
-    LOSSES,
-    SAMPLING,
     DataNoise,
     DataNoiseResult,
-    PerSampleCurvature,
-    batch_factor,
     gaussian_radius,
     mean_square_radius,
     response_matrix,
 )
 from .models import NOISE_MODELS, SE_NOTE, NoiseModel, get_noise_model
+from .persample import LOSSES, SAMPLING, PerSampleCurvature, batch_factor
 from .spectra import MAX_EIGENVALUES, PowerLawSpectrum, Spectrum, as_spectrum, power_law
 from .sums import NoiseResult, stability_sum
 from .terms import noise_term, ubar

@@ -24,8 +24,9 @@ positive semi-definite matrices to positive semi-definite ones, so ``rho`` is an
 with a PSD eigenmatrix (Krein-Rutman), and every PD matrix ``Q`` certifies
 ``lambda_min(Q^-1/2 N(Q) Q^-1/2) <= rho <= lambda_max(Q^-1/2 N(Q) Q^-1/2)`` (Collatz-Wielandt).
 The estimate comes from a restarted Arnoldi iteration on the symmetric matrices, and the
-bounds from its Ritz matrix made PD; the iteration stops when the bounds meet the tolerance or,
-for a verdict, as soon as they are both on one side of 1.
+bounds from its Ritz matrix made PD (in Jacobi-scaled coordinates); the iteration stops when the
+bounds meet the tolerance or, for a verdict, as soon as they are both on one side of 1. The
+per-sample curvature itself is :class:`~stability.noise.persample.PerSampleCurvature`.
 
 For Gaussian features ``N`` reduces to the rank-one-plus-diagonal map whose threshold is the
 package's ``U < 1`` (the values differ away from 1: ``rho`` and ``U`` are different functions
@@ -33,8 +34,9 @@ with the same level set). Cost: one application of ``N`` is ``O(n k r^2 + n k^2 
 samples whose per-sample Hessians ``H_i = F_i^T F_i`` have ``k``-row factors in an
 ``r``-dimensional space (``k = 1`` for a linear model, ``O(r^2)`` memory), plus the response
 matrix once per algorithm (``r^2`` Stein equations of size ``(M+1)^2``); nothing of size
-``r^4`` is ever formed. Written here because the certificate needs the cone structure, and the
-iteration is a few dozen lines.
+``r^4`` is ever formed. Written here rather than with scipy's ARPACK (an optional extra):
+the certificate needs the cone structure and the Ritz matrix, and the iteration is a few
+dozen lines.
 """
 
 from __future__ import annotations
@@ -49,201 +51,21 @@ from .._values import real_array
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError, StabilityError, describe
 from ..regions.verdicts import is_strictly_stable
-from .sums import _check_batch, _check_shift
+from .persample import SAMPLING, PerSampleCurvature, batch_factor
+from .sums import _check_shift
 
 __all__ = [
-    "LOSSES",
-    "SAMPLING",
     "DataNoise",
     "DataNoiseResult",
-    "PerSampleCurvature",
-    "batch_factor",
     "gaussian_radius",
     "mean_square_radius",
     "response_matrix",
 ]
 
-SAMPLING = ("with_replacement", "without_replacement")
-LOSSES = {"mse": 2.0, "half_mse": 1.0}
-"""Loss conventions of a linear model with ``m`` outputs: the per-sample Hessian of each output
-block is ``c / m x_i x_i^T``; torch's ``MSELoss()`` (the mean over samples and outputs) has
-``c = 2``; ``half_mse`` is half of it."""
 
 _CERT_RTOL = 1e-9
 """Least float rounding allowance of the certified bounds (relative); it grows with the
 dimension and the conditioning of the certificate (``32 eps r cond``)."""
-
-
-def batch_factor(batch_size: Any, n: int, sampling: str = "with_replacement") -> float:
-    """``kappa_B``: ``1/B`` with replacement, ``(n - B)/(B (n - 1))`` without.
-
-    >>> batch_factor(4, 100), round(batch_factor(4, 100, "without_replacement"), 6)
-    (0.25, 0.242424)
-    """
-    B = _check_batch(batch_size)
-    if sampling not in SAMPLING:
-        raise ConfigError(f"sampling must be one of {list(SAMPLING)}, got {describe(sampling)}")
-    if sampling == "with_replacement":
-        return 1.0 / B
-    if B > n or B != int(B):
-        raise ConfigError(
-            f"batch_size must be an integer in [1, n] = [1, {n}] when batches are drawn "
-            f"without replacement, got {describe(batch_size)}"
-        )
-    return (n - B) / (B * (n - 1)) if n > 1 else 0.0
-
-
-@dataclass(frozen=True)
-class PerSampleCurvature:
-    """Per-sample Hessians ``H_i = F_i^T F_i`` in the eigenbasis of their mean ``H``.
-
-    ``eigenvalues`` are those of ``H`` (ascending, positive: the null space of the data is
-    dropped, nothing moves there), ``factors`` has shape ``(n, k, r)``. ``outputs`` is the
-    number of identical parameter blocks that share each batch (the outputs of a linear
-    model: their blocks do not couple, so the verdict is that of one block). Build with
-    :meth:`from_features` (linear least squares) or :meth:`from_factors` (the per-sample
-    Gauss-Newton factors of a network, :func:`stability.training.per_sample_ggn`).
-    """
-
-    eigenvalues: np.ndarray
-    factors: np.ndarray
-    outputs: int = 1
-    notes: tuple[str, ...] = ()
-    subspace: str = "the range of H (exact)"
-
-    @property
-    def n(self) -> int:
-        return int(self.factors.shape[0])
-
-    @property
-    def dim(self) -> int:
-        return int(self.eigenvalues.size)
-
-    @classmethod
-    def from_features(
-        cls,
-        X: Any,
-        Y: Any = None,
-        *,
-        outputs: int | None = None,
-        bias: bool = True,
-        loss: str = "mse",
-    ) -> PerSampleCurvature:
-        """Linear least squares on features ``X`` (``n x d``): ``H_i = c/m x_i x_i^T`` per
-        output block, ``m`` the outputs (from ``Y``'s columns, or ``outputs``; 1 by default),
-        ``c`` the loss convention (``mse``: torch's ``MSELoss()``, the mean over samples and
-        outputs, ``c = 2``; ``half_mse``: ``c = 1``). ``bias=True`` (torch's ``nn.Linear``)
-        appends a constant feature.
-
-        >>> data = PerSampleCurvature.from_features([[1.0], [3.0]], bias=False)
-        >>> round(float(data.eigenvalues[0]), 12)     # H = 2 mean(x^2) = 10
-        10.0
-        """
-        Xa = real_array(X, "X", ndim=2)
-        n = Xa.shape[0]
-        if n < 2:
-            raise ConfigError(f"X must hold at least 2 samples (rows), got {n}")
-        m = _outputs(Y, outputs, n)
-        if loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {describe(loss)}")
-        if not isinstance(bias, bool):
-            raise ConfigError(f"bias must be true or false, got {describe(bias)}")
-        if bias:
-            Xa = np.hstack([Xa, np.ones((n, 1))])
-        F = Xa * math.sqrt(LOSSES[loss] / m)
-        note = (
-            f"linear least squares, {n} samples x {Xa.shape[1]} features"
-            f"{' (with a bias)' if bias else ''}, {m} output(s): loss "
-            f"{'torch MSELoss() (mean over samples and outputs)' if loss == 'mse' else loss}, "
-            f"per-sample Hessian {LOSSES[loss]:g}/{m} x_i x_i^T per output block"
-        )
-        return cls.from_factors(F[:, None, :], outputs=m, notes=(note,))
-
-    @classmethod
-    def from_factors(
-        cls,
-        factors: Any,
-        *,
-        outputs: int = 1,
-        notes: tuple[str, ...] = (),
-        subspace: str = "the range of H (exact)",
-        rtol: float = 1e-10,
-    ) -> PerSampleCurvature:
-        """From per-sample factors ``F_i`` (shape ``(n, k, p)``: ``H_i = F_i^T F_i``), rotated
-        into the eigenbasis of ``H``; directions with eigenvalue below ``rtol`` of the largest
-        carry no curvature and are dropped."""
-        F = real_array(factors, "factors")
-        if F.ndim != 3 or F.shape[0] < 2:
-            raise ConfigError(f"factors must have shape (n >= 2, k, p), got {F.shape}")
-        n, k, p = F.shape
-        flat = F.reshape(n * k, p)
-        H = flat.T @ flat / n
-        lam, U = np.linalg.eigh((H + H.T) / 2)
-        if not lam.size or lam[-1] <= 0:
-            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
-        keep = lam > rtol * lam[-1]
-        dropped = int(np.count_nonzero(~keep))
-        rotated = (flat @ U[:, keep]).reshape(n, k, int(np.count_nonzero(keep)))
-        extra = (
-            (f"{dropped} flat direction(s) of H dropped (no sample moves them)",) if dropped else ()
-        )
-        return cls(lam[keep], rotated, int(outputs), tuple(notes) + extra, subspace)
-
-    def truncated(self, r: int) -> PerSampleCurvature:
-        """The same samples in the ``r`` directions of largest curvature (a subspace: the
-        convergence check of a network's analysis compares ``rho`` at ``r`` and ``r/2``)."""
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= self.dim:
-            raise ConfigError(f"r must be an integer in [1, {self.dim}], got {describe(r)}")
-        return PerSampleCurvature(
-            self.eigenvalues[-r:],
-            self.factors[:, :, -r:],
-            self.outputs,
-            self.notes,
-            f"the top {r} directions of {self.subspace}",
-        )
-
-    def fourth_moment(self, W: np.ndarray) -> np.ndarray:
-        """``E_i[H_i W H_i]`` for a symmetric ``W`` in the eigenbasis (``O(n k r^2)``)."""
-        F = self.factors
-        n, k, _ = F.shape
-        if k == 1:
-            f = F[:, 0, :]
-            q = np.einsum("ij,ij->i", f @ W, f)
-            return (f * q[:, None]).T @ f / n
-        G = np.einsum("nkr,rs,nls->nkl", F, W, F, optimize=True)
-        return np.einsum("nkr,nkl,nls->rs", F, G, F, optimize=True) / n
-
-    def sample_curvatures(self) -> np.ndarray:
-        """``lambda_max(H_i)`` of every sample (``|x_i|^2 c/m`` for a linear model)."""
-        F = self.factors
-        if F.shape[1] == 1:
-            return np.einsum("ij,ij->i", F[:, 0, :], F[:, 0, :])
-        return np.linalg.norm(F, ord=2, axis=(1, 2)) ** 2
-
-    def noise_level(self) -> float:
-        """``tr(E_i[H_i^2] - H^2) / (tr(H^2) + tr(H)^2)``: the batch-noise strength relative to
-        Gaussian features with the same ``H`` (1 for Gaussian data; heavy tails make it
-        larger)."""
-        lam = self.eigenvalues
-        I = np.eye(lam.size)
-        excess = np.trace(self.fourth_moment(I)) - float(lam @ lam)
-        return float(excess / (lam @ lam + lam.sum() ** 2))
-
-    def summary(self) -> dict[str, Any]:
-        c = self.sample_curvatures()
-        return {
-            "samples": self.n,
-            "dimension": self.dim,
-            "subspace": self.subspace,
-            "lambda_max_H": float(self.eigenvalues[-1]),
-            "trace_H": float(self.eigenvalues.sum()),
-            "sample_lambda_max": {
-                "median": float(np.median(c)),
-                "p99": float(np.quantile(c, 0.99)),
-                "max": float(c.max()),
-            },
-            "noise_level_vs_gaussian": self.noise_level(),
-        }
 
 
 @dataclass(frozen=True)
@@ -282,22 +104,6 @@ class DataNoise:
             return float(math.floor(u) + 1)
         b = math.floor(n * u / (n - 1 + u)) + 1  # (n - B)/(B (n - 1)) u < 1
         return float(b) if b <= n else math.inf
-
-
-def _outputs(Y: Any, outputs: Any, n: int) -> int:
-    if Y is not None:
-        Ya = real_array(Y, "Y")
-        if Ya.shape[0] != n or Ya.ndim > 2:
-            raise ConfigError(f"Y must have n = {n} rows (one per sample), got shape {Ya.shape}")
-        m = 1 if Ya.ndim == 1 else Ya.shape[1]
-        if outputs is not None and outputs != m:
-            raise ConfigError(f"outputs = {describe(outputs)} disagrees with Y's {m} columns")
-        return m
-    if outputs is None:
-        return 1
-    if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
-        raise ConfigError(f"outputs must be a positive integer, got {describe(outputs)}")
-    return outputs
 
 
 # ---------------------------------------------------------------------------------------
@@ -537,15 +343,36 @@ def mean_square_radius(
             math.inf, 0.0, math.inf, B, sampling, kappa, True, False, 0, reason, tuple(notes)
         )
     op = _Operator(data, R)
+    rho, lower, upper = _iterate(op, kappa, rtol, decide, max_matvecs)
+    decided = upper < 1 or lower > 1
+    if upper < 1:
+        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
+    elif lower > 1:
+        reason = "rho > 1: the second moments grow under mini-batch noise"
+    else:
+        reason = "rho within its certified bounds of 1: reported as not stable"
+    if op.calls >= max_matvecs and not (upper - lower <= 2 * rtol * upper or decided):
+        notes.append(f"the iteration stopped after {op.calls} applications of N")
+    return DataNoiseResult(
+        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes)
+    )
+
+
+def _iterate(
+    op: _Operator, kappa: float, rtol: float, decide: bool, max_matvecs: int
+) -> tuple[float, float, float]:
+    """``(rho, lower, upper)`` of ``kappa N``: restarted Arnoldi from the diagonal closure,
+    certified bounds after each restart, widened at the end by the rounding allowance."""
+    R, d = op.R, op.lam.size
     Q = np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # a PD start near the diagonal closure
     lower, upper, rho, allowance = 0.0, math.inf, math.nan, _CERT_RTOL
-    steps = min(24, lam.size * (lam.size + 1) // 2)
+    steps = min(24, d * (d + 1) // 2)
     stalled = 0
     while op.calls < max_matvecs:
         before = op.calls
         theta, Q = _arnoldi(op, Q, steps, tol=rtol / 10)
         lo, hi, cond = _bounds(op, Q)
-        allowance = max(allowance, 32 * np.finfo(float).eps * lam.size * cond)
+        allowance = max(allowance, 32 * np.finfo(float).eps * d * cond)
         lower, upper = max(lower, kappa * lo), min(upper, kappa * hi)
         rho = min(max(kappa * theta, lower), upper)
         if upper - lower <= rtol * upper:
@@ -555,19 +382,7 @@ def mean_square_radius(
         stalled = stalled + 1 if op.calls - before <= 2 else 0  # the Krylov space is exhausted
         if stalled >= 2:
             break
-    lower, upper = lower * (1 - allowance), upper * (1 + allowance)
-    decided = upper < 1 or lower > 1
-    if upper < 1:
-        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
-    elif lower > 1:
-        reason = "rho > 1: the second moments grow under mini-batch noise"
-    else:
-        reason = "rho within its certified bounds of 1: reported as not stable"
-    if op.calls >= max_matvecs and not (upper - lower <= rtol * upper or decided):
-        notes.append(f"the iteration stopped after {op.calls} applications of N")
-    return DataNoiseResult(
-        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes)
-    )
+    return rho, lower * (1 - allowance), upper * (1 + allowance)
 
 
 def gaussian_radius(lam: np.ndarray, R_diag: np.ndarray, kappa: float) -> float:

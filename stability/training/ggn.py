@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, describe
-from ..noise.data import PerSampleCurvature
+from ..noise.persample import PerSampleCurvature
 from .curvature import _torch, top_eigenvalues
 
 __all__ = ["EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn"]
@@ -111,127 +111,140 @@ def per_sample_ggn(
     Lanczos' relative accuracy (default 1e-10 for float64 models, 1e-5 for float32).
     """
     torch = _torch()
-    from torch.func import functional_call, jacrev, jvp, vjp, vmap
-
     _check_model(model, torch)
     name = _loss_name(loss, torch)
     if subspace not in ("auto", "jacobian", "top"):
         raise ConfigError(f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}")
-    if not isinstance(inputs, torch.Tensor):
-        raise ConfigError(
-            f"inputs must be a torch tensor (one sample per row), got {describe(inputs)}"
-        )
-    if inputs.ndim < 1 or inputs.shape[0] < 2:
-        raise ConfigError(
-            f"inputs must hold at least 2 samples (rows), got shape {tuple(inputs.shape)}"
-        )
-    names = [k for k, p in model.named_parameters() if p.requires_grad]
-    if not names:
-        raise ConfigError("model has no trainable parameters")
-    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
-    sizes = [params[k].numel() for k in names]
-    P = sum(sizes)
-    with torch.no_grad():
-        logits = model(inputs)
-    if logits.ndim == 1:
-        logits = logits[:, None]
-    if logits.ndim != 2 or logits.shape[0] != inputs.shape[0]:
-        raise ConfigError(
-            f"model outputs must have shape (n,) or (n, k) for n = {inputs.shape[0]} inputs, got "
-            f"{tuple(logits.shape)}"
-        )
-    if not torch.isfinite(logits).all():
-        raise ConfigError("model outputs are not finite on these inputs")
-    n, k = logits.shape
-    if name == "cross_entropy" and k < 2:
-        raise ConfigError(f"cross_entropy needs at least 2 logits per sample, got {k}")
-    Ct = _out_factor(logits, name, torch)
-    rows = n * k
+    net = _Network(model, name, inputs, torch)
+    rows = net.n * net.k
     exact = subspace == "jacobian" or (subspace == "auto" and rows <= EXACT_ROWS)
-    if exact and rows * P > _EXACT_NUMBERS:
+    if exact and rows * net.P > _EXACT_NUMBERS:
         if subspace == "jacobian":
             raise ConfigError(
-                f"the exact subspace forms all {n} x {k} x {P:,} Jacobian entries, more than "
-                f"{_EXACT_NUMBERS:.0e}: use subspace='top' (rank={rank})"
+                f"the exact subspace forms all {net.n} x {net.k} x {net.P:,} Jacobian entries, "
+                f"more than {_EXACT_NUMBERS:.0e}: use subspace='top' (rank={rank})"
             )
         exact = False
-    loss_text = (
-        "MSELoss() (mean over samples and outputs), A_i = (2/k) I"
-        if name == "mse"
-        else "CrossEntropyLoss(), A_i = diag(p_i) - p_i p_i^T"
-    )
-    note = (
-        f"per-sample Gauss-Newton curvature J_i^T A_i J_i of a network with {P:,} parameters "
-        f"on {n} samples x {k} output(s); loss {loss_text}"
-    )
-
-    def f_single(p: dict[str, Any], x: Any) -> Any:
-        return functional_call(model, p, (x[None],)).reshape(-1)
-
     if exact:
-        J = vmap(jacrev(f_single), in_dims=(None, 0))(params, inputs)
-        Jflat = torch.cat([J[k_].reshape(n, k, -1) for k_ in names], dim=2)
-        F = (Ct @ Jflat).reshape(rows, P).double()
-        G = (F @ F.T / n).cpu().numpy()
-        lam, U = np.linalg.eigh((G + G.T) / 2)
-        keep = lam > 1e-10 * max(lam[-1], 0) if lam[-1] > 0 else np.zeros(lam.size, bool)
-        if not keep.any():
-            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
-        lam, U = lam[keep], U[:, keep]
-        factors = (math.sqrt(n) * U * np.sqrt(lam)).reshape(n, k, lam.size)
-        return PerSampleCurvature(
-            lam,
-            factors,
-            1,
-            (note,),
-            f"the span of the per-sample Jacobians ({lam.size} directions, exact)",
+        return net.exact()
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 2 <= rank < net.P:
+        raise ConfigError(f"rank must be an integer in [2, {net.P - 1}], got {describe(rank)}")
+    if tol is None:
+        tol = 1e-10 if net.dtype == torch.float64 else 1e-5
+    return net.top(rank, tol, seed)
+
+
+class _Network:
+    """A model's parameters and outputs on the inputs, with the loss factors ``C_i^T``."""
+
+    def __init__(self, model: Any, loss: str, inputs: Any, torch: Any) -> None:
+        if not isinstance(inputs, torch.Tensor):
+            raise ConfigError(
+                f"inputs must be a torch tensor (one sample per row), got {describe(inputs)}"
+            )
+        if inputs.ndim < 1 or inputs.shape[0] < 2:
+            raise ConfigError(
+                f"inputs must hold at least 2 samples (rows), got shape {tuple(inputs.shape)}"
+            )
+        self.names = [k for k, p in model.named_parameters() if p.requires_grad]
+        if not self.names:
+            raise ConfigError("model has no trainable parameters")
+        self.params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+        self.sizes = [self.params[k].numel() for k in self.names]
+        self.P = sum(self.sizes)
+        self.dtype = self.params[self.names[0]].dtype
+        with torch.no_grad():
+            logits = model(inputs)
+        if logits.ndim == 1:
+            logits = logits[:, None]
+        if logits.ndim != 2 or logits.shape[0] != inputs.shape[0]:
+            raise ConfigError(
+                f"model outputs must have shape (n,) or (n, k) for n = {inputs.shape[0]} "
+                f"inputs, got {tuple(logits.shape)}"
+            )
+        if not torch.isfinite(logits).all():
+            raise ConfigError("model outputs are not finite on these inputs")
+        self.n, self.k = logits.shape
+        if loss == "cross_entropy" and self.k < 2:
+            raise ConfigError(f"cross_entropy needs at least 2 logits per sample, got {self.k}")
+        self.model, self.inputs, self.torch, self.device = model, inputs, torch, logits.device
+        self.Ct = _out_factor(logits, loss, torch)
+        loss_text = (
+            "MSELoss() (mean over samples and outputs), A_i = (2/k) I"
+            if loss == "mse"
+            else "CrossEntropyLoss(), A_i = diag(p_i) - p_i p_i^T"
+        )
+        self.note = (
+            f"per-sample Gauss-Newton curvature J_i^T A_i J_i of a network with {self.P:,} "
+            f"parameters on {self.n} samples x {self.k} output(s); loss {loss_text}"
         )
 
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 2 <= rank < P:
-        raise ConfigError(f"rank must be an integer in [2, {P - 1}], got {describe(rank)}")
-    dtype = params[names[0]].dtype
-    if tol is None:
-        tol = 1e-10 if dtype == torch.float64 else 1e-5
+    def outputs(self, p: dict[str, Any]) -> Any:
+        from torch.func import functional_call
 
-    def directions(cols: Any) -> dict[str, Any]:
+        return functional_call(self.model, p, (self.inputs,)).reshape(self.n, self.k)
+
+    def directions(self, cols: Any) -> dict[str, Any]:
         """Columns of parameter-space vectors as a dict of per-parameter batches."""
         out, start = {}, 0
-        for k_, size in zip(names, sizes, strict=True):
-            out[k_] = cols[start : start + size].T.reshape(-1, *params[k_].shape)
+        for name, size in zip(self.names, self.sizes, strict=True):
+            out[name] = cols[start : start + size].T.reshape(-1, *self.params[name].shape)
             start += size
         return out
 
-    A = Ct.transpose(1, 2) @ Ct  # A_i = C_i C_i^T, (n, k, k)
+    def exact(self) -> PerSampleCurvature:
+        """Every sample's Jacobian rows (``jacrev`` under ``vmap``), factored through their
+        Gram matrix: the eigenbasis of ``H`` on its range, without a ``P x P`` matrix."""
+        from torch.func import functional_call, jacrev, vmap
 
-    def f_all(p: dict[str, Any]) -> Any:
-        return functional_call(model, p, (inputs,)).reshape(n, k)
+        torch, n, k = self.torch, self.n, self.k
 
-    _, pullback = vjp(f_all, params)
+        def f_single(p: dict[str, Any], x: Any) -> Any:
+            return functional_call(self.model, p, (x[None],)).reshape(-1)
 
-    def matvec(v: np.ndarray) -> np.ndarray:  # (1/n) sum_i J_i^T A_i J_i v
-        t = directions(torch.as_tensor(v, dtype=dtype, device=logits.device)[:, None])
-        u = jvp(f_all, (params,), ({k_: t[k_][0] for k_ in names},))[1]
-        (g,) = pullback((A @ u[:, :, None])[:, :, 0] / n)
-        return torch.cat([g[k_].reshape(-1) for k_ in names]).double().cpu().numpy()
+        J = vmap(jacrev(f_single), in_dims=(None, 0))(self.params, self.inputs)
+        Jflat = torch.cat([J[name].reshape(n, k, -1) for name in self.names], dim=2)
+        F = (self.Ct @ Jflat).reshape(n * k, self.P).double()
+        G = (F @ F.T / n).cpu().numpy()  # F F^T / n has the nonzero eigenvalues of H
+        lam, U = np.linalg.eigh((G + G.T) / 2)
+        keep = lam > 1e-10 * lam[-1] if lam[-1] > 0 else np.zeros(lam.size, bool)
+        if not keep.any():
+            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
+        lam, U = lam[keep], U[:, keep]
+        # the rotated factors F V with V = F^T U diag(lam)^-1/2 / sqrt(n): sqrt(n) U diag(lam)^1/2
+        factors = (math.sqrt(n) * U * np.sqrt(lam)).reshape(n, k, lam.size)
+        subspace = f"the span of the per-sample Jacobians ({lam.size} directions, exact)"
+        return PerSampleCurvature(lam, factors, 1, (self.note,), subspace)
 
-    top = top_eigenvalues(matvec, P, rank, tol=tol, seed=seed)
-    V = torch.as_tensor(top.vectors, dtype=dtype, device=logits.device)
+    def top(self, rank: int, tol: float, seed: int) -> PerSampleCurvature:
+        """The top ``rank`` Gauss-Newton eigenvectors by Lanczos, then ``J_i V`` by forward-mode
+        passes, a chunk of directions at a time."""
+        from torch.func import jvp, vjp, vmap
 
-    def push(t: dict[str, Any]) -> Any:
-        return jvp(f_all, (params,), (t,))[1]
+        torch, n = self.torch, self.n
+        A = self.Ct.transpose(1, 2) @ self.Ct  # A_i = C_i C_i^T, (n, k, k)
+        _, pullback = vjp(self.outputs, self.params)
 
-    JV = []
-    for c0 in range(0, rank, _CHUNK):
-        tangents = directions(V[:, c0 : c0 + _CHUNK])
-        JV.append(vmap(push)(tangents))  # (chunk, n, k)
-    JVt = torch.cat(JV, dim=0).permute(1, 2, 0)  # (n, k, r)
-    F = (Ct @ JVt).double().cpu().numpy()
-    return PerSampleCurvature.from_factors(
-        F,
-        notes=(
-            note,
-            f"subspace: the top {rank} Gauss-Newton eigenvectors (Lanczos, {top.matvecs} "
-            f"products, largest residual {top.residuals.max():.2g})",
-        ),
-        subspace=f"the top {rank} Gauss-Newton eigenvectors",
-    )
+        def matvec(v: np.ndarray) -> np.ndarray:  # (1/n) sum_i J_i^T A_i J_i v
+            t = self.directions(torch.as_tensor(v, dtype=self.dtype, device=self.device)[:, None])
+            u = jvp(self.outputs, (self.params,), ({k: t[k][0] for k in self.names},))[1]
+            (g,) = pullback((A @ u[:, :, None])[:, :, 0] / n)
+            return torch.cat([g[k].reshape(-1) for k in self.names]).double().cpu().numpy()
+
+        top = top_eigenvalues(matvec, self.P, rank, tol=tol, seed=seed)
+        V = torch.as_tensor(top.vectors, dtype=self.dtype, device=self.device)
+
+        def push(t: dict[str, Any]) -> Any:
+            return jvp(self.outputs, (self.params,), (t,))[1]
+
+        JV = [vmap(push)(self.directions(V[:, c : c + _CHUNK])) for c in range(0, rank, _CHUNK)]
+        F = (self.Ct @ torch.cat(JV, dim=0).permute(1, 2, 0)).double().cpu().numpy()
+        return PerSampleCurvature.from_factors(
+            F,
+            notes=(
+                self.note,
+                f"subspace: the top {rank} Gauss-Newton eigenvectors (Lanczos, {top.matvecs} "
+                f"products, largest residual {top.residuals.max():.2g})",
+            ),
+            subspace=f"the top {rank} Gauss-Newton eigenvectors",
+        )
