@@ -63,6 +63,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             _engine.py      blocked, threaded evaluation with exact re-decision
             triplets.py     memory-1 triplets: Theorem 6.1, interval conditions, noise sum
             families.py     torch SGD and the registry's memory-0/1 methods
+            bins.py         compressed spectra: eigenvalues one by one, then curvature bins
             bounds.py       certified bounds on U from a compressed spectrum
             searches.py     the largest stable lr (certified)
             batches.py      the critical batch size (certified)

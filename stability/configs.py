@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, describe, listing
+from .errors import ConfigError, close_matches, describe, listing
 
 __all__ = ["ALIASES", "KINDS", "Kind", "kind_of", "read_config"]
 
@@ -134,6 +134,7 @@ def kind_of(name: Any, families: Iterable[str] | None = None) -> Kind:
         raise ConfigError(
             f"optimizer must be one of {sorted(allowed)} (aliases: "
             f"{', '.join(sorted(ALIASES))}), got {describe(name)}"
+            + close_matches([key], [*allowed, *ALIASES])
         )
     if families is not None and kind.family not in families:
         why = (
@@ -185,7 +186,7 @@ def read_config(
     if unknown:
         raise ConfigError(
             f"unknown key(s) {listing(unknown)} for optimizer {kind.name!r}; "
-            f"allowed keys: {sorted(kind.keys)}"
+            f"allowed keys: {sorted(kind.keys)}" + close_matches(unknown, kind.keys)
         )
     if need_lr and kind.lr_key not in values:
         raise ConfigError(f"{kind.lr_key} is required for optimizer {kind.name!r}")

@@ -17,7 +17,24 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-__all__ = ["ConfigError", "StabilityError", "describe", "interval_text", "listing"]
+__all__ = [
+    "METHOD_VOCABULARY",
+    "ConfigError",
+    "StabilityError",
+    "close_matches",
+    "describe",
+    "interval_text",
+    "listing",
+]
+
+METHOD_VOCABULARY = (
+    "heavy ball with step alpha and momentum beta is torch SGD with lr = alpha and momentum = "
+    "beta; Nesterov is the same with nesterov = true; plain gradient descent has momentum 0"
+)
+"""The hint for the textbook names (heavy ball, Nesterov, alpha, beta) where a framework's
+vocabulary is expected."""
+
+_TEXTBOOK = {"heavy_ball", "heavyball", "heavy-ball", "nesterov", "gd", "alpha", "beta", "hb"}
 
 _FLOAT_MAX_EXACT = Fraction(sys.float_info.max)
 _FLOAT_MIN_EXACT = Fraction(math.ulp(0.0))
@@ -93,6 +110,34 @@ def _sci(x: Fraction) -> str:
     while mant < 1:
         mant, e = mant * 10, e - 1
     return f"{sign}{mant:.6g}e{e:+d}"
+
+
+def close_matches(words: Any, choices: Any) -> str:
+    """A hint for mistyped names: `` (did you mean X?)`` per word with a close match among
+    ``choices`` (the standard library's ``difflib``), and the heavy-ball vocabulary where a
+    textbook name was used.
+
+    >>> close_matches(["momentun"], ["lr", "momentum", "nesterov"])
+    " (did you mean 'momentum'?)"
+    >>> close_matches(["momentun", "nesterv"], ["momentum", "nesterov"])
+    " (did you mean 'momentum' for 'momentun', 'nesterov' for 'nesterv'?)"
+    >>> close_matches(["--lamda-max"], ["--lambda-max"])
+    " (did you mean '--lambda-max'?)"
+    """
+    import difflib
+
+    words = [str(w) for w in words]
+    found = []
+    for w in words:
+        if w.strip("-").lower() in _TEXTBOOK:
+            continue  # the vocabulary below says what to write instead
+        hit = difflib.get_close_matches(w, [str(c) for c in choices], n=1, cutoff=0.6)
+        if hit and hit[0] != w:
+            found.append(f"{hit[0]!r}" + (f" for {w!r}" if len(words) > 1 else ""))
+    text = f" (did you mean {', '.join(found)}?)" if found else ""
+    if any(w.strip("-").lower() in _TEXTBOOK for w in words):
+        text += f"; {METHOD_VOCABULARY}"
+    return text
 
 
 def listing(items: Any, limit: int = 10) -> str:

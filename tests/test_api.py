@@ -135,6 +135,10 @@ MOVED_NAMES = {  # old module -> {name: the member module that holds it now}
     },
     # searches.py stayed under ~450 lines when the data model joined it (issue 20)
     "stability.searches": {"critical_batch_size": "stability.checkers.batches"},
+    "stability.noisebounds": {
+        "Bins": "stability.checkers.bins",
+        "compress": "stability.checkers.bins",
+    },
 }
 
 

@@ -17,7 +17,8 @@ import stability as stb
 from stability.checkers import _backend, family_triplet, memory1_noise_sum
 from stability.checkers import bounds as noisebounds
 from stability.checkers._backend import use_backend
-from stability.checkers.bounds import compress, memory1_noise_bounds
+from stability.checkers.bins import compress
+from stability.checkers.bounds import memory1_noise_bounds
 from stability.errors import ConfigError
 from stability.noise import Spectrum, power_law, stability_sum
 from stability.optimizers import from_torch_sgd

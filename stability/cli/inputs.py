@@ -14,7 +14,7 @@ from typing import Any
 
 from .._values import UserNumber, real_array
 from ..configs import KINDS
-from ..errors import ConfigError, describe, listing
+from ..errors import ConfigError, close_matches, describe, listing
 
 __all__ = [
     "CONFIG_KEYS",
@@ -256,7 +256,8 @@ def load_config(path: str) -> dict[str, Any]:
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 20)}"
+            f"unknown config key(s) {listing(unknown)}; allowed: {listing(CONFIG_KEYS, 40)}"
+            + close_matches(unknown, CONFIG_KEYS)
         )
     for key, value in data.items():
         _check_config_value(key, value)

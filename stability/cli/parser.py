@@ -1,22 +1,21 @@
 """The command line's grammar: the ``check``, ``derive`` and ``sweep`` subcommands with their
 help, examples and exit codes, typed flags, and errors that suggest the close match
-(``--lamda-max``: did you mean ``--lambda-max``?) through the standard library's ``difflib``."""
+(``--lamda-max``: did you mean ``--lambda-max``?, :func:`stability.errors.close_matches`)."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import textwrap
 from typing import Any
 
 from .. import __version__
 from ..configs import ALIASES, KINDS
-from ..errors import ConfigError, describe
+from ..errors import ConfigError, close_matches, describe
 from .inputs import number, parse_power_law
 from .sweep import MAX_CONFIGS, Axis
 
-__all__ = ["EXIT_CODES", "build_parser", "close_match"]
+__all__ = ["EXIT_CODES", "build_parser"]
 
 EXIT_CODES = (
     "exit codes: 0 stable, 1 unstable or marginal, 2 invalid input or a file that cannot be\n"
@@ -30,7 +29,7 @@ _EXIT_WRITTEN = (
 _VOCABULARY = (
     "heavy ball with step alpha and momentum beta is torch SGD: --lr alpha --momentum beta; "
     "Nesterov adds --nesterov; plain gradient descent is --momentum 0"
-)
+)  # the flags' spelling of errors.METHOD_VOCABULARY
 
 _TOP_EPILOG = """\
 examples:
@@ -51,7 +50,7 @@ examples:
   stability check --lr 0.01 --momentum 0.9 --data X.npy --targets y.npy --batch-size 16
   stability check --config examples/run.toml --json
 
-{_VOCABULARY}.
+{textwrap.fill(_VOCABULARY + ".", 88)}
 
 {EXIT_CODES}
 """
@@ -78,16 +77,6 @@ columns: every axis, stable, margin (the smallest condition margin), and U with 
 """
 
 
-def close_match(word: str, choices: Any) -> str:
-    """`` (did you mean X?)`` for the closest of ``choices``, or ``""``.
-
-    >>> close_match("--lamda-max", ["--lambda-max", "--lr"])
-    " (did you mean '--lambda-max'?)"
-    """
-    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {found[0]!r}?)" if found else ""
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that raises our error (with a close match) instead of exiting itself."""
 
@@ -98,16 +87,12 @@ class _Parser(argparse.ArgumentParser):
             known = [s for a in self._actions for s in a.option_strings] + [
                 s for p in _subparsers(self) for a in p._actions for s in a.option_strings
             ]
-            hints = "".join(close_match(f.split("=")[0], known) for f in flags[:1])
-            raise ConfigError(message + hints)
+            raise ConfigError(message + close_matches([f.split("=")[0] for f in flags], known))
         choice = re.search(r"invalid choice: '([^']*)'", message)
         if choice:
             options = re.search(r"\(choose from (.*)\)", message)
             words = re.findall(r"'([^']*)'", options.group(1)) if options else []
-            hint = close_match(choice.group(1), words)
-            if choice.group(1).lower().replace("-", "_") in ("heavy_ball", "heavyball", "nesterov"):
-                hint += f"; {_VOCABULARY}"
-            raise ConfigError(message + hint)
+            raise ConfigError(message + close_matches([choice.group(1)], words))
         raise ConfigError(message)
 
 
@@ -256,6 +241,18 @@ def _check_parser(sub: Any) -> None:
     o.add_argument("--beta2", type=_num_arg("beta2"), help="Adam's second-moment decay")
     o.add_argument("--eps", type=_num_arg("eps"), help="Adam's epsilon")
     _curvature_args(c, ["gaussian", "translation_invariant", "se0"], None, data=True)
+    _data_args(c)
+    out = c.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress lines on stderr for long sums (default: when stderr is a terminal)",
+    )
+
+
+def _data_args(c: argparse.ArgumentParser) -> None:
+    """``check --data``: a linear model's features, targets and loss, and the sampling."""
     d = c.add_argument_group("data (the mini-batch verdict from the data itself)")
     d.add_argument(
         "--data",
@@ -282,13 +279,6 @@ def _check_parser(sub: Any) -> None:
         choices=["with_replacement", "without_replacement"],
         help="how batches of --data are drawn (default with_replacement; a shuffled "
         "DataLoader is without_replacement)",
-    )
-    out = c.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print the report as JSON")
-    out.add_argument(
-        "--progress",
-        action="store_true",
-        help="progress lines on stderr for long sums (default: when stderr is a terminal)",
     )
 
 
