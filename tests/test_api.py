@@ -116,8 +116,12 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     },
     "stability.plots": {"plot_monitor": "public (it lacked the underscore)"},
     "stability.errors": {
-        n: "the wording of messages lives with the errors (was stability._values)"
-        for n in ("describe", "interval_text", "listing")
+        **{
+            n: "the wording of messages lives with the errors (was stability._values)"
+            for n in ("describe", "interval_text", "listing")
+        },
+        "close_matches": "did-you-mean suggestions for every typed name (issue 21)",
+        "METHOD_VOCABULARY": "the heavy-ball/Nesterov hint (issue 21)",
     },
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",

@@ -17,6 +17,7 @@ from ..configs import KINDS
 from ..errors import ConfigError, close_matches, describe, listing
 
 __all__ = [
+    "ANALYSIS_KEYS",
     "CONFIG_KEYS",
     "CURVATURE_KEYS",
     "DATA_KEYS",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-_ANALYSIS_KEYS = (
+ANALYSIS_KEYS = (
     "optimizer",
     "lambda_max",
     "spectrum",
@@ -50,11 +51,9 @@ _ANALYSIS_KEYS = (
 )
 CONFIG_KEYS = (
     tuple(
-        dict.fromkeys(
-            [*_ANALYSIS_KEYS[:1], *sorted(set().union(*(k.keys for k in KINDS.values())))]
-        )
+        dict.fromkeys([*ANALYSIS_KEYS[:1], *sorted(set().union(*(k.keys for k in KINDS.values())))])
     )
-    + _ANALYSIS_KEYS[1:]
+    + ANALYSIS_KEYS[1:]
 )
 """Keys a config file may hold: every hyperparameter of every optimizer kind (each kind
 refuses the keys it does not take) and the analysis keys."""
@@ -115,19 +114,7 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     import numpy as np
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"spectrum file not found: {path}")
-    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
-        raise ConfigError(
-            f"spectrum file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}"
-        )
-    if p.stat().st_size > 16 * MAX_SPECTRUM + 4096:
-        raise ConfigError(f"spectrum file {path} is larger than {MAX_SPECTRUM:.0e} eigenvalues")
-    if p.suffix != ".npy" and p.stat().st_size > MAX_TEXT_BYTES:
-        raise ConfigError(
-            f"text spectrum file {path} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
-            "parse); save the eigenvalues with numpy.save and pass the .npy file"
-        )
+    _check_file(p, "spectrum", 2 * MAX_SPECTRUM)  # a matrix of them is refused below
     arr = _read_numbers(p, "spectrum", ndmin=1)
     note = None
     if getattr(arr, "ndim", 1) == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] > 1:
@@ -163,6 +150,22 @@ def load_spectrum(path: str | Path) -> tuple[Any, str | None]:
     return eig, note
 
 
+def _check_file(p: Path, what: str, most: int) -> None:
+    """A readable ``.npy``/``.txt``/``.csv``/``.dat`` file of at most ``most`` float64 numbers,
+    and a text file small enough to parse in seconds."""
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {p}")
+    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
+        raise ConfigError(f"{what} file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}")
+    if p.stat().st_size > 8 * most + 4096:
+        raise ConfigError(f"{what} file {p} holds more than {most:.0e} numbers")
+    if p.suffix != ".npy" and p.stat().st_size > MAX_TEXT_BYTES:
+        raise ConfigError(
+            f"text {what} file {p} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
+            "parse); save it with numpy.save and pass the .npy file"
+        )
+
+
 def _read_numbers(p: Path, what: str, ndmin: int) -> Any:
     """The array in a ``.npy`` file (never a pickle) or a text file (commas in ``.csv``)."""
     import numpy as np
@@ -183,17 +186,7 @@ def load_data(path: str | Path, what: str = "data") -> Any:
     import numpy as np
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} file not found: {path}")
-    if p.suffix not in (".npy", ".txt", ".csv", ".dat"):
-        raise ConfigError(f"{what} file must be .npy, .txt, .csv or .dat, got {describe(p.suffix)}")
-    if p.stat().st_size > 8 * MAX_DATA + 4096:
-        raise ConfigError(f"{what} file {path} holds more than {MAX_DATA:.0e} numbers")
-    if p.suffix != ".npy" and p.stat().st_size > MAX_TEXT_BYTES:
-        raise ConfigError(
-            f"text {what} file {path} is larger than {MAX_TEXT_BYTES / 1e6:.0f} MB (slow to "
-            "parse); save it with numpy.save and pass the .npy file"
-        )
+    _check_file(p, what, MAX_DATA)
     arr = _read_numbers(p, what, ndmin=2 if what == "data" else 1)
     if what == "data" and getattr(arr, "ndim", 0) != 2:
         raise ConfigError(

@@ -25,6 +25,7 @@ from ..latex import derive
 from ..noise.persample import PerSampleCurvature
 from ..noise.spectra import power_law
 from .inputs import (
+    ANALYSIS_KEYS,
     CURVATURE_KEYS,
     DATA_KEYS,
     POWER_LAW_KEYS,
@@ -41,25 +42,9 @@ __all__ = ["main"]
 
 # --lr covers both learning-rate names; --beta1/--beta2 cover torch's betas and optax's b1/b2
 _FLAG_KEYS = (
-    "optimizer",
-    "lr",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "eps",
-    "lambda_max",
-    "spectrum",
-    "power_law",
-    "data",
-    "targets",
-    "loss",
-    "bias",
-    "sampling",
-    "batch_size",
-    "noise",
+    *ANALYSIS_KEYS[:1],
+    *("lr", "momentum", "dampening", "weight_decay", "nesterov", "beta1", "beta2", "eps"),
+    *ANALYSIS_KEYS[1:],
 )
 
 
