@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ test-slow: $(VENV)/.installed-test
 	MPLBACKEND=Agg HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -m "slow or hypothesis" \
 		--durations=15
 
+$(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# the API reference and the mathematics page; warnings are errors; the site is not committed
+docs: $(VENV)/.installed-docs
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
+	@echo 'docs: docs/_build/html/index.html'
+
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check stability tests benchmarks examples
 	$(VENV)/bin/ruff format --check stability tests benchmarks examples
@@ -41,4 +50,4 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_performance.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build

@@ -105,6 +105,8 @@ class MemoryAlgorithm:
     name : str, optional
         Label used in reprs and reports.
 
+    Notes
+    -----
     Entries may be ints, floats, :class:`fractions.Fraction` (kept exact), numpy scalars or
     sympy expressions (symbols allowed). Strings are rejected: nothing is ever parsed.
 

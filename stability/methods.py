@@ -196,7 +196,7 @@ def memory1(beta: Any, q0: Any, q1: Any) -> MemoryAlgorithm:
 
     ``chi_lambda = xi^2 - (1 + beta + lambda q1) xi + (beta - lambda q0)``, realised with
     ``alpha = -q1, b = 1, c = q0 + beta q1, D = beta``. Any finite real triplet is accepted
-    (|beta| >= 1 is a valid, certainly unstable, algorithm).
+    (``|beta| >= 1`` is a valid, certainly unstable, algorithm).
 
     >>> memory1(S.beta, S.q0, S.q1).charpoly().chi.as_expr()
     beta - lambda*q0 + xi**2 + xi*(-beta - lambda*q1 - 1)

@@ -91,7 +91,7 @@ def backend() -> str:
         if name == "numba":
             raise ConfigError(
                 "the numba backend was asked for but numba is not installed "
-                "(pip install 'stability[fast]')"
+                "(pip install 'sgd-stability[fast]')"
             )
         return "numpy"
     return "numba"

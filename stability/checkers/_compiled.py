@@ -1,6 +1,6 @@
 """The compiled loops of the checkers (numba), generated from our own expressions.
 
-With numba installed (``pip install stability[fast]``), a checker's conditions run as one fused
+With numba installed (``pip install sgd-stability[fast]``), a checker's conditions run as one fused
 loop over the broadcast inputs: no temporaries, no buffers, every config read once and its
 margin written once, on all cores. The loop body is generated from the same symbolic
 conditions and in the same operation order as the numpy code of

@@ -5,7 +5,7 @@ The namespace also re-exports the root conditions (:mod:`stability.rootcondition
 exact verdicts (:mod:`stability.verdicts`); docs §3. ``S_lambda`` is *strictly stable* when its
 spectral radius is < 1; an algorithm is strictly stable on a spectrum when ``S_lambda`` is for
 every curvature in it. For the spectrum ``(0, lambda_max]`` we follow Theorem 6.1 and also
-require the memory matrix ``D`` to be strictly stable (|beta| < 1 for memory 1): otherwise the
+require the memory matrix ``D`` to be strictly stable (``|beta| < 1`` for memory 1): otherwise the
 spectral radius tends to 1 as ``lambda -> 0`` and no rate holds uniformly (Theorem 4's
 premise).
 """

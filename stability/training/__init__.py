@@ -1,6 +1,6 @@
 """From a torch model to a verdict, during training: curvature, schedulers, the monitor.
 
-The only area that touches torch (``pip install 'stability[torch]'``); importing it does not
+The only area that touches torch (``pip install 'sgd-stability[torch]'``); importing it does not
 import torch.
 """
 

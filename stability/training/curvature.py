@@ -12,7 +12,7 @@ sum over the nodes matches ``tr f(H)/n``; scaled by the dimension it is a
 :func:`stability.stability_sum` accept. That loop is written here because scipy exposes
 Lanczos only through ARPACK's eigenpairs, not its tridiagonal matrix.
 
-The torch helpers (``pip install stability[torch]``; the rest of the package never imports
+The torch helpers (``pip install sgd-stability[torch]``; the rest of the package never imports
 torch) build the Hessian-vector product of ``loss_fn(model(x), y)`` with
 ``torch.autograd.grad`` twice (Pearlmutter's trick), without touching ``.grad`` or any
 optimizer state; ``adam_preconditioner`` reads ``P = sqrt(v_hat) + eps`` from a live
@@ -298,7 +298,7 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised without the extra
-        raise ConfigError("the torch helpers need torch: pip install 'stability[torch]'") from None
+        raise ConfigError("the torch helpers need torch: pip install 'sgd-stability[torch]'") from None
     return torch
 
 

@@ -17,7 +17,7 @@ rate, and ``Schedule.base_lr = base``, so ``alpha[t] = base F[t]`` is what torch
 was built (LinearLR's ``start_factor``, OneCycleLR's ``max_lr / div_factor``). A
 ``ReduceLROnPlateau`` cannot be read: its future depends on the validation loss
 (:class:`~stability.training.StabilityMonitor` follows it live). Needs torch
-(``pip install 'stability[torch]'``).
+(``pip install 'sgd-stability[torch]'``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def schedule_from_torch(scheduler: Any, steps: int | None = None) -> Schedule:
         import torch
     except ImportError:  # pragma: no cover - exercised without the extra
         raise ConfigError(
-            "reading torch schedulers needs torch: pip install 'stability[torch]'"
+            "reading torch schedulers needs torch: pip install 'sgd-stability[torch]'"
         ) from None
     name = type(scheduler).__name__
     if name == "ReduceLROnPlateau":
