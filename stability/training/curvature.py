@@ -1,5 +1,5 @@
-"""Curvature from a model: the top of the Hessian spectrum and its density (docs §1.1 of the
-curvature notes: Lanczos and stochastic Lanczos quadrature).
+"""Curvature from a model: the top of the Hessian spectrum and its density (docs §6.6: Lanczos
+and stochastic Lanczos quadrature).
 
 The core is framework-agnostic: any symmetric ``matvec`` (a float64 numpy vector in, one out)
 will do, e.g. a Hessian-vector product. :func:`top_eigenvalues` is scipy's Lanczos
@@ -298,7 +298,9 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised without the extra
-        raise ConfigError("the torch helpers need torch: pip install 'sgd-stability[torch]'") from None
+        raise ConfigError(
+            "the torch helpers need torch: pip install 'sgd-stability[torch]'"
+        ) from None
     return torch
 
 
