@@ -1,5 +1,6 @@
 """Watching stability during training: the sharpness against the threshold of the optimizer's
-current settings, with a look-ahead along the learning-rate scheduler (docs §6.5, the edge of stability).
+current settings, with a look-ahead along the learning-rate scheduler (docs §6.5, the edge of
+stability).
 
 A check at initialisation is not enough: in full-batch training the sharpness rises until it
 reaches the stability threshold (the edge of stability) and a learning-rate rise (warm-up,
