@@ -36,6 +36,18 @@ settings.load_profile(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _torch_on_one_thread():
+    """The torch models in the tests are tiny: one intra-op thread. With two, torch's OpenMP
+    workers spin against anything else on a 2-core machine (a tiny HVP went from 6 ms to 0.2 s
+    with a second process running)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(params=sorted(stb.METHODS))
 def method(request: pytest.FixtureRequest) -> stb.Method:
     """Every registered method: generic tests run on each."""
