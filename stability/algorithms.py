@@ -28,7 +28,7 @@ from .charpoly import (
     triplet,
     update_matrix,
 )
-from .errors import ConfigError, describe
+from .errors import ConfigError, describe, show
 
 __all__ = ["MemoryAlgorithm", "update_matrices"]
 
@@ -332,17 +332,22 @@ class MemoryAlgorithm:
 
     def __repr__(self) -> str:
         def vec(m: sp.MatrixBase) -> str:
-            return "[" + ", ".join(str(x) for x in m) + "]"
+            return "[" + ", ".join(show(x) for x in m) + "]"
 
         D = "[" + ", ".join(vec(self._D.row(i)) for i in range(self.M)) + "]"
-        parts = [f"alpha={self._alpha}", f"b={vec(self._b)}", f"c={vec(self._c)}", f"D={D}"]
+        parts = [f"alpha={show(self._alpha)}", f"b={vec(self._b)}", f"c={vec(self._c)}", f"D={D}"]
         if self.has_lookahead:
             parts.append(f"a={vec(self._a)}")
         return f"MemoryAlgorithm({', '.join(parts)}, name={self.name!r})"
 
     def _repr_latex_(self) -> str:
-        S_lam = sp.latex(self.update_matrix())
-        return rf"$\text{{{self.name}}}:\quad S_\lambda = {S_lam}$"
+        from .latex import latex
+
+        name = self.name.replace("_", r"\_")
+        return (
+            rf"$\text{{{name} (memory {self.M})}}:\quad S_\lambda = {latex(self.update_matrix())}"
+            rf",\quad \alpha_{{\mathrm{{eff}}}} = {latex(self.effective_lr())}$"
+        )
 
 
 def update_matrices(S0: Any, v: Any, r: Any, lam: Any) -> Any:

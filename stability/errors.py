@@ -25,6 +25,7 @@ __all__ = [
     "describe",
     "interval_text",
     "listing",
+    "show",
 ]
 
 METHOD_VOCABULARY = (
@@ -92,6 +93,37 @@ def describe(value: Any) -> str:
             else repr(value)
         )
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def show(value: Any) -> str:
+    """The one rule for numbers shown to people (reports, reprs, LaTeX): exact values as
+    integers or ``p/q``, floats with six significant digits (``%.6g``), expressions with their
+    floats shortened the same way.
+
+    >>> show(Fraction(1, 10)), show(0.1 / (1 - 0.9)), show(np.float32(0.3)), show(2)
+    ('1/10', '1', '0.3', '2')
+    >>> import sympy as sp
+    >>> show(sp.Float(0.1) * sp.Symbol("lam")), show(sp.Rational(-3, 4))
+    ('0.1*lam', '-3/4')
+    """
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, Fraction):
+        return (
+            str(value.numerator)
+            if value.denominator == 1
+            else f"{value.numerator}/{value.denominator}"
+        )
+    if isinstance(value, sp.Rational):
+        return str(value)
+    if isinstance(value, float | np.floating | sp.Float):
+        return f"{float(value):.6g}"
+    if isinstance(value, sp.Basic):
+        floats = {f: sp.Float(f"{float(f):.6g}") for f in value.atoms(sp.Float)}
+        return sp.sstr(value.xreplace(floats), full_prec=False)
+    return str(value)
 
 
 def _sci(x: Fraction) -> str:

@@ -16,7 +16,7 @@ from sympy.printing.latex import LatexPrinter
 
 from . import symbols as S
 from .algorithms import MemoryAlgorithm
-from .errors import ConfigError, StabilityError, describe
+from .errors import ConfigError, StabilityError, describe, show
 from .ltv.filters import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
 from .noise.terms import noise_term
@@ -43,6 +43,11 @@ class StabilityLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         return self._names.get(expr.name, super()._print_Symbol(expr))
 
+    def _print_Float(self, expr: sp.Float) -> str:
+        """Six significant digits, the package's one rule for floats (``errors.show``)."""
+        mantissa, _, exponent = show(expr).partition("e")
+        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}" if exponent else mantissa
+
 
 def latex(expr: Any) -> str:
     """LaTeX of a sympy object with the package's printer."""
@@ -57,13 +62,18 @@ class Step:
     obj: Any
     prose: str = ""
 
+    def rows(self) -> list[str]:
+        """The LaTeX rows of the step: trivial ones (``True``, ``x = x``) and repeats dropped."""
+        objs = self.obj if isinstance(self.obj, list | tuple) else [self.obj]
+        return list(dict.fromkeys(_display(x) for x in objs if not _trivial(x)))
+
     def body(self) -> str:
-        if isinstance(self.obj, list | tuple):
-            rows = [_display(x) for x in self.obj if not _trivial(x)]
-            if not rows:
-                return ""
-            return r"\begin{gather*}" + r" \\ ".join(rows) + r"\end{gather*}"
-        return r"\begin{equation*}" + _display(self.obj) + r"\end{equation*}"
+        rows = self.rows()
+        if not rows:
+            return ""
+        if len(rows) == 1 and not isinstance(self.obj, list | tuple):
+            return r"\begin{equation*}" + rows[0] + r"\end{equation*}"
+        return r"\begin{gather*}" + r" \\ ".join(rows) + r"\end{gather*}"
 
 
 def _trivial(obj: Any) -> bool:
@@ -131,17 +141,52 @@ class Derivation:
             "\\end{document}\n"
         )
 
+    def _numbered(self) -> list[tuple[str, Step]]:
+        """``(heading, step)``: ``"3. Characteristic polynomial"``, or ``""`` for a step that
+        continues the previous one."""
+        out, i = [], 0
+        for s in self.steps:
+            if s.title:
+                i += 1
+            out.append((f"{i}. {s.title}" if s.title else "", s))
+        return out
+
+    def _repr_markdown_(self) -> str:
+        """Notebooks: the headings and prose as text, each step's rows as one display."""
+        parts = [f"**{self.title}**"]
+        for head, s in self._numbered():
+            text = " ".join(x for x in (f"**{head}.**" if head else "", s.prose) if x)
+            if text:
+                parts.append(text)
+            rows = s.rows()
+            if rows:
+                parts.append("$$\\begin{gathered}" + r" \\ ".join(rows) + "\\end{gathered}$$")
+        return "\n\n".join(parts)
+
     def _repr_latex_(self) -> str:
-        return (
-            "$$"
-            + r" \\ ".join(
-                _display(s.obj)
-                if not isinstance(s.obj, list | tuple)
-                else r" \\ ".join(_display(x) for x in s.obj)
-                for s in self.steps
-            )
-            + "$$"
-        )
+        """One display: the numbered headings as text, then each step's rows."""
+        lines = [_text_math(f"**{self.title}**")]
+        for head, s in self._numbered():
+            if head:
+                lines.append(_text_math(f"**{head}**"))
+            lines += s.rows()
+        return "$$\\begin{array}{l}" + r" \\[2pt] ".join(lines) + "\\end{array}$$"
+
+
+def _text_math(title: str) -> str:
+    """A heading with inline ``$...$`` math, in math mode: text parts in ``\\text{}`` (bold
+    when wrapped in ``**``), math parts as they are."""
+    bold = title.startswith("**") and title.endswith("**")
+    title = title.strip("*")
+    pieces = title.split("$")
+    out = []
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append(piece)
+        elif piece:
+            escaped = piece.replace("\\", "").replace("_", r"\_").replace("&", r"\&")
+            out.append((r"\textbf{" if bold else r"\text{") + escaped + "}")
+    return " ".join(out)
 
 
 def _eq(lhs: Any, rhs: Any) -> sp.Eq:

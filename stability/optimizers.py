@@ -19,7 +19,7 @@ import sympy as sp
 from ._values import check_range, real_array
 from .algorithms import MemoryAlgorithm
 from .configs import KINDS, Kind, kind_of, read_config
-from .errors import ConfigError, describe, listing
+from .errors import ConfigError, describe, listing, show
 from .methods import adam_frozen, gd, keeps_exact_floats, torch_sgd
 from .simulate import simulate
 
@@ -68,6 +68,29 @@ class ConfiguredOptimizer:
     undamped_first_step: bool = False
     kind: Kind | None = None
 
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={_shown(v)}" for k, v in self.config.items())
+        shift = f", curvature shift {show(self.curvature_shift)}" if self.curvature_shift else ""
+        return (
+            f"ConfiguredOptimizer({self.source}({cfg}): {self.algorithm.name}, memory "
+            f"{self.algorithm.M}, effective lr {show(self.algorithm.effective_lr())}{shift})"
+        )
+
+    def _repr_markdown_(self) -> str:
+        from .latex import latex
+
+        rows = [
+            ("read as", f"`{self.source}`"),
+            ("configuration", ", ".join(f"`{k}={_shown(v)}`" for k, v in self.config.items())),
+            ("update matrix", f"$S_\\lambda = {latex(self.algorithm.update_matrix())}$"),
+            ("effective learning rate", f"${latex(self.algorithm.effective_lr())}$"),
+        ]
+        if self.curvature_shift:
+            rows.append(("curvature shift", f"${latex(self.curvature_shift)}$ (weight decay)"))
+        rows += [("note", n) for n in self.notes]
+        table = "\n".join(f"| {a} | {b} |" for a, b in rows)
+        return f"**{self.algorithm.name}** (memory {self.algorithm.M})\n\n| | |\n|---|---|\n{table}"
+
     def curvature(self, lam: Any) -> Any:
         """The curvature the algorithm actually sees for a loss eigenvalue ``lam``."""
         return lam + self.curvature_shift
@@ -90,6 +113,12 @@ class ConfiguredOptimizer:
         w1 = w0 - float(self.config["lr"]) * g0
         rest = simulate(self.algorithm, full_grad, w1, steps - 1, u0=g0[None, :])
         return np.vstack([w0[None, :], rest])
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_shown(v) for v in value) + ")"
+    return show(value) if not isinstance(value, str) else value
 
 
 def _configured(
@@ -146,7 +175,8 @@ def from_torch_sgd(
     config = {"lr": lr, "momentum": mu, "dampening": tau, "weight_decay": omega, "nesterov": nest}
     notes = []
     if not omega.is_zero:
-        notes.append(f"weight_decay={omega} shifts every curvature: lambda -> lambda + {omega}")
+        w = show(omega)
+        notes.append(f"weight_decay={w} shifts every curvature: lambda -> lambda + {w}")
     if mu.is_zero:
         if not tau.is_zero:
             notes.append("dampening has no effect when momentum = 0 (torch keeps no buffer)")

@@ -104,7 +104,7 @@ class Report:
         if self.spectral_radius is not None:
             rho = self.spectral_radius
             rate = f", ~{-1 / math.log(rho):.3g} steps per e-fold" if 0 < rho < 1 else ""
-            lines.append(f"  spectral radius (worst curvature): {rho:.6g}{rate}")
+            lines.append(f"  spectral radius (worst curvature): {_radius(rho)}{rate}")
         if self.noise is not None and self.noise.get("kind") == "data":
             lines += _data_lines(self.noise)
         elif self.noise is not None:
@@ -136,7 +136,63 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(str(self)) + "</pre>"
+        """Notebooks: a verdict badge, the key numbers, the conditions with their margins, and
+        the caveats and the full text folded."""
+        e = html.escape
+        badge = (
+            f'<span style="background:{_COLOURS[self.verdict]};color:white;padding:2px 8px;'
+            f'border-radius:4px;font-weight:bold">{e(self.verdict.upper())}</span>'
+        )
+        if self.groups:
+            inner = "".join(
+                f"<details open><summary>group {i}</summary>{g._repr_html_()}</details>"
+                for i, g in enumerate(self.groups)
+            )
+            return f"<div>{badge} worst of {len(self.groups)} parameter groups{inner}</div>"
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        head = f"<p>{badge} <code>{e(self.source)}({e(cfg)})</code> on {e(self.spectrum)}</p>"
+        rows = "".join(
+            f"<tr><td>{e(name)}</td><td>{e(value)}</td></tr>" for name, value in self._key_rows()
+        )
+        conds = "".join(
+            f"<tr><td>{'&#10003;' if c['holds'] else '&#10007;'}</td><td>{e(c['name'])}</td>"
+            f"<td>{e(_fmt(c['min_value']))}</td></tr>"
+            for c in self.strict["conditions"]
+        )
+        caveats = "".join(f"<li>{e(c)}</li>" for c in self.caveats)
+        return (
+            f"<div>{head}<table>{rows}</table>"
+            "<p><b>Conditions</b> (exact; the smallest margin over the curvatures)</p>"
+            f"<table><tr><th></th><th>condition</th><th>min margin</th></tr>{conds}</table>"
+            f"<details><summary>{len(self.caveats)} caveats</summary><ul>{caveats}</ul></details>"
+            f"<details><summary>full report</summary><pre>{e(str(self))}</pre></details></div>"
+        )
+
+    def _key_rows(self) -> list[tuple[str, str]]:
+        """The numbers a reader acts on, as (name, value) rows."""
+        s = self.strict
+        rows = [
+            ("effective learning rate", _fmt(self.effective_lr)),
+            (
+                "noiseless verdict (exact)",
+                f"{'stable' if s['stable'] else 'UNSTABLE'}: {s['reason']}",
+            ),
+            ("critical curvature", f"{_fmt(s['lambda_crit'])} (headroom {_fmt(s['headroom'])}x)"),
+        ]
+        if self.spectral_radius is not None:
+            rows.append(("spectral radius (worst curvature)", _radius(self.spectral_radius)))
+        n = self.noise
+        if n is not None and n.get("kind") == "data":
+            rows.append(("mini-batch noise (data)", f"rho = {_fmt(n['rho'])} in "
+                         f"[{_fmt(n['lower'])}, {_fmt(n['upper'])}]"))  # fmt: skip
+            rows.append(("Gaussian model, same H", f"U = {_fmt(n['gaussian']['U'])}"))
+        elif n is not None:
+            rows.append((f"mini-batch noise ({n['model']})", f"U = {_fmt(n['U'])}"))
+        if n is not None:
+            rows.append(("critical batch size", _fmt(n["critical_batch_size"])))
+        if self.max_stable_lr is not None:
+            rows.append(("largest stable lr here", _fmt(self.max_stable_lr)))
+        return rows
 
     def _repr_latex_(self) -> str:
         s = self.strict
@@ -144,6 +200,17 @@ class Report:
             rf"$\text{{{self.verdict}}}:\ \alpha_{{\mathrm{{eff}}}} = {self.effective_lr:.4g},"
             rf"\ \lambda_{{\mathrm{{crit}}}} = {_fmt(s['lambda_crit'])}$"
         )
+
+
+_COLOURS = {"stable": "#2e7d32", "marginal": "#ef6c00", "unstable": "#c62828"}
+
+
+def _radius(rho: float) -> str:
+    """A spectral radius: within 1e-4 of 1 it is shown as ``1 - gap`` (``%.6g`` would print
+    a slowly decaying mode as 1)."""
+    if 0 < 1 - rho < 1e-4:
+        return f"1 - {1 - rho:.3g}"
+    return f"{rho:.6g}"
 
 
 def _fmt(x: Any) -> str:

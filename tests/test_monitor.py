@@ -75,7 +75,7 @@ def test_monitor_quiet_below_the_limit_and_side_effect_free():
 
 
 def test_monitor_raise_and_validation():
-    with pytest.raises(stb.StabilityError, match=r"stability limit|threshold"):
+    with pytest.raises(stb.StabilityError, match=r"largest stable lr is"):
         _train(1.6, {"every": 5, "on_unstable": "raise"})
     X, y, _ = _problem()
     model = torch.nn.Linear(20, 1, bias=False).double()
@@ -97,3 +97,56 @@ def test_monitor_history_plot(tmp_path):
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
     fig.savefig(tmp_path / "monitor.png")
     plt.close(fig)
+
+
+def test_monitor_steps_count_optimizer_steps_and_the_crossing_is_the_step_that_crosses():
+    """``record.step`` is the number of optimizer steps taken; ``crossing_step`` the first
+    optimizer step whose scheduled lr is above the limit (LambdaLR: step k uses the factor of
+    epoch k - 1, 0.2 + 1.4 (k - 1)/60 > 1 from k = 36 on)."""
+    _, _, mon, lam_max = _train(1.6, {"every": 5, "on_unstable": lambda r: None}, steps=20)
+    assert [r.step for r in mon.history] == [1, 5, 10, 15, 20]
+    first = mon.history[0]
+    assert first.crossing_step == 36
+    lr_limit = 2 * (1 + 0.5) / lam_max
+    assert first.lr == pytest.approx((0.2 + 1.4 / 60) * lr_limit)  # the next step's: epoch 1
+    assert first.lr_limit == pytest.approx(lr_limit, rel=1e-3)  # 3/sharpness, exactly
+    assert first.loss > 0 and not first.collapsed
+    assert 0 < first.hvp_seconds <= first.seconds
+
+
+def test_monitor_messages_say_what_to_change():
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train(1.6, {"every": 5}, steps=60)
+        messages = [str(w.message) for w in caught if w.category is StabilityWarning]
+    crossing = messages[0]
+    assert "largest stable lr is" in crossing and "passes it at step 36" in crossing
+    assert "Cap the schedule at" in crossing and "end the warm-up at step 35" in crossing
+    above = next(m for m in messages if "x the stability threshold" in m)
+    assert "lower the lr below it" in above
+
+
+def test_a_collapsed_run_is_reported_once():
+    """A run that blows up: the monitor says it collapsed (the ratio alone would go quiet once
+    the weights are huge or NaN), once, and keeps recording."""
+    events = []
+    _, losses, mon, _ = _train(3.0, {"every": 5, "on_unstable": events.append}, steps=120)
+    assert not np.isfinite(losses[-1]) or losses[-1] > 1e6
+    collapsed = [r for r in mon.history if r.collapsed]
+    assert collapsed and sum(e.collapsed for e in events) == 1
+    assert "COLLAPSED" in repr(mon.history)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train(3.0, {"every": 5}, steps=120)
+    said = [str(w.message) for w in caught if "has collapsed" in str(w.message)]
+    assert len(said) == 1 and "Restart from a checkpoint" in said[0]
+
+
+def test_history_reprs():
+    _, _, mon, _ = _train(0.9, {"every": 10}, steps=30)
+    text = repr(mon.history)
+    assert text.startswith("MonitorHistory(4 checks, steps 1..30")
+    html = mon.history._repr_html_()
+    assert html.count("<tr") == 5 and "lr limit" in html
+    assert str(mon.history[0]).startswith("step 1: loss")

@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from .._values import real_array, to_exact, to_float, to_sympy
-from ..errors import ConfigError, describe
+from ..errors import ConfigError, describe, show
 
 __all__ = ["MAX_EIGENVALUES", "PowerLawSpectrum", "Spectrum", "as_spectrum", "power_law"]
 
@@ -32,6 +32,19 @@ class Spectrum:
     weights: np.ndarray
     c2: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        lam = self.lam
+        unit = bool(np.all(self.weights == 1))
+        span = f" in [{show(lam.min())}, {show(lam.max())}]" if lam.size else ""
+        parts = [
+            f"{lam.size:,} eigenvalue{'s' if lam.size != 1 else ''}{span}",
+            "unit weights" if unit else f"weights summing to {show(self.weights.sum())}",
+        ]
+        if self.c2 is not None:
+            parts.append("with target coefficients")
+        parts += [f"note: {n}" for n in self.notes]
+        return f"Spectrum({'; '.join(parts)})"
 
     def __post_init__(self) -> None:
         for name in ("lam", "weights", "c2"):

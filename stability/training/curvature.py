@@ -148,10 +148,13 @@ def top_eigenvalues(
     seed: int = 0,
     v0: Any = None,
     maxiter: int | None = None,
+    check_symmetry: bool = True,
 ) -> TopEigen:
     """The ``k`` largest (algebraic) eigenvalues of a symmetric operator by Lanczos.
 
     ``v0`` warm-starts the iteration (e.g. the previous top eigenvector during training).
+    ``check_symmetry`` probes the operator with two products first (a non-symmetric one gives
+    numbers that are no eigenvalues); a caller that has probed the same operator may skip it.
 
     >>> H = np.diag([3.0, 1.0, -5.0, 0.5])
     >>> top = top_eigenvalues(lambda v: H @ v, 4, k=2)
@@ -167,7 +170,8 @@ def top_eigenvalues(
     if maxiter is not None:
         maxiter = _positive_int(maxiter, "maxiter", 10**7)
     op = _Counted(matvec, n)
-    _check_symmetric(op, seed)
+    if check_symmetry:
+        _check_symmetric(op, seed)
     if v0 is None:
         start = np.random.default_rng(seed).standard_normal(n)
     else:
@@ -310,18 +314,28 @@ def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[
 
     ``data`` is a batch ``(x, y)`` or an iterable of batches (a ``DataLoader``; the loss is
     then the mean over batches, weighted by batch size). Gradients are taken with
-    ``torch.autograd.grad``: ``.grad`` fields, optimizer state and the RNG are left alone.
+    ``torch.autograd.grad``: ``.grad`` fields, optimizer state and the RNG are left alone. For
+    one batch the gradient's graph is built once, at the first product, and every product is
+    then one backward pass through it (Pearlmutter's trick); for several batches each product
+    rebuilds them one at a time, so memory holds one batch's graph.
     """
     torch = _torch()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("model has no trainable parameters")
     n = sum(p.numel() for p in params)
-    batches = [data] if isinstance(data, tuple | list) and len(data) == 2 else list(data)
+    single = isinstance(data, tuple | list) and len(data) == 2
+    batches = [data] if single else list(data)
     if not batches:
         raise ConfigError("data must be a batch (x, y) or a non-empty iterable of batches")
     total = sum(len(b[0]) for b in batches)
     dtype, device = params[0].dtype, params[0].device
+    kept: list[Any] = []  # the one batch's gradient, with its graph
+
+    def grads_of(x: Any, y: Any) -> Any:
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y) * (len(x) / total)
+            return torch.autograd.grad(loss, params, create_graph=True)
 
     def matvec(v: np.ndarray) -> np.ndarray:
         vec = torch.as_tensor(v, dtype=dtype, device=device)
@@ -331,11 +345,12 @@ def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[
             start += p.numel()
         out = [torch.zeros_like(p) for p in params]
         for x, y in batches:
+            if single and not kept:
+                kept.append(grads_of(x, y))
+            grads = kept[0] if single else grads_of(x, y)
             with torch.enable_grad():
-                loss = loss_fn(model(x), y) * (len(x) / total)
-                grads = torch.autograd.grad(loss, params, create_graph=True)
                 dot = sum((g * c).sum() for g, c in zip(grads, chunks, strict=True))
-                hv = torch.autograd.grad(dot, params)
+                hv = torch.autograd.grad(dot, params, retain_graph=single)
             for o, h in zip(out, hv, strict=True):
                 o += h.detach()
         return torch.cat([o.reshape(-1) for o in out]).double().cpu().numpy()

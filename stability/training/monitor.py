@@ -19,7 +19,9 @@ buffers (batch-norm statistics) are restored, and the optimizer and scheduler ar
 
 from __future__ import annotations
 
+import html
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from .curvature import (
 )
 from .schedulers import is_torch_scheduler, schedule_from_torch
 
-__all__ = ["MonitorRecord", "StabilityMonitor", "StabilityWarning"]
+__all__ = ["MonitorHistory", "MonitorRecord", "StabilityMonitor", "StabilityWarning"]
 
 
 class StabilityWarning(UserWarning):
@@ -48,9 +50,14 @@ class StabilityWarning(UserWarning):
 
 @dataclass(frozen=True)
 class MonitorRecord:
-    """One check: the step, learning rate, (preconditioned) sharpness, threshold, their ratio,
-    the first future step whose scheduled lr crosses the limit (``None``: none in the
-    look-ahead), and the Hessian-vector products the check cost."""
+    """One check after ``step`` optimizer steps: the learning rate, the (preconditioned)
+    sharpness, the threshold of the current settings and their ratio, ``lr_limit`` (the largest
+    learning rate with a ratio below 1 at this sharpness; ``None`` where the threshold does not
+    scale with the lr), the first optimizer step whose scheduled lr is above that limit
+    (``None``: none in the look-ahead), the loss on the monitored data, whether the run has
+    collapsed (the loss is not finite, or well above its best: the ratio no longer describes
+    it), the Hessian-vector products the check used and its wall time in seconds (``hvp_seconds``
+    of it in the products)."""
 
     step: int
     lr: float
@@ -59,6 +66,74 @@ class MonitorRecord:
     ratio: float
     crossing_step: int | None
     hvps: int
+    loss: float = math.nan
+    lr_limit: float | None = None
+    collapsed: bool = False
+    seconds: float = 0.0
+    hvp_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        state = "COLLAPSED" if self.collapsed else ("above" if self.ratio > 1 else "below")
+        cross = (
+            f", the schedule crosses it at step {self.crossing_step}" if self.crossing_step else ""
+        )
+        limit = f", lr limit {self.lr_limit:.4g}" if self.lr_limit is not None else ""
+        return (
+            f"step {self.step}: loss {self.loss:.4g}, sharpness {self.sharpness:.4g} / threshold "
+            f"{self.threshold:.4g} = {self.ratio:.3g} ({state}) at lr {self.lr:.4g}{limit}{cross}"
+        )
+
+
+class MonitorHistory(list):
+    """The monitor's records, with a table for notebooks and a plot (:meth:`plot`)."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "MonitorHistory(no checks yet)"
+        worst = max(self, key=lambda r: r.ratio if math.isfinite(r.ratio) else math.inf)
+        return (
+            f"MonitorHistory({len(self)} checks, steps {self[0].step}..{self[-1].step}; "
+            f"largest ratio {worst.ratio:.3g} at step {worst.step}"
+            f"{'; COLLAPSED' if any(r.collapsed for r in self) else ''})"
+        )
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("step", "lr", "loss", "sharpness", "threshold", "ratio", "lr limit",
+                      "crossing step", "HVPs", "seconds")
+        )  # fmt: skip
+
+        def cell(x: Any) -> str:
+            return "" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+        rows = "".join(
+            f"<tr style='color:{'#c62828' if r.collapsed or r.ratio > 1 else 'inherit'}'>"
+            + "".join(
+                f"<td>{cell(v)}</td>"
+                for v in (
+                    r.step,
+                    r.lr,
+                    r.loss,
+                    r.sharpness,
+                    r.threshold,
+                    r.ratio,
+                    r.lr_limit,
+                    r.crossing_step,
+                    r.hvps,
+                    r.seconds,
+                )
+            )
+            + "</tr>"
+            for r in self
+        )
+        return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{rows}</table>"
+
+    def plot(self, ax: Any = None) -> Any:
+        """Sharpness and threshold against the step (:func:`stability.plots.plot_monitor`)."""
+        from ..plots import plot_monitor
+
+        return plot_monitor(self, ax=ax)
 
 
 def _threshold(optimizer: Any) -> tuple[float, bool, bool]:
@@ -124,57 +199,117 @@ class StabilityMonitor:
         self.model, self.loss_fn, self.optimizer, self.data = model, loss_fn, optimizer, data
         self.scheduler, self.every, self.on_unstable = scheduler, every, on_unstable
         self.tolerance, self.iters, self.lookahead = float(tolerance), int(iters), int(lookahead)
-        self.history: list[MonitorRecord] = []
+        self.history = MonitorHistory()
         self._calls = 0
         self._vector: np.ndarray | None = None
+        self._best_loss = math.inf
+        self._reported_collapse = False
+        self._thresholds: dict[Any, tuple[float, bool, bool]] = {}
         _threshold(optimizer)  # refuses optimizers the package cannot analyse, now
 
     def step(self) -> MonitorRecord | None:
-        """Count a training step; every ``every`` steps run a check and return its record."""
+        """Count an optimizer step; after the first and then every ``every`` steps run a check
+        and return its record (``record.step`` counts optimizer steps: 1 after the first)."""
         self._calls += 1
-        if (self._calls - 1) % self.every:
+        if self._calls != 1 and self._calls % self.every:
             return None
         record = self.check()
-        if record.ratio > 1 + self.tolerance or record.crossing_step is not None:
+        if record.collapsed:
+            if not self._reported_collapse:
+                self._reported_collapse = True
+                self._act(record)
+        elif record.ratio > 1 + self.tolerance or record.crossing_step is not None:
             self._act(record)
         return record
 
     def check(self) -> MonitorRecord:
-        """Estimate the sharpness now and compare it with the threshold."""
+        """Estimate the sharpness now (after ``step`` optimizer steps) and compare it with the
+        threshold."""
         import torch
 
-        buffers = [b.detach().clone() for b in self.model.buffers()]
-        with torch.random.fork_rng(devices=[]):
-            matvec, n = hessian_matvec(self.model, self.loss_fn, self.data)
-            threshold, scales, adaptive = _threshold(self.optimizer)
-            if adaptive:
-                matvec = preconditioned(matvec, adam_preconditioner(self.optimizer))
-            try:
-                top = top_eigenvalues(
-                    matvec, n, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
-                )
-            except StabilityError:
-                top = None
-        with torch.no_grad():
-            for b, saved in zip(self.model.buffers(), buffers, strict=True):
-                b.copy_(saved)
-        if top is None:
-            raise StabilityError("the sharpness estimate did not converge in the iterations")
-        self._vector = top.vectors[:, 0]
+        start = time.perf_counter()
+        loss = self._loss()
+        self._best_loss = min(self._best_loss, loss) if math.isfinite(loss) else self._best_loss
+        collapsed = not math.isfinite(loss) or (
+            loss > 2 * self._best_loss + 1e-12 and len(self.history) > 0
+        )
         lr = float(self.optimizer.param_groups[0]["lr"])
-        sharp = top.sharpness
+        threshold, scales, adaptive = self._threshold()
+        top, hvp_seconds = None, 0.0
+        if math.isfinite(loss):
+            buffers = [b.detach().clone() for b in self.model.buffers()]
+            with torch.random.fork_rng(devices=[]):
+                matvec, n = hessian_matvec(self.model, self.loss_fn, self.data)
+                if adaptive:
+                    matvec = preconditioned(matvec, adam_preconditioner(self.optimizer))
+                timed = _Timed(matvec)
+                try:
+                    top = top_eigenvalues(
+                        timed, n, 1, tol=1e-4, v0=self._vector, maxiter=self.iters,
+                        seed=self._calls, check_symmetry=self._vector is None,
+                    )  # fmt: skip
+                except StabilityError:
+                    if not collapsed:
+                        raise StabilityError(
+                            "the sharpness estimate did not converge in the iterations"
+                        ) from None
+                hvp_seconds = timed.seconds
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers, strict=True):
+                    b.copy_(saved)
+        sharp = top.sharpness if top is not None else math.nan
+        if top is not None:
+            self._vector = top.vectors[:, 0]
         ratio = sharp / threshold if threshold > 0 else math.inf
+        limit = lr * threshold / sharp if scales and sharp > 0 and threshold > 0 else None
         record = MonitorRecord(
-            self._calls - 1,
+            self._calls,
             lr,
             sharp,
             threshold,
             ratio,
-            self._crossing(sharp, threshold, lr, scales),
-            top.matvecs,
+            None if collapsed else self._crossing(sharp, threshold, lr, scales),
+            top.matvecs if top is not None else 0,
+            loss,
+            limit,
+            collapsed,
+            time.perf_counter() - start,
+            hvp_seconds,
         )
         self.history.append(record)
         return record
+
+    def _threshold(self) -> tuple[float, bool, bool]:
+        """:func:`_threshold` of the optimizer's current settings, remembered per settings (the
+        exact stable interval is a sympy computation; schedules revisit few settings)."""
+        key = (
+            type(self.optimizer).__name__,
+            tuple(
+                tuple(sorted((k, repr(v)) for k, v in g.items() if k != "params"))
+                for g in self.optimizer.param_groups
+            ),
+        )
+        if key not in self._thresholds:
+            if len(self._thresholds) > 256:
+                self._thresholds.clear()
+            self._thresholds[key] = _threshold(self.optimizer)
+        return self._thresholds[key]
+
+    def _loss(self) -> float:
+        """The loss on the monitored data now (the mean over batches, weighted by size)."""
+        import torch
+
+        batches = (
+            [self.data]
+            if isinstance(self.data, tuple | list) and len(self.data) == 2
+            else self.data
+        )
+        total, count = 0.0, 0
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for x, y in batches:
+                total += float(self.loss_fn(self.model(x), y)) * len(x)
+                count += len(x)
+        return total / count if count else math.nan
 
     def _crossing(self, sharp: float, threshold: float, lr: float, scales: bool) -> int | None:
         """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr)."""
@@ -188,23 +323,62 @@ class StabilityMonitor:
             return None
         limits = threshold * now / np.maximum(future, 1e-300)
         above = np.flatnonzero(limits < sharp)
-        return self._calls - 1 + int(above[0]) if above.size else None
+        # future[0] is the lr of the next optimizer step, number calls + 1
+        return self._calls + 1 + int(above[0]) if above.size else None
 
     def _act(self, record: MonitorRecord) -> None:
-        what = (
-            f"step {record.step}: sharpness {record.sharpness:.4g} is "
-            f"{record.ratio:.3g} x the stability threshold {record.threshold:.4g} at lr "
-            f"{record.lr:.4g}"
-        )
-        if record.crossing_step is not None and record.ratio <= 1 + self.tolerance:
-            what = (
-                f"step {record.step}: at the current sharpness {record.sharpness:.4g} the "
-                f"scheduled learning rate crosses the stability limit at step "
-                f"{record.crossing_step}"
-            )
+        """Warn, raise or call back with a message that says what to change."""
+        what = self._message(record)
         if callable(self.on_unstable):
             self.on_unstable(record)
         elif self.on_unstable == "raise":
             raise StabilityError(what)
         else:
             warnings.warn(what, StabilityWarning, stacklevel=3)
+
+    def _message(self, r: MonitorRecord) -> str:
+        if r.collapsed:
+            return (
+                f"step {r.step}: the run has collapsed: the loss is {r.loss:.4g} (its best was "
+                f"{self._best_loss:.4g}); the sharpness ratio ({r.ratio:.3g}) no longer describes "
+                "it. Restart from a checkpoint before the rise with a lower learning rate "
+                f"(the last limit seen: {self._last_limit()})"
+            )
+        limit = f"{r.lr_limit:.4g}" if r.lr_limit is not None else "lower"
+        if r.ratio > 1 + self.tolerance:
+            return (
+                f"step {r.step}: sharpness {r.sharpness:.4g} is {r.ratio:.3g}x the stability "
+                f"threshold {r.threshold:.4g} of lr {r.lr:.4g}: at this sharpness the largest "
+                f"stable lr is {limit}; lower the lr below it (e.g. to "
+                f"{0.9 * (r.lr_limit or r.lr / r.ratio):.4g}), or expect the edge of stability "
+                "(the loss stops decreasing monotonically while the sharpness adapts)"
+            )
+        future = schedule_from_torch(self.scheduler, self.lookahead).values
+        base = float(self.optimizer.param_groups[0]["lr"]) / max(float(future[0]), 1e-300)
+        peak = base * float(future.max())
+        cross = r.crossing_step or r.step
+        before = base * float(future[max(cross - r.step - 2, 0)])
+        return (
+            f"step {r.step}: at the current sharpness {r.sharpness:.4g} the largest stable lr is "
+            f"{limit}; the schedule passes it at step {cross} (it peaks at {peak:.4g}). Cap the "
+            f"schedule at {limit} (scale it by {(r.lr_limit or peak) / peak:.3g}), or end the "
+            f"warm-up at step {cross - 1} (lr {before:.4g})"
+        )
+
+    def _last_limit(self) -> str:
+        limits = [r.lr_limit for r in self.history if r.lr_limit is not None and not r.collapsed]
+        return f"lr {limits[-1]:.4g}" if limits else "none measured"
+
+
+class _Timed:
+    """A matvec that adds up the seconds spent in it (the HVP share of a check)."""
+
+    def __init__(self, matvec: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.matvec, self.seconds = matvec, 0.0
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return self.matvec(v)
+        finally:
+            self.seconds += time.perf_counter() - start
