@@ -260,22 +260,33 @@ def plot_filter_response(filt: Any, n: int = 40, axes: Any = None):
 
 
 def plot_monitor(history: Any, ax: Any = None):
-    """A :class:`~stability.monitor.StabilityMonitor`'s history: sharpness and threshold
-    against the training step (log scale), the edge of stability where they meet."""
+    """A :class:`~stability.training.StabilityMonitor`'s history: sharpness and threshold
+    against the optimizer step (log scale), the edge of stability where they meet; checks above
+    the threshold and a collapsed run are marked."""
     ax = _axes(ax)
     steps = np.array([r.step for r in history])
-    artists = ax.semilogy(
-        steps,
-        [r.sharpness for r in history],
-        "o-",
-        ms=3,
-        label="sharpness (top Hessian eigenvalue)",
-    )
+    sharp = np.array([r.sharpness for r in history])
+    artists = ax.semilogy(steps, sharp, "o-", ms=3, label="sharpness (top Hessian eigenvalue)")
     artists += ax.semilogy(
         steps, [r.threshold for r in history], "--", label="stability threshold at the current lr"
     )
-    ax.set_xlabel("training step")
-    ax.set_ylabel("curvature")
+    above = np.array([r.ratio > 1 and not r.collapsed for r in history], dtype=bool)
+    if above.any():
+        artists += ax.semilogy(steps[above], sharp[above], "o", color="tab:red", ms=6,
+                               label="above the threshold")  # fmt: skip
+    ahead = [r.crossing_step for r in history if r.crossing_step is not None]
+    if ahead:
+        artists.append(
+            ax.axvline(ahead[0], color="tab:red", ls="--", lw=0.8,
+                       label=f"the schedule crosses the limit (predicted: step {ahead[0]})")
+        )  # fmt: skip
+    collapsed = [r.step for r in history if r.collapsed]
+    if collapsed:
+        artists.append(
+            ax.axvline(collapsed[0], color="k", ls=":", label="run collapsed (loss rose)")
+        )
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("curvature (Hessian eigenvalue)")
     ax.set_title("stability monitor: sharpness vs threshold")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     return artists

@@ -33,6 +33,12 @@ class Report:
     max_lr_binding: str | None = None
     adam: dict[str, Any] | None = None
 
+    def __repr__(self) -> str:
+        if self.groups:
+            return f"Report({self.verdict}: worst of {len(self.groups)} parameter groups)"
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return f"Report({self.verdict}: {self.source}({cfg}) on {self.spectrum})"
+
     @property
     def stable(self) -> bool:
         return self.verdict == "stable"
