@@ -341,7 +341,7 @@ class MemoryAlgorithm:
         return f"MemoryAlgorithm({', '.join(parts)}, name={self.name!r})"
 
     def _repr_latex_(self) -> str:
-        from .latex import latex
+        from .symbols import latex
 
         name = self.name.replace("_", r"\_")
         return (

@@ -9,49 +9,23 @@ over lines). Nothing here parses strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
 
 from . import symbols as S
 from .algorithms import MemoryAlgorithm
-from .errors import ConfigError, StabilityError, describe, show
+from .errors import ConfigError, StabilityError, describe
 from .ltv.filters import AutoSGMFilter, derive_ltv_recursion, prox_update
 from .methods import get_method
 from .noise.terms import noise_term
 from .regions.conditions import strict_stability_conditions
 from .regions.geometry import stability_triangle
+from .symbols import StabilityLatexPrinter, latex
 
 __all__ = ["Derivation", "NAMED", "StabilityLatexPrinter", "Step", "derive", "latex", "write_all"]
 
 NAMED = ("gd", "heavy_ball", "nesterov", "memory1", "momentum_kick", "sgd", "adam")
-
-
-class StabilityLatexPrinter(LatexPrinter):
-    """sympy's printer with the package's symbol names (lambda_max, eta', q_0 ...)."""
-
-    _names: ClassVar[dict[str, str]] = {
-        "lambda_max": r"\lambda_{\max}",
-        "eta'": r"\eta'",
-        "q0": "q_{0}",
-        "q1": "q_{1}",
-        "xi": r"\xi",
-        "lambda": r"\lambda",
-    }
-
-    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        return self._names.get(expr.name, super()._print_Symbol(expr))
-
-    def _print_Float(self, expr: sp.Float) -> str:
-        """Six significant digits, the package's one rule for floats (``errors.show``)."""
-        mantissa, _, exponent = show(expr).partition("e")
-        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}" if exponent else mantissa
-
-
-def latex(expr: Any) -> str:
-    """LaTeX of a sympy object with the package's printer."""
-    return StabilityLatexPrinter({"mat_delim": "("}).doprint(expr)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class ConfiguredOptimizer:
         )
 
     def _repr_markdown_(self) -> str:
-        from .latex import latex
+        from .symbols import latex
 
         rows = [
             ("read as", f"`{self.source}`"),

@@ -1,4 +1,5 @@
-"""Every sympy Symbol of the package, defined once with its assumptions.
+"""Every sympy Symbol of the package, defined once with its assumptions, and how the package
+prints them in LaTeX (:class:`StabilityLatexPrinter`, :func:`latex`).
 
 Names follow docs/mathematics.md: ``lam`` is a Hessian eigenvalue (curvature), ``xi`` the
 variable of characteristic polynomials, ``alpha``/``beta`` learning rate and momentum,
@@ -7,9 +8,16 @@ variable of characteristic polynomials, ``alpha``/``beta`` learning rate and mom
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .errors import show
 
 __all__ = [
+    "StabilityLatexPrinter",
+    "latex",
     "alpha",
     "beta",
     "dampening",
@@ -54,3 +62,29 @@ momentum = sp.Symbol("momentum", nonnegative=True)
 dampening = sp.Symbol("dampening", nonnegative=True)
 weight_decay = sp.Symbol("weight_decay", nonnegative=True)
 sigma2 = sp.Symbol("sigma^2", positive=True)  # variance of additive gradient noise
+
+
+class StabilityLatexPrinter(LatexPrinter):
+    """sympy's printer with the package's symbol names (lambda_max, eta', q_0 ...)."""
+
+    _names: ClassVar[dict[str, str]] = {
+        "lambda_max": r"\lambda_{\max}",
+        "eta'": r"\eta'",
+        "q0": "q_{0}",
+        "q1": "q_{1}",
+        "xi": r"\xi",
+        "lambda": r"\lambda",
+    }
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        return self._names.get(expr.name, super()._print_Symbol(expr))
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        """Six significant digits, the package's one rule for floats (``errors.show``)."""
+        mantissa, _, exponent = show(expr).partition("e")
+        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}" if exponent else mantissa
+
+
+def latex(expr: Any) -> str:
+    """LaTeX of a sympy object with the package's printer."""
+    return StabilityLatexPrinter({"mat_delim": "("}).doprint(expr)

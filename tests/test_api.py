@@ -121,7 +121,12 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
             for n in ("describe", "interval_text", "listing")
         },
         "close_matches": "did-you-mean suggestions for every typed name (issue 21)",
+        "show": "the one rule for numbers shown to people (issue 21)",
         "METHOD_VOCABULARY": "the heavy-ball/Nesterov hint (issue 21)",
+    },
+    "stability.symbols": {
+        n: "how the symbols print: foundation modules' LaTeX reprs use it (issue 21)"
+        for n in ("StabilityLatexPrinter", "latex")
     },
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",

@@ -85,7 +85,8 @@ class MonitorRecord:
 
 
 class MonitorHistory(list):
-    """The monitor's records, with a table for notebooks and a plot (:meth:`plot`)."""
+    """The monitor's records, with a table for notebooks (figure:
+    :func:`stability.plots.plot_monitor`)."""
 
     def __repr__(self) -> str:
         if not self:
@@ -128,12 +129,6 @@ class MonitorHistory(list):
             for r in self
         )
         return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{rows}</table>"
-
-    def plot(self, ax: Any = None) -> Any:
-        """Sharpness and threshold against the step (:func:`stability.plots.plot_monitor`)."""
-        from ..plots import plot_monitor
-
-        return plot_monitor(self, ax=ax)
 
 
 def _threshold(optimizer: Any) -> tuple[float, bool, bool]:
