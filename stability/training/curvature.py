@@ -305,7 +305,25 @@ def _torch():
         raise ConfigError(
             "the torch helpers need torch: pip install 'sgd-stability[torch]'"
         ) from None
+    _quiet_jvp_import()
     return torch
+
+
+def _quiet_jvp_import() -> None:
+    """torch 2.13 registers its forward-mode (``jvp``) decompositions through the deprecated
+    ``torch.jit.script`` the first time ``torch.func.jvp`` runs, and warns about its own call
+    once per process. Import that module here under a filter for exactly that message, so
+    users of the GGN products do not see torch's internal deprecation."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning
+        )
+        try:
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
+        except ImportError:  # other torch versions: nothing to quiet
+            pass
 
 
 def hessian_matvec(model: Any, loss_fn: Callable[..., Any], data: Any) -> tuple[_MatVec, int]:
