@@ -42,10 +42,12 @@ def main(out: str = "model_to_verdict.png") -> None:
 
     top = cv.sharpness(model, loss_fn, data, k=1, tol=1e-8)
     dens = cv.hessian_density(model, loss_fn, data, probes=6, steps=50)
+    neg, flat, pos = dens.split()
     print(
         f"sharpness {top.sharpness:.5g} (residual {top.residuals[0]:.1e}, "
-        f"{top.matvecs} Hessian-vector products); density from {dens.matvecs} products, "
-        f"negative mass {dens.negative_mass:.2%}"
+        f"{top.matvecs} Hessian-vector products); density from {dens.matvecs} products: "
+        f"{pos:.1%} clearly positive, {flat:.1%} flat (within 1e-3 of the top of zero, either "
+        f"sign: SLQ cannot resolve the sign there), {neg:.1%} clearly negative"
     )
 
     sgd = {"optimizer": "sgd", "lr": 0.5, "momentum": 0.9}
@@ -61,7 +63,7 @@ def main(out: str = "model_to_verdict.png") -> None:
     pre = cv.top_eigenvalues(cv.preconditioned(matvec, cv.adam_preconditioner(adamw)), n)
     print("\n" + str(stb.check(adamw, lambda_max=pre.sharpness)))
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5.4))
     keep = dens.nodes > 0
     ax.hist(
         dens.nodes[keep],
@@ -69,7 +71,7 @@ def main(out: str = "model_to_verdict.png") -> None:
         weights=dens.weights[keep],
         color="C0",
         alpha=0.7,
-        label=f"SLQ density, positive part ({dens.negative_mass:.0%} of the mass is < 0)",
+        label=f"SLQ density above zero ({flat:.0%} of the spectrum is flat, {neg:.1%} clearly < 0)",
     )
     ax.axvline(top.sharpness, color="C1", lw=2, label=f"sharpness (Lanczos) {top.sharpness:.3g}")
     limit = stb.check(sgd, lambda_max=1.0).strict["lambda_crit"]
@@ -81,7 +83,7 @@ def main(out: str = "model_to_verdict.png") -> None:
     ax.set_xlabel("Hessian eigenvalue (curvature)")
     ax.set_ylabel("number of eigenvalues")
     ax.set_title("tanh MLP on sklearn digits: Hessian spectrum at initialisation")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

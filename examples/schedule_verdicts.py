@@ -25,16 +25,25 @@ def main(out: str = "schedule_verdicts.png") -> None:
         ("warm_restarts", {"period": 25, "mult": 2}),
         ("inverse_time", {}),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.6))
+    print("BIBO: bounded gradients give bounded steps; UES: the momentum forgets its past")
     for (kind, kw), ax in zip(cases, axes.ravel(), strict=True):
         s = ltv.schedule(kind, 800, **kw)
         v = ltv.ltv_verdict(filt, 0.1, s)
         print(
-            f"{kind:14s} BIBO={v.bibo!s:5s} UES={v.ues!s:5s} gain={v.bibo_gain:.4g} "
-            f"C={v.ues_constant:.4g} frozen-pole margin={v.frozen_pole_margin:.3g}"
+            f"{kind:14s} BIBO {plots._yes(v.bibo):3s} (gain {v.bibo_gain:.4g})  UES "
+            f"{plots._yes(v.ues):3s} (C {v.ues_constant:.4g})  frozen-pole margin "
+            f"{v.frozen_pole_margin:.3g}"
         )
-        plots.plot_schedule_verdict(filt, 0.1, s, ax=ax)
-    fig.tight_layout()
+        artists = plots.plot_schedule_verdict(filt, 0.1, s, ax=ax, legend=False)
+    fig.suptitle(
+        "BIBO: bounded gradients give bounded steps.  UES: the momentum filter forgets its past "
+        "exponentially, |Phi(t, s)| <= C rho^(t-s).\nThe frozen-pole test beta r[t] < 1 (red "
+        "line) is sufficient for UES, not necessary: the warm-up breaks it and is still UES.",
+        fontsize=9,
+    )
+    fig.legend(artists, [a.get_label() for a in artists], loc="lower center", ncol=3, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out, dpi=100)
     plt.close(fig)
     print(f"wrote {out}")

@@ -33,7 +33,7 @@ def main(out: str = "stability_triangle.png") -> None:
             f"{alg.name:14s} triplet {tuple(round(float(x), 3) for x in alg.triplet())}: "
             f"{'stable' if res else 'UNSTABLE'} (lambda_crit {res.lambda_crit:.4g})"
         )
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.6))
     plots.plot_stability_triangle(beta, lam_max, configs=configs, ax=axes[0])
     plots.plot_lr_momentum_region(
         "torch_sgd", lam_max, ax=axes[1], dampening=0.0, configs=[(0.1, 0.9)]

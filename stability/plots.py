@@ -64,25 +64,30 @@ def plot_stability_triangle(
     ]
     closed = np.vstack([pts, pts[:1]])
     artists += ax.plot(closed[:, 0], closed[:, 1], color="tab:green")
-    artists.append(
-        ax.annotate("right angle", pts[0], textcoords="offset points", xytext=(5, 5), fontsize=8)
-    )
-    for alg in configs or []:
+    markers = ["o", "s", "D", "^", "v", "P"]
+    for i, alg in enumerate(configs or []):
         t = alg.triplet()
         ok = bool(is_strictly_stable(alg, lambda_max))
+        name = alg.name.replace("_", " ")
+        q0, q1 = (0.0 if abs(float(x)) < 1e-12 else float(x) for x in (t.q0, t.q1))
         artists += ax.plot(
-            float(t.q0),
-            float(t.q1),
-            "o" if ok else "x",
-            color="tab:blue" if ok else "tab:red",
-            label=alg.name,
+            q0,
+            q1,
+            markers[i % len(markers)] if ok else "X",
+            color=f"C{i % 10}" if ok else "tab:red",
+            ms=8,
+            ls="none",
+            label=f"{name}: q0={q0:.3g}, q1={q1:.3g} ({'stable' if ok else 'UNSTABLE'})",
         )
-    ax.set_xlabel(r"$q_0$")
-    ax.set_ylabel(r"$q_1$")
-    ax.set_title(rf"memory-1 stability triangle, $\lambda_{{max}}={lambda_max:g}$")
+    ax.set_xlabel(r"$q_0$ (gradient weight on the state: 0 for heavy ball)")
+    ax.set_ylabel(r"$q_1$ (gradient weight on the step)")
+    ax.set_title(
+        rf"memory-1 triangle (Theorem 6.1): stable iff inside, $\lambda_{{\max}}={lambda_max:g}$",
+        fontsize=10,
+    )
     ax.axhline(0, color="0.7", lw=0.5)
     ax.axvline(0, color="0.7", lw=0.5)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     return artists
 
 
@@ -106,11 +111,26 @@ def plot_lr_momentum_region(
         )
     ]
     artists.append(ax.contour(LR, MOM, m.margin, levels=[0.0], colors="k", linewidths=1))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color="tab:green", alpha=0.35, label="strictly stable (certified)"),
+        Line2D([], [], color="k", lw=1, label="boundary (smallest margin = 0)"),
+    ]
     for lr_i, mom_i in configs or []:
-        artists += ax.plot(lr_i, mom_i, "k*", ms=10)
+        artists += ax.plot(lr_i, mom_i, "k*", ms=11)
+        handles.append(
+            Line2D([], [], marker="*", color="k", ls="none", ms=11,
+                   label=f"the configuration (lr {lr_i:g}, momentum {mom_i:g})")
+        )  # fmt: skip
     ax.set_xlabel("learning rate")
     ax.set_ylabel("momentum")
-    ax.set_title(f"{family}: strictly stable for all curvatures <= {lambda_max:g}")
+    ax.set_title(
+        f"{family.replace('_', ' ')}: stable for every curvature in (0, {lambda_max:g}]",
+        fontsize=10,
+    )
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
     return artists
 
 
@@ -122,7 +142,13 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
     ev = eigenvalues_over(alg, lams)
     artists = []
     for j in range(ev.shape[-1]):
-        artists.append(ax.scatter(ev[:, j].real, ev[:, j].imag, c=lams, s=4, cmap="viridis"))
+        artists.append(
+            ax.scatter(
+                ev[:, j].real, ev[:, j].imag, c=lams, s=4, cmap="viridis",
+                label="eigenvalues of S_lambda" if j == 0 else None,
+            )
+        )  # fmt: skip
+    ax.figure.colorbar(artists[0], ax=ax, label=r"curvature $\lambda$", fraction=0.046, pad=0.04)
     t = np.linspace(0, 2 * np.pi, 400)
     artists += ax.plot(np.cos(t), np.sin(t), color="0.5", lw=0.8, label="unit circle")
     if alg.M == 1:
@@ -142,8 +168,12 @@ def plot_eigenvalue_locus(alg: MemoryAlgorithm, lambda_max: float, n: int = 600,
     ax.set_aspect("equal")
     ax.set_xlabel(r"Re $\xi$")
     ax.set_ylabel(r"Im $\xi$")
-    ax.set_title(rf"eigenvalues of $S_\lambda$, $0<\lambda\leq{lambda_max:g}$")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(
+        rf"eigenvalues of $S_\lambda$ ({alg.name.replace('_', ' ')}), "
+        rf"$0<\lambda\leq{lambda_max:g}$",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="upper left")
     return artists
 
 
@@ -203,39 +233,55 @@ def plot_stability_sum_vs_lr(curve: SumCurve, batch_size: float, ax: Any = None)
     return artists
 
 
-def plot_heavy_ball_vs_memory1(curves: tuple[SumCurve, SumCurve], ax: Any = None):
-    """Theorem 7 (:func:`stability.curves.heavy_ball_vs_memory1`): ``U`` of heavy ball and of a
-    memory-1 method with ``q0 > 0`` at equal effective learning rate."""
+def plot_heavy_ball_vs_memory1(curves: tuple[SumCurve, ...], ax: Any = None):
+    """Theorem 7 (:func:`stability.curves.heavy_ball_vs_memory1`): ``U`` of heavy ball and of
+    memory-1 methods with ``q0 > 0`` at equal effective learning rate (each curve's label says
+    its ``q0`` and ``kappa``, the rate ``1 - beta = alpha_eff^-kappa``)."""
     ax = _axes(ax)
     artists = []
-    for curve, style in zip(curves, ("o-", "s-"), strict=True):
-        artists += ax.loglog(curve.x, curve.U, style, label=curve.label)
-    artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1"))
+    styles = ("o-", "s-", "^--", "D:")
+    for i, curve in enumerate(curves):
+        artists += ax.loglog(curve.x, curve.U, styles[i % len(styles)], label=curve.label)
+    artists.append(ax.axhline(1.0, color="r", ls="--", label="U = 1 (above: the noise diverges)"))
     ax.set_xlabel(curves[0].xlabel)
     ax.set_ylabel("stability sum U")
-    ax.set_title("Theorem 7: large alpha_eff needs q0 > 0 under noise")
+    ax.set_title("Theorem 7: a large alpha_eff needs q0 > 0 and kappa >= nu/(nu - 1)", fontsize=10)
     ax.legend(fontsize=8)
     return artists
 
 
-def plot_schedule_verdict(filt: Any, lr: float, sched: Any, ax: Any = None):
-    """``alpha[t]``, ``r[t]`` and ``beta r[t]`` along a schedule, titled with the LTV verdict."""
+def _yes(x: Any) -> str:
+    return "yes" if x else ("no" if x is False else "undecided (finite horizon)")
+
+
+def plot_schedule_verdict(filt: Any, lr: float, sched: Any, ax: Any = None, legend: bool = True):
+    """``alpha[t]`` and the frozen pole ``beta r[t]`` along a schedule (``r[t] = F[t]/F[t-1]``,
+    log scale), titled with the LTV verdict in words: BIBO (bounded gradients give bounded
+    steps) and UES (the momentum filter forgets its past exponentially,
+    ``|Phi(t, s)| <= C rho^(t-s)``); the frozen-pole test ``beta r[t] < 1`` is sufficient for
+    UES, never necessary."""
 
     ax = _axes(ax)
     v = ltv_verdict(filt, lr, sched)
     t = np.arange(sched.values.size)
-    artists = ax.plot(t, lr * sched.values, label="alpha[t] = lr F[t]")
+    artists = ax.plot(t, lr * sched.values, color="C0", label="learning rate alpha[t] = lr F[t]")
     ax2 = ax.twinx()
-    artists += ax2.plot(
-        t[1:], float(filt.beta) * sched.ratio, "C1", lw=0.8, label="frozen pole beta r[t]"
-    )
-    artists.append(ax2.axhline(1.0, color="r", ls="--", lw=0.8))
+    artists += ax2.semilogy(
+        t[1:], float(filt.beta) * np.maximum(sched.ratio, 1e-300), "C1", lw=0.8,
+        label="frozen pole beta r[t] (right axis, log)",
+    )  # fmt: skip
+    artists.append(ax2.axhline(1.0, color="r", ls="--", lw=0.8, label="beta r[t] = 1"))
     ax.set_xlabel("step t")
     ax.set_ylabel("learning rate alpha[t]")
-    ax2.set_ylabel("beta r[t]")
-    verdict = f"BIBO={v.bibo}, UES={v.ues} (C={v.ues_constant:.3g}, rho={v.ues_rate:.3g})"
-    ax.set_title(f"{sched.name}: {verdict}", fontsize=9)
-    ax.legend(loc="upper right", fontsize=8)
+    ax2.set_ylabel("frozen pole beta r[t]")
+    ax.set_title(
+        f"{sched.name.replace('_', ' ')}: BIBO {_yes(v.bibo)}, UES {_yes(v.ues)} "
+        f"(C = {v.ues_constant:.3g}, rho = {v.ues_rate:.3g})",
+        fontsize=9,
+    )
+    if legend:
+        lines = [a for a in artists if hasattr(a, "get_label")]
+        ax.legend(lines, [a.get_label() for a in lines], loc="best", fontsize=7)
     return artists
 
 

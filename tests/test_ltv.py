@@ -364,7 +364,7 @@ def test_ltv_plots(tmp_path):
     assert plots.plot_filter_response(ltv.lowpass_filter(0.8, 0.3), axes=axes[1:])
     for ax in axes:
         assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
-    assert "UES=True" in axes[0].get_title()
+    assert "UES yes" in axes[0].get_title() and "BIBO yes" in axes[0].get_title()
     fig.savefig(tmp_path / "ltv.png")
     plt.close(fig)
     assert (tmp_path / "ltv.png").stat().st_size > 10_000

@@ -81,5 +81,5 @@ def heavy_ball_vs_memory1(
     xlabel = "effective learning rate alpha_eff"
     return (
         SumCurve(a, np.array(U_hb), "heavy ball (q0 = 0)", xlabel),
-        SumCurve(a, np.array(U_m1), f"memory-1, q0 = {q0:g}", xlabel),
+        SumCurve(a, np.array(U_m1), f"memory-1, q0 = {q0:g}, kappa = {kappa:g}", xlabel),
     )

@@ -206,8 +206,19 @@ class Density:
 
     @property
     def negative_mass(self) -> float:
-        """The fraction of the spectrum below zero (directions of negative curvature)."""
+        """The fraction of the spectrum below zero, however close to it (nodes near 0 of
+        either sign are mostly SLQ's resolution of a flat bulk: see :meth:`split`)."""
         return float(self.weights[self.nodes < 0].sum() / self.n)
+
+    def split(self, rel: float = 1e-3) -> tuple[float, float, float]:
+        """Fractions of the spectrum that are clearly negative (below ``-rel * top``), near
+        zero (``|lambda| <= rel * top``, where SLQ cannot tell the sign of a flat bulk) and
+        clearly positive, with ``top`` the largest ``|node|``."""
+        top = float(np.abs(self.nodes).max()) if self.nodes.size else 0.0
+        w = self.weights / self.n
+        neg = float(w[self.nodes < -rel * top].sum())
+        pos = float(w[self.nodes > rel * top].sum())
+        return neg, float(w.sum()) - neg - pos, pos
 
     @property
     def spectrum(self) -> Spectrum:
@@ -216,10 +227,12 @@ class Density:
         keep = self.nodes > 0
         if not np.any(keep):
             raise StabilityError("the density has no positive curvature")
+        neg, flat, _ = self.split()
         note = (
             f"spectrum estimated by stochastic Lanczos quadrature ({self.probes} probes x "
-            f"{self.steps} steps): nodes and weights approximate the density; "
-            f"{self.negative_mass:.1%} of it is negative curvature, outside the linear analysis"
+            f"{self.steps} steps): nodes and weights approximate the density; {neg:.1%} of it "
+            f"is clearly negative curvature (outside the linear analysis), {flat:.1%} is within "
+            "1e-3 of the top of zero (flat directions, either sign)"
         )
         return Spectrum.from_arrays(self.nodes[keep], self.weights[keep], notes=(note,))
 
