@@ -34,6 +34,7 @@ import torch
 from sklearn.datasets import load_diabetes, load_digits
 
 import stability as stb
+from stability import progress
 
 QUICK = {
     "datasets": ("digits", "digits (standardised)"),
@@ -114,6 +115,7 @@ def measure(
     L0 = full_loss()
     worst = torch.ones_like(L0)
     for t in range(steps):
+        progress.update(f"training B={B}, momentum {momentum:g}", t + 1, steps)
         idx = torch.stack([torch.randint(n, (B,), generator=g) for g in gens])  # (seeds, B)
         xb, yb = Xt[idx], Yt[idx]
         pred = torch.einsum("sbd,lsdm->lsbm", xb, torch.stack(params))
@@ -266,7 +268,8 @@ def figure(rows: list[dict], path: str) -> None:
 
 
 def main(path: str = "minibatch_from_data.png", full: bool = False) -> list[dict]:
-    rows = run(FULL if full else QUICK)
+    with progress.reporting(True):  # a progress line on stderr while runs take long
+        rows = run(FULL if full else QUICK)
     figure(rows, path)
     print(f"wrote {path}")
     return rows

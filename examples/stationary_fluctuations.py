@@ -42,7 +42,7 @@ def main(out: str = "stationary_fluctuations.png") -> None:
     ax.semilogy(ah, ratio, label="exact: 2/(2 - lr h)")
     ax.semilogy(mc_ah, mc_ratio, "o", label="Monte Carlo")
     ax.axvline(2.0, color="r", ls="--", label="stability edge lr h = 2")
-    ax.set_xlabel("alpha h")
+    ax.set_xlabel("lr h (learning rate x curvature)")
     ax.set_ylabel("Var (discrete) / Var (continuous time)")
     ax.set_title("SGD fluctuations: discrete vs continuous time")
     ax.legend(fontsize=8)
