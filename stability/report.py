@@ -49,7 +49,8 @@ class Report:
         return self.stable
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dictionary (infinities as strings)."""
+        """JSON-safe dictionary: infinities as strings, floats to 15 significant digits (the
+        float noise of derived values dropped; margins keep their relative precision)."""
 
         def clean(x: Any) -> Any:
             if isinstance(x, dict):
@@ -64,7 +65,9 @@ class Report:
                 f = float(x)
             except (TypeError, ValueError):
                 return str(x)
-            return f if math.isfinite(f) else ("inf" if f > 0 else "-inf")
+            if not math.isfinite(f):
+                return "inf" if f > 0 else ("-inf" if f < 0 else "nan")
+            return float(f"{f:.15g}")  # 0.1 / (1 - 0.9) is 1, not 1.0000000000000002
 
         out = {
             k: getattr(self, k)
