@@ -71,7 +71,9 @@ reads the map: a module missing from it, or an import against its order, fails t
             minibatch.py    a configuration's mini-batch verdict for a report: U, or rho from data
         training/           from a torch model to a verdict, during training (torch only)
             __init__.py     the area's public API
-            curvature.py    Hessian-vector products, Lanczos, SLQ, Adam's preconditioner
+            estimators.py   Lanczos and SLQ for any numpy matvec (the framework-agnostic core)
+            lanczos.py      torch-native Hessian products, Lanczos, SLQ: any device, ranks
+            curvature.py    a model's sharpness, density and matvecs; Adam's preconditioner
             schedulers.py   torch lr schedulers read into schedules
             ggn.py          per-sample Gauss-Newton curvature of a network (data noise)
             monitor.py      StabilityMonitor: sharpness against the threshold while training

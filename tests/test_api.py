@@ -96,8 +96,15 @@ NEW_AREAS = {  # areas that did not exist as namespaces: the union of their old 
     "stability.training": ("stability.curvature", "stability.torch_schedules", "stability.monitor"),
 }
 JOINED["stability.training"] = {
-    n: "per-sample Gauss-Newton curvature for the data noise model (issue 20)"
-    for n in ("EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn")
+    **{
+        n: "per-sample Gauss-Newton curvature for the data noise model (issue 20)"
+        for n in ("EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn")
+    },
+    "MonitorHistory": "the monitor's records with notebook reprs (issue 21)",
+    **{
+        n: "torch-native curvature on any device and across ranks (issue 22)"
+        for n in ("LANCZOS_MEMORY", "HessianOperator", "distributed_world", "lanczos_top", "slq")
+    },
 }
 ADDED_TO_PACKAGE: dict[str, str] = {  # name -> reason
     "DataNoise": "the data noise model (issue 20)",

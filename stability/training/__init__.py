@@ -6,40 +6,37 @@ import torch.
 
 from __future__ import annotations
 
-from .curvature import (
-    Density,
-    TopEigen,
-    adam_preconditioner,
-    ggn_matvec,
-    hessian_density,
-    hessian_matvec,
-    preconditioned,
-    sharpness,
-    slq_density,
-    top_eigenvalues,
-)
+from .curvature import adam_preconditioner, ggn_matvec, hessian_density, hessian_matvec, sharpness
+from .estimators import Density, TopEigen, preconditioned, slq_density, top_eigenvalues
 from .ggn import EXACT_ROWS, GGN_LOSSES, per_sample_ggn
-from .monitor import MonitorRecord, StabilityMonitor, StabilityWarning
+from .lanczos import LANCZOS_MEMORY, HessianOperator, distributed_world, lanczos_top, slq
+from .monitor import MonitorHistory, MonitorRecord, StabilityMonitor, StabilityWarning
 from .schedulers import horizon_of, is_torch_scheduler, schedule_from_torch
 
 __all__ = [
     "EXACT_ROWS",
     "GGN_LOSSES",
+    "LANCZOS_MEMORY",
     "Density",
+    "HessianOperator",
+    "MonitorHistory",
     "MonitorRecord",
     "StabilityMonitor",
     "StabilityWarning",
     "TopEigen",
     "adam_preconditioner",
+    "distributed_world",
     "ggn_matvec",
     "hessian_density",
     "hessian_matvec",
     "horizon_of",
     "is_torch_scheduler",
+    "lanczos_top",
     "per_sample_ggn",
     "preconditioned",
     "schedule_from_torch",
     "sharpness",
+    "slq",
     "slq_density",
     "top_eigenvalues",
 ]

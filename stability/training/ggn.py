@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
-from .curvature import _torch, top_eigenvalues
+from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
 
 __all__ = ["EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn"]
 
@@ -111,6 +111,7 @@ def per_sample_ggn(
     Lanczos' relative accuracy (default 1e-10 for float64 models, 1e-5 for float32).
     """
     torch = _torch()
+    _quiet_jvp_import()
     _check_model(model, torch)
     name = _loss_name(loss, torch)
     if subspace not in ("auto", "jacobian", "top"):

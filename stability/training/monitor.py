@@ -32,13 +32,9 @@ import numpy as np
 from ..errors import ConfigError, StabilityError, describe
 from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
-from .curvature import (
-    _positive_int,
-    adam_preconditioner,
-    hessian_matvec,
-    preconditioned,
-    top_eigenvalues,
-)
+from .curvature import _adam_preconditioner
+from .estimators import _positive_int
+from .lanczos import HessianOperator, distributed_world, lanczos_top
 from .schedulers import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["MonitorHistory", "MonitorRecord", "StabilityMonitor", "StabilityWarning"]
@@ -233,22 +229,13 @@ class StabilityMonitor:
         top, hvp_seconds = None, 0.0
         if math.isfinite(loss):
             buffers = [b.detach().clone() for b in self.model.buffers()]
-            with torch.random.fork_rng(devices=[]):
-                matvec, n = hessian_matvec(self.model, self.loss_fn, self.data)
-                if adaptive:
-                    matvec = preconditioned(matvec, adam_preconditioner(self.optimizer))
-                timed = _Timed(matvec)
-                try:
-                    top = top_eigenvalues(
-                        timed, n, 1, tol=1e-4, v0=self._vector, maxiter=self.iters,
-                        seed=self._calls, check_symmetry=self._vector is None,
-                    )  # fmt: skip
-                except StabilityError:
-                    if not collapsed:
-                        raise StabilityError(
-                            "the sharpness estimate did not converge in the iterations"
-                        ) from None
-                hvp_seconds = timed.seconds
+            with self._rng_untouched():
+                pre = _adam_preconditioner(self.optimizer) if adaptive else None
+                op = HessianOperator(self.model, self.loss_fn, self.data, preconditioner=pre)
+                top = lanczos_top(
+                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
+                )
+                hvp_seconds = op.seconds
             with torch.no_grad():
                 for b, saved in zip(self.model.buffers(), buffers, strict=True):
                     b.copy_(saved)
@@ -290,8 +277,15 @@ class StabilityMonitor:
             self._thresholds[key] = _threshold(self.optimizer)
         return self._thresholds[key]
 
+    def _rng_untouched(self) -> Any:
+        """The RNG state of the model's device (and the host) restored after the block."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
     def _loss(self) -> float:
-        """The loss on the monitored data now (the mean over batches, weighted by size)."""
+        """The loss on the monitored data now (the mean over every sample, on every rank)."""
         import torch
 
         batches = (
@@ -299,11 +293,16 @@ class StabilityMonitor:
             if isinstance(self.data, tuple | list) and len(self.data) == 2
             else self.data
         )
-        total, count = 0.0, 0
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        device = next(self.model.parameters()).device
+        acc = torch.zeros(2, dtype=torch.float64, device=device)
+        with torch.no_grad(), self._rng_untouched():
             for x, y in batches:
-                total += float(self.loss_fn(self.model(x), y)) * len(x)
-                count += len(x)
+                acc[0] += self.loss_fn(self.model(x), y).double() * len(x)
+                acc[1] += len(x)
+        world = distributed_world()
+        if world is not None:
+            world.all_reduce(acc)
+        total, count = acc.tolist()
         return total / count if count else math.nan
 
     def _crossing(self, sharp: float, threshold: float, lr: float, scales: bool) -> int | None:
@@ -363,17 +362,3 @@ class StabilityMonitor:
     def _last_limit(self) -> str:
         limits = [r.lr_limit for r in self.history if r.lr_limit is not None and not r.collapsed]
         return f"lr {limits[-1]:.4g}" if limits else "none measured"
-
-
-class _Timed:
-    """A matvec that adds up the seconds spent in it (the HVP share of a check)."""
-
-    def __init__(self, matvec: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.matvec, self.seconds = matvec, 0.0
-
-    def __call__(self, v: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            return self.matvec(v)
-        finally:
-            self.seconds += time.perf_counter() - start

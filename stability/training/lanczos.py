@@ -1,0 +1,307 @@
+"""Torch-native curvature at the scale people train at: Hessian-vector products and Lanczos on
+the parameters' own device and dtype, across data-parallel ranks (docs §6.6).
+
+* :class:`HessianOperator` is ``v -> H v`` for a model's trainable parameters, as a flat tensor
+  on their device. For one batch the gradient's graph is built once and every product is one
+  backward pass through it (Pearlmutter's trick); a list of batches or a ``DataLoader`` is
+  accumulated batch by batch, with one batch's graph in memory. Half-precision models (bf16,
+  fp16) take their products in their own dtype and accumulate in float32. When
+  ``torch.distributed`` is initialised, each rank holds its share of the data and every
+  product is all-reduced (weighted by the ranks' sample counts), so every rank holds the same
+  operator and gets the same eigenvalues. A ``DistributedDataParallel`` model is read through
+  its ``module``; sharded parameters (FSDP, DTensor) are refused.
+* :func:`lanczos_top`: plain Lanczos with full re-orthogonalisation and a residual-based stop
+  (``|beta_m y_m| <= tol |theta|`` for each wanted Ritz pair), warm-startable. The basis lives
+  on the device; only the tridiagonal coefficients (float64 scalars) reach the host. Its memory,
+  ``(maxiter + 1) P`` numbers, is checked against :data:`LANCZOS_MEMORY` before anything is
+  allocated.
+* :func:`slq`: stochastic Lanczos quadrature with full re-orthogonalisation when
+  ``(steps + 3) P`` numbers fit :data:`LANCZOS_MEMORY`, else against a window of the last ``k``
+  vectors (memory ``(k + 3) P``, stated up front; local re-orthogonalisation keeps the density's
+  nodes and weights, at the cost of occasional duplicate nodes that share a weight).
+
+Written here rather than with scipy's ARPACK (which needs float64 numpy vectors on the host
+and restarts: 82 products where plain Lanczos needs 20-30) or a curvature library (none ties
+the operator to data-parallel ranks); the products themselves are torch's own autograd.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, StabilityError, describe
+from .estimators import Density, TopEigen, _positive_int, _tolerance, _torch
+
+__all__ = ["LANCZOS_MEMORY", "HessianOperator", "distributed_world", "lanczos_top", "slq"]
+
+LANCZOS_MEMORY = 4 * 2**30
+"""Bytes the Lanczos basis may take on the device (checked before any allocation)."""
+
+_UNIT_ROUNDOFF = {"float64": 1.1e-16, "float32": 6.0e-8, "bfloat16": 3.9e-3, "float16": 4.9e-4}
+
+
+def distributed_world() -> Any:
+    """``torch.distributed`` when it is initialised with more than one rank, else ``None``."""
+    torch = _torch()
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist
+    return None
+
+
+def _unwrap(model: Any, torch: Any) -> Any:
+    """The module behind a ``DistributedDataParallel`` wrapper; FSDP and DTensor refused."""
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got {describe(model)}")
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    sharded = type(model).__name__ in ("FullyShardedDataParallel", "FSDPModule") or any(
+        type(p).__name__ == "DTensor" or type(getattr(p, "data", None)).__name__ == "DTensor"
+        for p in model.parameters()
+    )
+    if sharded:
+        raise ConfigError(
+            "sharded parameters (FSDP or DTensor) are not supported: every rank must hold the "
+            "whole model (plain or DistributedDataParallel); gather the model first"
+        )
+    return model
+
+
+class HessianOperator:
+    """``v -> H v`` of ``loss_fn(model(x), y)`` over the trainable parameters, on their device.
+
+    ``data`` is a batch ``(x, y)`` or an iterable of batches (the loss is then the mean over all
+    samples, on every rank when ``torch.distributed`` is initialised). ``preconditioner`` (a
+    positive vector ``P`` on the device) gives ``P^-1/2 H P^-1/2`` instead, whose eigenvalues are
+    those of ``P^-1 H`` (Adam). ``.calls`` and ``.seconds`` count the products and their time.
+    """
+
+    def __init__(
+        self, model: Any, loss_fn: Callable[..., Any], data: Any, preconditioner: Any = None
+    ) -> None:
+        torch = _torch()
+        self.torch = torch
+        self.model = _unwrap(model, torch)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ConfigError("model has no trainable parameters")
+        dtypes = {p.dtype for p in self.params}
+        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+            raise ConfigError(
+                f"parameters must share one floating dtype, got {sorted(map(str, dtypes))}"
+            )
+        self.dtype = next(iter(dtypes))
+        self.work = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
+        self.device = self.params[0].device
+        self.n = sum(p.numel() for p in self.params)
+        self.loss_fn = loss_fn
+        self.single = isinstance(data, tuple | list) and len(data) == 2
+        self.batches = [data] if self.single else list(data)
+        if not self.batches:
+            raise ConfigError("data must be a batch (x, y) or a non-empty iterable of batches")
+        self.world = distributed_world()
+        count = sum(len(b[0]) for b in self.batches)
+        self.total = self._sum(float(count))
+        self.scale = None
+        if preconditioner is not None:
+            P = torch.as_tensor(preconditioner, device=self.device).to(self.work).reshape(-1)
+            if P.numel() != self.n or not bool((P > 0).all()):
+                raise ConfigError(f"preconditioner must be {self.n} positive numbers")
+            self.scale = P.rsqrt()
+        self._kept: list[Any] = []
+        self.calls, self.seconds = 0, 0.0
+
+    def _sum(self, x: float) -> float:
+        """A number summed over the ranks (itself without ``torch.distributed``)."""
+        if self.world is None:
+            return x
+        t = self.torch.tensor([x], dtype=self.torch.float64, device=self.device)
+        self.world.all_reduce(t)
+        return float(t.item())
+
+    def _grads(self, x: Any, y: Any) -> Any:
+        torch = self.torch
+        with torch.enable_grad():
+            loss = self.loss_fn(self.model(x), y) * (len(x) / self.total)
+            return torch.autograd.grad(loss, self.params, create_graph=True)
+
+    def __call__(self, v: Any) -> Any:
+        torch = self.torch
+        start = time.perf_counter()
+        if self.scale is not None:
+            v = v * self.scale
+        chunks, at = [], 0
+        for p in self.params:
+            chunks.append(v[at : at + p.numel()].view_as(p).to(self.dtype))
+            at += p.numel()
+        out = torch.zeros(self.n, dtype=self.work, device=self.device)
+        for x, y in self.batches:
+            if self.single and not self._kept:
+                self._kept.append(self._grads(x, y))
+            grads = self._kept[0] if self.single else self._grads(x, y)
+            with torch.enable_grad():
+                dot = sum((g * c).sum() for g, c in zip(grads, chunks, strict=True))
+                hv = torch.autograd.grad(dot, self.params, retain_graph=self.single)
+            at = 0
+            for h in hv:
+                out[at : at + h.numel()] += h.detach().reshape(-1).to(self.work)
+                at += h.numel()
+        if self.world is not None:
+            self.world.all_reduce(out)
+        if self.scale is not None:
+            out = out * self.scale
+        self.calls += 1
+        self.seconds += time.perf_counter() - start
+        return out
+
+    def precision(self) -> str:
+        """What the arithmetic allows: the products' dtype and the work dtype."""
+        if self.dtype == self.work:
+            return f"Hessian-vector products and Lanczos in {str(self.dtype).split('.')[-1]}"
+        name = str(self.dtype).split(".")[-1]
+        return (
+            f"Hessian-vector products in {name} (unit roundoff "
+            f"{_UNIT_ROUNDOFF.get(name, float('nan')):.1g}), accumulated and iterated in float32: "
+            "eigenvalues carry a relative error of that order"
+        )
+
+
+def _start(op: HessianOperator, v0: Any, seed: int, rademacher: bool = False) -> Any:
+    """A unit start vector on the device: ``v0``, or a seeded draw (the same on every rank)."""
+    torch = op.torch
+    if v0 is not None:
+        q = torch.as_tensor(v0, device=op.device).to(op.work).reshape(-1)
+        if q.numel() != op.n:
+            raise ConfigError(f"v0 must have n = {op.n} entries, got {q.numel()}")
+        if not bool(torch.isfinite(q).all()) or float(torch.linalg.vector_norm(q)) == 0:
+            raise ConfigError("v0 must be a finite, non-zero vector")
+    else:
+        gen = torch.Generator(device=op.device).manual_seed(int(seed))
+        if rademacher:
+            q = torch.randint(0, 2, (op.n,), generator=gen, device=op.device).to(op.work) * 2 - 1
+        else:
+            q = torch.randn(op.n, generator=gen, device=op.device, dtype=op.work)
+    return q / torch.linalg.vector_norm(q)
+
+
+def _check_memory(vectors: int, op: HessianOperator, what: str) -> None:
+    need = vectors * op.n * op.torch.finfo(op.work).bits // 8
+    if need > LANCZOS_MEMORY:
+        raise ConfigError(
+            f"{what} needs {vectors} vectors of {op.n:,} parameters ({need / 2**30:.1f} GiB), "
+            f"more than LANCZOS_MEMORY = {LANCZOS_MEMORY / 2**30:.0f} GiB: lower it"
+        )
+
+
+def lanczos_top(
+    op: HessianOperator,
+    k: int = 1,
+    *,
+    tol: float = 1e-6,
+    maxiter: int | None = None,
+    v0: Any = None,
+    seed: int = 0,
+) -> TopEigen:
+    """The ``k`` largest eigenvalues of ``op`` by plain Lanczos, stopped when every wanted Ritz
+    pair's residual ``|beta_m y_m|`` is at most ``tol`` times its value. ``v0`` warm-starts it
+    (a flat tensor, e.g. the previous top eigenvector). The vectors come back as a tensor
+    ``(P, k)`` on the device; ``residuals`` are the Lanczos estimates."""
+    torch = op.torch
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < op.n:
+        raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {op.n - 1}], got {k!r}")
+    tol = _tolerance(tol)
+    m_max = min(op.n, _positive_int(maxiter, "maxiter", 10**5) if maxiter else max(60, 20 * k))
+    _check_memory(m_max + 1, op, "Lanczos")
+    basis = torch.empty((m_max, op.n), dtype=op.work, device=op.device)
+    q = _start(op, v0, seed)
+    alphas: list[float] = []
+    betas: list[float] = []
+    theta = Y = idx = None
+    for j in range(m_max):
+        basis[j] = q
+        w = op(q)
+        a = float(torch.dot(w, q))
+        alphas.append(a)
+        V = basis[: j + 1]
+        for _ in range(2):  # full re-orthogonalisation, twice (classical Gram-Schmidt)
+            w = w - V.T @ (V @ w)
+        b = float(torch.linalg.vector_norm(w))
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        theta, Y = np.linalg.eigh(T)
+        idx = np.argsort(theta)[::-1][: min(k, j + 1)]
+        res = b * np.abs(Y[-1, idx])
+        scale = max(np.abs(theta).max(), 1e-300)
+        if j + 1 >= k and np.all(res <= tol * np.maximum(np.abs(theta[idx]), 1e-12 * scale)):
+            break
+        if b <= 1e-12 * scale or not math.isfinite(b):  # an invariant subspace: exact
+            if not math.isfinite(b):
+                raise StabilityError("Hessian-vector products returned NaN or inf")
+            break
+        betas.append(b)
+        q = w / b
+    m = len(alphas)
+    Yk = torch.as_tensor(np.ascontiguousarray(Y[:, idx]), dtype=op.work, device=op.device)
+    vectors = basis[:m].T @ Yk
+    b_last = b if m == len(betas) + 1 else 0.0
+    return TopEigen(
+        np.asarray(theta[idx], dtype=float),
+        vectors,
+        np.asarray(b_last * np.abs(Y[-1, idx]), dtype=float),
+        op.calls,
+        (op.precision(),),
+    )
+
+
+def slq(
+    op: HessianOperator,
+    *,
+    probes: int = 8,
+    steps: int = 64,
+    seed: int = 0,
+    window: int | None = None,
+) -> Density:
+    """Stochastic Lanczos quadrature on the device: ``probes`` Rademacher probes of ``steps``
+    Lanczos steps. Full re-orthogonalisation when ``(steps + 3) P`` numbers fit
+    :data:`LANCZOS_MEMORY` (or ``window=None``), else against the last ``window`` vectors
+    (memory ``(window + 3) P`` numbers, checked before allocating)."""
+    torch = op.torch
+    probes = _positive_int(probes, "probes", 10**4)
+    steps = min(_positive_int(steps, "steps", 10**5), op.n)
+    bytes_per = op.torch.finfo(op.work).bits // 8
+    if window is None:
+        fits = (steps + 3) * op.n * bytes_per <= LANCZOS_MEMORY
+        window = steps if fits else max(1, LANCZOS_MEMORY // (op.n * bytes_per) - 3)
+    window = min(_positive_int(window, "window", 10**5), steps)
+    _check_memory(window + 3, op, "SLQ")
+    nodes, weights = [], []
+    for p in range(probes):
+        ring = torch.empty((window, op.n), dtype=op.work, device=op.device)
+        q = _start(op, None, seed * 1_000_003 + p, rademacher=True)
+        alphas: list[float] = []
+        betas: list[float] = []
+        prev, b_prev = None, 0.0
+        for j in range(steps):
+            ring[j % window] = q
+            w = op(q)
+            a = float(torch.dot(w, q))
+            alphas.append(a)
+            w = w - a * q - (b_prev * prev if prev is not None else 0)
+            kept = ring[: min(j + 1, window)]
+            for _ in range(2):
+                w = w - kept.T @ (kept @ w)
+            b = float(torch.linalg.vector_norm(w))
+            if j == steps - 1 or b <= 1e-12 * max(abs(a), 1e-300):
+                break
+            betas.append(b)
+            prev, b_prev, q = q, b, w / b
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        theta, Y = np.linalg.eigh(T)
+        nodes.append(theta)
+        weights.append(Y[0] ** 2)
+    w_all = np.concatenate(weights) * (op.n / probes)
+    return Density(np.concatenate(nodes), w_all, op.n, probes, steps, op.calls)
