@@ -97,7 +97,7 @@ def test_memory_is_checked_before_allocating(monkeypatch):
     monkeypatch.setattr(lz, "LANCZOS_MEMORY", 10 * op.n * 4)
     with pytest.raises(stb.ConfigError, match="LANCZOS_MEMORY"):
         lanczos_top(op, 1, maxiter=50)
-    dens = slq(op, probes=1, steps=30)  # falls back to a window of 7 vectors
+    dens = slq(op, probes=1, steps=30)  # falls back to a window of 4 vectors
     assert dens.weights.sum() == pytest.approx(op.n, rel=1e-6)
 
 

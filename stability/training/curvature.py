@@ -132,8 +132,8 @@ def sharpness(
     preconditioner: Any = None,
 ) -> TopEigen:
     """The top ``k`` Hessian eigenvalues of a torch model by Lanczos on the model's device
-    (:func:`~stability.training.lanczos.lanczos_top`: stopped when each residual estimate is at
-    most ``tol`` times its eigenvalue, so the eigenvalue itself is far more accurate). ``v0``
+    (:func:`~stability.training.lanczos.lanczos_top`: stopped when each eigenvalue's estimated
+    error is at most ``tol`` times its value). ``v0``
     warm-starts it; ``preconditioner`` (``P``, e.g. :func:`adam_preconditioner`) gives the
     eigenvalues of ``P^-1 H``. ``.vectors`` is a tensor ``(P, k)`` on the model's device."""
     op = HessianOperator(model, loss_fn, data, preconditioner=preconditioner)

@@ -11,13 +11,14 @@ the parameters' own device and dtype, across data-parallel ranks (docs §6.6).
   operator and gets the same eigenvalues. A ``DistributedDataParallel`` model is read through
   its ``module``; sharded parameters (FSDP, DTensor) are refused.
 * :func:`lanczos_top`: plain Lanczos with full re-orthogonalisation and a residual-based stop
-  (``|beta_m y_m| <= tol |theta|`` for each wanted Ritz pair), warm-startable. The basis lives
+  (the error estimate ``min(rho, rho^2/gap) <= tol |theta|`` from each wanted Ritz pair's
+  residual ``rho = |beta_m y_m|``), warm-startable. The basis lives
   on the device; only the tridiagonal coefficients (float64 scalars) reach the host. Its memory,
   ``(maxiter + 1) P`` numbers, is checked against :data:`LANCZOS_MEMORY` before anything is
   allocated.
 * :func:`slq`: stochastic Lanczos quadrature with full re-orthogonalisation when
-  ``(steps + 3) P`` numbers fit :data:`LANCZOS_MEMORY`, else against a window of the last ``k``
-  vectors (memory ``(k + 3) P``, stated up front; local re-orthogonalisation keeps the density's
+  ``(steps + 6) P`` numbers fit :data:`LANCZOS_MEMORY`, else against a window of the last ``k``
+  vectors (memory ``(k + 6) P``, stated up front; local re-orthogonalisation keeps the density's
   nodes and weights, at the cost of occasional duplicate nodes that share a weight).
 
 Written here rather than with scipy's ARPACK (which needs float64 numpy vectors on the host
@@ -41,6 +42,8 @@ __all__ = ["LANCZOS_MEMORY", "HessianOperator", "distributed_world", "lanczos_to
 
 LANCZOS_MEMORY = 4 * 2**30
 """Bytes the Lanczos basis may take on the device (checked before any allocation)."""
+
+_SLQ_WORK = 6  # vectors besides the window: q, the previous q, w, a product, two temporaries
 
 _UNIT_ROUNDOFF = {"float64": 1.1e-16, "float32": 6.0e-8, "bfloat16": 3.9e-3, "float16": 4.9e-4}
 
@@ -98,7 +101,8 @@ class HessianOperator:
         self.dtype = next(iter(dtypes))
         self.work = torch.float32 if self.dtype in (torch.float16, torch.bfloat16) else self.dtype
         self.device = self.params[0].device
-        self.n = sum(p.numel() for p in self.params)
+        self.sizes = [p.numel() for p in self.params]
+        self.n = sum(self.sizes)
         self.loss_fn = loss_fn
         self.single = isinstance(data, tuple | list) and len(data) == 2
         self.batches = [data] if self.single else list(data)
@@ -114,6 +118,7 @@ class HessianOperator:
                 raise ConfigError(f"preconditioner must be {self.n} positive numbers")
             self.scale = P.rsqrt()
         self._kept: list[Any] = []
+        self._loss: float | None = None
         self.calls, self.seconds = 0, 0.0
 
     def _sum(self, x: float) -> float:
@@ -128,18 +133,36 @@ class HessianOperator:
         torch = self.torch
         with torch.enable_grad():
             loss = self.loss_fn(self.model(x), y) * (len(x) / self.total)
+            if self.single:
+                self._loss = float(loss.detach())
             return torch.autograd.grad(loss, self.params, create_graph=True)
+
+    def loss(self) -> float:
+        """The loss on all the data (every rank's share), from the forward pass the products
+        use (one batch: no second forward pass; several: one pass without a graph)."""
+        torch = self.torch
+        if self.single:
+            if not self._kept:
+                start = time.perf_counter()
+                self._kept.append(self._grads(*self.batches[0]))
+                self.seconds += time.perf_counter() - start
+            value = self._loss
+        else:
+            with torch.no_grad():
+                value = sum(
+                    float(self.loss_fn(self.model(x), y)) * len(x) / self.total
+                    for x, y in self.batches
+                )
+        return self._sum(float(value))
 
     def __call__(self, v: Any) -> Any:
         torch = self.torch
         start = time.perf_counter()
         if self.scale is not None:
             v = v * self.scale
-        chunks, at = [], 0
-        for p in self.params:
-            chunks.append(v[at : at + p.numel()].view_as(p).to(self.dtype))
-            at += p.numel()
-        out = torch.zeros(self.n, dtype=self.work, device=self.device)
+        parts = v.to(self.dtype).split(self.sizes)
+        chunks = [c.view_as(p) for c, p in zip(parts, self.params, strict=True)]
+        out = None
         for x, y in self.batches:
             if self.single and not self._kept:
                 self._kept.append(self._grads(x, y))
@@ -147,10 +170,8 @@ class HessianOperator:
             with torch.enable_grad():
                 dot = sum((g * c).sum() for g, c in zip(grads, chunks, strict=True))
                 hv = torch.autograd.grad(dot, self.params, retain_graph=self.single)
-            at = 0
-            for h in hv:
-                out[at : at + h.numel()] += h.detach().reshape(-1).to(self.work)
-                at += h.numel()
+            flat = torch.cat([h.reshape(-1) for h in hv]).to(self.work)
+            out = flat if out is None else out + flat
         if self.world is not None:
             self.world.all_reduce(out)
         if self.scale is not None:
@@ -182,11 +203,12 @@ def _start(op: HessianOperator, v0: Any, seed: int, rademacher: bool = False) ->
             raise ConfigError("v0 must be a finite, non-zero vector")
     else:
         gen = torch.Generator(device=op.device).manual_seed(int(seed))
-        if rademacher:
-            q = torch.randint(0, 2, (op.n,), generator=gen, device=op.device).to(op.work) * 2 - 1
+        q = torch.empty(op.n, dtype=op.work, device=op.device)
+        if rademacher:  # in place: one vector of memory
+            q.bernoulli_(0.5, generator=gen).mul_(2).sub_(1)
         else:
-            q = torch.randn(op.n, generator=gen, device=op.device, dtype=op.work)
-    return q / torch.linalg.vector_norm(q)
+            q.normal_(generator=gen)
+    return q.div_(torch.linalg.vector_norm(q))
 
 
 def _check_memory(vectors: int, op: HessianOperator, what: str) -> None:
@@ -198,6 +220,51 @@ def _check_memory(vectors: int, op: HessianOperator, what: str) -> None:
         )
 
 
+def _tridiagonal_eigh(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the Lanczos tridiagonal matrix (float64)."""
+    m = len(alphas)
+    T = np.zeros((m, m))
+    T[np.arange(m), np.arange(m)] = alphas
+    if m > 1:
+        T[np.arange(m - 1), np.arange(1, m)] = betas
+        T[np.arange(1, m), np.arange(m - 1)] = betas
+    return np.linalg.eigh(T)
+
+
+def _error_estimate(theta: np.ndarray, idx: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """A posteriori error of each wanted Ritz value: ``min(rho, rho^2 / gap)`` with ``rho`` the
+    residual and ``gap`` the distance to the nearest other Ritz value (Kato-Temple; the
+    residual alone bounds it, its square over the gap estimates it once converging)."""
+    out = res.astype(float).copy()
+    if theta.size < 2:
+        return out  # no gap known: the residual alone
+    for i, t in enumerate(idx):
+        left = theta[t] - theta[t - 1] if t > 0 else np.inf
+        right = theta[t + 1] - theta[t] if t + 1 < theta.size else np.inf
+        gap = min(left, right)
+        if gap > 0:
+            out[i] = min(res[i], res[i] ** 2 / gap)
+    return out
+
+
+def _extrapolated(history: list[np.ndarray], k: int) -> np.ndarray:
+    """The distance still to go of each wanted Ritz value, by geometric extrapolation of its
+    last three steps (the extreme Ritz values of Lanczos rise monotonically and, once
+    converging, geometrically: ``e_j ~ c r^j`` gives ``e_j ~ d_j r / (1 - r)`` from the steps
+    ``d``); ``inf`` until three steps agree on a rate ``r < 0.9``."""
+    out = np.full(k, np.inf)
+    if len(history) < 4 or history[-4].size < k:
+        return out[: history[-1].size]
+    last = np.array([h[:k] for h in history[-4:]])
+    d = np.diff(last, axis=0)  # three steps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r1, r2 = d[1] / d[0], d[2] / d[1]
+        ok = (d > 0).all(axis=0) & (r1 > 0) & (r2 > 0) & (r2 < 0.9) & (np.abs(r2 - r1) < 0.3)
+        est = d[2] * r2 / (1 - r2)
+    out[ok] = est[ok]
+    return out
+
+
 def lanczos_top(
     op: HessianOperator,
     k: int = 1,
@@ -207,10 +274,12 @@ def lanczos_top(
     v0: Any = None,
     seed: int = 0,
 ) -> TopEigen:
-    """The ``k`` largest eigenvalues of ``op`` by plain Lanczos, stopped when every wanted Ritz
-    pair's residual ``|beta_m y_m|`` is at most ``tol`` times its value. ``v0`` warm-starts it
-    (a flat tensor, e.g. the previous top eigenvector). The vectors come back as a tensor
-    ``(P, k)`` on the device; ``residuals`` are the Lanczos estimates."""
+    """The ``k`` largest eigenvalues of ``op`` by plain Lanczos, stopped when the estimated
+    error of every wanted Ritz value, ``min(rho, rho^2 / gap)`` from its residual
+    ``rho = |beta_m y_m|``, is at most ``tol`` times the value (relative accuracy of the
+    eigenvalues). ``v0`` warm-starts it (a flat tensor, e.g. the previous top eigenvector).
+    The vectors come back as a tensor ``(P, k)`` on the device; ``residuals`` are the Lanczos
+    estimates ``rho``."""
     torch = op.torch
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < op.n:
         raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {op.n - 1}], got {k!r}")
@@ -221,7 +290,9 @@ def lanczos_top(
     q = _start(op, v0, seed)
     alphas: list[float] = []
     betas: list[float] = []
+    history: list[np.ndarray] = []  # the wanted Ritz values after each step
     theta = Y = idx = None
+    b = 0.0
     for j in range(m_max):
         basis[j] = q
         w = op(q)
@@ -229,25 +300,26 @@ def lanczos_top(
         alphas.append(a)
         V = basis[: j + 1]
         for _ in range(2):  # full re-orthogonalisation, twice (classical Gram-Schmidt)
-            w = w - V.T @ (V @ w)
+            w.sub_(V.T @ (V @ w))
         b = float(torch.linalg.vector_norm(w))
-        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        theta, Y = np.linalg.eigh(T)
-        idx = np.argsort(theta)[::-1][: min(k, j + 1)]
+        theta, Y = _tridiagonal_eigh(alphas, betas)
+        idx = np.arange(j, max(j - k, -1), -1)  # eigh sorts ascending: the largest last
         res = b * np.abs(Y[-1, idx])
         scale = max(np.abs(theta).max(), 1e-300)
-        if j + 1 >= k and np.all(res <= tol * np.maximum(np.abs(theta[idx]), 1e-12 * scale)):
+        history.append(theta[idx])
+        err = np.minimum(_error_estimate(theta, idx, res), _extrapolated(history, k))
+        if j + 1 >= k and np.all(err <= tol * np.maximum(np.abs(theta[idx]), 1e-12 * scale)):
             break
         if b <= 1e-12 * scale or not math.isfinite(b):  # an invariant subspace: exact
             if not math.isfinite(b):
                 raise StabilityError("Hessian-vector products returned NaN or inf")
             break
         betas.append(b)
-        q = w / b
+        q = w.div_(b)
     m = len(alphas)
     Yk = torch.as_tensor(np.ascontiguousarray(Y[:, idx]), dtype=op.work, device=op.device)
     vectors = basis[:m].T @ Yk
-    b_last = b if m == len(betas) + 1 else 0.0
+    b_last = b
     return TopEigen(
         np.asarray(theta[idx], dtype=float),
         vectors,
@@ -266,21 +338,22 @@ def slq(
     window: int | None = None,
 ) -> Density:
     """Stochastic Lanczos quadrature on the device: ``probes`` Rademacher probes of ``steps``
-    Lanczos steps. Full re-orthogonalisation when ``(steps + 3) P`` numbers fit
+    Lanczos steps. Full re-orthogonalisation when ``(steps + 6) P`` numbers fit
     :data:`LANCZOS_MEMORY` (or ``window=None``), else against the last ``window`` vectors
-    (memory ``(window + 3) P`` numbers, checked before allocating)."""
+    (memory ``(window + 6) P`` numbers: the window, the current and previous vectors, the
+    product and two temporaries; checked before allocating)."""
     torch = op.torch
     probes = _positive_int(probes, "probes", 10**4)
     steps = min(_positive_int(steps, "steps", 10**5), op.n)
     bytes_per = op.torch.finfo(op.work).bits // 8
     if window is None:
-        fits = (steps + 3) * op.n * bytes_per <= LANCZOS_MEMORY
-        window = steps if fits else max(1, LANCZOS_MEMORY // (op.n * bytes_per) - 3)
+        fits = (steps + _SLQ_WORK) * op.n * bytes_per <= LANCZOS_MEMORY
+        window = steps if fits else max(1, LANCZOS_MEMORY // (op.n * bytes_per) - _SLQ_WORK)
     window = min(_positive_int(window, "window", 10**5), steps)
-    _check_memory(window + 3, op, "SLQ")
+    _check_memory(window + _SLQ_WORK, op, "SLQ")
+    ring = torch.empty((window, op.n), dtype=op.work, device=op.device)
     nodes, weights = [], []
     for p in range(probes):
-        ring = torch.empty((window, op.n), dtype=op.work, device=op.device)
         q = _start(op, None, seed * 1_000_003 + p, rademacher=True)
         alphas: list[float] = []
         betas: list[float] = []
@@ -290,15 +363,17 @@ def slq(
             w = op(q)
             a = float(torch.dot(w, q))
             alphas.append(a)
-            w = w - a * q - (b_prev * prev if prev is not None else 0)
+            w.sub_(q, alpha=a)
+            if prev is not None:
+                w.sub_(prev, alpha=b_prev)
             kept = ring[: min(j + 1, window)]
             for _ in range(2):
-                w = w - kept.T @ (kept @ w)
+                w.sub_(kept.T @ (kept @ w))
             b = float(torch.linalg.vector_norm(w))
             if j == steps - 1 or b <= 1e-12 * max(abs(a), 1e-300):
                 break
             betas.append(b)
-            prev, b_prev, q = q, b, w / b
+            prev, b_prev, q = q, b, w.div_(b)
         T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         theta, Y = np.linalg.eigh(T)
         nodes.append(theta)

@@ -34,7 +34,7 @@ from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
 from .curvature import _adam_preconditioner
 from .estimators import _positive_int
-from .lanczos import HessianOperator, distributed_world, lanczos_top
+from .lanczos import HessianOperator, lanczos_top
 from .schedulers import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["MonitorHistory", "MonitorRecord", "StabilityMonitor", "StabilityWarning"]
@@ -219,26 +219,26 @@ class StabilityMonitor:
         import torch
 
         start = time.perf_counter()
-        loss = self._loss()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        threshold, scales, adaptive = self._threshold()
+        top = None
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        with self._rng_untouched():
+            pre = _adam_preconditioner(self.optimizer) if adaptive else None
+            op = HessianOperator(self.model, self.loss_fn, self.data, preconditioner=pre)
+            loss = op.loss()  # the forward pass the products reuse
+            if math.isfinite(loss):
+                top = lanczos_top(
+                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
+                )
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+        hvp_seconds = op.seconds
         self._best_loss = min(self._best_loss, loss) if math.isfinite(loss) else self._best_loss
         collapsed = not math.isfinite(loss) or (
             loss > 2 * self._best_loss + 1e-12 and len(self.history) > 0
         )
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        threshold, scales, adaptive = self._threshold()
-        top, hvp_seconds = None, 0.0
-        if math.isfinite(loss):
-            buffers = [b.detach().clone() for b in self.model.buffers()]
-            with self._rng_untouched():
-                pre = _adam_preconditioner(self.optimizer) if adaptive else None
-                op = HessianOperator(self.model, self.loss_fn, self.data, preconditioner=pre)
-                top = lanczos_top(
-                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
-                )
-                hvp_seconds = op.seconds
-            with torch.no_grad():
-                for b, saved in zip(self.model.buffers(), buffers, strict=True):
-                    b.copy_(saved)
         sharp = top.sharpness if top is not None else math.nan
         if top is not None:
             self._vector = top.vectors[:, 0]
@@ -283,27 +283,6 @@ class StabilityMonitor:
 
         device = next(self.model.parameters()).device
         return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
-
-    def _loss(self) -> float:
-        """The loss on the monitored data now (the mean over every sample, on every rank)."""
-        import torch
-
-        batches = (
-            [self.data]
-            if isinstance(self.data, tuple | list) and len(self.data) == 2
-            else self.data
-        )
-        device = next(self.model.parameters()).device
-        acc = torch.zeros(2, dtype=torch.float64, device=device)
-        with torch.no_grad(), self._rng_untouched():
-            for x, y in batches:
-                acc[0] += self.loss_fn(self.model(x), y).double() * len(x)
-                acc[1] += len(x)
-        world = distributed_world()
-        if world is not None:
-            world.all_reduce(acc)
-        total, count = acc.tolist()
-        return total / count if count else math.nan
 
     def _crossing(self, sharp: float, threshold: float, lr: float, scales: bool) -> int | None:
         """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr)."""
