@@ -94,7 +94,7 @@ def lambda_max_case() -> None:
 
 
 SLQ_PROCESS = """
-import resource, torch
+import torch
 from stability.training import HessianOperator, slq
 torch.manual_seed(0)
 model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Tanh(), torch.nn.Linear(1024, 256),
@@ -102,9 +102,12 @@ model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Tanh(), torch.n
 x, y = torch.randn(8, 784), torch.randint(0, 10, (8,))  # a small batch: the basis dominates
 op = HessianOperator(model, torch.nn.functional.cross_entropy, (x, y))
 op(torch.randn(op.n))  # the graph and its memory exist before SLQ starts
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def peak():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    return int(line.split()[1]) * 1024
+before = peak()
 slq(op, probes=2, steps=40, window={window})
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = peak()
 print(op.n, after - before)
 """
 
