@@ -15,6 +15,12 @@ above ``1 + tolerance`` or a predicted crossing triggers the chosen action.
 The monitor leaves the run it watches unchanged: Hessian-vector products use
 ``torch.autograd.grad`` (no ``.grad`` written), the torch RNG state is restored, module
 buffers (batch-norm statistics) are restored, and the optimizer and scheduler are only read.
+
+The curvature is measured on the model's device (:mod:`stability.training.lanczos`), warm-started
+from the previous check's eigenvector: a few Hessian-vector products per check. Under
+``torch.distributed`` (a plain or ``DistributedDataParallel`` model, each rank with its share
+of ``data``) every product is all-reduced, so every rank computes the same record, and every
+rank warns, raises or calls back: all of them or none.
 """
 
 from __future__ import annotations
