@@ -153,7 +153,7 @@ def test_the_threshold_equals_the_full_second_moment_maps(name, sampling):
         lo, hi = 0.0, top
         while unstable(hi) is False:
             hi *= 2
-        for _ in range(50):  # 2^-50: well below the 1e-10 compared
+        for _ in range(40):  # 2^-40: well below the 1e-10 compared
             mid = (lo + hi) / 2
             lo, hi = (lo, mid) if unstable(mid) else (mid, hi)
         return hi
