@@ -140,7 +140,16 @@ def test_rho_equals_the_enumerated_renewal_operator(name, sampling):
 
 
 @pytest.mark.parametrize("sampling", ["with_replacement", "without_replacement"])
-@pytest.mark.parametrize("name", ["gd", "heavy_ball", "nesterov", "torch_sgd_dampening", "memory2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gd",
+        "heavy_ball",
+        "nesterov",
+        "torch_sgd_dampening",
+        pytest.param("memory2", marks=pytest.mark.slow),  # its full map is 36 x 36: 1.5 s
+    ],
+)
 def test_the_threshold_equals_the_full_second_moment_maps(name, sampling):
     X = _tiny_data(2)
     Hs = _hessians(X)

@@ -130,7 +130,7 @@ def _run(seeds):
 
 
 def test_no_bounded_verdict_at_U_above_one_on_adversarial_cases():
-    assert _run(range(40)) >= 100
+    assert _run(range(20)) >= 50  # make test-slow runs 1,360 more seeds
 
 
 @pytest.mark.slow
