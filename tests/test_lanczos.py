@@ -91,6 +91,17 @@ def test_no_host_copy_of_the_parameter_vector(monkeypatch):
     assert not seen, seen
 
 
+def test_a_warm_start_is_not_modified():
+    model, loss_fn, data = _mlp(torch.float64)
+    first = sharpness(model, loss_fn, data, tol=1e-6)
+    v0 = first.vectors[:, 0]
+    saved = v0.clone()
+    again = sharpness(model, loss_fn, data, tol=1e-6, v0=v0)
+    assert torch.equal(v0, saved)
+    assert again.matvecs < first.matvecs  # it starts next to the answer
+    assert again.sharpness == pytest.approx(first.sharpness, rel=1e-6)
+
+
 def test_memory_is_checked_before_allocating(monkeypatch):
     model, loss_fn, data = _mlp(torch.float32)
     op = HessianOperator(model, loss_fn, data)

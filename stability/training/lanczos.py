@@ -196,7 +196,7 @@ def _start(op: HessianOperator, v0: Any, seed: int, rademacher: bool = False) ->
     """A unit start vector on the device: ``v0``, or a seeded draw (the same on every rank)."""
     torch = op.torch
     if v0 is not None:
-        q = torch.as_tensor(v0, device=op.device).to(op.work).reshape(-1)
+        q = torch.as_tensor(v0, device=op.device).to(op.work).reshape(-1).clone()  # ours
         if q.numel() != op.n:
             raise ConfigError(f"v0 must have n = {op.n} entries, got {q.numel()}")
         if not bool(torch.isfinite(q).all()) or float(torch.linalg.vector_norm(q)) == 0:
