@@ -94,6 +94,24 @@ _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _NONZERO = re.compile(r"[1-9]")
 
 
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor, duck-typed (the core never imports torch)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _tensor_to_numpy(value: Any, name: str) -> np.ndarray:
+    """A tensor's values on the host: detached (a tensor that requires grad is read, not
+    differentiated), complex and meta tensors refused by name."""
+    if str(getattr(value, "device", "")) == "meta":
+        raise ConfigError(f"{name} is a tensor on the meta device (it has no values)")
+    t = value.detach()
+    if t.is_complex():
+        raise ConfigError(f"{name} must be real numbers, got complex values (dtype {t.dtype})")
+    if t.dtype.is_floating_point and t.dtype.itemsize < 4:
+        t = t.float()  # bfloat16/float16 have no numpy twin
+    return np.asarray(t.cpu().numpy())
+
+
 def float_array(value: Any, name: str) -> np.ndarray:
     """A float64 array of ``value`` with its type checked (not its values: see
     :func:`real_array`). For callers that range-check in their own pass over the data.
@@ -107,6 +125,8 @@ def float_array(value: Any, name: str) -> np.ndarray:
         raise ConfigError(f"{name} must be numeric (an array of numbers), got {describe(value)}")
     if isinstance(value, np.ndarray):
         arr = value
+    elif _is_tensor(value):
+        arr = _tensor_to_numpy(value, name)
     else:
         try:
             with warnings.catch_warnings():

@@ -31,7 +31,7 @@ from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions.geometry import spectral_radius
 from .regions.verdicts import is_strictly_stable
 from .report import Report
-from .training.schedulers import is_torch_scheduler, schedule_from_torch
+from .training.schedulers import DEFAULT_STEPS, horizon_of, is_torch_scheduler, scheduler_groups
 
 __all__ = ["check"]
 
@@ -95,17 +95,13 @@ def check(
     model = _data_model(data, sampling, noise, lambda_max, spectrum)
     if model is None and (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max, spectrum and data")
-    if schedule is not None and is_torch_scheduler(schedule):
-        schedule = schedule_from_torch(schedule)
-    if schedule is not None and not isinstance(schedule, Schedule):
-        raise ConfigError(
-            "schedule must be a stability.ltv.Schedule, e.g. "
-            "stability.ltv.schedule('cosine', 1000) or schedule('array', n, "
-            f"values=...), got {describe(schedule)}"
-        )
     groups = _configured(config)
-    if schedule is not None and schedule.base_lr is not None:
-        groups = [_at_first_step(g, schedule) for g in groups]
+    schedules = _group_schedules(schedule, len(groups))
+    horizon_note = _horizon_note(schedule)
+    groups = [
+        _at_first_step(g, sch) if sch is not None and sch.base_lr is not None else g
+        for g, sch in zip(groups, schedules, strict=True)
+    ]
     if model is not None:
         _check_data_for_adam(groups, data)
         noise, spectrum = (
@@ -114,11 +110,16 @@ def check(
                 model.data.eigenvalues, np.broadcast_to(1.0, model.data.eigenvalues.shape)
             ),
         )
-    reports = [_check_one(g, lambda_max, spectrum, batch_size, noise, schedule) for g in groups]
+    reports = [
+        _check_one(g, lambda_max, spectrum, batch_size, noise, sch)
+        for g, sch in zip(groups, schedules, strict=True)
+    ]
+    for r in reports:
+        r.caveats.extend(horizon_note)
     if len(reports) == 1:
         return reports[0]
-    order = {"unstable": 0, "marginal": 1, "stable": 2}
-    worst = min(reports, key=lambda r: order[r.verdict])
+    limiting = _limiting_group(reports)
+    worst = reports[limiting]
     return Report(
         worst.verdict,
         worst.source,
@@ -127,9 +128,68 @@ def check(
         worst.spectrum,
         worst.effective_lr,
         worst.strict,
-        caveats=list(_CAVEATS),
+        caveats=[*_CAVEATS, _GROUPS_CAVEAT],
         groups=reports,
+        limiting_group=limiting,
     )
+
+
+_GROUPS_CAVEAT = (
+    "parameter groups: each group's settings are checked against the whole curvature given "
+    "(the curvature of its own parameters is at most that); with one momentum for all groups "
+    "this is sufficient for the joint dynamics, whose curvature is that of D^1/2 H D^1/2 with "
+    "D the per-parameter learning rates"
+)
+
+
+def _limiting_group(reports: list[Report]) -> int:
+    """The group that sets the limit: the worst verdict, then the least headroom (its
+    learning rate, or its schedule's peak, over its largest stable learning rate)."""
+    order = {"unstable": 0, "marginal": 1, "stable": 2}
+
+    def use(r: Report) -> float:
+        sched = r.schedule or {}
+        lr = sched.get("peak_lr") or r.config.get("lr") or r.config.get("learning_rate")
+        limit = r.max_stable_lr
+        if lr is None or limit is None or not limit > 0:
+            return math.inf if r.verdict == "unstable" else 0.0
+        return float(lr) / float(limit)
+
+    return min(range(len(reports)), key=lambda i: (order[reports[i].verdict], -use(reports[i])))
+
+
+def _horizon_note(schedule: Any) -> list[str]:
+    """What was read of a torch scheduler that declares no horizon."""
+    if schedule is None or not is_torch_scheduler(schedule) or horizon_of(schedule) is not None:
+        return []
+    return [
+        f"schedule: {type(schedule).__name__} declares no last step, so its first "
+        f"{DEFAULT_STEPS} steps were read (a LambdaLR calls its function once per step and "
+        "group); for the run's own length pass stability.training.schedule_from_torch("
+        "scheduler, steps=N)"
+    ]
+
+
+def _group_schedules(schedule: Any, groups: int) -> list[Schedule | None]:
+    """One schedule per parameter group: a torch scheduler gives each group its own (read from
+    one replay); a :class:`~stability.ltv.Schedule` is shared."""
+    if schedule is None:
+        return [None] * groups
+    if is_torch_scheduler(schedule):
+        per_group = scheduler_groups(schedule)
+        if len(per_group) != groups:
+            raise ConfigError(
+                f"schedule: the scheduler's optimizer has {len(per_group)} param group(s), the "
+                f"configuration {groups}: pass the optimizer the scheduler was built on"
+            )
+        return list(per_group)
+    if not isinstance(schedule, Schedule):
+        raise ConfigError(
+            "schedule must be a stability.ltv.Schedule, e.g. "
+            "stability.ltv.schedule('cosine', 1000) or schedule('array', n, "
+            f"values=...), got {describe(schedule)}"
+        )
+    return [schedule] * groups
 
 
 def _data_model(

@@ -20,6 +20,7 @@ import sympy as sp
 __all__ = [
     "METHOD_VOCABULARY",
     "ConfigError",
+    "EstimateWarning",
     "StabilityError",
     "close_matches",
     "describe",
@@ -43,6 +44,11 @@ _FLOAT_MIN_EXACT = Fraction(math.ulp(0.0))
 
 class StabilityError(Exception):
     """Base class of every error raised on purpose by :mod:`stability`."""
+
+
+class EstimateWarning(UserWarning):
+    """An estimate came back without the accuracy asked of it (an iteration stopped at its
+    limit): the value is returned, with what it certifies, and this warning says so."""
 
 
 class ConfigError(StabilityError, ValueError):

@@ -32,10 +32,11 @@ class Report:
     groups: list[Report] = field(default_factory=list)
     max_lr_binding: str | None = None
     adam: dict[str, Any] | None = None
+    limiting_group: int | None = None
 
     def __repr__(self) -> str:
         if self.groups:
-            return f"Report({self.verdict}: worst of {len(self.groups)} parameter groups)"
+            return f"Report({self.verdict}: {self._groups_head()})"
         cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
         return f"Report({self.verdict}: {self.source}({cfg}) on {self.spectrum})"
 
@@ -90,11 +91,29 @@ class Report:
         }
         if self.groups:
             out["groups"] = [g.to_dict() for g in self.groups]
+            out["limiting_group"] = self.limiting_group
         return clean(out)
+
+    def _groups_head(self) -> str:
+        """``worst of N parameter groups; group g sets the limit (lr ..., ...)``."""
+        head = f"worst of {len(self.groups)} parameter groups"
+        if self.limiting_group is None:
+            return head
+        g = self.groups[self.limiting_group]
+        lr = g.config.get("lr", g.config.get("learning_rate"))
+        what = []
+        if g.schedule and g.schedule.get("peak_lr") is not None:
+            what.append(f"scheduled lr up to {g.schedule['peak_lr']:.6g}")
+        elif lr is not None:
+            what.append(f"lr {float(lr):.6g}")
+        if g.max_stable_lr is not None:
+            what.append(f"largest stable lr {g.max_stable_lr:.6g}")
+        inner = f" ({', '.join(what)})" if what else ""
+        return f"{head}; group {self.limiting_group} sets the limit{inner}"
 
     def __str__(self) -> str:
         if self.groups:
-            head = f"{self.verdict.upper()}: worst of {len(self.groups)} parameter groups"
+            head = f"{self.verdict.upper()}: {self._groups_head()}"
             return "\n\n".join([head, *(f"[group {i}]\n{g}" for i, g in enumerate(self.groups))])
         cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
         s = self.strict
@@ -157,7 +176,7 @@ class Report:
                 f"<details open><summary>group {i}</summary>{g._repr_html_()}</details>"
                 for i, g in enumerate(self.groups)
             )
-            return f"<div>{badge} worst of {len(self.groups)} parameter groups{inner}</div>"
+            return f"<div>{badge} {html.escape(self._groups_head())}{inner}</div>"
         cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
         head = f"<p>{badge} <code>{e(self.source)}({e(cfg)})</code> on {e(self.spectrum)}</p>"
         rows = "".join(

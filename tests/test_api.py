@@ -130,6 +130,7 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
         "close_matches": "did-you-mean suggestions for every typed name (issue 21)",
         "show": "the one rule for numbers shown to people (issue 21)",
         "METHOD_VOCABULARY": "the heavy-ball/Nesterov hint (issue 21)",
+        "EstimateWarning": "an estimate returned without the accuracy asked (issue 28)",
     },
     "stability.symbols": {
         n: "how the symbols print: foundation modules' LaTeX reprs use it (issue 21)"

@@ -244,6 +244,11 @@ def load_config(path: str) -> dict[str, Any]:
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"malformed config {path}: {short(exc)}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (int_max_str_digits)
+        raise ConfigError(
+            f"config {path}: a number is too long to read ({short(exc)}); numbers must be "
+            "finite decimals such as 0.1 or 1e-3"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a table/object of keys")
     unknown = sorted(set(data) - set(CONFIG_KEYS))

@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Bad input (:class:`~stability.ConfigError`), analyses that cannot answer
     (:class:`~stability.StabilityError`), files that cannot be read or written (``OSError``)
-    and exhausted memory print ``error: ...`` and return 2; anything else is a bug and shows
-    its traceback.
+    and exhausted memory print ``error: ...`` and return 2; anything else is a bug, reported on
+    one line with exit code 2 (``STABILITY_DEBUG=1`` shows its traceback).
     """
     try:
         check_environment()
@@ -322,6 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MemoryError:
         sys.stderr.write("error: not enough memory for this input\n")
+        return 2
+    except Exception as exc:  # a bug: still no traceback and never the "unstable" code 1
+        if os.environ.get("STABILITY_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"error: internal error {type(exc).__name__}: {_one_line(exc)} (a bug in stability: "
+            "please report the command line; STABILITY_DEBUG=1 shows the traceback)\n"
+        )
         return 2
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")

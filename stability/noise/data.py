@@ -98,6 +98,8 @@ class DataNoise:
         if not one.strict:
             return math.inf
         u, n = one.upper, self.data.n
+        if not math.isfinite(u):
+            return math.inf  # the response could not be computed in floats: undecided
         if u < 1:
             return 1.0
         if self.sampling == "with_replacement":
@@ -343,7 +345,25 @@ def mean_square_radius(
             math.inf, 0.0, math.inf, B, sampling, kappa, True, False, 0, reason, tuple(notes)
         )
     op = _Operator(data, R)
-    rho, lower, upper = _iterate(op, kappa, rtol, decide, max_matvecs)
+    try:
+        with np.errstate(all="ignore"):
+            rho, lower, upper = _iterate(op, kappa, rtol, decide, max_matvecs)
+    except np.linalg.LinAlgError:
+        rho = lower = upper = math.nan
+    if not (math.isfinite(lower) and math.isfinite(rho)) or math.isnan(upper):
+        reason = (
+            "the noise operator overflowed in float64 (a curvature at the noiseless stability "
+            "edge to float precision, e.g. momentum within 1e-16 of 1): reported as not stable"
+        )
+        return DataNoiseResult(
+            math.inf, 0.0, math.inf, B, sampling, kappa, True, False, op.calls, reason,
+            tuple(notes),
+        )  # fmt: skip
+    # N is a positive map, so rho >= 0; rounding of an operator that is zero up to the last
+    # bits (every sample's curvature the same: no noise) gives a tiny negative Ritz value. The
+    # upper bound is then the size of that rounding, never below zero.
+    floor = _rounding_floor(data, R, kappa)
+    rho, lower, upper = max(rho, 0.0), max(lower, 0.0), max(upper, floor)
     decided = upper < 1 or lower > 1
     if upper < 1:
         reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
@@ -356,6 +376,13 @@ def mean_square_radius(
     return DataNoiseResult(
         rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes)
     )
+
+
+def _rounding_floor(data: PerSampleCurvature, R: np.ndarray, kappa: float) -> float:
+    """An absolute rounding allowance of ``rho``: ``64 eps r`` times the size of ``kappa N``
+    (``kappa max|R| max_i lambda_max(H_i)^2``), below which a computed radius is zero."""
+    size = kappa * float(np.max(np.abs(R))) * float(data.sample_curvatures().max()) ** 2
+    return 64 * np.finfo(float).eps * data.dim * size
 
 
 def _iterate(

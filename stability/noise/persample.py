@@ -72,6 +72,14 @@ class PerSampleCurvature:
     def n(self) -> int:
         return int(self.factors.shape[0])
 
+    def __repr__(self) -> str:
+        lam = self.eigenvalues
+        return (
+            f"PerSampleCurvature({self.n} samples, {self.dim} directions ({self.subspace}), "
+            f"{self.factors.shape[1]} factor row(s) per sample, {self.outputs} output block(s); "
+            f"eigenvalues of H in [{lam[0]:.4g}, {lam[-1]:.4g}])"
+        )
+
     @property
     def dim(self) -> int:
         return int(self.eigenvalues.size)
@@ -134,13 +142,22 @@ class PerSampleCurvature:
             raise ConfigError(f"factors must have shape (n >= 2, k, p), got {F.shape}")
         n, k, p = F.shape
         flat = F.reshape(n * k, p)
-        H = flat.T @ flat / n
-        lam, U = np.linalg.eigh((H + H.T) / 2)
+        size = float(np.abs(flat).max())
+        if size == 0:
+            raise ConfigError("the per-sample curvature is zero: nothing to analyse")
+        if not _ENTRY_RANGE[0] <= size <= _ENTRY_RANGE[1]:
+            raise ConfigError(
+                f"data: the largest entry of the features (or factors) must be in [1e-75, "
+                f"1e75], got {size:.3g}: the verdict needs the square of the curvature "
+                "(entries to the fourth power) in float64. Rescale the data: the verdict "
+                "depends on lr times the curvature, so scale the learning rate inversely"
+            )
+        lam, rotated = _eigenbasis(flat, n)
         if not lam.size or lam[-1] <= 0:
             raise ConfigError("the per-sample curvature is zero: nothing to analyse")
         keep = lam > rtol * lam[-1]
-        dropped = int(np.count_nonzero(~keep))
-        rotated = (flat @ U[:, keep]).reshape(n, k, int(np.count_nonzero(keep)))
+        dropped = int(np.count_nonzero(~keep)) + (p - lam.size)
+        rotated = rotated[:, keep].reshape(n, k, int(np.count_nonzero(keep)))
         extra = (
             (f"{dropped} flat direction(s) of H dropped (no sample moves them)",) if dropped else ()
         )
@@ -201,6 +218,25 @@ class PerSampleCurvature:
             },
             "noise_level_vs_gaussian": self.noise_level(),
         }
+
+
+_ENTRY_RANGE = (1e-75, 1e75)
+
+
+def _eigenbasis(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues (ascending) of ``H = flat^T flat / n`` and the rows of ``flat`` in its
+    eigenbasis. With more columns than rows the Gram matrix ``flat flat^T`` (``nk x nk``) has
+    the same non-zero eigenvalues and gives the rotated rows as ``A Sigma`` of the thin SVD,
+    so no ``p x p`` matrix is formed (100 samples of 20,000 features: a 100 x 100 problem)."""
+    rows, p = flat.shape
+    if p <= rows:
+        H = flat.T @ flat / n
+        lam, U = np.linalg.eigh((H + H.T) / 2)
+        return lam, flat @ U
+    G = flat @ flat.T
+    s2, A = np.linalg.eigh((G + G.T) / 2)
+    s2 = np.maximum(s2, 0.0)
+    return s2 / n, A * np.sqrt(s2)[None, :]
 
 
 def _outputs(Y: Any, outputs: Any, n: int) -> int:

@@ -19,12 +19,14 @@ verdicts need can be formed. ``curvlinops-for-pytorch`` offers the same operator
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EstimateWarning, StabilityError
 from .estimators import (
     SLQ_MEMORY,
     SYMMETRY_RTOL,
@@ -43,6 +45,7 @@ __all__ = [
     "SLQ_MEMORY",
     "SYMMETRY_RTOL",
     "Density",
+    "EstimateWarning",
     "TopEigen",
     "adam_preconditioner",
     "ggn_matvec",
@@ -137,7 +140,18 @@ def sharpness(
     warm-starts it; ``preconditioner`` (``P``, e.g. :func:`adam_preconditioner`) gives the
     eigenvalues of ``P^-1 H``. ``.vectors`` is a tensor ``(P, k)`` on the model's device."""
     op = HessianOperator(model, loss_fn, data, preconditioner=preconditioner)
-    return lanczos_top(op, k, tol=tol, maxiter=maxiter, v0=v0, seed=seed)
+    if not math.isfinite(op.loss()):
+        raise StabilityError(
+            "the loss is not finite at these parameters: the curvature is not defined"
+        )
+    top = lanczos_top(op, k, tol=tol, maxiter=maxiter, v0=v0, seed=seed)
+    if not top.converged:
+        warnings.warn(
+            f"sharpness: {top.stop}; the value may be below the top eigenvalue",
+            EstimateWarning,
+            stacklevel=2,
+        )
+    return top
 
 
 def hessian_density(
@@ -154,6 +168,10 @@ def hessian_density(
     device (:func:`~stability.training.lanczos.slq`; ``window`` bounds the re-orthogonalisation
     memory to ``window + 3`` vectors)."""
     op = HessianOperator(model, loss_fn, data)
+    if not math.isfinite(op.loss()):
+        raise StabilityError(
+            "the loss is not finite at these parameters: the curvature is not defined"
+        )
     return slq(op, probes=probes, steps=steps, seed=seed, window=window)
 
 

@@ -120,11 +120,22 @@ class TopEigen:
     residuals: np.ndarray
     matvecs: int
     notes: tuple[str, ...] = ()
+    converged: bool = True
+    stop: str = "scipy eigsh (ARPACK) converged to tol"
 
     @property
     def sharpness(self) -> float:
         """``lambda_max``: the largest eigenvalue."""
         return float(self.values[0])
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{v:.6g}" for v in self.values[:5])
+        more = f", ... ({self.values.size} in all)" if self.values.size > 5 else ""
+        state = "converged" if self.converged else "NOT CONVERGED"
+        return (
+            f"TopEigen([{vals}{more}], {state}: {self.stop}; {self.matvecs} products, "
+            f"largest residual {float(np.max(self.residuals)):.3g})"
+        )
 
 
 def top_eigenvalues(
@@ -191,6 +202,17 @@ class Density:
     probes: int
     steps: int
     matvecs: int
+
+    def __repr__(self) -> str:
+        if not self.nodes.size:
+            return f"Density(no nodes, n={self.n})"
+        neg, flat, pos = self.split()
+        return (
+            f"Density({self.nodes.size} nodes in [{self.nodes.min():.4g}, "
+            f"{self.nodes.max():.4g}], n={self.n:,}, {self.probes} probes x {self.steps} steps, "
+            f"{self.matvecs} products; {neg:.1%} clearly negative, {flat:.1%} flat, "
+            f"{pos:.1%} positive)"
+        )
 
     @property
     def negative_mass(self) -> float:

@@ -38,7 +38,15 @@ import numpy as np
 from ..errors import ConfigError, StabilityError, describe
 from .estimators import Density, TopEigen, _positive_int, _tolerance, _torch
 
-__all__ = ["LANCZOS_MEMORY", "HessianOperator", "distributed_world", "lanczos_top", "slq"]
+__all__ = [
+    "LANCZOS_MEMORY",
+    "MIN_KRYLOV",
+    "WARM_MIX",
+    "HessianOperator",
+    "distributed_world",
+    "lanczos_top",
+    "slq",
+]
 
 LANCZOS_MEMORY = 4 * 2**30
 """Bytes the Lanczos basis may take on the device (checked before any allocation)."""
@@ -93,6 +101,11 @@ class HessianOperator:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ConfigError("model has no trainable parameters")
+        if any(p.device.type == "meta" for p in self.params):
+            raise ConfigError(
+                "model: its parameters are on the meta device (shapes without values); "
+                "materialise it first (model.to_empty(device=...) and load the weights)"
+            )
         dtypes = {p.dtype for p in self.params}
         if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
             raise ConfigError(
@@ -130,12 +143,17 @@ class HessianOperator:
         return float(t.item())
 
     def _grads(self, x: Any, y: Any) -> Any:
+        """The gradient with its graph; a parameter the loss does not use (a frozen branch,
+        an unused head) gets ``None``, and so does every parameter of a loss that does not
+        depend on them (a constant or zero loss): its Hessian rows are zero."""
         torch = self.torch
         with torch.enable_grad():
-            loss = self.loss_fn(self.model(x), y) * (len(x) / self.total)
+            loss = _scalar_loss(self.loss_fn(self.model(x), y), torch) * (len(x) / self.total)
             if self.single:
                 self._loss = float(loss.detach())
-            return torch.autograd.grad(loss, self.params, create_graph=True)
+            if not loss.requires_grad:
+                return [None] * len(self.params)
+            return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
 
     def loss(self) -> float:
         """The loss on all the data (every rank's share), from the forward pass the products
@@ -150,7 +168,7 @@ class HessianOperator:
         else:
             with torch.no_grad():
                 value = sum(
-                    float(self.loss_fn(self.model(x), y)) * len(x) / self.total
+                    float(_scalar_loss(self.loss_fn(self.model(x), y), torch)) * len(x) / self.total
                     for x, y in self.batches
                 )
         return self._sum(float(value))
@@ -167,10 +185,26 @@ class HessianOperator:
             if self.single and not self._kept:
                 self._kept.append(self._grads(x, y))
             grads = self._kept[0] if self.single else self._grads(x, y)
-            with torch.enable_grad():
-                dot = sum((g * c).sum() for g, c in zip(grads, chunks, strict=True))
-                hv = torch.autograd.grad(dot, self.params, retain_graph=self.single)
-            flat = torch.cat([h.reshape(-1) for h in hv]).to(self.work)
+            used = [
+                (g, c, p)
+                for g, c, p in zip(grads, chunks, self.params, strict=True)
+                if g is not None and g.requires_grad
+            ]
+            hv: list[Any] = [None] * len(self.params)
+            if used:
+                with torch.enable_grad():
+                    dot = sum((g * c).sum() for g, c, _ in used)
+                    found = torch.autograd.grad(
+                        dot, [p for *_, p in used], retain_graph=self.single, allow_unused=True
+                    )
+                where = {id(p): h for (*_, p), h in zip(used, found, strict=True)}
+                hv = [where.get(id(p)) for p in self.params]
+            flat = torch.cat(
+                [
+                    (h if h is not None else torch.zeros_like(p)).reshape(-1)
+                    for h, p in zip(hv, self.params, strict=True)
+                ]
+            ).to(self.work)
             out = flat if out is None else out + flat
         if self.world is not None:
             self.world.all_reduce(out)
@@ -190,6 +224,22 @@ class HessianOperator:
             f"{_UNIT_ROUNDOFF.get(name, float('nan')):.1g}), accumulated and iterated in float32: "
             "eigenvalues carry a relative error of that order"
         )
+
+
+def _scalar_loss(loss: Any, torch: Any) -> Any:
+    """The loss as a scalar tensor, or a refusal that names what is wrong (a loss built with
+    ``reduction='none'`` returns one value per sample)."""
+    if not isinstance(loss, torch.Tensor):
+        raise ConfigError(f"loss_fn must return a torch tensor, got {describe(loss)}")
+    if loss.numel() != 1:
+        raise ConfigError(
+            f"loss_fn must return a scalar (the mean loss over the batch), got a tensor of "
+            f"shape {tuple(loss.shape)}: use reduction='mean' (torch's default), not "
+            "reduction='none'"
+        )
+    if not loss.dtype.is_floating_point:
+        raise ConfigError(f"loss_fn must return a floating-point scalar, got {loss.dtype}")
+    return loss.reshape(())
 
 
 def _start(op: HessianOperator, v0: Any, seed: int, rademacher: bool = False) -> Any:
@@ -265,6 +315,17 @@ def _extrapolated(history: list[np.ndarray], k: int) -> np.ndarray:
     return out
 
 
+WARM_MIX = 0.1
+"""Weight of the fresh random direction mixed into a warm start (``v0 + WARM_MIX r``, ``r``
+a seeded unit vector): a warm start alone has no component along an eigenvector that was
+orthogonal to the previous one, and Lanczos cannot find what its start vector lacks."""
+
+MIN_KRYLOV = 8
+"""Least Krylov dimension before a stop on the error estimate (a warm start converges to
+the old eigenvector in 2-3 products; the random component needs a few more to show a new,
+larger one)."""
+
+
 def lanczos_top(
     op: HessianOperator,
     k: int = 1,
@@ -277,22 +338,35 @@ def lanczos_top(
     """The ``k`` largest eigenvalues of ``op`` by plain Lanczos, stopped when the estimated
     error of every wanted Ritz value, ``min(rho, rho^2 / gap)`` from its residual
     ``rho = |beta_m y_m|``, is at most ``tol`` times the value (relative accuracy of the
-    eigenvalues). ``v0`` warm-starts it (a flat tensor, e.g. the previous top eigenvector).
+    eigenvalues), after at least :data:`MIN_KRYLOV` products. ``v0`` warm-starts it (a flat
+    tensor, e.g. the previous top eigenvector), mixed with a seeded random direction
+    (:data:`WARM_MIX`). An invariant subspace (the start vector lies in a few eigenvectors)
+    does not end the iteration: it goes on from a random vector orthogonal to the basis, until
+    the space is exhausted. ``.converged`` and ``.stop`` say which stop was used: a residual
+    certifies that an eigenvalue lies within it of each value; that the values are the largest
+    is what Lanczos from a random component finds with probability one, not a certificate.
     The vectors come back as a tensor ``(P, k)`` on the device; ``residuals`` are the Lanczos
     estimates ``rho``."""
     torch = op.torch
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < op.n:
         raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {op.n - 1}], got {k!r}")
     tol = _tolerance(tol)
-    m_max = min(op.n, _positive_int(maxiter, "maxiter", 10**5) if maxiter else max(60, 20 * k))
+    if maxiter is not None:
+        maxiter = _positive_int(maxiter, "maxiter", 10**5)
+    m_max = min(op.n, maxiter if maxiter is not None else max(60, 20 * k))
     _check_memory(m_max + 1, op, "Lanczos")
     basis = torch.empty((m_max, op.n), dtype=op.work, device=op.device)
     q = _start(op, v0, seed)
+    if v0 is not None:
+        q.add_(_start(op, None, seed + 104729), alpha=WARM_MIX)
+        q.div_(torch.linalg.vector_norm(q))
     alphas: list[float] = []
     betas: list[float] = []
     history: list[np.ndarray] = []  # the wanted Ritz values after each step
     theta = Y = idx = None
-    b = 0.0
+    b, err = 0.0, np.array([np.inf])
+    stop, restarts, since = "", 0, 0
+    min_steps = min(op.n, MIN_KRYLOV, m_max)
     for j in range(m_max):
         basis[j] = q
         w = op(q)
@@ -302,30 +376,62 @@ def lanczos_top(
         for _ in range(2):  # full re-orthogonalisation, twice (classical Gram-Schmidt)
             w.sub_(V.T @ (V @ w))
         b = float(torch.linalg.vector_norm(w))
+        if not math.isfinite(b) or not math.isfinite(a):
+            raise StabilityError("Hessian-vector products returned NaN or inf")
         theta, Y = _tridiagonal_eigh(alphas, betas)
         idx = np.arange(j, max(j - k, -1), -1)  # eigh sorts ascending: the largest last
         res = b * np.abs(Y[-1, idx])
         scale = max(np.abs(theta).max(), 1e-300)
         history.append(theta[idx])
+        since += 1
         err = np.minimum(_error_estimate(theta, idx, res), _extrapolated(history, k))
-        if j + 1 >= k and np.all(err <= tol * np.maximum(np.abs(theta[idx]), 1e-12 * scale)):
+        if j + 1 == op.n:
+            stop = f"the Krylov space is the whole space ({op.n} products): exact"
+            err = np.zeros_like(err)
             break
-        if b <= 1e-12 * scale or not math.isfinite(b):  # an invariant subspace: exact
-            if not math.isfinite(b):
-                raise StabilityError("Hessian-vector products returned NaN or inf")
+        small = err <= tol * np.maximum(np.abs(theta[idx]), 1e-12 * scale)
+        if j + 1 >= max(k, min_steps) and since >= 2 and np.all(small):
+            stop = f"estimated relative error <= tol = {tol:g} after {j + 1} products"
             break
+        if b <= 1e-12 * scale:  # an invariant subspace: go on in its complement
+            fresh = _start(op, None, seed + 7919 * (restarts + 1))
+            for _ in range(2):
+                fresh.sub_(V.T @ (V @ fresh))
+            norm = float(torch.linalg.vector_norm(fresh))
+            if norm <= 1e-6:
+                stop = f"the Krylov space is exhausted after {j + 1} products: exact"
+                err = np.zeros_like(err)
+                break
+            restarts, since = restarts + 1, 0
+            betas.append(0.0)
+            q = fresh.div_(norm)
+            continue
         betas.append(b)
         q = w.div_(b)
     m = len(alphas)
+    converged = bool(stop)
+    notes = [op.precision()]
+    if not converged:
+        stop = (
+            f"maxiter = {m_max} products reached with an estimated relative error of "
+            f"{float(np.max(err / np.maximum(np.abs(theta[idx]), 1e-300))):.2g} (tol {tol:g})"
+        )
+        notes.append(f"NOT converged: {stop}; raise maxiter for an eigenvalue to trust")
+    if restarts:
+        notes.append(
+            f"the start vector lay in an invariant subspace {restarts} time(s): the iteration "
+            "went on from random vectors orthogonal to it"
+        )
     Yk = torch.as_tensor(np.ascontiguousarray(Y[:, idx]), dtype=op.work, device=op.device)
     vectors = basis[:m].T @ Yk
-    b_last = b
     return TopEigen(
         np.asarray(theta[idx], dtype=float),
         vectors,
-        np.asarray(b_last * np.abs(Y[-1, idx]), dtype=float),
+        np.asarray(b * np.abs(Y[-1, idx]), dtype=float),
         op.calls,
-        (op.precision(),),
+        tuple(notes),
+        converged,
+        stop,
     )
 
 

@@ -73,6 +73,8 @@ class MonitorRecord:
     collapsed: bool = False
     seconds: float = 0.0
     hvp_seconds: float = 0.0
+    group: int = 0
+    converged: bool = True
 
     def __str__(self) -> str:
         state = "COLLAPSED" if self.collapsed else ("above" if self.ratio > 1 else "below")
@@ -80,9 +82,12 @@ class MonitorRecord:
             f", the schedule crosses it at step {self.crossing_step}" if self.crossing_step else ""
         )
         limit = f", lr limit {self.lr_limit:.4g}" if self.lr_limit is not None else ""
+        group = f" (param group {self.group})" if self.group else ""
+        est = "" if self.converged else " [sharpness NOT converged: a lower bound]"
         return (
             f"step {self.step}: loss {self.loss:.4g}, sharpness {self.sharpness:.4g} / threshold "
-            f"{self.threshold:.4g} = {self.ratio:.3g} ({state}) at lr {self.lr:.4g}{limit}{cross}"
+            f"{self.threshold:.4g} = {self.ratio:.3g} ({state}) at lr {self.lr:.4g}{group}"
+            f"{limit}{cross}{est}"
         )
 
 
@@ -133,10 +138,14 @@ class MonitorHistory(list):
         return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{rows}</table>"
 
 
-def _threshold(optimizer: Any) -> tuple[float, bool, bool]:
-    """(largest stable curvature at the current settings, whether it scales as 1/lr, whether
-    the optimizer is adaptive: its curvature is that of ``P^-1 H``)."""
-    opt = from_optimizer(optimizer)[0]
+def _thresholds(optimizer: Any) -> list[tuple[float, bool, bool]]:
+    """:func:`_threshold` of every param group."""
+    return [_threshold(opt) for opt in from_optimizer(optimizer)]
+
+
+def _threshold(opt: Any) -> tuple[float, bool, bool]:
+    """(largest stable curvature at a group's current settings, whether it scales as 1/lr,
+    whether the optimizer is adaptive: its curvature is that of ``P^-1 H``)."""
     adaptive = opt.kind is not None and opt.kind.family == "adam"
     intervals = stable_curvature_intervals(opt.algorithm.to_exact())
     if not intervals or intervals[0][0] != 0:
@@ -188,6 +197,13 @@ class StabilityMonitor:
             or not 0 <= tolerance < 1
         ):
             raise ConfigError(f"tolerance must be in [0, 1), got {describe(tolerance)}")
+        if data is None:
+            raise ConfigError(
+                "data must be the batch (x, y) or the batches the curvature is measured on, "
+                "got None"
+            )
+        if not _is_module(model):
+            raise ConfigError(f"model must be a torch.nn.Module, got {describe(model)}")
         if scheduler is not None and not is_torch_scheduler(scheduler):
             raise ConfigError(
                 f"scheduler must be a torch.optim.lr_scheduler object or None, got "
@@ -201,8 +217,8 @@ class StabilityMonitor:
         self._vector: np.ndarray | None = None
         self._best_loss = math.inf
         self._reported_collapse = False
-        self._thresholds: dict[Any, tuple[float, bool, bool]] = {}
-        _threshold(optimizer)  # refuses optimizers the package cannot analyse, now
+        self._thresholds: dict[Any, list[tuple[float, bool, bool]]] = {}
+        self._threshold()  # refuses optimizers the package cannot analyse, now
 
     def step(self) -> MonitorRecord | None:
         """Count an optimizer step; after the first and then every ``every`` steps run a check
@@ -221,16 +237,18 @@ class StabilityMonitor:
 
     def check(self) -> MonitorRecord:
         """Estimate the sharpness now (after ``step`` optimizer steps) and compare it with the
-        threshold."""
+        threshold of the param group that sets the limit."""
         import torch
 
         start = time.perf_counter()
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        threshold, scales, adaptive = self._threshold()
+        thresholds = self._threshold()
+        adaptive = thresholds[0][2]
+        lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
+        joint = _joint(thresholds, lrs)
         top = None
         buffers = [b.detach().clone() for b in self.model.buffers()]
         with self._rng_untouched():
-            pre = _adam_preconditioner(self.optimizer) if adaptive else None
+            pre, members = self._preconditioner(adaptive, lrs if joint else None)
             op = HessianOperator(self.model, self.loss_fn, self.data, preconditioner=pre)
             loss = op.loss()  # the forward pass the products reuse
             if math.isfinite(loss):
@@ -248,27 +266,60 @@ class StabilityMonitor:
         sharp = top.sharpness if top is not None else math.nan
         if top is not None:
             self._vector = top.vectors[:, 0]
-        ratio = sharp / threshold if threshold > 0 else math.inf
-        limit = lr * threshold / sharp if scales and sharp > 0 and threshold > 0 else None
+        group, sharp_g = _limiting(thresholds, lrs, sharp, joint, top, members)
+        threshold, scales, _ = thresholds[group]
+        lr = lrs[group]
+        ratio = sharp_g / threshold if threshold > 0 else math.inf
+        limit = lr * threshold / sharp_g if scales and sharp_g > 0 and threshold > 0 else None
         record = MonitorRecord(
             self._calls,
             lr,
-            sharp,
+            sharp_g,
             threshold,
             ratio,
-            None if collapsed else self._crossing(sharp, threshold, lr, scales),
+            None if collapsed else self._crossing(sharp_g, threshold, lr, scales, group),
             top.matvecs if top is not None else 0,
             loss,
             limit,
             collapsed,
             time.perf_counter() - start,
             hvp_seconds,
+            group,
+            top.converged if top is not None else True,
         )
         self.history.append(record)
         return record
 
-    def _threshold(self) -> tuple[float, bool, bool]:
-        """:func:`_threshold` of the optimizer's current settings, remembered per settings (the
+    def _preconditioner(self, adaptive: bool, lrs: list[float] | None) -> tuple[Any, Any]:
+        """``P`` of the operator ``P^-1/2 H P^-1/2`` the check measures, and each trainable
+        parameter's group (``None`` with one group): Adam's ``sqrt(v_hat) + eps``, and with
+        several groups that differ only in their learning rates ``lr_max / lr_g`` (the joint
+        dynamics see ``D^1/2 H D^1/2``, ``D`` the per-parameter learning rates relative to the
+        largest); a parameter in no group does not move and is left out (``P`` huge)."""
+        import torch
+
+        groups = self.optimizer.param_groups
+        pre = _adam_preconditioner(self.optimizer) if adaptive else None
+        if len(groups) == 1:
+            return pre, None
+        where = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        owner = [where.get(id(p), -1) for p in params]
+        members = np.repeat(owner, [p.numel() for p in params])  # each entry's group
+        if lrs is None:
+            return pre, members
+        top = max(lrs)
+        parts = [
+            torch.full((p.numel(),), top / lrs[g] if g >= 0 and lrs[g] > 0 else 1e12)
+            for p, g in zip(params, owner, strict=True)
+        ]
+        scale = torch.cat(parts).to(params[0].device)
+        if pre is not None and pre.numel() != scale.numel():
+            pre = None  # Adam's state covers parameters outside the model: measured plain
+        return (scale if pre is None else pre * scale), members
+
+    def _threshold(self) -> list[tuple[float, bool, bool]]:
+        """:func:`_threshold` of every group's current settings, remembered per settings (the
         exact stable interval is a sympy computation; schedules revisit few settings)."""
         key = (
             type(self.optimizer).__name__,
@@ -280,7 +331,7 @@ class StabilityMonitor:
         if key not in self._thresholds:
             if len(self._thresholds) > 256:
                 self._thresholds.clear()
-            self._thresholds[key] = _threshold(self.optimizer)
+            self._thresholds[key] = _thresholds(self.optimizer)
         return self._thresholds[key]
 
     def _rng_untouched(self) -> Any:
@@ -290,13 +341,17 @@ class StabilityMonitor:
         device = next(self.model.parameters()).device
         return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
-    def _crossing(self, sharp: float, threshold: float, lr: float, scales: bool) -> int | None:
-        """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr)."""
+    def _crossing(
+        self, sharp: float, threshold: float, lr: float, scales: bool, group: int = 0
+    ) -> int | None:
+        """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr), in
+        the schedule of the group that sets the limit; a scheduler past its last step keeps
+        its last learning rate (torch refuses to step it further)."""
         if self.scheduler is None or not scales or not sharp > 0 or sharp >= threshold:
             return None
         if self.lookahead < 2 or type(self.scheduler).__name__ == "ReduceLROnPlateau":
             return None  # a plateau scheduler cannot be predicted: each check reads the lr
-        future = schedule_from_torch(self.scheduler, self.lookahead).values
+        future = schedule_from_torch(self.scheduler, self.lookahead, group=group).values
         now = future[0]
         if not now > 0:
             return None
@@ -332,8 +387,8 @@ class StabilityMonitor:
                 f"{0.9 * (r.lr_limit or r.lr / r.ratio):.4g}), or expect the edge of stability "
                 "(the loss stops decreasing monotonically while the sharpness adapts)"
             )
-        future = schedule_from_torch(self.scheduler, self.lookahead).values
-        base = float(self.optimizer.param_groups[0]["lr"]) / max(float(future[0]), 1e-300)
+        future = schedule_from_torch(self.scheduler, self.lookahead, group=r.group).values
+        base = float(self.optimizer.param_groups[r.group]["lr"]) / max(float(future[0]), 1e-300)
         peak = base * float(future.max())
         cross = r.crossing_step or r.step
         before = base * float(future[max(cross - r.step - 2, 0)])
@@ -347,3 +402,47 @@ class StabilityMonitor:
     def _last_limit(self) -> str:
         limits = [r.lr_limit for r in self.history if r.lr_limit is not None and not r.collapsed]
         return f"lr {limits[-1]:.4g}" if limits else "none measured"
+
+
+def _is_module(model: Any) -> bool:
+    import torch
+
+    return isinstance(model, torch.nn.Module)
+
+
+def _joint(thresholds: list[tuple[float, bool, bool]], lrs: list[float]) -> bool:
+    """Whether several groups differ only in their learning rates (each threshold scales as
+    ``1/lr`` with one constant ``lr_g threshold_g``): their joint dynamics are then exactly
+    those of one group on ``D^1/2 H D^1/2``."""
+    if len(lrs) < 2 or not all(lr > 0 for lr in lrs) or not all(t[1] for t in thresholds):
+        return False
+    c = [lr * t[0] for lr, t in zip(lrs, thresholds, strict=True)]
+    return max(c) - min(c) <= 1e-9 * max(c)
+
+
+def _limiting(
+    thresholds: list[tuple[float, bool, bool]],
+    lrs: list[float],
+    sharp: float,
+    joint: bool,
+    top: Any,
+    members: Any,
+) -> tuple[int, float]:
+    """The group that sets the limit and the sharpness it is compared with. Joint: the
+    measured ``lambda_max(D^1/2 H D^1/2)`` against the threshold of the largest learning
+    rate, named after the group that holds most of the top eigenvector; otherwise each group's
+    threshold against the whole sharpness (sufficient: a group's own block curvature is at
+    most that), the largest ratio."""
+    if len(lrs) == 1:
+        return 0, sharp
+    if joint:
+        ref = int(np.argmax(lrs))
+        if top is None or members is None:
+            return ref, sharp
+        v = top.vectors[:, 0].double().cpu().numpy() ** 2
+        ids = np.asarray(members)
+        g = int(np.argmax([float(v[ids == i].sum()) for i in range(len(lrs))]))
+        # the same ratio in group g's terms: the curvature its own lr would have to see
+        return g, sharp * lrs[ref] / lrs[g]
+    ratios = [sharp / t[0] if t[0] > 0 else math.inf for t in thresholds]
+    return int(np.nanargmax(ratios)) if not all(math.isnan(r) for r in ratios) else 0, sharp

@@ -33,7 +33,15 @@ from .. import progress
 from ..errors import ConfigError, describe
 from ..ltv.schedules import Schedule
 
-__all__ = ["MAX_STEPS", "REPLAY_STEPS", "horizon_of", "is_torch_scheduler", "schedule_from_torch"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "MAX_STEPS",
+    "REPLAY_STEPS",
+    "horizon_of",
+    "is_torch_scheduler",
+    "schedule_from_torch",
+    "scheduler_groups",
+]
 
 REPLAY_STEPS = 10**6
 """Longest horizon replayed step by step (a few seconds); longer ones need a closed form."""
@@ -66,9 +74,12 @@ def horizon_of(scheduler: Any) -> tuple[int, str] | None:
             return None
         total = int(scheduler._milestones[-1]) + last[0]
         return max(1, total - done), f"milestones + {last[1]}"
-    if parts:  # ChainedScheduler
-        found = [h for h in (horizon_of(s) for s in parts) if h is not None]
-        return max(found) if found else None
+    if parts:  # ChainedScheduler: its parts act together, so it ends with the longest; a
+        # part without a horizon (ExponentialLR, LambdaLR) keeps changing the lr for ever
+        found = [horizon_of(s) for s in parts]
+        if any(h is None for h in found):
+            return None
+        return max(found)
     for name, extra in (("total_steps", 0), ("T_max", 1), ("total_iters", 1)):
         value = getattr(scheduler, name, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -109,11 +120,42 @@ def _momentum_of(group: dict[str, Any]) -> float | None:
     return None
 
 
-def schedule_from_torch(scheduler: Any, steps: int | None = None) -> Schedule:
+DEFAULT_STEPS = 1000
+"""Steps read of a scheduler that declares no horizon (LambdaLR, ExponentialLR, ...)."""
+
+
+def schedule_from_torch(scheduler: Any, steps: int | None = None, group: int = 0) -> Schedule:
     """The learning rates (and momenta, when the scheduler moves them) a torch scheduler will
-    produce for the next ``steps`` steps (group 0), as an absolute schedule (module
-    docstring). ``steps`` defaults to the scheduler's own horizon (:func:`horizon_of`) or
-    1000."""
+    produce for the next ``steps`` steps in param group ``group``, as an absolute schedule
+    (module docstring). ``steps`` defaults to the scheduler's own horizon (:func:`horizon_of`)
+    or :data:`DEFAULT_STEPS`; a scheduler without a horizon (``LambdaLR``, ``ExponentialLR``)
+    is read for that many steps (a ``LambdaLR`` calls its function once per step and group).
+    """
+    groups = scheduler_groups(scheduler, steps) if is_torch_scheduler(scheduler) else None
+    if groups is None:
+        _refuse(scheduler)
+    n = len(groups)
+    if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < n:
+        raise ConfigError(f"group must be an integer in [0, {n - 1}], got {describe(group)}")
+    return groups[group]
+
+
+def _refuse(scheduler: Any) -> None:
+    if type(scheduler).__name__ == "ReduceLROnPlateau":
+        raise ConfigError(
+            "schedule: ReduceLROnPlateau changes the learning rate from the validation loss, "
+            "so its future cannot be predicted; check the largest learning rate it can reach, "
+            "or watch the run with stability.training.StabilityMonitor (it reads the current "
+            "learning rate at every check)"
+        )
+    raise ConfigError(
+        f"schedule must be a torch.optim.lr_scheduler object, got {describe(scheduler)}"
+    )
+
+
+def scheduler_groups(scheduler: Any, steps: int | None = None) -> list[Schedule]:
+    """:func:`schedule_from_torch` of every param group, from one replay (each group has its
+    own base learning rate, and a ``LambdaLR`` may have one function per group)."""
     try:
         import torch
     except ImportError:  # pragma: no cover - exercised without the extra
@@ -121,22 +163,16 @@ def schedule_from_torch(scheduler: Any, steps: int | None = None) -> Schedule:
             "reading torch schedulers needs torch: pip install 'sgd-stability[torch]'"
         ) from None
     name = type(scheduler).__name__
-    if name == "ReduceLROnPlateau":
-        raise ConfigError(
-            "schedule: ReduceLROnPlateau changes the learning rate from the validation loss, "
-            "so its future cannot be predicted; check the largest learning rate it can reach, "
-            "or watch the run with stability.training.StabilityMonitor (it reads the current "
-            "learning rate at every check)"
-        )
-    if not is_torch_scheduler(scheduler):
-        raise ConfigError(
-            f"schedule must be a torch.optim.lr_scheduler object, got {describe(scheduler)}"
-        )
+    if name == "ReduceLROnPlateau" or not is_torch_scheduler(scheduler):
+        _refuse(scheduler)
     steps = _horizon(scheduler, steps)
     groups = scheduler.optimizer.param_groups
-    base = float(groups[0].get("initial_lr", groups[0]["lr"]))
-    if not base > 0:
-        raise ConfigError(f"the scheduler's initial learning rate must be > 0, got {base}")
+    bases = [float(g.get("initial_lr", g["lr"])) for g in groups]
+    for i, base in enumerate(bases):
+        if not base > 0:
+            raise ConfigError(
+                f"the scheduler's initial learning rate must be > 0, got {base} (group {i})"
+            )
     closed = _closed_form(scheduler, steps) if steps > REPLAY_STEPS else None
     if closed is None and steps > REPLAY_STEPS:
         raise ConfigError(
@@ -145,9 +181,13 @@ def schedule_from_torch(scheduler: Any, steps: int | None = None) -> Schedule:
             "steps with stability.training.schedule_from_torch(scheduler, steps=...)"
         )
     lrs, moms = closed if closed is not None else _replay(scheduler, steps, torch)
-    mom0 = _momentum_of(groups[0])
-    momentum = moms if moms is not None and mom0 is not None and np.ptp(moms) > 0 else None
-    return Schedule(lrs / base, f"torch:{name}", "finite", base_lr=base, momentum=momentum)
+    out = []
+    for i, base in enumerate(bases):
+        mom = None
+        if moms is not None and _momentum_of(groups[i]) is not None and np.ptp(moms[i]) > 0:
+            mom = moms[i]
+        out.append(Schedule(lrs[i] / base, f"torch:{name}", "finite", base_lr=base, momentum=mom))
+    return out
 
 
 def _horizon(scheduler: Any, steps: Any) -> int:
@@ -156,7 +196,7 @@ def _horizon(scheduler: Any, steps: Any) -> int:
     if steps is None:
         found = horizon_of(scheduler)
         if found is None:
-            return 1000
+            return DEFAULT_STEPS
         steps, source = found
         if steps > MAX_STEPS:
             raise ConfigError(
@@ -173,23 +213,37 @@ def _horizon(scheduler: Any, steps: Any) -> int:
 
 
 def _replay(scheduler: Any, steps: int, torch: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Step a copy of the scheduler on a stand-in optimizer; group 0's lr and momentum."""
+    """Step a copy of the scheduler on a stand-in optimizer; every group's lr and momentum
+    (arrays ``(groups, steps)``). A scheduler with a last step (OneCycleLR's ``total_steps``)
+    raises when stepped past it: the values after it are those of its last step (torch
+    refuses to go on, and a run cannot either)."""
     stand_in = _stand_in(scheduler.optimizer, torch)
     clone = _rebind(scheduler, stand_in)
-    group = stand_in.param_groups[0]
-    lrs = np.empty(steps)
-    moms = np.empty(steps) if _momentum_of(group) is not None else None
-    lrs[0] = group["lr"]
-    if moms is not None:
-        moms[0] = _momentum_of(group)
+    groups = stand_in.param_groups
+    lrs = np.empty((len(groups), steps))
+    has_mom = all(_momentum_of(g) is not None for g in groups)
+    moms = np.empty((len(groups), steps)) if has_mom else None
+
+    def record(t: int) -> None:
+        for i, g in enumerate(stand_in.param_groups):
+            lrs[i, t] = g["lr"]
+            if moms is not None:
+                moms[i, t] = _momentum_of(g)
+
+    record(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
         for t in range(1, steps):
-            clone.step()
-            group = stand_in.param_groups[0]
-            lrs[t] = group["lr"]
-            if moms is not None:
-                moms[t] = _momentum_of(group)
+            try:
+                clone.step()
+            except ValueError as exc:  # "Tried to step N times": past its last step
+                if "Tried to step" not in str(exc):
+                    raise
+                lrs[:, t:] = lrs[:, t - 1 : t]
+                if moms is not None:
+                    moms[:, t:] = moms[:, t - 1 : t]
+                break
+            record(t)
             if t % 65536 == 0:
                 progress.update(f"replaying {type(scheduler).__name__}", t, steps)
     return lrs, moms
@@ -201,7 +255,7 @@ def _closed_form(scheduler: Any, steps: int) -> tuple[np.ndarray, None] | None:
     the closed form's value: someone changed it by hand)."""
     name = type(scheduler).__name__
     t = float(scheduler.last_epoch) + np.arange(steps, dtype=float)
-    base = float(scheduler.base_lrs[0])
+    base = np.asarray(scheduler.base_lrs, dtype=float)[:, None]
     s = scheduler
     if name == "CosineAnnealingLR":
         lrs = s.eta_min + (base - s.eta_min) * (1 + np.cos(math.pi * t / s.T_max)) / 2
@@ -218,7 +272,7 @@ def _closed_form(scheduler: Any, steps: int) -> tuple[np.ndarray, None] | None:
         lrs = base * s.gamma ** np.floor(t / s.step_size)
     else:
         return None
-    current = float(scheduler.optimizer.param_groups[0]["lr"])
-    if not math.isclose(float(lrs[0]), current, rel_tol=1e-9, abs_tol=1e-300):
-        return None
+    for i, g in enumerate(scheduler.optimizer.param_groups):
+        if not math.isclose(float(lrs[i, 0]), float(g["lr"]), rel_tol=1e-9, abs_tol=1e-300):
+            return None
     return lrs, None
