@@ -23,7 +23,7 @@ from .errors import ConfigError, describe
 from .ltv.filters import filter_from_config
 from .ltv.schedules import Schedule
 from .ltv.verdicts import ltv_verdict
-from .noise.data import DataNoise
+from .noise.data import DataNoise, check_work
 from .noise.persample import PerSampleCurvature
 from .noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from .noise.sums import _shift_note
@@ -210,14 +210,17 @@ def _data_model(
             "noise= names a Gaussian/SE model; with data= the data's own noise is used"
         )
     if isinstance(data, DataNoise):
-        return data if sampling == "with_replacement" else DataNoise(data.data, sampling)
-    if isinstance(data, PerSampleCurvature):
-        return DataNoise(data, sampling)
-    if isinstance(data, tuple | list) and len(data) == 2:
-        return DataNoise(PerSampleCurvature.from_features(data[0], data[1]), sampling)
-    if isinstance(data, tuple | list) and len(data) == 1:
-        return DataNoise(PerSampleCurvature.from_features(data[0]), sampling)
-    return DataNoise(PerSampleCurvature.from_features(data), sampling)
+        model = data if sampling == "with_replacement" else DataNoise(data.data, sampling)
+    elif isinstance(data, PerSampleCurvature):
+        model = DataNoise(data, sampling)
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        model = DataNoise(PerSampleCurvature.from_features(data[0], data[1]), sampling)
+    elif isinstance(data, tuple | list) and len(data) == 1:
+        model = DataNoise(PerSampleCurvature.from_features(data[0]), sampling)
+    else:
+        model = DataNoise(PerSampleCurvature.from_features(data), sampling)
+    check_work(model.data)
+    return model
 
 
 def _check_data_for_adam(groups: list[ConfiguredOptimizer], data: Any) -> None:
@@ -431,9 +434,11 @@ def _schedule_info(
         )
         if not decided:
             notes.append(
-                "the mini-batch noise along the schedule could not be certified (an infinite "
-                "power law or tau2 > 0 with many distinct steps): counted as not bounded"
+                "the mini-batch noise along the schedule could not be certified (more than "
+                "64 distinct momenta, each needing its own certified sums): its steps are "
+                "counted as not bounded, so the first unstable step is a lower bound"
             )
+        out["noise_decided"] = decided
     return out, notes
 
 

@@ -32,8 +32,9 @@ __all__ = ["MAX_SUMS", "stable_steps"]
 
 _LR, _MOM, _DAMP = sp.symbols("lr momentum dampening", nonnegative=True)
 MAX_SUMS = 64
-"""Most distinct steps whose noise is decided by a full certified sum each (infinite power
-laws, ``tau2 > 0``); beyond, the noise along the schedule is reported as undecided."""
+"""Most distinct momenta along a schedule whose noise is decided by certified sums (infinite
+power laws, ``tau2 > 0``, the data model: a bisection over the learning rates per momentum);
+beyond, the noise along the schedule is reported as undecided."""
 
 
 def _triplet_function(opt: ConfiguredOptimizer) -> Callable[..., Any]:
@@ -109,14 +110,46 @@ def stable_steps(
                 shift=float(shift), batch_size=float(batch_size), tau1=model.tau1,
                 tau2=model.tau2,
             ).bounded  # fmt: skip
-        elif np.count_nonzero(moving) <= MAX_SUMS:
-            for i in np.flatnonzero(moving):
-                alg = _algorithm(opt, lr_u[i], mom_u[i])
-                ok[i] = stability_sum(alg, spectrum, batch_size, model, shift=shift).bounded
         else:
-            ok[moving] = False
-            decided = False
+
+            def bounded(i: int) -> bool:
+                alg = _algorithm(opt, lr_u[i], mom_u[i])
+                return stability_sum(alg, spectrum, batch_size, model, shift=shift).bounded
+
+            decided = _monotone_verdicts(ok, moving, lr_u, mom_u, bounded)
     return ok[back.ravel()], decided
+
+
+def _monotone_verdicts(
+    ok: np.ndarray,
+    moving: np.ndarray,
+    lr_u: np.ndarray,
+    mom_u: np.ndarray,
+    bounded: Callable[[int], bool],
+) -> bool:
+    """Decide the noise of the ``moving`` steps in place: at each momentum the steps are
+    sorted by learning rate and the first unbounded one is found by bisection (the noise grows
+    with the learning rate at a fixed momentum, as the largest-stable-lr search assumes), so
+    ``log2(steps) + 1`` certified sums per momentum decide every step. More than
+    :data:`MAX_SUMS` distinct momenta: the steps count as not stable and ``False`` (undecided)
+    is returned."""
+    idx = np.flatnonzero(moving)
+    momenta = np.unique(mom_u[idx])
+    if momenta.size > MAX_SUMS:
+        ok[moving] = False
+        return False
+    for m in momenta:
+        sel = idx[mom_u[idx] == m]
+        sel = sel[np.argsort(lr_u[sel], kind="stable")]
+        lo, hi = 0, sel.size  # sel[:lo] bounded, sel[hi:] not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bounded(int(sel[mid])):
+                lo = mid + 1
+            else:
+                hi = mid
+        ok[sel[lo:]] = False
+    return True
 
 
 def _data_steps(
@@ -130,16 +163,15 @@ def _data_steps(
     shift: Any,
     back: np.ndarray,
 ) -> tuple[np.ndarray, bool]:
-    """The data model's verdict of each distinct moving step (one certified ``rho`` each, up
-    to :data:`MAX_SUMS`; beyond, the steps count as not stable and undecided)."""
-    idx = np.flatnonzero(moving)
-    if idx.size > MAX_SUMS:
-        ok[moving] = False
-        return ok[back.ravel()], False
-    for i in idx:
+    """The data model's verdict of each distinct moving step: certified ``rho`` at the
+    steps a bisection per momentum visits (:func:`_monotone_verdicts`)."""
+
+    def bounded(i: int) -> bool:
         alg = _algorithm(opt, lr_u[i], mom_u[i])
-        ok[i] = model.radius(alg, batch_size, shift=shift, decide=True).stable
-    return ok[back.ravel()], True
+        return model.radius(alg, batch_size, shift=shift, decide=True).stable
+
+    decided = _monotone_verdicts(ok, moving, lr_u, mom_u, bounded)
+    return ok[back.ravel()], decided
 
 
 def _momentum(opt: ConfiguredOptimizer) -> float:

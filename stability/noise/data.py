@@ -55,12 +55,51 @@ from .persample import SAMPLING, PerSampleCurvature, batch_factor
 from .sums import _check_shift
 
 __all__ = [
+    "CHECK_APPLICATIONS",
+    "WORK_LIMIT",
     "DataNoise",
     "DataNoiseResult",
+    "application_flops",
+    "check_work",
     "gaussian_radius",
     "mean_square_radius",
     "response_matrix",
 ]
+
+
+WORK_LIMIT = 1e12
+"""Floating-point operations :func:`stability.check` may spend on the data model (estimated
+before it starts, :func:`application_flops` times :data:`CHECK_APPLICATIONS`); larger problems
+are refused with what to do (truncate to the top directions, or raise this limit)."""
+
+CHECK_APPLICATIONS = 100
+"""Applications of the noise operator a check is budgeted for (the verdict, the largest stable
+learning rate, the critical batch size and the Gaussian comparison)."""
+
+
+def application_flops(data: PerSampleCurvature) -> float:
+    """Floating-point operations of one application of ``N``: ``4 n k r^2 + 4 n k^2 r`` (the
+    products ``F_i W`` and their sum ``F_i^T G_i F_i`` over the ``n`` samples)."""
+    n, k, r = data.factors.shape
+    return 4.0 * n * k * r * r + 4.0 * n * k * k * r
+
+
+def check_work(data: PerSampleCurvature) -> None:
+    """Refuse, before any work, a data model whose check would exceed :data:`WORK_LIMIT`."""
+    work = application_flops(data) * CHECK_APPLICATIONS
+    if work <= WORK_LIMIT:
+        return
+    r = data.dim
+    fit = int(math.sqrt(WORK_LIMIT / CHECK_APPLICATIONS / (4.0 * data.n * data.factors.shape[1])))
+    fit = max(1, min(r - 1, fit))
+    raise ConfigError(
+        f"data: the exact mean-square check on {r} directions x {data.n} samples costs about "
+        f"{work:.1g} floating-point operations ({CHECK_APPLICATIONS} applications of "
+        f"{application_flops(data):.2g}), more than stability.noise.data.WORK_LIMIT = "
+        f"{WORK_LIMIT:.0e}: pass data=curvature.truncated({fit}) with curvature = "
+        "PerSampleCurvature.from_features(X, Y) or per_sample_ggn(...) "
+        "(the top directions of H; the verdict then concerns them), or raise the limit"
+    )
 
 
 _CERT_RTOL = 1e-9

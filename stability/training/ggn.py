@@ -77,6 +77,19 @@ def _check_model(model: Any, torch: Any) -> None:
                 "model has BatchNorm in training mode, which couples the samples of a batch: "
                 "call model.eval() first (per-sample curvature needs per-sample outputs)"
             )
+        dropout = isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+        if m.training and (dropout or isinstance(m, torch.nn.AlphaDropout)):
+            raise ConfigError(
+                f"model has {type(m).__name__}(p={m.p}) in training mode: its outputs are "
+                "random, so the per-sample curvature is not defined; call model.eval() first "
+                "(the curvature of the network without dropout, which is what the verdict "
+                "concerns) and model.train() after"
+            )
+    if any(p.device.type == "meta" for p in model.parameters()):
+        raise ConfigError(
+            "model: its parameters are on the meta device (shapes without values); "
+            "materialise it first (model.to_empty(device=...) and load the weights)"
+        )
 
 
 def _out_factor(logits: Any, loss: str, torch: Any) -> Any:
