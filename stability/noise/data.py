@@ -176,7 +176,8 @@ def response_matrix(alg: MemoryAlgorithm, lam: Any, shift: float = 0.0) -> np.nd
         Sk = mats[k0 : k0 + rows]
         # (I - S_k (x) S_l) vec X = vec(v v^T), vec in C order: X[a, b] at a n + b
         K = np.einsum("kab,lcd->klacbd", Sk, mats).reshape(Sk.shape[0], d, n * n, n * n)
-        out[k0 : k0 + rows] = _stein(eye - K, rhs) @ rr
+        with np.errstate(invalid="ignore", over="ignore"):  # singular pairs: inf, said so
+            out[k0 : k0 + rows] = _stein(eye - K, rhs) @ rr
     return (out + out.T) / 2
 
 

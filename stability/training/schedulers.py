@@ -230,10 +230,21 @@ def _replay(scheduler: Any, steps: int, torch: Any) -> tuple[np.ndarray, np.ndar
             if moms is not None:
                 moms[i, t] = _momentum_of(g)
 
+    # OneCycleLR's last step is total_steps: the values torch computes past it (before it
+    # raises) are never used by a run, which must stop stepping it there
+    total = getattr(scheduler, "total_steps", None)
+    end = steps
+    if isinstance(total, int) and not isinstance(total, bool):
+        end = max(1, min(steps, total - max(0, int(scheduler.last_epoch))))
     record(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()"
         for t in range(1, steps):
+            if t >= end:
+                lrs[:, t:] = lrs[:, t - 1 : t]
+                if moms is not None:
+                    moms[:, t:] = moms[:, t - 1 : t]
+                break
             try:
                 clone.step()
             except ValueError as exc:  # "Tried to step N times": past its last step
