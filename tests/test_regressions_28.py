@@ -233,13 +233,13 @@ def test_losses_and_models_that_cannot_give_a_curvature_are_refused_by_name():
     drop = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.2), torch.nn.Linear(4, 1))
     from stability.training import per_sample_ggn
 
-    with pytest.raises(ConfigError, match="Dropout.*training mode.*model.eval"):
+    with pytest.raises(ConfigError, match=r"Dropout.*training mode.*model\.eval"):
         per_sample_ggn(drop, "mse", X)
     drop.eval()
     assert per_sample_ggn(drop, "mse", X).n == 6
     with pytest.raises(ConfigError, match="data must be the batch"):
         StabilityMonitor(net, torch.nn.MSELoss(), torch.optim.SGD(net.parameters(), lr=0.1), None)
-    with pytest.raises(ConfigError, match="model must be a torch.nn.Module"):
+    with pytest.raises(ConfigError, match=r"model must be a torch\.nn\.Module"):
         StabilityMonitor(
             lambda x: x, torch.nn.MSELoss(), torch.optim.SGD(net.parameters(), lr=0.1), (X, y)
         )
