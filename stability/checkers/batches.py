@@ -68,10 +68,55 @@ def critical_batch_size(
 
         found = _smallest_batch(vectorised, top, _ROUND)
         if math.isfinite(found):
-            return found
+            return _refined(found, one_by_one, trip, spec, omega, model)
         # the bounds cannot certify a term whose Jury margin is below their rounding
         # allowance (a step size within 1e-13 of its limit): the exact sums can
     return _smallest_batch(one_by_one, top, 3)
+
+
+def _refined(
+    found: float,
+    exact: Callable[[np.ndarray], np.ndarray],
+    trip: tuple[float, float, float],
+    spec: Any,
+    omega: float,
+    model: Any,
+) -> float:
+    """The smallest bounded batch at or below ``found`` (certified by the float bounds):
+    below it the bounds may be merely undecided (``U`` within their rounding allowance of 1,
+    about 1e-8), so the batches down to the largest one the bounds certify as unbounded are
+    bisected with the exact sums (:func:`~stability.noise.stability_sum`, which re-evaluates
+    terms exactly near 1)."""
+    if found <= 1:
+        return found
+    steps = found - 2.0 ** np.arange(0, int(math.log2(found)) + 1)
+    steps = np.unique(np.concatenate([[0.0], steps[steps >= 1]]))[::-1]
+    bounds = memory1_noise_bounds(
+        beta=trip[0], q0=trip[1], q1=trip[2], spectrum=spec, shift=omega,
+        batch_size=np.maximum(steps, 1.0), tau1=model.tau1, tau2=model.tau2,
+    )  # fmt: skip
+    lower, mid_u = bounds.lower, (bounds.lower + bounds.upper) / 2
+    unbounded = steps[(lower >= 1) & (steps >= 1)]
+    lo, hi = (float(unbounded.max()) if unbounded.size else 0.0), found
+    # a guess from the float values (U is smooth in B): the exact sums at the guess and one
+    # below it usually close the bracket at once
+    i = np.flatnonzero(steps == lo)
+    if i.size and lo >= 1 and np.isfinite(mid_u[i[0]]) and mid_u[0] < 1 < mid_u[i[0]]:
+        u_lo, u_hi = float(mid_u[i[0]]), float(mid_u[0])
+        guess = math.ceil(lo + (hi - lo) * (u_lo - 1) / (u_lo - u_hi))
+        for g in (guess, guess - 1, guess + 1):
+            if lo < g < hi:
+                if exact(np.array([float(g)]))[0]:
+                    hi = float(g)
+                else:
+                    lo = float(g)
+    while hi - lo > 1 and hi - lo > hi * 2.0**-52:
+        mid = math.floor((lo + hi) / 2)
+        if exact(np.array([float(mid)]))[0]:
+            hi = float(mid)
+        else:
+            lo = float(mid)
+    return hi
 
 
 def _smallest_batch(ok: Callable[[np.ndarray], Any], top: float, points: int) -> float:

@@ -30,7 +30,7 @@ from ..regions.verdicts import is_strictly_stable
 from .models import SE_NOTE, NoiseModel, get_noise_model
 from .spectra import PowerLawSpectrum, as_spectrum
 from .tails import power_law_tail
-from .terms import _EPS, exact_term, float_terms
+from .terms import _EPS, exact_term, exact_triplet, float_terms
 
 __all__ = ["CHUNK", "EXACT_TERMS", "HEAD_TERMS", "NoiseResult", "stability_sum"]
 
@@ -42,6 +42,8 @@ HEAD_TERMS = 1_000_000
 
 EXACT_TERMS = 20_000
 """Most terms re-evaluated exactly to decide a sum within its float error of 1."""
+
+_FIXED_BITS = 256  # exact terms are summed as integers in units of 2^-256 (rounded outwards)
 
 
 @dataclass(frozen=True)
@@ -298,18 +300,26 @@ class _Sum:
         )
         rest_error = Fraction(self.error) - sum((Fraction(e) for e, *_ in finite), Fraction(0))
         rest_error = max(rest_error, Fraction(0))
-        exact = Fraction(0)
+        # each exact term is rounded outwards to a multiple of 2^-256 and the integers are
+        # added: a sum of fractions with unrelated denominators grows its denominator term by
+        # term (7,177 terms took 8 s); the rounding, at most 2^-256 per term, is kept in the
+        # bounds, so they stay rigorous
+        low = high = 0
+        trip = exact_triplet(self.alg) if self.alg.M <= 1 else None
         for _, lam, w, _ in worst:
-            term = exact_term(self.alg, lam, self.B, self.model, self.omega_x)
+            term = exact_term(self.alg, lam, self.B, self.model, self.omega_x, triplet=trip)
             if term is None:
                 reason = (
                     f"second-moment map A_lambda is not strictly stable at lambda = {lam:.6g} "
                     "(decided in exact arithmetic)"
                 )
                 return self._made(math.inf, False, reason, 0.0, notes)
-            exact += Fraction(w) * term
-        lo, hi = exact + rest_total - rest_error, exact + rest_total + rest_error
-        U = float(exact + rest_total)
+            t = term * type(term)(w)
+            q, r = divmod(int(t.numerator) << _FIXED_BITS, int(t.denominator))
+            low, high = low + q, high + q + (1 if r else 0)
+        exact_lo, exact_hi = Fraction(low, 1 << _FIXED_BITS), Fraction(high, 1 << _FIXED_BITS)
+        lo, hi = exact_lo + rest_total - rest_error, exact_hi + rest_total + rest_error
+        U = float((exact_lo + exact_hi) / 2 + rest_total)
         notes = [*notes, f"{len(worst)} term(s) re-evaluated in exact rational arithmetic"]
         if hi < 1:
             return self._made(U, True, _reason(U), float(rest_error), notes)

@@ -34,7 +34,7 @@ from ..errors import ConfigError, describe
 from ..fluctuations import unit_noise_covariance
 from .models import NoiseModel
 
-__all__ = ["exact_term", "float_terms", "noise_term", "ubar"]
+__all__ = ["exact_term", "exact_triplet", "float_terms", "noise_term", "ubar"]
 
 _EPS = float(np.finfo(float).eps)
 _SLACK = 64  # ulps per unit of condition: several times the operation count of a term
@@ -163,27 +163,48 @@ def float_terms(
     return u, err, den
 
 
+try:  # C rationals (the [fast] extra): about 10x Python's Fraction for these terms
+    from gmpy2 import mpq as _Q
+except ImportError:  # pragma: no cover - exercised without the extra
+    _Q = Fraction
+
+
 def exact_term(
-    alg: MemoryAlgorithm, lam: float, B: float, model: NoiseModel, shift: Any = 0
+    alg: MemoryAlgorithm,
+    lam: float,
+    B: float,
+    model: NoiseModel,
+    shift: Any = 0,
+    *,
+    triplet: tuple[Fraction, Fraction, Fraction] | None = None,
 ) -> Fraction | None:
     """``U_lambda`` in exact rational arithmetic at the binary values of ``lam``, ``B``, the
     noise model and the algorithm's parameters (``shift`` exact); ``None`` when the
     second-moment map is not strictly stable there (``1 + (tau2/B) Ubar' <= 0``)."""
-    x = Fraction(lam)
+    x = _Q(lam)
     om = shift if isinstance(shift, Fraction) else Fraction(str(sp.Rational(shift)))
-    mu = x + om
+    mu = x + _Q(om.numerator, om.denominator)
     if alg.M <= 1:
-        b, x0, x1 = _triplet(alg, exact=True)
+        b, x0, x1 = (_Q(v.numerator, v.denominator) for v in triplet or exact_triplet(alg))
         n1 = -(1 + b) * (x0 + x1) + mu * x0 * (x0 - x1)
         ub = x * x * n1 / (mu * ((1 - b) + mu * x0) * (2 * (1 + b) - mu * (x0 - x1)))
     else:
-        ub = x * x * _exact_rxr(alg, mu)
-    k1 = Fraction(model.tau1) / Fraction(B)
-    k2 = Fraction(model.tau2) / Fraction(B)
+        m = Fraction(int(mu.numerator), int(mu.denominator))
+        r = _exact_rxr(alg, m)
+        ub = x * x * _Q(r.numerator, r.denominator)
+    k1 = _Q(model.tau1) / _Q(B)
+    k2 = _Q(model.tau2) / _Q(B)
     den = 1 + k2 * ub
     if den <= 0:
         return None
     return k1 * ub / den
+
+
+def exact_triplet(alg: MemoryAlgorithm) -> tuple[Fraction, Fraction, Fraction]:
+    """The memory-1 triplet ``(beta, q0, q1)`` as fractions (compute once per sum: it is a
+    sympy computation)."""
+    b, q0, q1 = _triplet(alg, exact=True)
+    return b, q0, q1
 
 
 def _exact_rxr(alg: MemoryAlgorithm, mu: Fraction) -> Fraction:
