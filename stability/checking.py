@@ -92,6 +92,7 @@ def check(
     ('stable', 38.0)
     """
 
+    _check_noise_size(spectrum, batch_size)
     model = _data_model(data, sampling, noise, lambda_max, spectrum)
     if model is None and (lambda_max is None) == (spectrum is None):
         raise ConfigError("give exactly one of lambda_max, spectrum and data")
@@ -190,6 +191,31 @@ def _group_schedules(schedule: Any, groups: int) -> list[Schedule | None]:
             f"values=...), got {describe(schedule)}"
         )
     return [schedule] * groups
+
+
+MAX_NOISE_EIGENVALUES = 4 * 10**6
+"""Most eigenvalues of an array spectrum :func:`check` takes with a batch size: near its
+threshold the certified noise sum passes over every eigenvalue for each batch size the critical
+batch size search visits (1e7 eigenvalues: 10 s; 1e8: minutes)."""
+
+
+def _check_noise_size(spectrum: Any, batch_size: Any) -> None:
+    """Refuse, before any work, an eigenvalue array too long for the certified noise sums."""
+    if batch_size is None or spectrum is None or isinstance(spectrum, PowerLawSpectrum):
+        return
+    size = int(np.size(spectrum)) if isinstance(spectrum, np.ndarray) else None
+    if isinstance(spectrum, Spectrum):
+        size = int(spectrum.lam.size)
+    if size is None and isinstance(spectrum, list | tuple):
+        size = len(spectrum)
+    if size is not None and size > MAX_NOISE_EIGENVALUES:
+        raise ConfigError(
+            f"spectrum: {size:,} eigenvalues with a batch_size; the certified mini-batch noise "
+            f"sum takes at most {MAX_NOISE_EIGENVALUES:,} (near its threshold it passes over "
+            "every eigenvalue for each batch size it tries): keep the top eigenvalues exactly "
+            "and pass the rest as a weighted density, stability.Spectrum.from_arrays(nodes, "
+            "weights) (e.g. np.histogram of the bulk), or a power law"
+        )
 
 
 def _data_model(

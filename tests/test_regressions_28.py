@@ -402,3 +402,10 @@ def test_critical_batch_size_was_the_first_batch_the_float_bounds_certify():
     rep = stb.check({"optimizer": "sgd", "lr": 0.5, "momentum": 1 - 3e-6}, spectrum=lam,
                     batch_size=crit)
     assert rep.noise["critical_batch_size"] == crit and rep.noise["bounded"]
+
+
+def test_a_spectrum_of_1e8_eigenvalues_with_a_batch_ran_for_minutes():
+    lam = np.ones(10**8 // 4 * 4)
+    with pytest.raises(ConfigError, match="spectrum: 100,000,000 eigenvalues with a batch_size"):
+        stb.check({"optimizer": "sgd", "lr": 0.01}, spectrum=lam, batch_size=8)
+    assert stb.check({"optimizer": "sgd", "lr": 0.01}, spectrum=lam[:1000], batch_size=8)
