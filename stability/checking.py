@@ -76,8 +76,9 @@ def check(
     trained with torch's ``MSELoss()`` (:meth:`~stability.noise.PerSampleCurvature.from_features`
     for another convention), or the per-sample curvature of a network
     (:func:`stability.training.per_sample_ggn`); ``sampling`` says how batches are drawn
-    (``with_replacement``, or ``without_replacement``: a shuffled DataLoader within an
-    epoch). Without data the mini-batch noise follows the Gaussian (SE) model ``noise`` on the
+    (``with_replacement``: ``B`` independent samples, or ``without_replacement``: each batch an
+    independent random subset of ``B`` distinct samples; neither is a shuffled epoch of
+    disjoint batches, whose threshold can differ when an epoch has few batches, docs §4.4). Without data the mini-batch noise follows the Gaussian (SE) model ``noise`` on the
     spectrum, which on real data can be off by an order of magnitude either way.
 
     ``schedule`` (a :class:`~stability.ltv.Schedule` or a torch

@@ -399,8 +399,9 @@ def test_critical_batch_size_was_the_first_batch_the_float_bounds_certify():
     assert stb.stability_sum(alg, lam, crit).bounded
     below = stb.stability_sum(alg, lam, crit - 1)
     assert not below.bounded and not below.undecided
-    rep = stb.check({"optimizer": "sgd", "lr": 0.5, "momentum": 1 - 3e-6}, spectrum=lam,
-                    batch_size=crit)
+    rep = stb.check(
+        {"optimizer": "sgd", "lr": 0.5, "momentum": 1 - 3e-6}, spectrum=lam, batch_size=crit
+    )
     assert rep.noise["critical_batch_size"] == crit and rep.noise["bounded"]
 
 
@@ -409,3 +410,46 @@ def test_a_spectrum_of_1e8_eigenvalues_with_a_batch_ran_for_minutes():
     with pytest.raises(ConfigError, match="spectrum: 100,000,000 eigenvalues with a batch_size"):
         stb.check({"optimizer": "sgd", "lr": 0.01}, spectrum=lam, batch_size=8)
     assert stb.check({"optimizer": "sgd", "lr": 0.01}, spectrum=lam[:1000], batch_size=8)
+
+
+def _epoch_radius(X, B, lr, mu):
+    """Oracle: the mean-square radius per step of a shuffled epoch (every ordering of the
+    samples, disjoint batches), heavy ball on H_i = 2 x_i x_i^T."""
+    import itertools
+
+    n, d = X.shape
+    Hs = [2 * np.outer(x, x) for x in X]
+    eye, zero = np.eye(d), np.zeros((d, d))
+    acc, count = 0.0, 0
+    for perm in itertools.permutations(range(n)):
+        A = np.eye(2 * d)
+        for k in range(n // B):
+            HB = sum(Hs[i] for i in perm[k * B : (k + 1) * B]) / B
+            A = np.block([[(1 + mu) * eye - lr * HB, -mu * eye], [eye, zero]]) @ A
+        acc, count = acc + np.kron(A, A), count + 1
+    return max(abs(np.linalg.eigvals(acc / count))) ** (1 / (n // B))
+
+
+def test_without_replacement_was_offered_as_a_shuffled_epoch():
+    """The i.i.d.-subset model is not the epoch: here its threshold is 1.25x the exact epoch's
+    (n = 6, B = 3, momentum 0.9), and the report says the model and that the epoch differs."""
+    from stability.checkers import largest_stable_lr
+
+    X = np.random.default_rng(4).standard_normal((6, 2)) * np.array([1, 0.3])
+    cfg = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}
+    data = PerSampleCurvature.from_features(X, bias=False)
+    model = stb.DataNoise(data, "without_replacement")
+    iid = largest_stable_lr(stb.from_optimizer(cfg)[0], batch_size=3, noise=model)[0]
+    lo, hi = 0.0, 2 * iid
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _epoch_radius(X, 3, mid, 0.9) < 1 else (lo, mid)
+    assert iid / lo == pytest.approx(1.25, abs=0.01)  # the model is not the epoch
+    rep = stb.check(cfg, data=data, batch_size=3, sampling="without_replacement")
+    text = " ".join(rep.caveats)
+    assert "each an independent random subset of B distinct samples" in text
+    assert "shuffled DataLoader's epoch of 2 disjoint batches" in text
+    big = stb.check(
+        cfg, data=(np.random.default_rng(0).standard_normal((400, 2)), None), batch_size=4
+    )
+    assert not any("disjoint batches" in c for c in big.caveats)  # 100 batches per epoch

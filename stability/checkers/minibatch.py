@@ -13,7 +13,7 @@ from ..noise.sums import stability_sum
 from ..optimizers import ConfiguredOptimizer
 from .batches import critical_batch_size
 
-__all__ = ["minibatch_verdict"]
+__all__ = ["EPOCH_BATCHES", "minibatch_verdict"]
 
 
 def minibatch_verdict(
@@ -56,6 +56,15 @@ _DATA_CAVEAT = (
     "stability of the linearised (quadratic) dynamics{where}; a network may run beyond it at "
     "the edge of stability: watch training with stability.training.StabilityMonitor"
 )
+
+
+EPOCH_BATCHES = 20
+"""Batches per epoch below which a report says a shuffled epoch may differ from the model."""
+
+_SAMPLING_WORDS = {
+    "with_replacement": "B independent samples each",
+    "without_replacement": "each an independent random subset of B distinct samples",
+}
 
 
 def _data_noise_info(
@@ -103,4 +112,12 @@ def _data_noise_info(
         )
     where = "" if data.subspace == "the range of H (exact)" else f" in {data.subspace}"
     notes.append(_DATA_CAVEAT.format(where=where))
+    per_epoch = data.n / max(float(res.batch_size), 1.0)
+    if per_epoch < EPOCH_BATCHES:
+        notes.append(
+            f"batches are modelled as drawn independently ({_SAMPLING_WORDS[model.sampling]}); "
+            f"a shuffled DataLoader's epoch of {per_epoch:.3g} disjoint batches is not, and with "
+            f"fewer than {EPOCH_BATCHES} batches per epoch its threshold can differ by up to "
+            "about 1.3x either way (docs §4.4): keep a margin"
+        )
     return info, tuple(notes)

@@ -277,8 +277,9 @@ def _data_args(c: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--sampling",
         choices=["with_replacement", "without_replacement"],
-        help="how batches of --data are drawn (default with_replacement; a shuffled "
-        "DataLoader is without_replacement)",
+        help="how batches of --data are drawn: with_replacement (default; B independent "
+        "samples) or without_replacement (each batch an independent random subset of B "
+        "distinct samples); neither is a shuffled epoch of disjoint batches",
     )
 
 
