@@ -78,7 +78,8 @@ def check(
     (:func:`stability.training.per_sample_ggn`); ``sampling`` says how batches are drawn
     (``with_replacement``: ``B`` independent samples, or ``without_replacement``: each batch an
     independent random subset of ``B`` distinct samples; neither is a shuffled epoch of
-    disjoint batches, whose threshold can differ when an epoch has few batches, docs §4.4). Without data the mini-batch noise follows the Gaussian (SE) model ``noise`` on the
+    disjoint batches, whose threshold can differ when an epoch has few batches, docs §4.4).
+    Without data the mini-batch noise follows the Gaussian (SE) model ``noise`` on the
     spectrum, which on real data can be off by an order of magnitude either way.
 
     ``schedule`` (a :class:`~stability.ltv.Schedule` or a torch
