@@ -25,6 +25,7 @@ rank warns, raises or calls back: all of them or none.
 
 from __future__ import annotations
 
+import copy
 import html
 import math
 import time
@@ -139,8 +140,18 @@ class MonitorHistory(list):
 
 
 def _thresholds(optimizer: Any) -> list[tuple[float, bool, bool]]:
-    """:func:`_threshold` of every param group."""
-    return [_threshold(opt) for opt in from_optimizer(optimizer)]
+    """:func:`_threshold` of every param group; a group whose learning rate is 0 (annealed to
+    the end of a schedule) takes no step, so nothing can grow: its threshold is infinite."""
+    groups = optimizer.param_groups
+    idle = [float(g["lr"]) == 0 for g in groups]
+    reader = optimizer
+    if any(idle):
+        reader = copy.copy(optimizer)  # the settings read with lr 1 where it is 0
+        reader.param_groups = [
+            dict(g, lr=1.0) if z else g for g, z in zip(groups, idle, strict=True)
+        ]
+    out = [_threshold(opt) for opt in from_optimizer(reader)]
+    return [(math.inf, True, t[2]) if z else t for t, z in zip(out, idle, strict=True)]
 
 
 def _threshold(opt: Any) -> tuple[float, bool, bool]:
@@ -270,7 +281,8 @@ class StabilityMonitor:
         threshold, scales, _ = thresholds[group]
         lr = lrs[group]
         ratio = sharp_g / threshold if threshold > 0 else math.inf
-        limit = lr * threshold / sharp_g if scales and sharp_g > 0 and threshold > 0 else None
+        ok = scales and sharp_g > 0 and 0 < threshold < math.inf
+        limit = lr * threshold / sharp_g if ok else None
         record = MonitorRecord(
             self._calls,
             lr,
