@@ -14,7 +14,14 @@ Each case runs in a fresh process (its peak RSS is its own):
    :func:`stability.training.per_sample_ggn` (top 64 Gauss-Newton directions) and ``rho``;
    the exact per-sample Jacobians would hold n k P = 2e9 numbers (8 GB) and are not formed.
 
-Usage: ``python benchmarks/bench_data_noise.py [--skip-baselines]``
+4. **networks at every batch size** (issue 27): a 1,982-parameter MLP on sklearn's
+   breast_cancer (569 samples, cross-entropy): ``per_sample_ggn`` (rank 64), then the eight
+   largest stable lrs (momentum 0 and 0.9, B = 1, 8, 32, 128) as two stability curves, against
+   eight separate checks at the old tolerance (1e-10); the digits least-squares curve over ten
+   batch sizes. ``--threads`` adds the rows at one and at two BLAS/torch threads with another
+   process busy on one core.
+
+Usage: ``python benchmarks/bench_data_noise.py [--skip-baselines] [--threads]``
 """
 
 from __future__ import annotations
@@ -114,15 +121,78 @@ print("RESULT", t2 - t, rss(),
 """,
 }
 
+BREAST = """
+import torch
+from sklearn.datasets import load_breast_cancer
+X, y = load_breast_cancer(return_X_y=True)
+X = (X - X.mean(0)) / X.std(0)
+x = torch.tensor(X, dtype=torch.float32)
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(30, 60), torch.nn.Tanh(), torch.nn.Linear(60, 2))
+P = sum(p.numel() for p in net.parameters())
+"""
+
+CASES.update(
+    {
+        "breast_cancer MLP (1,982 parameters): per_sample_ggn rank 64": BREAST
+        + """
+stb.training.per_sample_ggn(net, "cross_entropy", x[:50], subspace="top", rank=16)  # warm-up
+t = time.perf_counter()
+data = stb.training.per_sample_ggn(net, "cross_entropy", x, subspace="top", rank=64)
+print("RESULT", time.perf_counter() - t, rss(), f"{P:,} parameters, r={data.dim}")
+""",
+        "breast_cancer MLP: 8 largest stable lrs (mu 0, 0.9; B 1, 8, 32, 128)": BREAST
+        + """
+data = stb.training.per_sample_ggn(net, "cross_entropy", x, subspace="top", rank=64)
+t = time.perf_counter()
+curves = [stb.stability_curve({"optimizer": "sgd", "lr": 0.1, "momentum": mu}, data=data,
+                              batch_sizes=[1, 8, 32, 128]) for mu in (0.0, 0.9)]
+lrs = ", ".join(f"{v:.3g}" for c in curves for v in c.max_lr)
+print("RESULT", time.perf_counter() - t, rss(), f"lr_max = {lrs}")
+""",
+        "breast_cancer MLP: 8 settings, one check each (before: how issue 20 was used)": BREAST
+        + """
+data = stb.training.per_sample_ggn(net, "cross_entropy", x, subspace="top", rank=64)
+t = time.perf_counter()
+for mu in (0.0, 0.9):
+    for B in (1, 8, 32, 128):
+        stb.check({"optimizer": "sgd", "lr": 0.1, "momentum": mu}, data=data, batch_size=B,
+                  tol=1e-10)
+print("RESULT", time.perf_counter() - t, rss(), "8 separate checks at tol 1e-10")
+""",
+        "digits least squares: curve over 10 batch sizes": DIGITS.replace(
+            "X = (X - X.mean(0)) / (X.std(0) + 1e-8)", "X = X / 16"
+        )
+        + """
+data = stb.PerSampleCurvature.from_features(X, y / 1.0)
+t = time.perf_counter()
+c = stb.stability_curve({"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}, data=data,
+                        batch_sizes=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+print("RESULT", time.perf_counter() - t, rss(), f"knee B = {c.knee:.0f}")
+""",
+    }
+)
+
+BEFORE = {  # the figures issue 27 measured before this change (same machine kind)
+    "MLP 1e5 parameters, 2000 samples: curvature + rho": "19 s curvature + 1.6 s rho",
+    "breast_cancer MLP: 8 largest stable lrs (mu 0, 0.9; B 1, 8, 32, 128)": "12-34 s per setting",
+}
+
 BASELINE_OF = {
     "digits: rho": "digits: rho, dense eigvals (baseline)",
     "digits: largest stable lr": "digits: lr range test, torch SGD (baseline)",
 }
+BASELINE_OF["breast_cancer MLP: 8 largest stable lrs (mu 0, 0.9; B 1, 8, 32, 128)"] = (
+    "breast_cancer MLP: 8 settings, one check each (before: how issue 20 was used)"
+)
 TARGETS = {  # seconds, GB: the issue's budget on a 2-core machine
     "digits: rho": (0.2, None),
     "digits: largest stable lr": (2.0, None),
     "n=1e5, d=512: rho": (30.0, 2.0),
-    "MLP 1e5 parameters, 2000 samples: curvature + rho": (60.0, None),
+    "MLP 1e5 parameters, 2000 samples: curvature + rho": (12.0, None),
+    "breast_cancer MLP (1,982 parameters): per_sample_ggn rank 64": (5.0, None),
+    "breast_cancer MLP: 8 largest stable lrs (mu 0, 0.9; B 1, 8, 32, 128)": (5.0, None),
+    "digits least squares: curve over 10 batch sizes": (0.5, None),
 }
 
 
@@ -151,6 +221,8 @@ def main() -> None:
             ok = seconds < target[0] and (target[1] is None or mib / 1024 < target[1])
             budget = f"< {target[0]:g} s" + (f", < {target[1]:g} GB" if target[1] else "")
             line += f"   [budget {budget}: {'met' if ok else 'MISSED'}]"
+        if name in BEFORE:
+            line += f"   (before: {BEFORE[name]})"
         print(line, flush=True)
     for ours, base in BASELINE_OF.items():
         if base in results:

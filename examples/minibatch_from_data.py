@@ -154,7 +154,7 @@ def linearised_mlp(B: int, momentum: float, seeds: int = 5, n: int = 500) -> dic
     model = torch.nn.Sequential(
         torch.nn.Linear(64, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
     ).double()
-    data = stb.training.per_sample_ggn(model, "mse", x)
+    data = stb.training.per_sample_ggn(model, "mse", x, subspace="jacobian")  # exact
     cfg = {"optimizer": "sgd", "lr": 1e-6, "momentum": momentum}
     rep = stb.check(cfg, data=data, batch_size=B)
     lr = rep.max_stable_lr

@@ -17,6 +17,7 @@ reads the map: a module missing from it, or an import against its order, fails t
         errors.py           ConfigError, StabilityError and the wording of their messages
         symbols.py          every sympy Symbol once, with its assumptions
         progress.py         a progress line on stderr for long loops
+        _threads.py         one BLAS/torch thread for small products (threadpoolctl)
         _values.py          the input gate: exact numbers, float arrays, ranges, shapes
         configs.py          optimizer names, aliases and keys of each framework (KINDS)
         charpoly.py         S_lambda, P/Q/chi, multistep form, alpha_eff (§2)
@@ -79,6 +80,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             monitor.py      StabilityMonitor: sharpness against the threshold while training
         report.py           the Report and its presentation (text, dict, notebook reprs)
         checking.py         check(config, ...) -> Report
+        curve.py            the stability curve lr_max(B) from data, and its knee (§4.4)
         latex.py            derivation documents through sympy's LatexPrinter
         plots.py            matplotlib figures (imported lazily)
         __init__.py         the package's public API
@@ -101,6 +103,7 @@ from .charpoly import CharPoly, Multistep, Triplet
 from .checkers.batches import critical_batch_size
 from .checkers.searches import max_stable_lr
 from .checking import check
+from .curve import StabilityCurve, stability_curve
 from .errors import ConfigError, StabilityError
 from .fluctuations import stationary_covariance
 from .ltv.filters import lowpass_filter
@@ -141,7 +144,9 @@ __all__ = [
     "__version__",
     # the answer a practitioner acts on
     "Report",
+    "StabilityCurve",
     "check",
+    "stability_curve",
     # algorithms and their algebra
     "CharPoly",
     "MemoryAlgorithm",

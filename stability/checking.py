@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import progress
 from ._values import to_exact, to_float, to_sympy
 from .algorithms import MemoryAlgorithm
 from .checkers.minibatch import minibatch_verdict
@@ -30,7 +31,7 @@ from .noise.sums import _shift_note
 from .optimizers import ConfiguredOptimizer, from_optimizer
 from .regions.geometry import spectral_radius
 from .regions.verdicts import is_strictly_stable
-from .report import Report
+from .report import Report, ReportSet
 from .training.schedulers import DEFAULT_STEPS, horizon_of, is_torch_scheduler, scheduler_groups
 
 __all__ = ["check"]
@@ -62,7 +63,9 @@ def check(
     noise: Any = "gaussian",
     sampling: str = "with_replacement",
     schedule: Any = None,
-) -> Report:
+    tol: float = 1e-3,
+    drop_last: bool | None = None,
+) -> Report | ReportSet:
     """Check an optimizer configuration against what is known about the curvature.
 
     ``config`` is a mapping (see :func:`stability.from_optimizer`), a torch optimizer object,
@@ -87,6 +90,15 @@ def check(
     scheduler's learning rates (and momenta) are absolute: the configuration is analysed at
     the schedule's first step, whatever its own lr says.
 
+    ``batch_size`` may be a list: the result is then a :class:`~stability.report.ReportSet`
+    with one report per batch size (and a table), sharing everything that does not depend on
+    the batch size (with data: the response matrices and the radii, ``rho(B) = kappa_B
+    rho_1``). ``tol`` is the relative accuracy of the data model's largest stable learning
+    rate (the value is certified stable; the edge is within ``tol`` above it). ``drop_last``
+    (with data) says whether the DataLoader drops the epoch's partial last batch (``n mod B``
+    samples): ``False``, its default, models it (the epoch-average batch factor, with the
+    partial batch's own ``rho`` beside it); ``None`` notes it when ``B`` does not divide ``n``.
+
     ``bool(report)`` is ``report.stable``: ``if check(...):`` passes only a stable verdict.
 
     >>> r = check({"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, lambda_max=30.0)
@@ -94,6 +106,16 @@ def check(
     ('stable', 38.0)
     """
 
+    tol = _tolerance(tol)
+    if drop_last is not None and not isinstance(drop_last, bool):
+        raise ConfigError(f"drop_last must be True, False or None, got {describe(drop_last)}")
+    if drop_last is not None and data is None:
+        raise ConfigError("drop_last= describes the batches of data=: it needs data")
+    if _is_many(batch_size):
+        return _check_many(
+            config, lambda_max, spectrum, data, batch_size, noise, sampling, schedule, tol,
+            drop_last,
+        )  # fmt: skip
     _check_noise_size(spectrum, batch_size)
     model = _data_model(data, sampling, noise, lambda_max, spectrum)
     if model is None and (lambda_max is None) == (spectrum is None):
@@ -114,7 +136,7 @@ def check(
             ),
         )
     reports = [
-        _check_one(g, lambda_max, spectrum, batch_size, noise, sch)
+        _check_one(g, lambda_max, spectrum, batch_size, noise, sch, tol, drop_last)
         for g, sch in zip(groups, schedules, strict=True)
     ]
     for r in reports:
@@ -195,7 +217,7 @@ def _group_schedules(schedule: Any, groups: int) -> list[Schedule | None]:
     return [schedule] * groups
 
 
-MAX_NOISE_EIGENVALUES = 4 * 10**6
+_MAX_NOISE_EIGENVALUES = 4 * 10**6
 """Most eigenvalues of an array spectrum :func:`check` takes with a batch size: near its
 threshold the certified noise sum passes over every eigenvalue for each batch size the critical
 batch size search visits (1e7 eigenvalues: 10 s; 1e8: minutes)."""
@@ -210,14 +232,49 @@ def _check_noise_size(spectrum: Any, batch_size: Any) -> None:
         size = int(spectrum.lam.size)
     if size is None and isinstance(spectrum, list | tuple):
         size = len(spectrum)
-    if size is not None and size > MAX_NOISE_EIGENVALUES:
+    if size is not None and size > _MAX_NOISE_EIGENVALUES:
         raise ConfigError(
             f"spectrum: {size:,} eigenvalues with a batch_size; the certified mini-batch noise "
-            f"sum takes at most {MAX_NOISE_EIGENVALUES:,} (near its threshold it passes over "
+            f"sum takes at most {_MAX_NOISE_EIGENVALUES:,} (near its threshold it passes over "
             "every eigenvalue for each batch size it tries): keep the top eigenvalues exactly "
             "and pass the rest as a weighted density, stability.Spectrum.from_arrays(nodes, "
             "weights) (e.g. np.histogram of the bulk), or a power law"
         )
+
+
+def _is_many(batch_size: Any) -> bool:
+    return isinstance(batch_size, list | tuple | np.ndarray)
+
+
+def _check_many(
+    config: Any, lambda_max: Any, spectrum: Any, data: Any, batch_size: Any, noise: Any,
+    sampling: str, schedule: Any, tol: float, drop_last: bool | None,
+) -> ReportSet:  # fmt: skip
+    """:func:`check` at each batch size of a list, with the data model built once (its
+    response matrices and radii are shared by every batch size)."""
+    sizes = list(np.asarray(batch_size, dtype=object).ravel())
+    if not sizes:
+        raise ConfigError("batch_size must not be an empty list")
+    if len(sizes) > 1000:
+        raise ConfigError(f"batch_size takes at most 1000 sizes, got {len(sizes)}")
+    model = _data_model(data, sampling, noise, lambda_max, spectrum)
+    shared = {"data": model, "sampling": model.sampling} if model is not None else {"data": None}
+    if model is None:
+        shared["sampling"] = sampling
+    out = ReportSet()
+    for i, b in enumerate(sizes):
+        progress.update("batch sizes", i, len(sizes))
+        out.append(
+            check(config, lambda_max=lambda_max, spectrum=spectrum, batch_size=b, noise=noise,
+                  schedule=schedule, tol=tol, drop_last=drop_last, **shared)
+        )  # fmt: skip
+    return out
+
+
+def _tolerance(tol: Any) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 1e-12 <= tol <= 0.1:
+        raise ConfigError(f"tol must be a relative accuracy in [1e-12, 0.1], got {describe(tol)}")
+    return float(tol)
 
 
 def _data_model(
@@ -237,8 +294,9 @@ def _data_model(
         raise ConfigError(
             "noise= names a Gaussian/SE model; with data= the data's own noise is used"
         )
-    if isinstance(data, DataNoise):
-        model = data if sampling == "with_replacement" else DataNoise(data.data, sampling)
+    if isinstance(data, DataNoise):  # kept as it is (its memo): sampling= may only confirm it
+        keep = sampling in ("with_replacement", data.sampling)
+        model = data if keep else DataNoise(data.data, sampling)
     elif isinstance(data, PerSampleCurvature):
         model = DataNoise(data, sampling)
     elif isinstance(data, tuple | list) and len(data) == 2:
@@ -294,6 +352,8 @@ def _check_one(
     batch_size: Any,
     noise: Any,
     schedule: Any,
+    tol: float = 1e-3,
+    drop_last: bool | None = None,
 ) -> Report:
     alg = opt.algorithm
     shift = float(to_exact(opt.curvature_shift))
@@ -310,12 +370,17 @@ def _check_one(
                 "the noise analysis (batch_size) needs spectrum= or data=, not lambda_max"
             )
         noise_info, notes = minibatch_verdict(
-            opt, cur.spectrum, cur.strict.stable, batch_size, noise
+            opt, cur.spectrum, cur.strict.stable, batch_size, noise, drop_last
         )
         skip = {_shift_note(shift)} if decoupled else set()
         caveats.extend(n for n in notes if n not in caveats and n not in skip)
     max_lr, binding = largest_stable_lr(
-        opt, lambda_max=lambda_max, spectrum=cur.spectrum, batch_size=batch_size, noise=noise
+        opt,
+        lambda_max=lambda_max,
+        spectrum=cur.spectrum,
+        batch_size=batch_size,
+        noise=noise,
+        rtol=tol if isinstance(noise, DataNoise) else 1e-6,
     )
     label = cur.label
     if isinstance(noise, DataNoise):

@@ -27,6 +27,7 @@ __all__ = [
     "plot_monitor",
     "plot_schedule_verdict",
     "plot_stability_sum",
+    "plot_stability_curve",
     "plot_stability_sum_vs_lr",
     "plot_stability_triangle",
 ]
@@ -335,4 +336,26 @@ def plot_monitor(history: Any, ax: Any = None):
     ax.set_ylabel("curvature (Hessian eigenvalue)")
     ax.set_title("stability monitor: sharpness vs threshold")
     ax.legend(fontsize=8, loc="best")
+    return artists
+
+
+def plot_stability_curve(curve: Any, ax: Any = None):
+    """A :class:`~stability.curve.StabilityCurve`: the largest stable learning rate against the
+    batch size (log-log), the noiseless limit and the knee."""
+    ax = _axes(ax)
+    b, lr = curve.batch_sizes, curve.max_lr
+    artists = ax.loglog(b, lr, "o-", label="largest stable lr (data model, certified)")
+    artists.append(
+        ax.axhline(curve.noiseless_lr, color="k", ls="--", lw=1,
+                   label=f"noiseless limit {curve.noiseless_lr:.3g}")
+    )  # fmt: skip
+    if np.isfinite(curve.knee):
+        artists.append(
+            ax.axvline(curve.knee, color="tab:red", ls=":", lw=1.2,
+                       label=f"knee B = {curve.knee:.0f} ({curve.knee_fraction:.0%} of the limit)")
+        )  # fmt: skip
+    ax.set_xlabel("batch size B")
+    ax.set_ylabel("largest stable learning rate")
+    ax.set_title("stability curve: lr_max(B)")
+    ax.legend(fontsize=8, loc="lower right")
     return artists

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Report"]
+__all__ = ["Report", "ReportSet"]
 
 
 @dataclass
@@ -318,3 +318,68 @@ def _schedule_lines(sc: dict[str, Any]) -> list[str]:
         "(below 1 is sufficient, not necessary)"
     )
     return lines
+
+
+_ORDER = {"unstable": 0, "marginal": 1, "stable": 2}
+
+
+class ReportSet(list):
+    """One :class:`Report` per setting of a :func:`stability.check` over several batch sizes,
+    with a table of them; ``verdict`` is the worst, ``bool(...)`` true only if all are
+    stable."""
+
+    @property
+    def verdict(self) -> str:
+        return min((r.verdict for r in self), key=lambda v: _ORDER[v])
+
+    @property
+    def stable(self) -> bool:
+        return all(r.stable for r in self)
+
+    def __bool__(self) -> bool:
+        return self.stable
+
+    def rows(self) -> list[tuple[Any, str, Any, Any, Any]]:
+        """``(batch size, verdict, rho or U, largest stable lr, critical batch size)``."""
+        out = []
+        for r in self:
+            noise = r.noise or {}
+            value = noise.get("rho", noise.get("U"))
+            out.append(
+                (noise.get("batch_size"), r.verdict, value, r.max_stable_lr,
+                 noise.get("critical_batch_size"))
+            )  # fmt: skip
+        return out
+
+    def table(self) -> str:
+        lines = [
+            f"{len(self)} settings: {self.verdict.upper()} at worst",
+            f"  {'batch size':>10}  {'verdict':>9}  {'rho / U':>11}  {'largest lr':>11}  "
+            f"{'critical B':>10}",
+        ]
+        for b, v, x, lr, crit in self.rows():
+            lines.append(
+                f"  {_fmt(b):>10}  {v:>9}  {_fmt(x):>11}  {_fmt(lr):>11}  {_fmt(crit):>10}"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return "\n\n".join([self.table(), *(str(r) for r in self)])
+
+    def __repr__(self) -> str:
+        return f"ReportSet({len(self)} settings, {self.verdict} at worst)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "settings": [r.to_dict() for r in self]}
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("batch size", "verdict", "rho / U", "largest lr", "critical B")
+        )
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(c) if not isinstance(c, str) else c)}</td>"
+                             for c in row) + "</tr>"
+            for row in self.rows()
+        )  # fmt: skip
+        return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{rows}</table>"

@@ -109,6 +109,8 @@ JOINED["stability.training"] = {
 ADDED_TO_PACKAGE: dict[str, str] = {  # name -> reason
     "DataNoise": "the data noise model (issue 20)",
     "PerSampleCurvature": "the data noise model (issue 20)",
+    "StabilityCurve": "the stability curve lr_max(B) from data (issue 27)",
+    "stability_curve": "the stability curve lr_max(B) from data (issue 27)",
 }
 REMOVED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     "stability.report": {"check": "check() lives in stability.checking (and stability.check)"},
@@ -121,7 +123,10 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
         n: "public (it lacked the underscore)"
         for n in ("NAMED", "StabilityLatexPrinter", "write_all")
     },
-    "stability.plots": {"plot_monitor": "public (it lacked the underscore)"},
+    "stability.plots": {
+        "plot_monitor": "public (it lacked the underscore)",
+        "plot_stability_curve": "the stability curve's figure (issue 27)",
+    },
     "stability.errors": {
         **{
             n: "the wording of messages lives with the errors (was stability._values)"
@@ -136,6 +141,7 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
         n: "how the symbols print: foundation modules' LaTeX reprs use it (issue 21)"
         for n in ("StabilityLatexPrinter", "latex")
     },
+    "stability.report": {"ReportSet": "one report per batch size of a check (issue 27)"},
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",
     },

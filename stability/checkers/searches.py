@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..methods import _exact_value, get_method, torch_sgd
 from ..noise.data import DataNoise
 from ..noise.models import NoiseModel, get_noise_model
+from ..noise.persample import batch_factor
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
 from ..noise.sums import _check_shift, stability_sum
 from ..optimizers import ConfiguredOptimizer, from_optimizer
@@ -111,8 +112,15 @@ def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
     kind, key = opt.kind.name, opt.kind.lr_key
     exact_config = {k: _exact_value(v)[0] for k, v in opt.config.items()}
 
-    def build(lr: float) -> MemoryAlgorithm:
-        return from_optimizer({"optimizer": kind, **opt.config, key: float(lr)})[0].algorithm
+    built: dict[float, MemoryAlgorithm] = {}
+
+    def build(lr: float) -> MemoryAlgorithm:  # a search builds the same lr more than once
+        lr = float(lr)
+        if lr not in built:
+            if len(built) > 256:
+                built.clear()
+            built[lr] = from_optimizer({"optimizer": kind, **opt.config, key: lr})[0].algorithm
+        return built[lr]
 
     def exact(lr: Any) -> MemoryAlgorithm:
         return from_optimizer({"optimizer": kind, **exact_config, key: lr})[0].algorithm
@@ -245,7 +253,7 @@ def _search_lr(
 ) -> tuple[float, str]:
     """The largest stable lr of the family and the condition that binds there."""
     strict_ok = _strict_predicate(fam, lambda_max, spec)
-    lr_hi = _largest(strict_ok, fam.lr0, rtol, _ROUND if fam.triplets is not None else 3)
+    lr_hi = _noiseless_limit(fam, strict_ok, model, lambda_max, spec, rtol)
     if batch_size is None or spec is None or lr_hi == 0.0:
         return lr_hi, "strict stability"
     noise_ok, points = _noise_predicate(fam, spec, to_float(batch_size, "batch_size"), model)
@@ -268,6 +276,27 @@ def _search_lr(
     return top, f"mini-batch noise ({what}); noiseless limit {lr_hi:.6g}"
 
 
+def _noiseless_limit(
+    fam: _Family, strict_ok: Any, model: Any, lambda_max: Any, spec: Any, rtol: float
+) -> float:
+    """The largest strictly stable lr, remembered by a data model for its own spectrum (the
+    searches at several batch sizes share it)."""
+    points = _ROUND if fam.triplets is not None else 3
+    if not isinstance(model, DataNoise) or lambda_max is not None:
+        return _largest(strict_ok, fam.lr0, rtol, points)
+    key = ("noiseless", fam.build(1.0), float(fam.shift), _spectrum_key(spec), rtol)
+    if key not in model._memo:
+        model._memo[key] = (_largest(strict_ok, fam.lr0, min(rtol, 1e-6), points), None)
+    return model._memo[key][0]
+
+
+def _spectrum_key(spec: Any) -> tuple[Any, ...]:
+    lam = getattr(spec, "lam", None)
+    if lam is None:
+        return (repr(spec),)
+    return (lam.size, float(lam.min()), float(lam.max()), float(lam.sum()))
+
+
 def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: float) -> float:
     """The largest learning rate below the noiseless limit ``lr_hi`` with a certified
     ``rho < 1`` (the data model), to ``rtol`` relative. ``log rho`` is smooth and increasing in
@@ -275,11 +304,28 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
     where ``rho`` is infinite or the bracket shrinks slowly) needs about ten evaluations where
     bisection needs thirty. Each side of the bracket is a certified verdict."""
 
-    def at(lr: float) -> tuple[bool, float]:
-        res = model.radius(fam.build(lr), B, shift=fam.shift, rtol=min(rtol, 1e-7) / 10)
-        value = math.log(res.rho) if res.strict and 0 < res.rho < math.inf else math.inf
-        return res.stable, (value if res.strict else math.inf)
+    kappa = batch_factor(B, model.data.n, model.sampling)
+    seen = model._memo.setdefault(("edges", fam.build(1.0), float(fam.shift)), {})
 
+    def read(res: Any, factor: float) -> tuple[bool, float]:
+        ok = res.strict and res.upper * factor < 1
+        value = math.log(res.rho * factor) if res.strict and 0 < res.rho < math.inf else math.inf
+        return ok, value
+
+    def at(lr: float) -> tuple[bool, float]:
+        # a certified verdict (stop once the bounds are on one side of 1) and rho to about
+        # 1e-4 for the secant steps: the search's own accuracy is the bracket's width
+        res = model.radius(fam.build(lr), B, shift=fam.shift, rtol=1e-4, decide=True)
+        if res.kappa > 0:
+            seen[lr] = (res, 1.0 / res.kappa)  # rho_1 = rho / kappa: any other batch size
+        return read(res, 1.0)
+
+    if kappa == 0:
+        return lr_hi
+    bracket = _known_bracket(seen, kappa, lr_hi, read)
+    if bracket is not None:
+        lo, g_lo, hi, g_hi = bracket
+        return _secant(at, lo, g_lo, hi, g_hi, lr_hi, rtol)
     ok_hi, g_hi = at(lr_hi)
     if ok_hi:
         return lr_hi
@@ -291,33 +337,80 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
         hi, g_hi = lo, g_lo
         lo *= min(0.5, max(1 / 64, 0.8 * math.exp(-g_lo))) if math.isfinite(g_lo) else 0.5
         ok_lo, g_lo = at(lo)
+    return _secant(at, lo, g_lo, hi, g_hi, lr_hi, rtol)
+
+
+def _known_bracket(
+    seen: dict[float, Any], kappa: float, lr_hi: float, read: Callable[..., tuple[bool, float]]
+) -> tuple[float, float, float, float] | None:
+    """A bracket ``(lo, g_lo, hi, g_hi)`` from verdicts already found at other batch sizes
+    (``rho(B) = kappa_B rho_1``): the largest learning rate certified stable at this batch
+    factor and the smallest one above it that is not; ``None`` when they do not bracket."""
+    good, bad = [], []
+    for lr, (res, to_unit) in seen.items():
+        if lr > lr_hi:
+            continue
+        ok, g = read(res, to_unit * kappa)
+        (good if ok else bad).append((lr, g))
+    if not good:
+        return None
+    lo, g_lo = max(good)
+    above = [b for b in bad if b[0] > lo]
+    if not above:
+        return None
+    hi, g_hi = min(above)
+    return lo, g_lo, hi, g_hi
+
+
+def _secant(
+    at: Callable[[float], tuple[bool, float]],
+    lo: float,
+    g_lo: float,
+    hi: float,
+    g_hi: float,
+    lr_hi: float,
+    rtol: float,
+) -> float:
+    """Shrink ``[lo, hi]`` (``lo`` stable, ``hi`` not) to ``rtol`` relative width by regula
+    falsi on ``log rho`` against ``log lr`` with the Illinois modification. When the secant
+    slope puts the root within ``rtol`` of the last point, the point just across it is tested
+    too: that closes the bracket in one more evaluation instead of creeping up on one side."""
     side = 0
+
+    def take(c: float, ok: bool, g: float) -> None:
+        nonlocal lo, g_lo, hi, g_hi, side
+        if ok:
+            lo, g_lo = c, g
+            g_hi = g_hi / 2 if side == 1 else g_hi  # Illinois: the stale end counts less
+            side = 1
+        else:
+            hi, g_hi = c, g
+            g_lo = g_lo / 2 if side == -1 else g_lo
+            side = -1
+
     while hi - lo > rtol * hi:
         progress.update("largest stable lr (data)", min(math.log2(lr_hi / (hi - lo)) / 40, 0.99), 1)
         x_lo, x_hi = math.log(lo), math.log(hi)
-        if math.isfinite(g_hi) and g_hi > g_lo:
-            x = x_lo - g_lo * (x_hi - x_lo) / (g_hi - g_lo)
+        slope = (g_hi - g_lo) / (x_hi - x_lo) if math.isfinite(g_hi) and g_hi > g_lo else 0.0
+        if slope > 0:
+            x = x_lo - g_lo / slope
             x = min(max(x, x_lo + 0.01 * (x_hi - x_lo)), x_hi - 0.01 * (x_hi - x_lo))
         else:
             x = (x_lo + x_hi) / 2
         width = hi - lo
         c = math.exp(x)
         ok_c, g_c = at(c)
-        if ok_c:
-            lo, g_lo = c, g_c
-            g_hi = g_hi / 2 if side == 1 else g_hi  # Illinois: the stale end counts less
-            side = 1
-        else:
-            hi, g_hi = c, g_c
-            g_lo = g_lo / 2 if side == -1 else g_lo
-            side = -1
-        if hi - lo > 0.5 * width:  # slow: one bisection step
+        take(c, ok_c, g_c)
+        if hi - lo <= rtol * hi:
+            break
+        step = -g_c / slope if slope > 0 and math.isfinite(g_c) else math.inf
+        if abs(step) < rtol / 2:  # the root is within rtol of c: test across it
+            probe = c * math.exp(max(2 * abs(step), rtol / 4) * (1 if ok_c else -1))
+            if lo < probe < hi:
+                take(probe, *at(probe))
+        elif hi - lo > 0.5 * width:  # slow: one bisection step
             mid = math.sqrt(lo * hi)
-            ok_m, g_m = at(mid)
-            if ok_m:
-                lo, g_lo = mid, g_m
-            else:
-                hi, g_hi = mid, g_m
+            take(mid, *at(mid))
     return lo
 
 

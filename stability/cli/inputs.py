@@ -222,6 +222,13 @@ def _check_config_value(key: str, value: Any) -> None:
             if isinstance(x, bool) or not isinstance(x, int | float):
                 raise ConfigError(f"betas[{i}] must be a number, got {describe(x)}")
         return
+    if key == "batch_size" and isinstance(value, list):
+        if not value or len(value) > 1000:
+            raise ConfigError(f"batch_size must list 1 to 1000 sizes, got {len(value)}")
+        for i, x in enumerate(value):
+            if isinstance(x, bool) or not isinstance(x, int | float):
+                raise ConfigError(f"batch_size[{i}] must be a number, got {describe(x)}")
+        return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key} must be a number, got {describe(value)}")
 

@@ -117,6 +117,16 @@ def _as_arg(fn: Any, name: str) -> Any:
     return parse
 
 
+def _batch_sizes(text: str, name: str) -> Any:
+    """One batch size, or a comma-separated list of them (at most 1000)."""
+    if "," not in text:
+        return number(text, name)
+    parts = text.split(",")
+    if len(parts) > 1000:
+        raise ConfigError(f"{name} takes at most 1000 sizes, got {len(parts)}")
+    return [number(x.strip(), name) for x in parts]
+
+
 def _num_arg(name: str) -> Any:
     return _as_arg(number, name)
 
@@ -175,9 +185,10 @@ def _curvature_args(
         "--batch-size",
         dest="batch_size",
         metavar="B",
-        type=_num_arg("batch_size"),
+        type=_as_arg(_batch_sizes, "batch_size") if data else _num_arg("batch_size"),
         help="the batch size: adds the mini-batch noise verdict and the critical batch size "
-        f"(needs a spectrum{', a power law or --data' if data else ' or a power law'})",
+        f"(needs a spectrum{', a power law or --data' if data else ' or a power law'})"
+        + ("; a list such as 1,8,32,128 checks each and prints the table" if data else ""),
     )
     n.add_argument(
         "--noise",

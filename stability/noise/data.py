@@ -42,11 +42,12 @@ dozen lines.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .._threads import limited
 from .._values import real_array
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError, StabilityError, describe
@@ -116,6 +117,7 @@ class DataNoise:
     data: PerSampleCurvature
     sampling: str = "with_replacement"
     name: str = "data"
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, PerSampleCurvature):
@@ -125,20 +127,63 @@ class DataNoise:
                 f"sampling must be one of {list(SAMPLING)}, got {describe(self.sampling)}"
             )
 
-    def radius(self, alg: MemoryAlgorithm, batch_size: Any, **kw: Any) -> DataNoiseResult:
-        return mean_square_radius(alg, self.data, batch_size, sampling=self.sampling, **kw)
+    def radius(
+        self,
+        alg: MemoryAlgorithm,
+        batch_size: Any,
+        *,
+        shift: Any = 0,
+        rtol: float = 1e-6,
+        decide: bool = False,
+        **kw: Any,
+    ) -> DataNoiseResult:
+        """:func:`mean_square_radius` of this data, remembered per algorithm and shift: ``N``
+        scales with the batch factor, ``rho(B) = kappa_B rho_1``, so the bounds found at one
+        batch size answer every other one (scaled) when they decide it or are tight enough,
+        and the response matrix is computed once per algorithm."""
+        kappa = batch_factor(batch_size, self.data.n, self.sampling)
+        key = (alg, float(_check_shift(shift)[0]))
+        unit, R = self._memo.get(key, (None, None))
+        if unit is not None and kappa > 0:
+            scaled = _scaled(unit, kappa, float(batch_size), self.sampling)
+            tight = scaled.upper - scaled.lower <= rtol * scaled.upper
+            if not scaled.strict or tight or (decide and scaled.decided):
+                return scaled
+        res = mean_square_radius(
+            alg, self.data, batch_size, sampling=self.sampling, shift=shift, rtol=rtol,
+            decide=decide, response=R, **kw,
+        )  # fmt: skip
+        if res.kappa > 0:
+            if len(self._memo) > 512:
+                self._memo.clear()
+            old = unit
+            if (
+                old is None
+                or res.upper / res.kappa - res.lower / res.kappa <= old.upper - old.lower
+            ):
+                old = _scaled(res, 1.0 / res.kappa, 1.0, res.sampling, unit=True)
+            self._memo[key] = (old, R if R is not None else res._response)
+        return res
 
     def critical_batch_size(self, alg: MemoryAlgorithm, shift: Any = 0) -> float:
         """Smallest integer batch size with a certified ``rho < 1``: ``N`` scales with
         ``kappa_B``, so ``rho(B) = kappa_B rho_1`` and one certified ``rho_1`` (at
         ``kappa = 1``) decides every ``B`` (``inf`` if the noiseless dynamics are unstable,
         or no batch smaller than the data set suffices)."""
-        one = mean_square_radius(alg, self.data, 1, shift=shift, rtol=1e-10)
-        if not one.strict:
-            return math.inf
-        u, n = one.upper, self.data.n
-        if not math.isfinite(u):
-            return math.inf  # the response could not be computed in floats: undecided
+        for rtol in (1e-4, 1e-7, 1e-10):  # tighter only while the bounds straddle an integer
+            one = mean_square_radius(alg, self.data, 1, shift=shift, rtol=rtol)
+            if not one.strict:
+                return math.inf
+            if not math.isfinite(one.upper):
+                return math.inf  # the response could not be computed in floats: undecided
+            found = self._smallest(one.upper)
+            if found == self._smallest(max(one.lower, 1e-300)):
+                break
+        return found
+
+    def _smallest(self, u: float) -> float:
+        """The smallest integer batch with ``kappa_B u < 1``."""
+        n = self.data.n
         if u < 1:
             return 1.0
         if self.sampling == "with_replacement":
@@ -220,6 +265,7 @@ class DataNoiseResult:
     matvecs: int
     reason: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    _response: Any = field(default=None, compare=False, repr=False)
 
     @property
     def stable(self) -> bool:
@@ -365,7 +411,7 @@ def mean_square_radius(
     B = float(batch_size)
     omega, omega_x = _check_shift(shift)
     lam = data.eigenvalues
-    strict = is_strictly_stable(alg, lam, shift=omega_x)
+    strict = _strict(alg, lam, omega, omega_x)
     notes = list(data.notes)
     if not strict.stable:
         reason = f"noiseless S_lambda is not strictly stable ({strict.reason})"
@@ -386,7 +432,7 @@ def mean_square_radius(
         )
     op = _Operator(data, R)
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), limited(application_flops(data)):
             rho, lower, upper = _iterate(op, kappa, rtol, decide, max_matvecs)
     except np.linalg.LinAlgError:
         rho = lower = upper = math.nan
@@ -414,7 +460,50 @@ def mean_square_radius(
     if op.calls >= max_matvecs and not (upper - lower <= 2 * rtol * upper or decided):
         notes.append(f"the iteration stopped after {op.calls} applications of N")
     return DataNoiseResult(
-        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes)
+        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes), R
+    )
+
+
+@dataclass(frozen=True)
+class _Strict:
+    stable: bool
+    reason: str
+
+
+def _strict(alg: MemoryAlgorithm, lam: np.ndarray, omega: float, omega_x: Any) -> Any:
+    """Strict stability of ``S_lambda`` at every eigenvalue: decided in floats when the
+    spectral radius is clear of 1 by more than the eigenvalues' rounding (``10 (eps |S|)^(1/m)``
+    for ``m x m`` matrices: a defective eigenvalue moves by the m-th root of a perturbation),
+    else exactly (:func:`~stability.regions.is_strictly_stable`, a sympy computation)."""
+    S = alg.update_matrices(lam + omega)
+    m = S.shape[-1]
+    with np.errstate(all="ignore"):
+        radius = float(np.abs(np.linalg.eigvals(S)).max()) if S.size else 0.0
+        size = float(np.abs(S).max()) if S.size else 0.0
+    margin = 10 * (np.finfo(float).eps * max(size, 1.0)) ** (1 / m)
+    if math.isfinite(radius) and radius < 1 - margin:
+        return _Strict(True, f"spectral radius {radius:.6g} < 1 (floats, clear of 1)")
+    return is_strictly_stable(alg, lam, shift=omega_x)
+
+
+def _scaled(
+    res: DataNoiseResult, factor: float, B: float, sampling: str, unit: bool = False
+) -> DataNoiseResult:
+    """``res`` with ``N`` scaled by ``factor`` (another batch factor): ``rho`` and its bounds
+    scale exactly (``N`` is linear in ``kappa``), the verdict follows from them."""
+    if not res.strict:
+        return replace(res, batch_size=B, kappa=1.0 if unit else res.kappa * factor)
+    rho, lower, upper = res.rho * factor, res.lower * factor, res.upper * factor
+    kappa = 1.0 if unit else res.kappa * factor
+    decided = upper < 1 or lower > 1
+    if upper < 1:
+        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
+    elif lower > 1:
+        reason = "rho > 1: the second moments grow under mini-batch noise"
+    else:
+        reason = "rho within its certified bounds of 1: reported as not stable"
+    return DataNoiseResult(
+        rho, lower, upper, B, sampling, kappa, True, decided, 0, reason, res.notes, res._response
     )
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import limited
 from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
 from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
@@ -120,7 +121,9 @@ def per_sample_ggn(
     ``loss`` is ``"mse"`` (``torch.nn.MSELoss()``), ``"cross_entropy"``
     (``torch.nn.CrossEntropyLoss()`` on the model's logits) or one of those modules.
     ``subspace`` is ``"jacobian"`` (exact: the span of the Jacobian rows), ``"top"`` (the top
-    ``rank`` GGN eigenvectors) or ``"auto"`` (exact when ``n k <= EXACT_ROWS``). ``tol`` is
+    ``rank`` GGN eigenvectors) or ``"auto"`` (by cost: exact when the span of the Jacobian
+    rows has at most ``2 rank`` directions, ``min(n k, P) <= 2 rank``, since the verdict costs
+    ``n k r^2`` per application; else the top ``rank``). ``tol`` is
     Lanczos' relative accuracy (default 1e-10 for float64 models, 1e-5 for float32).
     """
     torch = _torch()
@@ -131,7 +134,10 @@ def per_sample_ggn(
         raise ConfigError(f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}")
     net = _Network(model, name, inputs, torch)
     rows = net.n * net.k
-    exact = subspace == "jacobian" or (subspace == "auto" and rows <= EXACT_ROWS)
+    # by cost: the verdict costs n k r^2 per application, so the exact subspace (r = min(n k,
+    # P) directions) is chosen when it is at most twice the rank asked for
+    cheap = min(rows, net.P) <= 2 * rank if isinstance(rank, int) else rows <= EXACT_ROWS
+    exact = subspace == "jacobian" or (subspace == "auto" and cheap and rows <= EXACT_ROWS)
     if exact and rows * net.P > _EXACT_NUMBERS:
         if subspace == "jacobian":
             raise ConfigError(
@@ -140,12 +146,14 @@ def per_sample_ggn(
             )
         exact = False
     if exact:
-        return net.exact()
+        with limited(2.0 * rows * net.P):
+            return net.exact()
     if isinstance(rank, bool) or not isinstance(rank, int) or not 2 <= rank < net.P:
         raise ConfigError(f"rank must be an integer in [2, {net.P - 1}], got {describe(rank)}")
     if tol is None:
         tol = 1e-10 if net.dtype == torch.float64 else 1e-5
-    return net.top(rank, tol, seed)
+    with limited(2.0 * rows * net.P):  # one product: a pass over the n samples
+        return net.top(rank, tol, seed)
 
 
 class _Network:
