@@ -22,22 +22,25 @@ PARALLEL_FLOPS = 5e8
 
 
 @contextlib.contextmanager
-def limited(flops: float) -> Iterator[None]:
+def limited(flops: float, torch_flops: float | None = None) -> Iterator[None]:
     """Run the block on one thread when its products cost fewer than :data:`PARALLEL_FLOPS`
     each (BLAS through threadpoolctl; torch's intra-op threads if torch is already imported);
-    unchanged otherwise."""
-    if flops >= PARALLEL_FLOPS:
+    unchanged otherwise. ``torch_flops`` sizes torch's products apart from the BLAS ones (a
+    Lanczos loop on the host around large network products: one BLAS thread, torch's own)."""
+    torch_flops = flops if torch_flops is None else torch_flops
+    if flops >= PARALLEL_FLOPS and torch_flops >= PARALLEL_FLOPS:
         yield
         return
     with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
+        if flops < PARALLEL_FLOPS:
+            try:
+                from threadpoolctl import threadpool_limits
 
-            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            pass
+                stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+                pass
         torch = sys.modules.get("torch")
-        if torch is not None:
+        if torch is not None and torch_flops < PARALLEL_FLOPS:
             before = torch.get_num_threads()
             if before != 1:
                 torch.set_num_threads(1)

@@ -268,6 +268,7 @@ def _check_many(
             check(config, lambda_max=lambda_max, spectrum=spectrum, batch_size=b, noise=noise,
                   schedule=schedule, tol=tol, drop_last=drop_last, **shared)
         )  # fmt: skip
+    progress.done("batch sizes")
     return out
 
 

@@ -18,37 +18,48 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["estimate", "reporting", "update"]
+__all__ = ["done", "estimate", "reporting", "update"]
 
 
 class _Reporter:
+    """One line on the stream for all the tasks running at once (a search and the verdicts
+    inside it share it: ``outer: 40% | inner: 10%``), rewritten in place."""
+
     def __init__(self, stream: TextIO, after: float, every: float) -> None:
         self.stream, self.after, self.every = stream, after, every
         self.started: dict[str, float] = {}
+        self.state: dict[str, str] = {}  # the running tasks, in the order they started
         self.last = 0.0
+        self.width = 0
         self.shown = False
-        self.task = ""
 
     def update(self, task: str, done: float, total: float) -> None:
         now = time.perf_counter()
         start = self.started.setdefault(task, now)
         spent = now - start
         finished = done >= total
+        frac = done / total if total else 1.0
+        left = f"~{spent * (1 - frac) / frac:.0f} s left" if frac > 0 else "time left unknown"
+        self.state[task] = f"{task}: {100 * frac:.1f}% done, {spent:.0f} s spent, {left}"
+        if finished:
+            self.state.pop(task, None)
+            self.started.pop(task, None)
         if spent < self.after or (now - self.last < self.every and not finished):
             return
         self.last = now
-        frac = done / total if total else 1.0
-        left = f"~{spent * (1 - frac) / frac:.0f} s left" if frac > 0 else "time left unknown"
-        if self.shown and task != self.task:  # another task: its own line
-            self.stream.write("\n")
-        self.task = task
-        self.stream.write(f"\r{task}: {100 * frac:5.1f}% done, {spent:.0f} s spent, {left}   ")
-        self.shown = True
+        line = " | ".join(self.state.values())
         if finished:
+            line = " | ".join(filter(None, [line, f"{task}: 100.0% done in {spent:.0f} s"]))
+        self._write(line)
+        if finished and not self.state:
             self.stream.write("\n")
-            self.shown = False
-            del self.started[task]
+            self.shown, self.width = False, 0
         self.stream.flush()
+
+    def _write(self, line: str) -> None:
+        self.stream.write("\r" + line + " " * max(0, self.width - len(line)))
+        self.width = len(line)
+        self.shown = True
 
     def close(self) -> None:
         if self.shown:
@@ -100,3 +111,8 @@ def estimate(task: str, seconds: float) -> None:
     if reporter is not None and seconds >= reporter.after:
         reporter.stream.write(f"{task}: estimated run time ~{seconds:.0f} s\n")
         reporter.stream.flush()
+
+
+def done(task: str) -> None:
+    """Report that ``task`` has finished (its line is closed)."""
+    update(task, 1.0, 1.0)

@@ -149,4 +149,5 @@ def _smallest_batch(ok: Callable[[np.ndarray], Any], top: float, points: int) ->
         hi = float(cand[np.argmax(g)]) if g.any() else hi
         lo = float(cand[~g].max()) if (~g).any() and cand[~g].max() < hi else lo
         progress.update("critical batch size", width - math.log2(max(hi - lo, 1)), width)
+    progress.done("critical batch size")
     return float(hi)

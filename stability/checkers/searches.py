@@ -411,6 +411,7 @@ def _secant(
         elif hi - lo > 0.5 * width:  # slow: one bisection step
             mid = math.sqrt(lo * hi)
             take(mid, *at(mid))
+    progress.done("largest stable lr (data)")
     return lo
 
 
@@ -515,4 +516,5 @@ def _refine(
         above = grid[grid > lo_new]
         hi = float(above.min()) if above.size else hi
         lo = lo_new
+    progress.done("largest stable lr")
     return lo

@@ -47,6 +47,7 @@ def _eigenvalues_outside(values: np.ndarray, intervals, polys, shift: Any = 0) -
                 x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
                 inside[i] = all(p.eval(x) > 0 for _, p in polys)
         outside.append(chunk[~inside])
+    progress.update("exact verdict on the eigenvalues", values.size, values.size)
     return np.concatenate(outside)
 
 
@@ -89,4 +90,5 @@ def _eigenvalues_failing(values: np.ndarray, polys, shift: Any = 0) -> np.ndarra
                 x = sp.Rational(float(chunk[i])) + shift  # exact binary value + exact shift
                 ok[i] = bool(p.eval(x) > 0)
         failing.append(chunk[~ok])
+    progress.update("exact verdict on the eigenvalues", values.size, values.size)
     return np.concatenate(failing)

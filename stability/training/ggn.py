@@ -37,9 +37,14 @@ from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
 from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
 
-__all__ = ["EXACT_ROWS", "GGN_LOSSES", "per_sample_ggn"]
+__all__ = ["EXACT_ROWS", "GGN_LOSSES", "SUBSPACE_SAMPLES", "per_sample_ggn"]
 
 GGN_LOSSES = ("mse", "cross_entropy")
+SUBSPACE_SAMPLES = 512
+"""Samples whose Gauss-Newton matrix gives the top subspace (a seeded subset when there are
+more): every Lanczos product is a pass over them; the per-sample curvature is then taken on all
+the samples in that subspace, and the report compares ``rho`` at ``r/2`` and ``r``."""
+
 EXACT_ROWS = 1024
 """Most Jacobian rows ``n k`` for which ``subspace="auto"`` takes the exact range of ``H``."""
 
@@ -152,7 +157,9 @@ def per_sample_ggn(
         raise ConfigError(f"rank must be an integer in [2, {net.P - 1}], got {describe(rank)}")
     if tol is None:
         tol = 1e-10 if net.dtype == torch.float64 else 1e-5
-    with limited(2.0 * rows * net.P):  # one product: a pass over the n samples
+    # the Lanczos vectors live on the host (small BLAS work: one thread); each product is a
+    # pass of the network over the samples (torch keeps its threads when that is large)
+    with limited(10.0 * net.P, 4.0 * min(net.n, SUBSPACE_SAMPLES) * net.k * net.P):
         return net.top(rank, tol, seed)
 
 
@@ -239,21 +246,35 @@ class _Network:
         return PerSampleCurvature(lam, factors, 1, (self.note,), subspace)
 
     def top(self, rank: int, tol: float, seed: int) -> PerSampleCurvature:
-        """The top ``rank`` Gauss-Newton eigenvectors by Lanczos, then ``J_i V`` by forward-mode
-        passes, a chunk of directions at a time."""
-        from torch.func import jvp, vjp, vmap
+        """The top ``rank`` Gauss-Newton eigenvectors by Lanczos (of the Gauss-Newton matrix of
+        a seeded subset of at most :data:`SUBSPACE_SAMPLES` samples), then ``J_i V`` of every
+        sample by forward-mode passes, a chunk of directions at a time."""
+        from torch.func import functional_call, jvp, vjp, vmap
 
         torch, n = self.torch, self.n
-        A = self.Ct.transpose(1, 2) @ self.Ct  # A_i = C_i C_i^T, (n, k, k)
-        _, pullback = vjp(self.outputs, self.params)
+        m = min(n, SUBSPACE_SAMPLES)
+        rows = torch.arange(n, device=self.device)
+        if m < n:
+            gen = torch.Generator().manual_seed(int(seed))
+            rows = torch.randperm(n, generator=gen)[:m].sort().values.to(self.device)
+        inputs = self.inputs[rows]
+        A = (self.Ct.transpose(1, 2) @ self.Ct)[rows]  # A_i = C_i C_i^T, (m, k, k)
 
-        def matvec(v: np.ndarray) -> np.ndarray:  # (1/n) sum_i J_i^T A_i J_i v
+        def outputs(p: dict[str, Any]) -> Any:
+            return functional_call(self.model, p, (inputs,)).reshape(m, self.k)
+
+        _, pullback = vjp(outputs, self.params)
+
+        def matvec(v: np.ndarray) -> np.ndarray:  # (1/m) sum_i J_i^T A_i J_i v
             t = self.directions(torch.as_tensor(v, dtype=self.dtype, device=self.device)[:, None])
-            u = jvp(self.outputs, (self.params,), ({k: t[k][0] for k in self.names},))[1]
-            (g,) = pullback((A @ u[:, :, None])[:, :, 0] / n)
+            u = jvp(outputs, (self.params,), ({k: t[k][0] for k in self.names},))[1]
+            (g,) = pullback((A @ u[:, :, None])[:, :, 0] / m)
             return torch.cat([g[k].reshape(-1) for k in self.names]).double().cpu().numpy()
 
-        top = top_eigenvalues(matvec, self.P, rank, tol=tol, seed=seed)
+        # symmetric by construction (J^T A J); ARPACK's residual bound is enough here
+        top = top_eigenvalues(
+            matvec, self.P, rank, tol=tol, seed=seed, check_symmetry=False, residuals=False
+        )
         V = torch.as_tensor(top.vectors, dtype=self.dtype, device=self.device)
 
         def push(t: dict[str, Any]) -> Any:
@@ -266,7 +287,13 @@ class _Network:
             notes=(
                 self.note,
                 f"subspace: the top {rank} Gauss-Newton eigenvectors (Lanczos, {top.matvecs} "
-                f"products, largest residual {top.residuals.max():.2g})",
+                f"products, residuals at most {top.residuals.max():.2g}"
+                + (
+                    f"; found on a seeded subset of {m} of the {n} samples, every sample's "
+                    "curvature then taken in it)"
+                    if m < n
+                    else ")"
+                ),
             ),
             subspace=f"the top {rank} Gauss-Newton eigenvectors",
         )
