@@ -207,7 +207,46 @@ def run(name: str) -> tuple[float, float, str]:
     return float(seconds), float(mib), what
 
 
+THREADS_CASE = (
+    BREAST
+    + """
+import stability._threads as threads
+if MODE == "several":
+    threads.PARALLEL_FLOPS = 0.0  # never limit: BLAS and torch on all their threads
+data = stb.training.per_sample_ggn(net, "cross_entropy", x, subspace="top", rank=64)
+t = time.perf_counter()
+for mu in (0.0, 0.9):
+    stb.stability_curve({"optimizer": "sgd", "lr": 0.1, "momentum": mu}, data=data,
+                        batch_sizes=[1, 8, 32, 128])
+print("RESULT", time.perf_counter() - t, rss(), MODE)
+"""
+)
+
+
+def threads_rows() -> None:
+    """The 8 breast_cancer settings at one thread per small product (the default) and at every
+    thread, each with another process busy on one core."""
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\n"
+                             "while time.time() - t < 600: pass"])  # fmt: skip
+    try:
+        for mode in ("one", "several"):
+            code = SETUP + f"MODE = {mode!r}\n" + THREADS_CASE
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(res.stderr[-2000:])
+            line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
+            _, seconds, _, _ = line.split(" ", 3)
+            label = "one thread per small product" if mode == "one" else "every thread"
+            print(f"8 breast_cancer settings, another process busy, {label:<29} "
+                  f"{float(seconds):8.2f} s", flush=True)  # fmt: skip
+    finally:
+        busy.kill()
+
+
 def main() -> None:
+    if "--threads" in sys.argv[1:]:
+        threads_rows()
+        return
     skip = "--skip-baselines" in sys.argv[1:]
     results = {}
     for name in CASES:

@@ -142,6 +142,7 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
         for n in ("StabilityLatexPrinter", "latex")
     },
     "stability.report": {"ReportSet": "one report per batch size of a check (issue 27)"},
+    "stability.progress": {"done": "a task closes its progress line (issue 27)"},
     "stability.fluctuations": {
         "unit_noise_covariance": "the one symbolic Lyapunov solve (noise sums use it too)",
     },

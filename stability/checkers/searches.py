@@ -316,12 +316,33 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
         # a certified verdict (stop once the bounds are on one side of 1) and rho to about
         # 1e-4 for the secant steps: the search's own accuracy is the bracket's width
         res = model.radius(fam.build(lr), B, shift=fam.shift, rtol=1e-4, decide=True)
+        if res.strict and not math.isfinite(res.upper):
+            raise _Uncomputable  # the response overflows in floats: nothing is certified
         if res.kappa > 0:
             seen[lr] = (res, 1.0 / res.kappa)  # rho_1 = rho / kappa: any other batch size
         return read(res, 1.0)
 
     if kappa == 0:
         return lr_hi
+    try:
+        return _edge_search(at, seen, kappa, lr_hi, rtol, read)
+    except _Uncomputable:
+        return 0.0
+
+
+class _Uncomputable(Exception):
+    """The data model's response cannot be computed in floats at a learning rate."""
+
+
+def _edge_search(
+    at: Callable[[float], tuple[bool, float]],
+    seen: dict[float, Any],
+    kappa: float,
+    lr_hi: float,
+    rtol: float,
+    read: Callable[..., tuple[bool, float]],
+) -> float:
+    """The search of :func:`_data_edge`: from a known bracket, else down from ``lr_hi``."""
     bracket = _known_bracket(seen, kappa, lr_hi, read)
     if bracket is not None:
         lo, g_lo, hi, g_hi = bracket
