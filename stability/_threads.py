@@ -14,11 +14,28 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["PARALLEL_FLOPS", "limited"]
 
 PARALLEL_FLOPS = 5e8
 """Floating-point operations of one product above which several threads pay off."""
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _controller() -> Any:
+    """One ``ThreadpoolController`` per process: finding the loaded BLAS libraries scans the
+    process's libraries (5 ms), too slow to repeat around every small iteration."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            _CONTROLLER.append(None)
+    return _CONTROLLER[0]
 
 
 @contextlib.contextmanager
@@ -33,12 +50,9 @@ def limited(flops: float, torch_flops: float | None = None) -> Iterator[None]:
         return
     with contextlib.ExitStack() as stack:
         if flops < PARALLEL_FLOPS:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-            except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-                pass
+            controller = _controller()
+            if controller is not None:
+                stack.enter_context(controller.limit(limits=1, user_api="blas"))
         torch = sys.modules.get("torch")
         if torch is not None and torch_flops < PARALLEL_FLOPS:
             before = torch.get_num_threads()

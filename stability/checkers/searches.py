@@ -28,7 +28,7 @@ from .._values import to_exact, to_float, to_sympy
 from ..algorithms import MemoryAlgorithm
 from ..errors import ConfigError
 from ..methods import _exact_value, get_method, torch_sgd
-from ..noise.data import DataNoise
+from ..noise.data import DataNoise, NumericAlgorithm
 from ..noise.models import NoiseModel, get_noise_model
 from ..noise.persample import batch_factor
 from ..noise.spectra import PowerLawSpectrum, Spectrum, as_spectrum
@@ -106,21 +106,25 @@ def _build(fam: _Family, lr: float) -> MemoryAlgorithm | None:
         return None
 
 
+_BUILT: dict[tuple[Any, ...], MemoryAlgorithm] = {}  # algorithms per (settings, lr)
+
+
 def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
     if opt.kind is None:
         return None
     kind, key = opt.kind.name, opt.kind.lr_key
     exact_config = {k: _exact_value(v)[0] for k, v in opt.config.items()}
 
-    built: dict[float, MemoryAlgorithm] = {}
+    settings = (kind, repr(sorted((k, repr(v)) for k, v in opt.config.items() if k != key)))
 
-    def build(lr: float) -> MemoryAlgorithm:  # a search builds the same lr more than once
-        lr = float(lr)
-        if lr not in built:
-            if len(built) > 256:
-                built.clear()
-            built[lr] = from_optimizer({"optimizer": kind, **opt.config, key: lr})[0].algorithm
-        return built[lr]
+    def build(lr: float) -> MemoryAlgorithm:  # searches build the same lr more than once
+        where = (*settings, float(lr))
+        if where not in _BUILT:
+            if len(_BUILT) > 1024:
+                _BUILT.clear()
+            cfg = {"optimizer": kind, **opt.config, key: float(lr)}
+            _BUILT[where] = from_optimizer(cfg)[0].algorithm
+        return _BUILT[where]
 
     def exact(lr: Any) -> MemoryAlgorithm:
         return from_optimizer({"optimizer": kind, **exact_config, key: lr})[0].algorithm
@@ -306,6 +310,7 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
 
     kappa = batch_factor(B, model.data.n, model.sampling)
     seen = model._memo.setdefault(("edges", fam.build(1.0), float(fam.shift)), {})
+    system = _numeric_family(fam, model)
 
     def read(res: Any, factor: float) -> tuple[bool, float]:
         ok = res.strict and res.upper * factor < 1
@@ -315,7 +320,7 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
     def at(lr: float) -> tuple[bool, float]:
         # a certified verdict (stop once the bounds are on one side of 1) and rho to about
         # 1e-4 for the secant steps: the search's own accuracy is the bracket's width
-        res = model.radius(fam.build(lr), B, shift=fam.shift, rtol=1e-4, decide=True)
+        res = model.radius(system(lr), B, shift=fam.shift, rtol=1e-4, decide=True)
         if res.strict and not math.isfinite(res.upper):
             raise _Uncomputable  # the response overflows in floats: nothing is certified
         if res.kappa > 0:
@@ -328,6 +333,32 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
         return _edge_search(at, seen, kappa, lr_hi, rtol, read)
     except _Uncomputable:
         return 0.0
+
+
+def _numeric_family(fam: _Family, model: DataNoise) -> Callable[[float], Any]:
+    """``lr -> NumericAlgorithm`` of the family: the float system ``(S_0, v, r)`` is affine in
+    the learning rate for the optimizers here (checked on three builds, remembered by the data
+    model), so no sympy construction per learning rate; a family that is not affine builds
+    each one."""
+    key = ("affine", fam.build(1.0), float(fam.shift))
+    if key not in model._memo:
+        s1, s2, s4 = (fam.build(x).numeric_system() for x in (1.0, 2.0, 4.0))
+        slope = [b - a for a, b in zip(s1, s2, strict=True)]
+        affine = all(
+            np.allclose(c - a, 3 * d, rtol=1e-12, atol=1e-14)
+            for a, c, d in zip(s1, s4, slope, strict=True)
+        )
+        model._memo[key] = (s1, slope) if affine else None
+    found = model._memo[key]
+    if found is None:
+        return lambda lr: fam.build(lr)
+    base, slope = found
+
+    def system(lr: float) -> Any:
+        arrays = [a + (lr - 1.0) * d for a, d in zip(base, slope, strict=True)]
+        return NumericAlgorithm(*arrays, build=lambda: fam.build(lr))
+
+    return system
 
 
 class _Uncomputable(Exception):

@@ -49,7 +49,7 @@ import numpy as np
 
 from .._threads import limited
 from .._values import real_array
-from ..algorithms import MemoryAlgorithm
+from ..algorithms import MemoryAlgorithm, update_matrices
 from ..errors import ConfigError, StabilityError, describe
 from ..regions.verdicts import is_strictly_stable
 from .persample import SAMPLING, PerSampleCurvature, batch_factor
@@ -60,6 +60,7 @@ __all__ = [
     "WORK_LIMIT",
     "DataNoise",
     "DataNoiseResult",
+    "NumericAlgorithm",
     "application_flops",
     "check_work",
     "gaussian_radius",
@@ -464,6 +465,36 @@ def mean_square_radius(
     )
 
 
+class NumericAlgorithm:
+    """A memory-M algorithm as its float system ``(S_0, v, r)`` only (``S_lambda = S_0 +
+    lambda v r^T``): what the data model computes with, without the sympy construction of a
+    :class:`~stability.MemoryAlgorithm` (a search builds one per learning rate). ``build()``
+    gives the full algorithm when an exact verdict is needed."""
+
+    def __init__(self, S0: np.ndarray, v: np.ndarray, r: np.ndarray, build: Any) -> None:
+        self._sys = (np.asarray(S0, float), np.asarray(v, float), np.asarray(r, float))
+        self.M = self._sys[0].shape[0] - 1
+        self._build, self._full = build, None
+        self._key = b"".join(a.tobytes() for a in self._sys)
+
+    def numeric_system(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(a.copy() for a in self._sys)  # type: ignore[return-value]
+
+    def update_matrices(self, lam: Any) -> np.ndarray:
+        return update_matrices(*self._sys, lam)
+
+    def build(self) -> MemoryAlgorithm:
+        if self._full is None:
+            self._full = self._build()
+        return self._full
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NumericAlgorithm) and other._key == self._key
+
+
 @dataclass(frozen=True)
 class _Strict:
     stable: bool
@@ -483,6 +514,8 @@ def _strict(alg: MemoryAlgorithm, lam: np.ndarray, omega: float, omega_x: Any) -
     margin = 10 * (np.finfo(float).eps * max(size, 1.0)) ** (1 / m)
     if math.isfinite(radius) and radius < 1 - margin:
         return _Strict(True, f"spectral radius {radius:.6g} < 1 (floats, clear of 1)")
+    if isinstance(alg, NumericAlgorithm):
+        alg = alg.build()
     return is_strictly_stable(alg, lam, shift=omega_x)
 
 
