@@ -161,7 +161,7 @@ def _dense_hessian(model, X, y):
     return torch.autograd.functional.hessian(f, flat).numpy(), named
 
 
-@settings()
+@settings(max_examples=max(4, settings.default.max_examples // 3))  # 5 by default, 166 thorough
 @given(
     name=st.sampled_from(sorted(SCHEDULERS)),
     lrs=st.lists(st.floats(1e-3, 0.3), min_size=2, max_size=2),
