@@ -258,9 +258,7 @@ def _check_many(
     if len(sizes) > 1000:
         raise ConfigError(f"batch_size takes at most 1000 sizes, got {len(sizes)}")
     model = _data_model(data, sampling, noise, lambda_max, spectrum)
-    shared = {"data": model, "sampling": model.sampling} if model is not None else {"data": None}
-    if model is None:
-        shared["sampling"] = sampling
+    shared = {"data": model, "sampling": model.sampling if model is not None else sampling}
     out = ReportSet()
     for i, b in enumerate(sizes):
         progress.update("batch sizes", i, len(sizes))

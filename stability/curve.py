@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .checkers.searches import _config_family, largest_stable_lr
-from .checking import _configured, _data_model
+from .checking import _configured, _data_model, _plain, _tolerance
 from .errors import ConfigError, describe
 from .noise.data import DataNoise
 
@@ -209,17 +209,3 @@ def _batch_sizes(value: Any) -> np.ndarray:
     if len(out) > 1000:
         raise ConfigError(f"batch_sizes takes at most 1000 sizes, got {len(out)}")
     return np.unique(np.asarray(out))
-
-
-def _tolerance(tol: Any) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 1e-12 <= tol <= 0.1:
-        raise ConfigError(f"tol must be a relative accuracy in [1e-12, 0.1], got {describe(tol)}")
-    return float(tol)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, tuple | list):
-        return tuple(_plain(v) for v in value)
-    return float(value)

@@ -451,13 +451,7 @@ def mean_square_radius(
     # upper bound is then the size of that rounding, never below zero.
     floor = _rounding_floor(data, R, kappa)
     rho, lower, upper = max(rho, 0.0), max(lower, 0.0), max(upper, floor)
-    decided = upper < 1 or lower > 1
-    if upper < 1:
-        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
-    elif lower > 1:
-        reason = "rho > 1: the second moments grow under mini-batch noise"
-    else:
-        reason = "rho within its certified bounds of 1: reported as not stable"
+    decided, reason = _decision(lower, upper)
     if op.calls >= max_matvecs and not (upper - lower <= 2 * rtol * upper or decided):
         notes.append(f"the iteration stopped after {op.calls} applications of N")
     return DataNoiseResult(
@@ -528,16 +522,19 @@ def _scaled(
         return replace(res, batch_size=B, kappa=1.0 if unit else res.kappa * factor)
     rho, lower, upper = res.rho * factor, res.lower * factor, res.upper * factor
     kappa = 1.0 if unit else res.kappa * factor
-    decided = upper < 1 or lower > 1
-    if upper < 1:
-        reason = "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
-    elif lower > 1:
-        reason = "rho > 1: the second moments grow under mini-batch noise"
-    else:
-        reason = "rho within its certified bounds of 1: reported as not stable"
+    decided, reason = _decision(lower, upper)
     return DataNoiseResult(
         rho, lower, upper, B, sampling, kappa, True, decided, 0, reason, res.notes, res._response
     )
+
+
+def _decision(lower: float, upper: float) -> tuple[bool, str]:
+    """Whether the certified bounds decide ``rho < 1``, and the verdict in words."""
+    if upper < 1:
+        return True, "rho < 1: the mini-batch noise stays bounded (exact mean-square condition)"
+    if lower > 1:
+        return True, "rho > 1: the second moments grow under mini-batch noise"
+    return False, "rho within its certified bounds of 1: reported as not stable"
 
 
 def _rounding_floor(data: PerSampleCurvature, R: np.ndarray, kappa: float) -> float:
