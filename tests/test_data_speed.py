@@ -144,17 +144,59 @@ def test_fourth_moment_products_equal_the_einsum():
 
 
 @given(
-    scale=st.floats(0.5, 1.5),
+    scale=st.one_of(st.floats(0.5, 1.5), st.floats(1 - 1e-12, 1 + 1e-12)),
     momentum=st.sampled_from([0.0, 0.5, 0.9, 0.999]),
+    nesterov=st.booleans(),
+    tiny=st.sampled_from([0.0, 1e-12, 1e-6]),
     seed=st.integers(0, 1000),
 )
-def test_the_float_strict_check_agrees_with_the_exact_one(scale, momentum, seed):
-    """Near the noiseless edge (scale ~ 1) the float decision defers to the exact one."""
+def test_the_float_strict_check_agrees_with_the_exact_one(scale, momentum, nesterov, tiny, seed):
+    """Near the noiseless edge (scale ~ 1) and at curvatures near 0 (heavy ball's radius
+    within lr lambda of 1) the float decision (Jury's margins) agrees with the exact one, or
+    defers to it."""
     lam = np.sort(np.random.default_rng(seed).uniform(0.1, 3.0, 20))
+    lam[0] = tiny if tiny else lam[0]
+    nesterov = nesterov and momentum > 0
     lr = scale * 2 * (1 + momentum) / lam.max()
-    alg = stb.from_optimizer({"optimizer": "sgd", "lr": lr, "momentum": momentum})[0].algorithm
+    if nesterov:
+        lr = scale * 2 * (1 + momentum) / (1 + 2 * momentum) / lam.max()
+    cfg = {"optimizer": "sgd", "lr": lr, "momentum": momentum, "nesterov": nesterov}
+    alg = stb.from_optimizer(cfg)[0].algorithm
     got = _strict(alg, lam, 0.0, 0)
     assert got.stable == stb.is_strictly_stable(alg, lam).stable
+
+
+def test_a_warm_started_radius_keeps_its_certificate(digits):
+    """The eigenmatrix at one learning rate starts the iteration at the next; the bounds
+    still hold (checked against the Perron root of the dense operator on a small set), a
+    start from another lr or a random PD matrix only costs applications."""
+    rng = np.random.default_rng(3)
+    small = PerSampleCurvature.from_features(rng.standard_normal((40, 4)), rng.standard_normal(40))
+    lam = small.eigenvalues
+    for lr, start_lr in [(0.05, 0.049), (0.1, 0.01)]:
+        alg = stb.heavy_ball(lr, 0.9)
+        R = stb.noise.response_matrix(alg, lam)
+        F = small.factors.reshape(small.n, -1, small.dim)
+        Hs = np.einsum("nki,nkj->nij", F, F)
+        E = np.einsum("nij,nkl->ikjl", Hs, Hs).reshape(small.dim**2, -1) / small.n
+        N = (E - np.kron(np.diag(lam), np.diag(lam))) * R.reshape(-1)[None, :]
+        rho = float(np.max(np.abs(np.linalg.eigvals(N))))
+        first = mean_square_radius(stb.heavy_ball(start_lr, 0.9), small, 1, rtol=1e-10)
+        starts = [first._eigenmatrix, np.eye(small.dim) + 0.1 * np.ones((small.dim,) * 2)]
+        for start in starts:
+            res = mean_square_radius(alg, small, 1, rtol=1e-8, start=start)
+            assert res.lower <= rho * (1 + 1e-9) and rho <= res.upper * (1 + 1e-9)
+            assert res.rho == pytest.approx(rho, rel=1e-6)
+    # a nearby start needs fewer applications than the cold one
+    cold = mean_square_radius(stb.heavy_ball(0.05, 0.9), digits, 8, rtol=1e-4)
+    near = mean_square_radius(stb.heavy_ball(0.0501, 0.9), digits, 8, rtol=1e-4)
+    warm = mean_square_radius(
+        stb.heavy_ball(0.0501, 0.9), digits, 8, rtol=1e-4, start=cold._eigenmatrix
+    )
+    assert warm.matvecs < near.matvecs
+    assert warm.lower <= near.rho <= warm.upper and near.lower <= warm.rho <= near.upper
+    bad = mean_square_radius(stb.heavy_ball(0.05, 0.9), digits, 8, start=np.full((2, 2), np.nan))
+    assert bad.rho == pytest.approx(cold.rho, rel=1e-3)  # an unusable start is ignored
 
 
 def test_cli_batch_size_list(tmp_path):

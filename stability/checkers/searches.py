@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import sympy as sp
+from scipy.interpolate import PchipInterpolator
 
 from .. import progress
 from .._values import to_exact, to_float, to_sympy
@@ -54,9 +55,15 @@ class _Family:
     lr0: float
     triplets: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]] | None
     shift: Fraction
+    builds_to: list[float] = field(default_factory=lambda: [0.0], compare=False, repr=False)
+    """The largest learning rate the family is known to build at (its domain is an interval
+    from 0), so that a search does not build a sympy algorithm per round to find out."""
 
 
 _LR = sp.Symbol("lr", positive=True)
+
+
+_TRIPLETS: dict[Any, Any] = {}  # the lambdified triplets per family (``_family``'s ``key``)
 
 
 def _family(
@@ -64,9 +71,27 @@ def _family(
     lr0: float,
     shift: Fraction,
     exact: Callable[[Any], Any],
+    key: Any = None,
 ) -> _Family:
     """The family; ``exact(lr)`` builds it from the exact values of the fixed settings, so
-    that at ``lr`` a sympy symbol it gives the triplet as an exact expression in ``lr``."""
+    that at ``lr`` a sympy symbol it gives the triplet as an exact expression in ``lr``. A
+    hashable ``key`` naming the settings remembers that (sympy) construction."""
+    if key is not None and key in _TRIPLETS:
+        return _Family(build, lr0, _TRIPLETS[key], shift)
+    fam = _symbolic_family(build, lr0, shift, exact)
+    if key is not None:
+        if len(_TRIPLETS) > 256:
+            _TRIPLETS.clear()
+        _TRIPLETS[key] = fam.triplets
+    return fam
+
+
+def _symbolic_family(
+    build: Callable[[Any], MemoryAlgorithm],
+    lr0: float,
+    shift: Fraction,
+    exact: Callable[[Any], Any],
+) -> _Family:
     triplets = None
     try:
         symbolic = exact(_LR)
@@ -92,7 +117,16 @@ def _in_domain(fam: _Family, lr: np.ndarray) -> np.ndarray:
     """Where the family is defined: the learning rates at which it builds (AdamW refuses
     ``lr * weight_decay >= 2``), checked at the largest candidate first (usually the only
     check needed, the domain being an interval from 0)."""
-    if lr.size == 0 or _build(fam, float(lr.max())) is not None:
+    top = float(lr.max()) if lr.size else 0.0
+    if lr.size == 0 or top <= fam.builds_to[0]:
+        return np.ones(lr.shape, dtype=bool)
+    if fam.builds_to[0] == 0.0:  # first call: most families build at any learning rate
+        far = max(top, fam.lr0) * 2.0**60
+        if _build(fam, far) is not None:
+            fam.builds_to[0] = far
+            return np.ones(lr.shape, dtype=bool)
+    if _build(fam, top) is not None:
+        fam.builds_to[0] = top
         return np.ones(lr.shape, dtype=bool)
     return np.array([_build(fam, float(x)) is not None for x in lr.ravel()]).reshape(lr.shape)
 
@@ -129,7 +163,9 @@ def _config_family(opt: ConfiguredOptimizer) -> _Family | None:
     def exact(lr: Any) -> MemoryAlgorithm:
         return from_optimizer({"optimizer": kind, **exact_config, key: lr})[0].algorithm
 
-    return _family(build, float(opt.config[key]), _check_shift(opt.curvature_shift)[1], exact)
+    shift = _check_shift(opt.curvature_shift)[1]
+    exact_key = (kind, repr(sorted((k, repr(v)) for k, v in exact_config.items() if k != key)))
+    return _family(build, float(opt.config[key]), shift, exact, key=exact_key)
 
 
 def _method_family(family: str, fixed: dict[str, Any], lam_top: float) -> _Family:
@@ -173,9 +209,13 @@ def _strict_predicate(fam: _Family, lambda_max: Any, spec: Any) -> Callable[[np.
 
         def vectorised(lr: np.ndarray) -> np.ndarray:
             beta, q0, q1 = triplets(lr)
-            return memory1_interval_margins(
-                beta=beta, q0=q0, q1=q1, lambda_lo=lo, lambda_hi=hi
-            ).stable & _in_domain(fam, lr)
+            ok = np.array(
+                memory1_interval_margins(beta=beta, q0=q0, q1=q1, lambda_lo=lo, lambda_hi=hi)
+                .stable, dtype=bool
+            )  # fmt: skip
+            if ok.any():  # the domain, only where it can matter
+                ok[ok] = _in_domain(fam, lr[ok])
+            return ok
 
         return vectorised
     target = lambda_max if lambda_max is not None else _strict_target(spec)
@@ -320,7 +360,7 @@ def _data_edge(fam: _Family, B: float, model: DataNoise, lr_hi: float, rtol: flo
     def at(lr: float) -> tuple[bool, float]:
         # a certified verdict (stop once the bounds are on one side of 1) and rho to about
         # 1e-4 for the secant steps: the search's own accuracy is the bracket's width
-        res = model.radius(system(lr), B, shift=fam.shift, rtol=1e-4, decide=True)
+        res = model.radius(system(lr), B, shift=fam.shift, rtol=1e-4, decide=True, value=True)
         if res.strict and not math.isfinite(res.upper):
             raise _Uncomputable  # the response overflows in floats: nothing is certified
         if res.kappa > 0:
@@ -373,98 +413,137 @@ def _edge_search(
     rtol: float,
     read: Callable[..., tuple[bool, float]],
 ) -> float:
-    """The search of :func:`_data_edge`: from a known bracket, else down from ``lr_hi``."""
-    bracket = _known_bracket(seen, kappa, lr_hi, read)
-    if bracket is not None:
-        lo, g_lo, hi, g_hi = bracket
-        return _secant(at, lo, g_lo, hi, g_hi, lr_hi, rtol)
-    ok_hi, g_hi = at(lr_hi)
-    if ok_hi:
-        return lr_hi
-    hi, lo, g_lo = lr_hi, lr_hi, g_hi
-    ok_lo = False
-    while not ok_lo:  # rho grows about linearly in lr from 0: jump to where it is ~0.8
-        if lo < lr_hi / _SPAN:
-            return 0.0
-        hi, g_hi = lo, g_lo
-        lo *= min(0.5, max(1 / 64, 0.8 * math.exp(-g_lo))) if math.isfinite(g_lo) else 0.5
-        ok_lo, g_lo = at(lo)
-    return _secant(at, lo, g_lo, hi, g_hi, lr_hi, rtol)
-
-
-def _known_bracket(
-    seen: dict[float, Any], kappa: float, lr_hi: float, read: Callable[..., tuple[bool, float]]
-) -> tuple[float, float, float, float] | None:
-    """A bracket ``(lo, g_lo, hi, g_hi)`` from verdicts already found at other batch sizes
-    (``rho(B) = kappa_B rho_1``): the largest learning rate certified stable at this batch
-    factor and the smallest one above it that is not; ``None`` when they do not bracket."""
-    good, bad = [], []
+    """The search of :func:`_data_edge`: every verdict already found at this batch factor
+    (``seen``, from other batch sizes) is a point of ``log rho`` against ``log lr``; from the
+    bracket they give, or down from ``lr_hi`` when they give none, :func:`_refine` shrinks it."""
+    pts: dict[float, tuple[bool, float]] = {}
     for lr, (res, to_unit) in seen.items():
-        if lr > lr_hi:
-            continue
-        ok, g = read(res, to_unit * kappa)
-        (good if ok else bad).append((lr, g))
+        if lr <= lr_hi:
+            pts[lr] = read(res, to_unit * kappa)
+
+    def probe(lr: float) -> tuple[bool, float]:
+        pts[lr] = at(lr)
+        return pts[lr]
+
+    if _bracket(pts) is None:
+        ok_hi, g_hi = pts[lr_hi] if lr_hi in pts else probe(lr_hi)
+        if ok_hi:
+            return lr_hi
+        lo, g_lo = lr_hi, g_hi
+        while True:  # rho grows about linearly in lr from 0: jump to where it is ~0.8
+            if lo < lr_hi / _SPAN:
+                return 0.0
+            known = [x for x, (ok, _) in pts.items() if ok and x < lo]
+            if known:  # a stable point from another batch size: the bracket is closed
+                break
+            lo *= min(0.5, max(1 / 64, 0.8 * math.exp(-g_lo))) if math.isfinite(g_lo) else 0.5
+            ok_lo, g_lo = probe(lo)
+            if ok_lo:
+                break
+    return _refine_edge(probe, pts, lr_hi, rtol)
+
+
+def _bracket(pts: dict[float, tuple[bool, float]]) -> tuple[float, float] | None:
+    """The largest learning rate certified stable and the smallest one above it that is not."""
+    good = [x for x, (ok, _) in pts.items() if ok]
     if not good:
         return None
-    lo, g_lo = max(good)
-    above = [b for b in bad if b[0] > lo]
-    if not above:
-        return None
-    hi, g_hi = min(above)
-    return lo, g_lo, hi, g_hi
+    lo = max(good)
+    above = [x for x, (ok, _) in pts.items() if not ok and x > lo]
+    return (lo, min(above)) if above else None
 
 
-def _secant(
-    at: Callable[[float], tuple[bool, float]],
-    lo: float,
-    g_lo: float,
-    hi: float,
-    g_hi: float,
+def _guess(
+    pts: dict[float, tuple[bool, float]], lo: float, hi: float, lr_hi: float, rtol: float
+) -> tuple[float, float]:
+    """Where ``log rho`` crosses 0 in ``(log lo, log hi)``, and its slope there, from a model
+    through every known point. ``rho`` grows like ``lr`` from 0, so ``h = log rho - log lr``
+    varies slowly (on digits with momentum 0.9, from 4.59 at ``lr_hi/1000`` to 5.6 at
+    ``0.9 lr_hi``), up to a pole at the noiseless limit ``lr_hi`` (the response diverges):
+    ``h`` is interpolated by a monotone cubic (PCHIP) in ``log lr`` through the known points
+    below ``0.999 lr_hi``, held at its first value below them and continued linearly in
+    ``lr`` above them (constant from a single point), and ``log rho = h + log lr`` is solved
+    by bisection. Where the model does not cross 0 inside the bracket: ``rtol/3`` above ``lo``
+    when it points below, the midpoint when it points above."""
+    x_lo, x_hi = math.log(lo), math.log(hi)
+    known = sorted(
+        (math.log(z), g - math.log(z))
+        for z, (_, g) in pts.items()
+        if math.isfinite(g) and z < 0.999 * lr_hi
+    )
+    if not known:
+        return (x_lo + x_hi) / 2, 0.0
+    xs, hs = np.array([k[0] for k in known]), np.array([k[1] for k in known])
+    curve = PchipInterpolator(xs, hs, extrapolate=False) if xs.size > 1 else None
+
+    # beyond the last point, h grows about linearly in lr (its pole is weak): the line
+    # through the last two points, never decreasing
+    rise = max((hs[-1] - hs[-2]) / (math.exp(xs[-1]) - math.exp(xs[-2])), 0.0) if xs.size > 1 else 0
+
+    def model(x: float) -> float:
+        if x > xs[-1]:
+            return float(hs[-1]) + rise * (math.exp(x) - math.exp(xs[-1])) + x
+        if curve is None:
+            return float(hs[0]) + x
+        return float(curve(max(x, xs[0]))) + x
+
+    a, b = x_lo, x_hi
+    if model(a) >= 0:
+        return x_lo + min(rtol / 3, (x_hi - x_lo) / 4), 0.0
+    if model(b) <= 0:
+        return (x_lo + x_hi) / 2, 0.0
+    for _ in range(50):
+        m = (a + b) / 2
+        a, b = (m, b) if model(m) < 0 else (a, m)
+    x = (a + b) / 2
+    dx = 1e-4 * (x_hi - x_lo)
+    return x, (model(min(x + dx, x_hi)) - model(max(x - dx, x_lo))) / (2 * dx)
+
+
+def _refine_edge(
+    probe: Callable[[float], tuple[bool, float]],
+    pts: dict[float, tuple[bool, float]],
     lr_hi: float,
     rtol: float,
 ) -> float:
-    """Shrink ``[lo, hi]`` (``lo`` stable, ``hi`` not) to ``rtol`` relative width by regula
-    falsi on ``log rho`` against ``log lr`` with the Illinois modification. When the secant
-    slope puts the root within ``rtol`` of the last point, the point just across it is tested
-    too: that closes the bracket in one more evaluation instead of creeping up on one side."""
-    side = 0
-
-    def take(c: float, ok: bool, g: float) -> None:
-        nonlocal lo, g_lo, hi, g_hi, side
-        if ok:
-            lo, g_lo = c, g
-            g_hi = g_hi / 2 if side == 1 else g_hi  # Illinois: the stale end counts less
-            side = 1
-        else:
-            hi, g_hi = c, g
-            g_lo = g_lo / 2 if side == -1 else g_lo
-            side = -1
-
-    while hi - lo > rtol * hi:
-        progress.update("largest stable lr (data)", min(math.log2(lr_hi / (hi - lo)) / 40, 0.99), 1)
-        x_lo, x_hi = math.log(lo), math.log(hi)
-        slope = (g_hi - g_lo) / (x_hi - x_lo) if math.isfinite(g_hi) and g_hi > g_lo else 0.0
-        if slope > 0:
-            x = x_lo - g_lo / slope
-            x = min(max(x, x_lo + 0.01 * (x_hi - x_lo)), x_hi - 0.01 * (x_hi - x_lo))
-        else:
-            x = (x_lo + x_hi) / 2
-        width = hi - lo
-        c = math.exp(x)
-        ok_c, g_c = at(c)
-        take(c, ok_c, g_c)
+    """Shrink the bracket of ``pts`` (``lo`` stable, ``hi`` not) to ``rtol`` relative width.
+    Each step tests :func:`_guess`'s crossing ``x``; once the model has proved accurate (the
+    previous step landed within 2 % of the crossing, in ``log lr``), it tests ``x`` plus and
+    minus a thirtieth of that error (at least ``rtol/3``), which closes the bracket in two
+    evaluations instead of creeping up on one side. A step that does not halve the bracket
+    twice in a row is followed by a bisection step."""
+    err, slow = math.inf, 0
+    while True:
+        lo, hi = _bracket(pts)  # type: ignore[misc]
         if hi - lo <= rtol * hi:
             break
-        step = -g_c / slope if slope > 0 and math.isfinite(g_c) else math.inf
-        if abs(step) < rtol / 2:  # the root is within rtol of c: test across it
-            probe = c * math.exp(max(2 * abs(step), rtol / 4) * (1 if ok_c else -1))
-            if lo < probe < hi:
-                take(probe, *at(probe))
-        elif hi - lo > 0.5 * width:  # slow: one bisection step
-            mid = math.sqrt(lo * hi)
-            take(mid, *at(mid))
+        progress.update("largest stable lr (data)", min(math.log2(lr_hi / (hi - lo)) / 40, 0.99), 1)
+        x, slope = _guess(pts, lo, hi, lr_hi, rtol)
+        span = math.log(hi) - math.log(lo)
+        margin = min(0.01 * span, rtol / 4)
+        inside = [math.log(lo) + margin, math.log(hi) - margin]
+        if err < 0.02 and slope > 0:
+            d = max(rtol / 3, err / 30)
+            tries = [y for y in (x - d, x + d) if inside[0] <= y <= inside[1]] or [x]
+        else:
+            tries = [min(max(x, inside[0]), inside[1])]
+        g_c, probed = math.inf, False
+        for y in tries:
+            lo1, hi1 = _bracket(pts)  # type: ignore[misc]
+            if hi1 - lo1 <= rtol * hi1 or not lo1 < math.exp(y) < hi1:
+                continue
+            g_c, probed = probe(math.exp(y))[1], True
+        if not probed:  # nothing new to test inside the bracket: bisect it
+            probe(math.sqrt(lo * hi))
+            continue
+        err = abs(g_c / slope) if slope > 0 and math.isfinite(g_c) else math.inf
+        lo2, hi2 = _bracket(pts)  # type: ignore[misc]
+        slow = slow + 1 if hi2 - lo2 > 0.5 * (hi - lo) else 0
+        if slow >= 2 and hi2 - lo2 > rtol * hi2:
+            probe(math.sqrt(lo2 * hi2))
+            slow = 0
     progress.done("largest stable lr (data)")
-    return lo
+    return _bracket(pts)[0]  # type: ignore[index]
 
 
 def largest_stable_lr(

@@ -141,7 +141,8 @@ class DataNoise:
         """:func:`mean_square_radius` of this data, remembered per algorithm and shift: ``N``
         scales with the batch factor, ``rho(B) = kappa_B rho_1``, so the bounds found at one
         batch size answer every other one (scaled) when they decide it or are tight enough,
-        and the response matrix is computed once per algorithm."""
+        and the response matrix is computed once per algorithm. Each iteration starts from the
+        eigenmatrix of the previous one (a search moves the learning rate a little at a time)."""
         kappa = batch_factor(batch_size, self.data.n, self.sampling)
         key = (alg, float(_check_shift(shift)[0]))
         unit, R = self._memo.get(key, (None, None))
@@ -150,10 +151,14 @@ class DataNoise:
             tight = scaled.upper - scaled.lower <= rtol * scaled.upper
             if not scaled.strict or tight or (decide and scaled.decided):
                 return scaled
+        warm = ("warm", self.sampling)
+        kw.setdefault("start", self._memo.get(warm))
         res = mean_square_radius(
             alg, self.data, batch_size, sampling=self.sampling, shift=shift, rtol=rtol,
             decide=decide, response=R, **kw,
         )  # fmt: skip
+        if res._eigenmatrix is not None:
+            self._memo[warm] = res._eigenmatrix  # the start at the next learning rate
         if res.kappa > 0:
             if len(self._memo) > 512:
                 self._memo.clear()
@@ -267,6 +272,7 @@ class DataNoiseResult:
     reason: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     _response: Any = field(default=None, compare=False, repr=False)
+    _eigenmatrix: Any = field(default=None, compare=False, repr=False)
 
     @property
     def stable(self) -> bool:
@@ -339,15 +345,16 @@ def _bounds(op: _Operator, Q: np.ndarray) -> tuple[float, float, float]:
 
 
 def _arnoldi(
-    op: _Operator, start: np.ndarray, steps: int, tol: float = 0.0
-) -> tuple[float, np.ndarray]:
+    op: _Operator, start: np.ndarray, steps: int, tol: float = 0.0, least: int = 4
+) -> tuple[float, np.ndarray, bool]:
     """A Krylov space of at most ``steps`` applications from ``start``: the Ritz value of
-    largest real part (the Perron root of a positive map) and its Ritz matrix. Stops early
-    when the Ritz residual ``|h_{j+1,j} y_j|`` is below ``tol`` times the Ritz value."""
+    largest real part (the Perron root of a positive map), its Ritz matrix, and whether it
+    converged: stops early, after at least ``least`` applications, when the Ritz residual
+    ``|h_{j+1,j} y_j|`` is below ``tol`` times the Ritz value (or the space is invariant)."""
     d = start.shape[0]
     basis = [start / np.linalg.norm(start)]
     Hm = np.zeros((steps + 1, steps))
-    m = steps
+    m, converged = steps, False
     for j in range(steps):
         w = op(basis[j])
         for _ in range(2):  # twice: enough for orthogonality in floats
@@ -358,15 +365,15 @@ def _arnoldi(
         h = float(np.linalg.norm(w))
         Hm[j + 1, j] = h
         if h < 1e-14 * max(1.0, abs(Hm[j, j])):
-            m = j + 1
+            m, converged = j + 1, True
             break
         basis.append(w / h)
-        if tol > 0 and j >= 3:
+        if tol > 0 and j + 1 >= least:
             theta, Y = np.linalg.eig(Hm[: j + 1, : j + 1])
             i = int(np.argmax(theta.real))
             y = Y[:, i] / np.linalg.norm(Y[:, i])
             if abs(h * y[-1]) <= tol * abs(theta[i].real):
-                m = j + 1
+                m, converged = j + 1, True
                 break
     theta, Y = np.linalg.eig(Hm[:m, :m])
     i = int(np.argmax(theta.real))
@@ -375,7 +382,7 @@ def _arnoldi(
     Q = (Q + Q.T) / 2
     if np.trace(Q) < 0:
         Q = -Q
-    return float(theta[i].real), Q.reshape(d, d)
+    return float(theta[i].real), Q.reshape(d, d), converged
 
 
 def mean_square_radius(
@@ -389,6 +396,8 @@ def mean_square_radius(
     decide: bool = False,
     max_matvecs: int = 400,
     response: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+    value: bool = False,
 ) -> DataNoiseResult:
     """``rho`` of the data noise operator ``N`` (module docstring) with certified bounds.
 
@@ -434,9 +443,12 @@ def mean_square_radius(
     op = _Operator(data, R)
     try:
         with np.errstate(all="ignore"), limited(application_flops(data)):
-            rho, lower, upper = _iterate(op, kappa, rtol, decide, max_matvecs)
+            rho, lower, upper, eigenmatrix = _iterate(
+                op, kappa, rtol, decide, max_matvecs, _start(start, lam.size), value
+            )
     except np.linalg.LinAlgError:
         rho = lower = upper = math.nan
+        eigenmatrix = None
     if not (math.isfinite(lower) and math.isfinite(rho)) or math.isnan(upper):
         reason = (
             "the noise operator overflowed in float64 (a curvature at the noiseless stability "
@@ -455,8 +467,20 @@ def mean_square_radius(
     if op.calls >= max_matvecs and not (upper - lower <= 2 * rtol * upper or decided):
         notes.append(f"the iteration stopped after {op.calls} applications of N")
     return DataNoiseResult(
-        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes), R
-    )
+        rho, lower, upper, B, sampling, kappa, True, decided, op.calls, reason, tuple(notes), R,
+        eigenmatrix,
+    )  # fmt: skip
+
+
+def _start(start: Any, d: int) -> np.ndarray | None:
+    """A usable warm start: a finite symmetric ``d x d`` matrix with a positive trace."""
+    if start is None:
+        return None
+    Q = np.asarray(start, dtype=float)
+    if Q.shape != (d, d) or not np.all(np.isfinite(Q)):
+        return None
+    Q = (Q + Q.T) / 2
+    return Q if np.trace(Q) > 0 else None
 
 
 class NumericAlgorithm:
@@ -496,21 +520,42 @@ class _Strict:
 
 
 def _strict(alg: MemoryAlgorithm, lam: np.ndarray, omega: float, omega_x: Any) -> Any:
-    """Strict stability of ``S_lambda`` at every eigenvalue: decided in floats when the
-    spectral radius is clear of 1 by more than the eigenvalues' rounding (``10 (eps |S|)^(1/m)``
-    for ``m x m`` matrices: a defective eigenvalue moves by the m-th root of a perturbation),
-    else exactly (:func:`~stability.regions.is_strictly_stable`, a sympy computation)."""
+    """Strict stability of ``S_lambda`` at every eigenvalue, decided in floats where that is
+    clear of rounding and exactly (:func:`~stability.regions.is_strictly_stable`, a sympy
+    computation) at the eigenvalues where it is not. For 2 x 2 matrices (memory 1) the float
+    test is Jury's, ``|det| < 1`` and ``|tr| < 1 + det``, whose margins are polynomials in the
+    entries (rounding ``16 eps (1 + |S|)^2``): heavy ball at a curvature near 0 has a radius
+    within ``lr lambda`` of 1 but a margin ``1 + det - tr = lr lambda`` far above rounding.
+    Otherwise the spectral radius, clear of 1 by more than the eigenvalues' rounding
+    (``10 (eps |S|)^(1/m)`` for ``m x m``: a defective eigenvalue moves by the m-th root of a
+    perturbation)."""
     S = alg.update_matrices(lam + omega)
     m = S.shape[-1]
+    if S.size == 0:
+        return _Strict(True, "no curvature")
+    eps = np.finfo(float).eps
     with np.errstate(all="ignore"):
-        radius = float(np.abs(np.linalg.eigvals(S)).max()) if S.size else 0.0
-        size = float(np.abs(S).max()) if S.size else 0.0
-    margin = 10 * (np.finfo(float).eps * max(size, 1.0)) ** (1 / m)
-    if math.isfinite(radius) and radius < 1 - margin:
-        return _Strict(True, f"spectral radius {radius:.6g} < 1 (floats, clear of 1)")
+        size = float(np.abs(S).max())
+        if m == 2:
+            det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] * S[:, 1, 0]
+            tr = S[:, 0, 0] + S[:, 1, 1]
+            slack = 16 * eps * (1 + size) ** 2
+            low = np.minimum(1 - np.abs(det), 1 + det - np.abs(tr))
+            clear, above = low > slack, low < -slack
+            what = f"Jury margins >= {float(np.min(low)):.3g}"
+        else:
+            radii = np.abs(np.linalg.eigvals(S)).max(axis=-1)
+            margin = 10 * (eps * max(size, 1.0)) ** (1 / m)
+            clear, above = radii < 1 - margin, radii > 1 + margin
+            what = f"spectral radius {float(np.max(radii)):.6g} < 1"
+    if clear.all():
+        return _Strict(True, f"{what} (floats, clear of rounding)")
+    if above.any():
+        bad = float(lam[np.argmax(above)])
+        return _Strict(False, f"not strictly stable at curvature {bad:.6g} (floats)")
     if isinstance(alg, NumericAlgorithm):
         alg = alg.build()
-    return is_strictly_stable(alg, lam, shift=omega_x)
+    return is_strictly_stable(alg, lam[~clear], shift=omega_x)
 
 
 def _scaled(
@@ -524,8 +569,9 @@ def _scaled(
     kappa = 1.0 if unit else res.kappa * factor
     decided, reason = _decision(lower, upper)
     return DataNoiseResult(
-        rho, lower, upper, B, sampling, kappa, True, decided, 0, reason, res.notes, res._response
-    )
+        rho, lower, upper, B, sampling, kappa, True, decided, 0, reason, res.notes, res._response,
+        res._eigenmatrix,
+    )  # fmt: skip
 
 
 def _decision(lower: float, upper: float) -> tuple[bool, str]:
@@ -545,30 +591,42 @@ def _rounding_floor(data: PerSampleCurvature, R: np.ndarray, kappa: float) -> fl
 
 
 def _iterate(
-    op: _Operator, kappa: float, rtol: float, decide: bool, max_matvecs: int
-) -> tuple[float, float, float]:
-    """``(rho, lower, upper)`` of ``kappa N``: restarted Arnoldi from the diagonal closure,
-    certified bounds after each restart, widened at the end by the rounding allowance."""
+    op: _Operator,
+    kappa: float,
+    rtol: float,
+    decide: bool,
+    max_matvecs: int,
+    start: np.ndarray | None = None,
+    value: bool = False,
+) -> tuple[float, float, float, np.ndarray]:
+    """``(rho, lower, upper, Q)`` of ``kappa N`` and its eigenmatrix ``Q``: restarted Arnoldi
+    from ``start`` or the diagonal closure, certified bounds after each restart, widened at the
+    end by the rounding allowance. A warm start lets the first Krylov space stop on its Ritz
+    residual after one application instead of four. With ``decide`` and ``value``, a decided
+    verdict also waits for the Ritz value to converge (to ``rtol/10`` residual)."""
     R, d = op.R, op.lam.size
-    Q = np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # a PD start near the diagonal closure
+    warm = start is not None
+    Q = start if warm else np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # near the closure
     lower, upper, rho, allowance = 0.0, math.inf, math.nan, _CERT_RTOL
     steps = min(24, d * (d + 1) // 2)
     stalled = 0
     while op.calls < max_matvecs:
         before = op.calls
-        theta, Q = _arnoldi(op, Q, steps, tol=rtol / 10)
+        theta, Q, converged = _arnoldi(op, Q, steps, tol=rtol / 10, least=1 if warm else 4)
+        warm = False
         lo, hi, cond = _bounds(op, Q)
         allowance = max(allowance, 32 * np.finfo(float).eps * d * cond)
         lower, upper = max(lower, kappa * lo), min(upper, kappa * hi)
         rho = min(max(kappa * theta, lower), upper)
         if upper - lower <= rtol * upper:
             break
-        if decide and (upper * (1 + allowance) < 1 or lower * (1 - allowance) > 1):
+        decided = upper * (1 + allowance) < 1 or lower * (1 - allowance) > 1
+        if decide and decided and (converged or not value):
             break
         stalled = stalled + 1 if op.calls - before <= 2 else 0  # the Krylov space is exhausted
         if stalled >= 2:
             break
-    return rho, lower * (1 - allowance), upper * (1 + allowance)
+    return rho, lower * (1 - allowance), upper * (1 + allowance), Q
 
 
 def gaussian_radius(lam: np.ndarray, R_diag: np.ndarray, kappa: float) -> float:

@@ -182,21 +182,32 @@ def adam_preconditioner(optimizer: Any) -> np.ndarray:
 
 
 def _adam_preconditioner(optimizer: Any) -> Any:
-    """:func:`adam_preconditioner` as a flat tensor on the parameters' device."""
+    """:func:`adam_preconditioner` as a flat tensor on the parameters' device, in the order of
+    the optimizer's groups."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+    return adam_preconditioner_for(optimizer, params)
+
+
+def adam_preconditioner_for(optimizer: Any, params: list[Any]) -> Any:
+    """Adam's live ``sqrt(v_hat) + eps`` of each of ``params`` (in that order: a model's
+    parameters are not always in its optimizer's group order), flat; a parameter the optimizer
+    does not hold never moves and gets ``1e30`` (its preconditioned curvature is 0)."""
     torch = _torch()
+    where = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     parts = []
-    for group in optimizer.param_groups:
+    for p in params:
+        group = where.get(id(p))
+        if group is None:
+            parts.append(torch.full((p.numel(),), 1e30, dtype=p.dtype, device=p.device))
+            continue
         betas, eps = group.get("betas"), group.get("eps")
         if betas is None or eps is None:
             raise ConfigError("adam_preconditioner needs a torch Adam/AdamW optimizer")
-        for p in group["params"]:
-            if not p.requires_grad:
-                continue
-            state = optimizer.state.get(p, {})
-            if "exp_avg_sq" not in state:
-                raise ConfigError("the optimizer has no state yet: take at least one step")
-            step = float(state["step"])
-            with torch.no_grad():
-                v_hat = state["exp_avg_sq"] / (1 - betas[1] ** step)
-                parts.append((v_hat.sqrt() + eps).reshape(-1))
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" not in state:
+            raise ConfigError("the optimizer has no state yet: take at least one step")
+        step = float(state["step"])
+        with torch.no_grad():
+            v_hat = state["exp_avg_sq"] / (1 - betas[1] ** step)
+            parts.append((v_hat.sqrt() + eps).reshape(-1))
     return torch.cat(parts)

@@ -122,6 +122,8 @@ class TopEigen:
     notes: tuple[str, ...] = ()
     converged: bool = True
     stop: str = "scipy eigsh (ARPACK) converged to tol"
+    subspace: Any = None
+    """The top Ritz vectors of the Krylov space (``lanczos_top(..., ritz=r)``), or ``None``."""
 
     @property
     def sharpness(self) -> float:

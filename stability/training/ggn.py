@@ -35,9 +35,16 @@ import numpy as np
 from .._threads import limited
 from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
+from .curvature import adam_preconditioner_for
 from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
 
-__all__ = ["EXACT_ROWS", "GGN_LOSSES", "SUBSPACE_SAMPLES", "per_sample_ggn"]
+__all__ = [
+    "EXACT_ROWS",
+    "GGN_LOSSES",
+    "SUBSPACE_SAMPLES",
+    "per_sample_ggn",
+    "subspace_curvature",
+]
 
 GGN_LOSSES = ("mse", "cross_entropy")
 SUBSPACE_SAMPLES = 512
@@ -119,9 +126,16 @@ def per_sample_ggn(
     rank: int = 64,
     seed: int = 0,
     tol: float | None = None,
+    preconditioner: Any = None,
 ) -> PerSampleCurvature:
     """The per-sample Gauss-Newton curvature of ``model`` on ``inputs`` (a tensor with one
     sample per row), for ``stability.check(config, data=..., batch_size=B)``.
+
+    ``preconditioner`` gives the curvature of the preconditioned problem,
+    ``P^-1/2 H_i P^-1/2``, which Adam's verdict concerns (its preconditioner frozen): a torch
+    Adam or AdamW optimizer that has taken a step (its live ``sqrt(v_hat) + eps``, read in the
+    order of ``model.parameters()``), or ``P`` itself, one positive number per trainable
+    parameter in that order.
 
     ``loss`` is ``"mse"`` (``torch.nn.MSELoss()``), ``"cross_entropy"``
     (``torch.nn.CrossEntropyLoss()`` on the model's logits) or one of those modules.
@@ -138,6 +152,7 @@ def per_sample_ggn(
     if subspace not in ("auto", "jacobian", "top"):
         raise ConfigError(f"subspace must be 'auto', 'jacobian' or 'top', got {describe(subspace)}")
     net = _Network(model, name, inputs, torch)
+    net.set_preconditioner(preconditioner)
     rows = net.n * net.k
     # by cost: the verdict costs n k r^2 per application, so the exact subspace (r = min(n k,
     # P) directions) is chosen when it is at most twice the rank asked for
@@ -208,6 +223,34 @@ class _Network:
             f"parameters on {self.n} samples x {self.k} output(s); loss {loss_text}"
         )
 
+    scale: Any = None  # P^-1/2 per parameter, or None (no preconditioner)
+
+    def set_preconditioner(self, preconditioner: Any) -> None:
+        """``self.scale = P^-1/2`` from an Adam optimizer or the numbers ``P`` (see
+        :func:`per_sample_ggn`)."""
+        torch = self.torch
+        if preconditioner is None:
+            return
+        if isinstance(preconditioner, torch.optim.Optimizer):
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            P = adam_preconditioner_for(preconditioner, params)
+        else:
+            try:
+                P = torch.as_tensor(np.asarray(preconditioner, dtype=float))
+            except (TypeError, ValueError) as err:
+                raise ConfigError(
+                    f"preconditioner must be a torch Adam/AdamW optimizer or {self.P:,} positive "
+                    f"numbers, got {describe(preconditioner)}"
+                ) from err
+        P = P.reshape(-1).to(device=self.device, dtype=self.dtype)
+        if P.numel() != self.P or not bool(torch.all(torch.isfinite(P) & (P > 0))):
+            raise ConfigError(
+                f"preconditioner must hold {self.P:,} finite positive numbers (one per trainable "
+                f"parameter), got {P.numel():,} with min {float(P.min()) if P.numel() else 0:.3g}"
+            )
+        self.scale = P.rsqrt()
+        self.note += "; preconditioned: P^-1/2 H_i P^-1/2 (Adam's P frozen at its current value)"
+
     def outputs(self, p: dict[str, Any]) -> Any:
         from torch.func import functional_call
 
@@ -233,6 +276,8 @@ class _Network:
 
         J = vmap(jacrev(f_single), in_dims=(None, 0))(self.params, self.inputs)
         Jflat = torch.cat([J[name].reshape(n, k, -1) for name in self.names], dim=2)
+        if self.scale is not None:
+            Jflat = Jflat * self.scale
         F = (self.Ct @ Jflat).reshape(n * k, self.P).double()
         G = (F @ F.T / n).cpu().numpy()  # F F^T / n has the nonzero eigenvalues of H
         lam, U = np.linalg.eigh((G + G.T) / 2)
@@ -249,7 +294,7 @@ class _Network:
         """The top ``rank`` Gauss-Newton eigenvectors by Lanczos (of the Gauss-Newton matrix of
         a seeded subset of at most :data:`SUBSPACE_SAMPLES` samples), then ``J_i V`` of every
         sample by forward-mode passes, a chunk of directions at a time."""
-        from torch.func import functional_call, jvp, vjp, vmap
+        from torch.func import functional_call, jvp, vjp
 
         torch, n = self.torch, self.n
         m = min(n, SUBSPACE_SAMPLES)
@@ -265,25 +310,23 @@ class _Network:
 
         _, pullback = vjp(outputs, self.params)
 
-        def matvec(v: np.ndarray) -> np.ndarray:  # (1/m) sum_i J_i^T A_i J_i v
-            t = self.directions(torch.as_tensor(v, dtype=self.dtype, device=self.device)[:, None])
+        def matvec(v: np.ndarray) -> np.ndarray:  # (1/m) sum_i S J_i^T A_i J_i S v, S = P^-1/2
+            x = torch.as_tensor(v, dtype=self.dtype, device=self.device)
+            x = x * self.scale if self.scale is not None else x
+            t = self.directions(x[:, None])
             u = jvp(outputs, (self.params,), ({k: t[k][0] for k in self.names},))[1]
             (g,) = pullback((A @ u[:, :, None])[:, :, 0] / m)
-            return torch.cat([g[k].reshape(-1) for k in self.names]).double().cpu().numpy()
+            out = torch.cat([g[k].reshape(-1) for k in self.names])
+            out = out * self.scale if self.scale is not None else out
+            return out.double().cpu().numpy()
 
         # symmetric by construction (J^T A J); ARPACK's residual bound is enough here
         top = top_eigenvalues(
             matvec, self.P, rank, tol=tol, seed=seed, check_symmetry=False, residuals=False
         )
         V = torch.as_tensor(top.vectors, dtype=self.dtype, device=self.device)
-
-        def push(t: dict[str, Any]) -> Any:
-            return jvp(self.outputs, (self.params,), (t,))[1]
-
-        JV = [vmap(push)(self.directions(V[:, c : c + _CHUNK])) for c in range(0, rank, _CHUNK)]
-        F = (self.Ct @ torch.cat(JV, dim=0).permute(1, 2, 0)).double().cpu().numpy()
         return PerSampleCurvature.from_factors(
-            F,
+            self.factors(V),
             notes=(
                 self.note,
                 f"subspace: the top {rank} Gauss-Newton eigenvectors (Lanczos, {top.matvecs} "
@@ -297,3 +340,50 @@ class _Network:
             ),
             subspace=f"the top {rank} Gauss-Newton eigenvectors",
         )
+
+    def factors(self, V: Any) -> np.ndarray:
+        """``C_i^T J_i S V`` of every sample (``S = P^-1/2``, or 1), ``(n, k, r)``, for the
+        orthonormal columns ``V`` (``P x r``, in the preconditioned coordinates): ``r``
+        forward-mode passes over the data, a chunk of directions at a time."""
+        from torch.func import jvp, vmap
+
+        torch = self.torch
+        V = V.to(device=self.device, dtype=self.dtype)
+        if self.scale is not None:
+            V = V * self.scale[:, None]
+
+        def push(t: dict[str, Any]) -> Any:
+            return jvp(self.outputs, (self.params,), (t,))[1]
+
+        r = V.shape[1]
+        JV = [vmap(push)(self.directions(V[:, c : c + _CHUNK])) for c in range(0, r, _CHUNK)]
+        return (self.Ct @ torch.cat(JV, dim=0).permute(1, 2, 0)).double().cpu().numpy()
+
+
+def subspace_curvature(
+    model: Any, loss: Any, inputs: Any, directions: Any, *, preconditioner: Any = None
+) -> PerSampleCurvature:
+    """The per-sample Gauss-Newton curvature of ``model`` on ``inputs`` in the span of the
+    orthonormal columns ``directions`` (``P x r``, a tensor; in the preconditioned coordinates
+    when ``preconditioner`` is given, as in :func:`per_sample_ggn`): ``r`` forward-mode passes
+    over the data. :class:`~stability.training.StabilityMonitor` takes the top Ritz vectors of
+    its own Lanczos run here, for the mean-square edge at its batch size."""
+    torch = _torch()
+    _quiet_jvp_import()
+    _check_model(model, torch)
+    net = _Network(model, _loss_name(loss, torch), inputs, torch)
+    net.set_preconditioner(preconditioner)
+    if not isinstance(directions, torch.Tensor) or directions.ndim != 2:
+        raise ConfigError(f"directions must be a (P, r) tensor, got {describe(directions)}")
+    if directions.shape[0] != net.P:
+        raise ConfigError(
+            f"directions must have {net.P:,} rows (one per trainable parameter), got "
+            f"{directions.shape[0]:,}"
+        )
+    with limited(4.0 * net.n * net.k * net.P):
+        F = net.factors(directions)
+    return PerSampleCurvature.from_factors(
+        F,
+        notes=(net.note, f"subspace: {directions.shape[1]} given directions (Ritz vectors)"),
+        subspace=f"{directions.shape[1]} given directions",
+    )

@@ -39,9 +39,10 @@ import numpy as np
 from ..errors import ConfigError, StabilityError, describe
 from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
-from .curvature import _adam_preconditioner
+from .curvature import adam_preconditioner_for
 from .estimators import _positive_int
 from .lanczos import HessianOperator, lanczos_top
+from .minibatch_edge import batching
 from .schedulers import is_torch_scheduler, schedule_from_torch
 
 __all__ = ["MonitorHistory", "MonitorRecord", "StabilityMonitor", "StabilityWarning"]
@@ -58,9 +59,14 @@ class MonitorRecord:
     learning rate with a ratio below 1 at this sharpness; ``None`` where the threshold does not
     scale with the lr), the first optimizer step whose scheduled lr is above that limit
     (``None``: none in the look-ahead), the loss on the monitored data, whether the run has
-    collapsed (the loss is not finite, or well above its best: the ratio no longer describes
-    it), the Hessian-vector products the check used and its wall time in seconds (``hvp_seconds``
-    of it in the products)."""
+    collapsed (the loss is not finite, or above 10 times the first check's: the ratio no longer
+    describes it), the Hessian-vector products the check used and its wall time in seconds
+    (``hvp_seconds`` of it in the products).
+
+    With a batch size (mini-batch monitoring) also ``noise_ratio``, the learning rate over
+    ``noise_lr_limit``, the largest lr with a certified mean-square ``rho < 1`` at that batch
+    size (to 1 %), and ``rho`` at the current lr; ``ratio`` and ``lr_limit`` are then the worse
+    of the two edges. ``sharpness_ratio`` is always the full-batch ``sharpness / threshold``."""
 
     step: int
     lr: float
@@ -76,6 +82,15 @@ class MonitorRecord:
     hvp_seconds: float = 0.0
     group: int = 0
     converged: bool = True
+    batch_size: int | None = None
+    noise_ratio: float = math.nan
+    noise_lr_limit: float | None = None
+    rho: float = math.nan
+
+    @property
+    def sharpness_ratio(self) -> float:
+        """``sharpness / threshold``: the full-batch (noiseless) ratio."""
+        return self.sharpness / self.threshold if self.threshold > 0 else math.inf
 
     def __str__(self) -> str:
         state = "COLLAPSED" if self.collapsed else ("above" if self.ratio > 1 else "below")
@@ -85,11 +100,17 @@ class MonitorRecord:
         limit = f", lr limit {self.lr_limit:.4g}" if self.lr_limit is not None else ""
         group = f" (param group {self.group})" if self.group else ""
         est = "" if self.converged else " [sharpness NOT converged: a lower bound]"
-        return (
+        head = (
             f"step {self.step}: loss {self.loss:.4g}, sharpness {self.sharpness:.4g} / threshold "
-            f"{self.threshold:.4g} = {self.ratio:.3g} ({state}) at lr {self.lr:.4g}{group}"
-            f"{limit}{cross}{est}"
+            f"{self.threshold:.4g} = {self.sharpness_ratio:.3g}"
         )
+        if self.batch_size is not None and math.isfinite(self.noise_ratio):
+            head += (
+                f"; at B = {self.batch_size} lr / mean-square limit "
+                f"{self.lr:.4g} / {self.noise_lr_limit or 0:.4g} = {self.noise_ratio:.3g} "
+                f"(rho {self.rho:.3g}); ratio {self.ratio:.3g}"
+            )
+        return f"{head} ({state}) at lr {self.lr:.4g}{group}{limit}{cross}{est}"
 
 
 class MonitorHistory(list):
@@ -103,7 +124,7 @@ class MonitorHistory(list):
         return (
             f"MonitorHistory({len(self)} checks, steps {self[0].step}..{self[-1].step}; "
             f"largest ratio {worst.ratio:.3g} at step {worst.step}"
-            f"{'; COLLAPSED' if any(r.collapsed for r in self) else ''})"
+            f"{_collapse_note(self)})"
         )
 
     def _repr_html_(self) -> str:
@@ -139,6 +160,15 @@ class MonitorHistory(list):
         return f"<p>{html.escape(repr(self))}</p><table><tr>{head}</tr>{rows}</table>"
 
 
+def _collapse_note(history: list[MonitorRecord]) -> str:
+    steps = [r.step for r in history if r.collapsed]
+    if not steps:
+        return ""
+    if history[-1].collapsed:
+        return f"; COLLAPSED from step {steps[0]}"
+    return f"; COLLAPSED at step(s) {', '.join(map(str, steps[:5]))}, since recovered"
+
+
 def _thresholds(optimizer: Any) -> list[tuple[float, bool, bool]]:
     """:func:`_threshold` of every param group; a group whose learning rate is 0 (annealed to
     the end of a schedule) takes no step, so nothing can grow: its threshold is infinite."""
@@ -167,13 +197,41 @@ def _threshold(opt: Any) -> tuple[float, bool, bool]:
 
 
 class StabilityMonitor:
-    """Watch ``sharpness / threshold`` while training (call :meth:`step` after each optimizer
-    step). ``on_unstable`` is ``"warn"`` (a :class:`StabilityWarning`), ``"raise"`` (a
+    """Watch the stability ratio while training (call :meth:`step` after each optimizer step).
+    ``on_unstable`` is ``"warn"`` (a :class:`StabilityWarning`), ``"raise"`` (a
     :class:`~stability.StabilityError`) or a callable taking the :class:`MonitorRecord`.
 
     ``data`` is the batch ``(x, y)`` (or batches) the curvature is measured on; ``iters`` the
-    Lanczos iterations per check (about ``iters + 1`` Hessian-vector products, each about two
-    backward passes); ``lookahead`` the scheduler steps examined.
+    most Lanczos iterations per check (each a Hessian-vector product, about two backward
+    passes); ``lookahead`` the scheduler steps examined.
+
+    **When it checks.** ``every="auto"`` (the default) spaces the checks so that they take
+    about ``overhead`` (5 %) of the training time: after each check the next one is due once
+    the training time since (measured between calls of :meth:`step`) is the check's own time
+    divided by ``overhead``. The first check is after the first step. An integer ``every``
+    checks after the first step and every ``every`` steps. For Adam, the steps between checks
+    follow the decay of ``v_t`` (below); a check is run early when it is predicted to reach
+    the edge.
+
+    **Mini-batch training.** ``batch_size=B`` (with ``dataset_size=n`` when known), or
+    ``loader=`` the training ``DataLoader``, makes the ratio the one of the run being watched:
+    besides ``sharpness / threshold``, the learning rate over the mean-square limit at that
+    batch size, from the per-sample Gauss-Newton curvature of ``data`` in the top ``rank``
+    Ritz directions of the check's own Lanczos run (``rank`` forward-mode passes over ``data``
+    and a small search; :mod:`stability.training.minibatch_edge`). The record's ``ratio`` is
+    the larger of the two, ``lr_limit`` the smaller limit. It needs ``loss_fn`` to be
+    ``MSELoss()`` or ``CrossEntropyLoss()`` (or their functional forms, mean reduction) and
+    ``data = (x, y)``. With the whole data set as the batch the ratio is the full-batch one.
+
+    **Adam.** The preconditioner is Adam's live ``sqrt(v_hat) + eps``, frozen at each check.
+    Between checks, each step re-weighs the last top eigenvector by how ``P`` has moved since
+    (``sum_i u_i^2 P_i(check) / P_i(now)``, a few operations per parameter): when ``v_t``
+    decays (Bai et al. 2025: small gradients, ``v`` falling like ``beta2^t``) the estimated
+    ratio climbs, and a full check is run as soon as it passes ``1``.
+
+    **Collapse.** A check whose loss is not finite or above 10 times the first check's loss
+    is marked collapsed (the ratio no longer describes the run) and reported once; a later
+    check below that mark clears it.
     """
 
     def __init__(
@@ -184,14 +242,21 @@ class StabilityMonitor:
         data: Any,
         *,
         scheduler: Any = None,
-        every: int = 10,
+        every: int | str = "auto",
         on_unstable: str | Callable[[MonitorRecord], Any] = "warn",
         tolerance: float = 0.05,
         iters: int = 20,
         lookahead: int = 200,
+        overhead: float = 0.05,
+        batch_size: int | None = None,
+        dataset_size: int | None = None,
+        loader: Any = None,
+        rank: int = 8,
     ) -> None:
-        every = _positive_int(every, "every")
+        if every != "auto":
+            every = _positive_int(every, "every")
         iters = _positive_int(iters, "iters", 10_000)
+        rank = _positive_int(rank, "rank", 256)
         if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
             raise ConfigError(
                 f"lookahead must be an integer >= 0 (0: no look-ahead), got {describe(lookahead)}"
@@ -208,6 +273,15 @@ class StabilityMonitor:
             or not 0 <= tolerance < 1
         ):
             raise ConfigError(f"tolerance must be in [0, 1), got {describe(tolerance)}")
+        if (
+            isinstance(overhead, bool)
+            or not isinstance(overhead, int | float)
+            or not 0 < overhead <= 1
+        ):
+            raise ConfigError(
+                f"overhead must be in (0, 1] (a fraction of the training time), got "
+                f"{describe(overhead)}"
+            )
         if data is None:
             raise ConfigError(
                 "data must be the batch (x, y) or the batches the curvature is measured on, "
@@ -220,35 +294,95 @@ class StabilityMonitor:
                 f"scheduler must be a torch.optim.lr_scheduler object or None, got "
                 f"{describe(scheduler)}"
             )
+        self.batching = batching(batch_size, loader, dataset_size)
+        self._ggn_loss = None
+        if self.batching is not None and not self.batching.full_batch:
+            self._ggn_loss = _ggn_loss(loss_fn)
+            _check_inputs(data, self.batching)
         self.model, self.loss_fn, self.optimizer, self.data = model, loss_fn, optimizer, data
         self.scheduler, self.every, self.on_unstable = scheduler, every, on_unstable
         self.tolerance, self.iters, self.lookahead = float(tolerance), int(iters), int(lookahead)
+        self.overhead, self.rank = float(overhead), rank
         self.history = MonitorHistory()
         self._calls = 0
         self._vector: np.ndarray | None = None
+        self._first_loss = math.nan
         self._best_loss = math.inf
         self._reported_collapse = False
         self._thresholds: dict[Any, list[tuple[float, bool, bool]]] = {}
+        self._memo: dict[Any, Any] = {}
+        self._train_seconds = 0.0  # training time since the last check
+        self._last_return: float | None = None
+        self._due_seconds = 0.0
+        self._watch: Any = None  # Adam: (u^2, P at the check, ratio at the check)
+        self.monitor_seconds = 0.0
+        self.training_seconds = 0.0
         self._threshold()  # refuses optimizers the package cannot analyse, now
 
     def step(self) -> MonitorRecord | None:
-        """Count an optimizer step; after the first and then every ``every`` steps run a check
-        and return its record (``record.step`` counts optimizer steps: 1 after the first)."""
+        """Count an optimizer step; run a check when one is due (see the class docstring) and
+        return its record (``record.step`` counts optimizer steps: 1 after the first)."""
+        now = time.perf_counter()
+        if self._last_return is not None:
+            gap = now - self._last_return
+            self._train_seconds += gap
+            self.training_seconds += gap
         self._calls += 1
-        if self._calls != 1 and self._calls % self.every:
+        try:
+            if not self._due():
+                return None
+            record = self.check()
+            if record.collapsed:
+                if not self._reported_collapse:
+                    self._reported_collapse = True
+                    self._act(record)
+            else:
+                self._reported_collapse = False
+                if record.ratio > 1 + self.tolerance or record.crossing_step is not None:
+                    self._act(record)
+            return record
+        finally:
+            self._last_return = time.perf_counter()
+            self.monitor_seconds += self._last_return - now
+
+    @property
+    def overhead_measured(self) -> float:
+        """The monitor's share of the wall time between the first and the last :meth:`step`."""
+        total = self.monitor_seconds + self.training_seconds
+        return self.monitor_seconds / total if total > 0 else 0.0
+
+    def _due(self) -> bool:
+        if self._calls == 1:
+            return True
+        if self._watch is not None and self._drifted() > 1:
+            return True  # Adam's v_t has moved the ratio past the edge since the last check
+        if self.every == "auto":
+            return self._train_seconds >= self._due_seconds
+        return self._calls % self.every == 0
+
+    def _drifted(self) -> float:
+        """Adam: the last check's ratio re-weighed by how the preconditioner moved since,
+        ``ratio * sum_i u_i^2 P_i(check) / P_i(now)`` (``u`` its top eigenvector)."""
+        import torch
+
+        u2, p_then, ratio = self._watch
+        with torch.no_grad():
+            p_now = self._live_preconditioner()
+            if p_now is None or p_now.numel() != p_then.numel():
+                return 0.0
+            return float(ratio * torch.sum(u2 * (p_then / p_now)))
+
+    def _live_preconditioner(self) -> Any:
+        try:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            return adam_preconditioner_for(self.optimizer, params)
+        except ConfigError:
             return None
-        record = self.check()
-        if record.collapsed:
-            if not self._reported_collapse:
-                self._reported_collapse = True
-                self._act(record)
-        elif record.ratio > 1 + self.tolerance or record.crossing_step is not None:
-            self._act(record)
-        return record
 
     def check(self) -> MonitorRecord:
         """Estimate the sharpness now (after ``step`` optimizer steps) and compare it with the
-        threshold of the param group that sets the limit."""
+        threshold of the param group that sets the limit (and, for mini-batch training, the
+        learning rate with the mean-square limit)."""
         import torch
 
         start = time.perf_counter()
@@ -257,6 +391,8 @@ class StabilityMonitor:
         lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         joint = _joint(thresholds, lrs)
         top = None
+        noisy = self._ggn_loss is not None
+        ritz = self.rank if noisy and (len(lrs) == 1 or joint) else 0
         buffers = [b.detach().clone() for b in self.model.buffers()]
         with self._rng_untouched():
             pre, members = self._preconditioner(adaptive, lrs if joint else None)
@@ -264,16 +400,17 @@ class StabilityMonitor:
             loss = op.loss()  # the forward pass the products reuse
             if math.isfinite(loss):
                 top = lanczos_top(
-                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
-                )
+                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls,
+                    ritz=min(ritz, self.iters),
+                )  # fmt: skip
         with torch.no_grad():
             for b, saved in zip(self.model.buffers(), buffers, strict=True):
                 b.copy_(saved)
         hvp_seconds = op.seconds
+        if math.isnan(self._first_loss):
+            self._first_loss = loss
         self._best_loss = min(self._best_loss, loss) if math.isfinite(loss) else self._best_loss
-        collapsed = not math.isfinite(loss) or (
-            loss > 2 * self._best_loss + 1e-12 and len(self.history) > 0
-        )
+        collapsed = not math.isfinite(loss) or loss > 10 * self._first_loss + 1e-12
         sharp = top.sharpness if top is not None else math.nan
         if top is not None:
             self._vector = top.vectors[:, 0]
@@ -283,13 +420,23 @@ class StabilityMonitor:
         ratio = sharp_g / threshold if threshold > 0 else math.inf
         ok = scales and sharp_g > 0 and 0 < threshold < math.inf
         limit = lr * threshold / sharp_g if ok else None
+        noise_ratio, noise_limit, rho = math.nan, None, math.nan
+        if ritz and top is not None and top.subspace is not None and not collapsed:
+            noise_limit, rho = self._mean_square(top.subspace, pre, group, lrs)
+            if noise_limit is not None:
+                noise_ratio = lrs[group] / noise_limit if noise_limit > 0 else math.inf
+                ratio = max(ratio, noise_ratio)
+                limit = noise_limit if limit is None else min(limit, noise_limit)
+        crossing = None
+        if not collapsed and limit is not None and ratio < 1:
+            crossing = self._crossing(limit, lr, group)
         record = MonitorRecord(
             self._calls,
             lr,
             sharp_g,
             threshold,
             ratio,
-            None if collapsed else self._crossing(sharp_g, threshold, lr, scales, group),
+            crossing,
             top.matvecs if top is not None else 0,
             loss,
             limit,
@@ -298,9 +445,41 @@ class StabilityMonitor:
             hvp_seconds,
             group,
             top.converged if top is not None else True,
+            self.batching.batch_size if self.batching is not None else None,
+            noise_ratio,
+            noise_limit,
+            rho,
         )
         self.history.append(record)
+        self._watch = None
+        if adaptive and top is not None and pre is not None and math.isfinite(ratio):
+            u = top.vectors[:, 0].detach()
+            self._watch = ((u * u).to(pre.dtype), pre.detach().clone(), sharp_g / threshold)
+        self._train_seconds = 0.0
+        self._due_seconds = record.seconds / self.overhead
         return record
+
+    def _mean_square(
+        self, subspace: Any, pre: Any, group: int, lrs: list[float]
+    ) -> tuple[float | None, float]:
+        """The mean-square limit of the group's settings at the run's batch size, and ``rho``
+        at its learning rate, from the per-sample curvature in the Ritz directions."""
+        from .ggn import subspace_curvature
+        from .minibatch_edge import mean_square_limit
+
+        x = self.data[0]
+        try:
+            curv = subspace_curvature(
+                self.model, self._ggn_loss, x, subspace.to(x.dtype), preconditioner=pre
+            )
+        except ConfigError:
+            return None, math.nan  # e.g. zero curvature in the subspace: nothing to add
+        opts = from_optimizer(self.optimizer)
+        ref = int(np.argmax(lrs)) if len(lrs) > 1 else group
+        limit, rho = mean_square_limit(opts[ref], curv, self.batching, self._memo)
+        if ref != group:
+            limit *= lrs[group] / lrs[ref]
+        return limit, rho
 
     def _preconditioner(self, adaptive: bool, lrs: list[float] | None) -> tuple[Any, Any]:
         """``P`` of the operator ``P^-1/2 H P^-1/2`` the check measures, and each trainable
@@ -311,11 +490,11 @@ class StabilityMonitor:
         import torch
 
         groups = self.optimizer.param_groups
-        pre = _adam_preconditioner(self.optimizer) if adaptive else None
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        pre = adam_preconditioner_for(self.optimizer, params) if adaptive else None
         if len(groups) == 1:
             return pre, None
         where = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
-        params = [p for p in self.model.parameters() if p.requires_grad]
         owner = [where.get(id(p), -1) for p in params]
         members = np.repeat(owner, [p.numel() for p in params])  # each entry's group
         if lrs is None:
@@ -326,8 +505,6 @@ class StabilityMonitor:
             for p, g in zip(params, owner, strict=True)
         ]
         scale = torch.cat(parts).to(params[0].device)
-        if pre is not None and pre.numel() != scale.numel():
-            pre = None  # Adam's state covers parameters outside the model: measured plain
         return (scale if pre is None else pre * scale), members
 
     def _threshold(self) -> list[tuple[float, bool, bool]]:
@@ -353,13 +530,12 @@ class StabilityMonitor:
         device = next(self.model.parameters()).device
         return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
-    def _crossing(
-        self, sharp: float, threshold: float, lr: float, scales: bool, group: int = 0
-    ) -> int | None:
-        """First future step at which ``threshold(lr_t) < sharpness`` (threshold ~ 1/lr), in
-        the schedule of the group that sets the limit; a scheduler past its last step keeps
-        its last learning rate (torch refuses to step it further)."""
-        if self.scheduler is None or not scales or not sharp > 0 or sharp >= threshold:
+    def _crossing(self, limit: float, lr: float, group: int = 0) -> int | None:
+        """First future step whose scheduled learning rate is above ``limit`` (the largest
+        stable lr at the current curvature, and batch noise), in the schedule of the group
+        that sets the limit; a scheduler past its last step keeps its last learning rate
+        (torch refuses to step it further)."""
+        if self.scheduler is None or not limit > 0 or lr >= limit:
             return None
         if self.lookahead < 2 or type(self.scheduler).__name__ == "ReduceLROnPlateau":
             return None  # a plateau scheduler cannot be predicted: each check reads the lr
@@ -367,8 +543,7 @@ class StabilityMonitor:
         now = future[0]
         if not now > 0:
             return None
-        limits = threshold * now / np.maximum(future, 1e-300)
-        above = np.flatnonzero(limits < sharp)
+        above = np.flatnonzero(lr * future / now > limit)
         # future[0] is the lr of the next optimizer step, number calls + 1
         return self._calls + 1 + int(above[0]) if above.size else None
 
@@ -386,11 +561,21 @@ class StabilityMonitor:
         if r.collapsed:
             return (
                 f"step {r.step}: the run has collapsed: the loss is {r.loss:.4g} (its best was "
-                f"{self._best_loss:.4g}); the sharpness ratio ({r.ratio:.3g}) no longer describes "
+                f"{self._best_loss:.4g}, its first {self._first_loss:.4g}); the sharpness ratio "
+                f"({r.ratio:.3g}) no longer describes "
                 "it. Restart from a checkpoint before the rise with a lower learning rate "
                 f"(the last limit seen: {self._last_limit()})"
             )
         limit = f"{r.lr_limit:.4g}" if r.lr_limit is not None else "lower"
+        noise_binds = math.isfinite(r.noise_ratio) and r.noise_ratio >= r.sharpness_ratio
+        if r.ratio > 1 + self.tolerance and noise_binds:
+            return (
+                f"step {r.step}: at batch size {r.batch_size} the mini-batch noise is unstable: "
+                f"lr {r.lr:.4g} is {r.noise_ratio:.3g}x the mean-square limit {limit} (rho "
+                f"{r.rho:.3g} > 1; the full-batch ratio is {r.sharpness_ratio:.3g}); lower the lr "
+                f"below it (e.g. to {0.9 * (r.lr_limit or r.lr / r.ratio):.4g}) or raise the "
+                "batch size"
+            )
         if r.ratio > 1 + self.tolerance:
             return (
                 f"step {r.step}: sharpness {r.sharpness:.4g} is {r.ratio:.3g}x the stability "
@@ -405,7 +590,8 @@ class StabilityMonitor:
         cross = r.crossing_step or r.step
         before = base * float(future[max(cross - r.step - 2, 0)])
         return (
-            f"step {r.step}: at the current sharpness {r.sharpness:.4g} the largest stable lr is "
+            f"step {r.step}: at the current sharpness {r.sharpness:.4g}"
+            f"{f' and batch size {r.batch_size}' if noise_binds else ''} the largest stable lr is "
             f"{limit}; the schedule passes it at step {cross} (it peaks at {peak:.4g}). Cap the "
             f"schedule at {limit} (scale it by {(r.lr_limit or peak) / peak:.3g}), or end the "
             f"warm-up at step {cross - 1} (lr {before:.4g})"
@@ -414,6 +600,41 @@ class StabilityMonitor:
     def _last_limit(self) -> str:
         limits = [r.lr_limit for r in self.history if r.lr_limit is not None and not r.collapsed]
         return f"lr {limits[-1]:.4g}" if limits else "none measured"
+
+
+def _ggn_loss(loss_fn: Any) -> str:
+    """``"mse"`` or ``"cross_entropy"``: the per-sample Gauss-Newton curvature of the mean-square
+    edge needs to know the loss."""
+    import torch
+
+    from .ggn import _loss_name
+
+    functional = {
+        torch.nn.functional.mse_loss: "mse",
+        torch.nn.functional.cross_entropy: "cross_entropy",
+    }
+    if loss_fn in functional:
+        return functional[loss_fn]
+    try:
+        return _loss_name(loss_fn, torch)
+    except ConfigError:
+        raise ConfigError(
+            "the mini-batch edge (batch_size= or loader=) needs the per-sample Gauss-Newton "
+            "curvature, so loss_fn must be torch.nn.MSELoss() or torch.nn.CrossEntropyLoss() "
+            f"(mean reduction) or their functional forms, got {describe(loss_fn)}"
+        ) from None
+
+
+def _check_inputs(data: Any, batch: Any) -> None:
+    import torch
+
+    if not (isinstance(data, tuple | list) and len(data) == 2 and torch.is_tensor(data[0])):
+        raise ConfigError(
+            "the mini-batch edge (batch_size= or loader=) takes the per-sample curvature of "
+            f"data = (x, y), one batch of tensors; got {describe(data)}"
+        )
+    if data[0].shape[0] < 2:
+        raise ConfigError(f"data must hold at least 2 samples, got {data[0].shape[0]}")
 
 
 def _is_module(model: Any) -> bool:
