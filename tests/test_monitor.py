@@ -104,7 +104,9 @@ def test_monitor_steps_count_optimizer_steps_and_the_crossing_is_the_step_that_c
     optimizer step whose scheduled lr is above the limit (LambdaLR: step k uses the factor of
     epoch k - 1, 0.2 + 1.4 (k - 1)/60 > 1 from k = 36 on)."""
     _, _, mon, lam_max = _train(1.6, {"every": 5, "on_unstable": lambda r: None}, steps=20)
-    assert [r.step for r in mon.history] == [1, 5, 10, 15, 20]
+    steps = [r.step for r in mon.history]
+    # every 5 steps, and early ones as the warm-up raises lr / lr_limit (checks come closer)
+    assert {1, 5, 10, 15, 20} <= set(steps) and steps == sorted(set(steps))
     first = mon.history[0]
     assert first.crossing_step == 36
     lr_limit = 2 * (1 + 0.5) / lam_max
@@ -146,7 +148,8 @@ def test_a_collapsed_run_is_reported_once():
 def test_history_reprs():
     _, _, mon, _ = _train(0.9, {"every": 10}, steps=30)
     text = repr(mon.history)
-    assert text.startswith("MonitorHistory(4 checks, steps 1..30")
+    n = len(mon.history)  # every 10 steps, and early ones as the warm-up nears the limit
+    assert n >= 4 and text.startswith(f"MonitorHistory({n} checks, steps 1..30")
     html = mon.history._repr_html_()
-    assert html.count("<tr") == 5 and "lr limit" in html
+    assert html.count("<tr") == n + 1 and "lr limit" in html
     assert str(mon.history[0]).startswith("step 1: loss")

@@ -122,8 +122,6 @@ class TopEigen:
     notes: tuple[str, ...] = ()
     converged: bool = True
     stop: str = "scipy eigsh (ARPACK) converged to tol"
-    subspace: Any = None
-    """The top Ritz vectors of the Krylov space (``lanczos_top(..., ritz=r)``), or ``None``."""
 
     @property
     def sharpness(self) -> float:

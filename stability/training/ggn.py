@@ -43,7 +43,6 @@ __all__ = [
     "GGN_LOSSES",
     "SUBSPACE_SAMPLES",
     "per_sample_ggn",
-    "subspace_curvature",
 ]
 
 GGN_LOSSES = ("mse", "cross_entropy")
@@ -358,32 +357,3 @@ class _Network:
         r = V.shape[1]
         JV = [vmap(push)(self.directions(V[:, c : c + _CHUNK])) for c in range(0, r, _CHUNK)]
         return (self.Ct @ torch.cat(JV, dim=0).permute(1, 2, 0)).double().cpu().numpy()
-
-
-def subspace_curvature(
-    model: Any, loss: Any, inputs: Any, directions: Any, *, preconditioner: Any = None
-) -> PerSampleCurvature:
-    """The per-sample Gauss-Newton curvature of ``model`` on ``inputs`` in the span of the
-    orthonormal columns ``directions`` (``P x r``, a tensor; in the preconditioned coordinates
-    when ``preconditioner`` is given, as in :func:`per_sample_ggn`): ``r`` forward-mode passes
-    over the data. :class:`~stability.training.StabilityMonitor` takes the top Ritz vectors of
-    its own Lanczos run here, for the mean-square edge at its batch size."""
-    torch = _torch()
-    _quiet_jvp_import()
-    _check_model(model, torch)
-    net = _Network(model, _loss_name(loss, torch), inputs, torch)
-    net.set_preconditioner(preconditioner)
-    if not isinstance(directions, torch.Tensor) or directions.ndim != 2:
-        raise ConfigError(f"directions must be a (P, r) tensor, got {describe(directions)}")
-    if directions.shape[0] != net.P:
-        raise ConfigError(
-            f"directions must have {net.P:,} rows (one per trainable parameter), got "
-            f"{directions.shape[0]:,}"
-        )
-    with limited(4.0 * net.n * net.k * net.P):
-        F = net.factors(directions)
-    return PerSampleCurvature.from_factors(
-        F,
-        notes=(net.note, f"subspace: {directions.shape[1]} given directions (Ritz vectors)"),
-        subspace=f"{directions.shape[1]} given directions",
-    )

@@ -334,7 +334,6 @@ def lanczos_top(
     maxiter: int | None = None,
     v0: Any = None,
     seed: int = 0,
-    ritz: int = 0,
 ) -> TopEigen:
     """The ``k`` largest eigenvalues of ``op`` by plain Lanczos, stopped when the estimated
     error of every wanted Ritz value, ``min(rho, rho^2 / gap)`` from its residual
@@ -347,9 +346,7 @@ def lanczos_top(
     certifies that an eigenvalue lies within it of each value; that the values are the largest
     is what Lanczos from a random component finds with probability one, not a certificate.
     The vectors come back as a tensor ``(P, k)`` on the device; ``residuals`` are the Lanczos
-    estimates ``rho``. ``ritz > 0`` also returns, as ``.subspace``, the top ``ritz`` Ritz
-    vectors of the Krylov space (orthonormal columns, at most one per product; only the first
-    ``k`` are converged): the span the stability monitor takes the per-sample curvature in."""
+    estimates ``rho``."""
     torch = op.torch
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < op.n:
         raise ConfigError(f"k must be an integer in [1, n - 1] = [1, {op.n - 1}], got {k!r}")
@@ -427,11 +424,6 @@ def lanczos_top(
         )
     Yk = torch.as_tensor(np.ascontiguousarray(Y[:, idx]), dtype=op.work, device=op.device)
     vectors = basis[:m].T @ Yk
-    subspace = None
-    if ritz > 0:
-        top_r = np.arange(m - 1, max(m - 1 - ritz, -1), -1)
-        Yr = torch.as_tensor(np.ascontiguousarray(Y[:, top_r]), dtype=op.work, device=op.device)
-        subspace = basis[:m].T @ Yr
     return TopEigen(
         np.asarray(theta[idx], dtype=float),
         vectors,
@@ -440,7 +432,6 @@ def lanczos_top(
         tuple(notes),
         converged,
         stop,
-        subspace,
     )
 
 

@@ -211,14 +211,20 @@ class StabilityMonitor:
     divided by ``overhead``. The first check is after the first step. An integer ``every``
     checks after the first step and every ``every`` steps. For Adam, the steps between checks
     follow the decay of ``v_t`` (below); a check is run early when it is predicted to reach
-    the edge.
+    the edge. Checks also come early when the learning rate rises (a schedule the monitor
+    was not given: the last check's ``lr / lr_limit``, the ratio now at the same curvature,
+    passes ``max(0.5, 1.2 x`` its ratio), when the ratio's trend over the last two checks
+    reaches 1 (by half the steps it takes), and half a look-ahead before a crossing the
+    schedule makes beyond the look-ahead, which with ``every="auto"`` extends to four times
+    the expected steps between checks.
 
     **Mini-batch training.** ``batch_size=B`` (with ``dataset_size=n`` when known), or
     ``loader=`` the training ``DataLoader``, makes the ratio the one of the run being watched:
     besides ``sharpness / threshold``, the learning rate over the mean-square limit at that
-    batch size, from the per-sample Gauss-Newton curvature of ``data`` in the top ``rank``
-    Ritz directions of the check's own Lanczos run (``rank`` forward-mode passes over ``data``
-    and a small search; :mod:`stability.training.minibatch_edge`). The record's ``ratio`` is
+    batch size, from the per-sample Gauss-Newton curvature of ``data`` in its top ``rank``
+    directions (:func:`~stability.training.per_sample_ggn`: Lanczos on Gauss-Newton products
+    to 1e-3, then ``rank`` forward-mode passes over ``data``, and a small search;
+    :mod:`stability.training.minibatch_edge`). The record's ``ratio`` is
     the larger of the two, ``lr_limit`` the smaller limit. It needs ``loss_fn`` to be
     ``MSELoss()`` or ``CrossEntropyLoss()`` (or their functional forms, mean reduction) and
     ``data = (x, y)``. With the whole data set as the batch the ratio is the full-batch one.
@@ -312,12 +318,16 @@ class StabilityMonitor:
         self._thresholds: dict[Any, list[tuple[float, bool, bool]]] = {}
         self._memo: dict[Any, Any] = {}
         self._train_seconds = 0.0  # training time since the last check
-        self._last_return: float | None = None
+        self._last_return: float | None = None  # set on the way out of the constructor
         self._due_seconds = 0.0
+        self._due_step: float = math.inf  # a check is due by this step at the latest
+        self._since = 0  # steps since the last check
+        self._far: int | None = None  # a crossing seen beyond the look-ahead
         self._watch: Any = None  # Adam: (u^2, P at the check, ratio at the check)
         self.monitor_seconds = 0.0
         self.training_seconds = 0.0
         self._threshold()  # refuses optimizers the package cannot analyse, now
+        self._last_return = time.perf_counter()  # the first step's time counts as training
 
     def step(self) -> MonitorRecord | None:
         """Count an optimizer step; run a check when one is due (see the class docstring) and
@@ -327,7 +337,10 @@ class StabilityMonitor:
             gap = now - self._last_return
             self._train_seconds += gap
             self.training_seconds += gap
+        else:
+            self._last_return = now
         self._calls += 1
+        self._since += 1
         try:
             if not self._due():
                 return None
@@ -338,12 +351,28 @@ class StabilityMonitor:
                     self._act(record)
             else:
                 self._reported_collapse = False
-                if record.ratio > 1 + self.tolerance or record.crossing_step is not None:
+                if self._alarming(record) or record.crossing_step is not None:
                     self._act(record)
             return record
         finally:
             self._last_return = time.perf_counter()
             self.monitor_seconds += self._last_return - now
+
+    def _alarming(self, r: MonitorRecord) -> bool:
+        """Whether a check's ratio calls for action: above ``1 + tolerance``. With
+        cross-entropy the mean-square part counts only when the loss has risen since the last
+        check: cross-entropy saturates where the linearised noise would grow (healthy runs of
+        small MLPs on sklearn's digits, wine and breast_cancer at their best learning rate, B =
+        32, momentum 0.9, showed mean-square ratios of 1.2-2.0 early on), so that ratio alone
+        would cry wolf."""
+        if r.sharpness_ratio > 1 + self.tolerance:
+            return True
+        if not (math.isfinite(r.noise_ratio) and r.noise_ratio > 1 + self.tolerance):
+            return False
+        if self._ggn_loss != "cross_entropy":
+            return True
+        before = [h.loss for h in self.history[:-1] if math.isfinite(h.loss)]
+        return bool(before) and r.loss > before[-1]
 
     @property
     def overhead_measured(self) -> float:
@@ -356,9 +385,26 @@ class StabilityMonitor:
             return True
         if self._watch is not None and self._drifted() > 1:
             return True  # Adam's v_t has moved the ratio past the edge since the last check
+        if self._calls >= self._due_step:
+            return True  # the trend of the ratio, or a crossing beyond the look-ahead
+        if self._lr_rose():
+            return True
         if self.every == "auto":
             return self._train_seconds >= self._due_seconds
         return self._calls % self.every == 0
+
+    def _lr_rose(self) -> bool:
+        """The learning rate has risen since the last check (a schedule the monitor was not
+        given, a manual ramp) so that ``lr / lr_limit`` of that check, which at the same
+        curvature is the ratio now, has passed ``max(0.5, 1.2 x`` its ratio): checks come
+        closer as the ratio approaches 1."""
+        if not self.history:
+            return False
+        last = self.history[-1]
+        if last.collapsed or not last.lr_limit or not math.isfinite(last.ratio):
+            return False
+        lr = float(self.optimizer.param_groups[last.group]["lr"])
+        return lr / last.lr_limit >= max(0.5, 1.2 * last.ratio)
 
     def _drifted(self) -> float:
         """Adam: the last check's ratio re-weighed by how the preconditioner moved since,
@@ -391,8 +437,7 @@ class StabilityMonitor:
         lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         joint = _joint(thresholds, lrs)
         top = None
-        noisy = self._ggn_loss is not None
-        ritz = self.rank if noisy and (len(lrs) == 1 or joint) else 0
+        noisy = self._ggn_loss is not None and (len(lrs) == 1 or joint)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         with self._rng_untouched():
             pre, members = self._preconditioner(adaptive, lrs if joint else None)
@@ -400,9 +445,8 @@ class StabilityMonitor:
             loss = op.loss()  # the forward pass the products reuse
             if math.isfinite(loss):
                 top = lanczos_top(
-                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls,
-                    ritz=min(ritz, self.iters),
-                )  # fmt: skip
+                    op, 1, tol=1e-4, v0=self._vector, maxiter=self.iters, seed=self._calls
+                )
         with torch.no_grad():
             for b, saved in zip(self.model.buffers(), buffers, strict=True):
                 b.copy_(saved)
@@ -421,15 +465,18 @@ class StabilityMonitor:
         ok = scales and sharp_g > 0 and 0 < threshold < math.inf
         limit = lr * threshold / sharp_g if ok else None
         noise_ratio, noise_limit, rho = math.nan, None, math.nan
-        if ritz and top is not None and top.subspace is not None and not collapsed:
-            noise_limit, rho = self._mean_square(top.subspace, pre, group, lrs)
+        if noisy and top is not None and not collapsed:
+            with self._rng_untouched():
+                noise_limit, rho = self._mean_square(pre, group, lrs)
             if noise_limit is not None:
                 noise_ratio = lrs[group] / noise_limit if noise_limit > 0 else math.inf
                 ratio = max(ratio, noise_ratio)
                 limit = noise_limit if limit is None else min(limit, noise_limit)
-        crossing = None
+        crossing = self._far = None
         if not collapsed and limit is not None and ratio < 1:
-            crossing = self._crossing(limit, lr, group)
+            crossing = self._crossing(limit, lr, group, self._horizon(time.perf_counter() - start))
+            if crossing is not None and crossing > self._calls + self.lookahead:
+                self._far, crossing = crossing, None  # not a warning yet: check before it
         record = MonitorRecord(
             self._calls,
             lr,
@@ -455,25 +502,56 @@ class StabilityMonitor:
         if adaptive and top is not None and pre is not None and math.isfinite(ratio):
             u = top.vectors[:, 0].detach()
             self._watch = ((u * u).to(pre.dtype), pre.detach().clone(), sharp_g / threshold)
-        self._train_seconds = 0.0
-        self._due_seconds = record.seconds / self.overhead
+        self._schedule_next(record)
         return record
 
-    def _mean_square(
-        self, subspace: Any, pre: Any, group: int, lrs: list[float]
-    ) -> tuple[float | None, float]:
+    def _horizon(self, cost: float) -> int:
+        """Steps the look-ahead examines: ``lookahead``, and with ``every="auto"`` at least
+        four times the expected steps to the next check (the check's ``cost`` in seconds over
+        ``overhead`` and the time per training step; capped at 20,000), so that a crossing is
+        seen at least one check before it."""
+        if self.every != "auto" or self._since == 0 or self._train_seconds <= 0:
+            return self.lookahead
+        expected = cost / self.overhead / (self._train_seconds / self._since)
+        return int(min(max(self.lookahead, 4 * expected), 20_000))
+
+    def _schedule_next(self, record: MonitorRecord) -> None:
+        """When the next check is due: after ``record.seconds / overhead`` of training
+        (``every="auto"``), and in any case by half the steps the ratio's trend over the last
+        two checks (log-linear) takes to reach 1, half a look-ahead before a crossing seen
+        beyond it, and 10 steps after the first check (two checks give a trend)."""
+        self._train_seconds, self._since = 0.0, 0
+        self._due_seconds = record.seconds / self.overhead
+        self._due_step = self._calls + 9.0 if len(self.history) == 1 else math.inf  # a trend
+        if self._far is not None:
+            self._due_step = max(self._calls + 1, self._far - self.lookahead // 2)
+        if len(self.history) >= 2 and not record.collapsed:
+            a, b = self.history[-2], self.history[-1]
+            if 0 < a.ratio < b.ratio < 1 and b.step > a.step:
+                rate = math.log(b.ratio / a.ratio) / (b.step - a.step)
+                to_edge = math.log(1 / b.ratio) / rate
+                self._due_step = min(self._due_step, self._calls + max(1.0, to_edge / 2))
+
+    def _mean_square(self, pre: Any, group: int, lrs: list[float]) -> tuple[float | None, float]:
         """The mean-square limit of the group's settings at the run's batch size, and ``rho``
-        at its learning rate, from the per-sample curvature in the Ritz directions."""
-        from .ggn import subspace_curvature
+        at its learning rate, from the per-sample Gauss-Newton curvature of ``data`` in its
+        top ``rank`` directions (:func:`~stability.training.per_sample_ggn`, Lanczos to 1e-3,
+        with the check's preconditioner)."""
+        from .ggn import per_sample_ggn
         from .minibatch_edge import mean_square_limit
 
         x = self.data[0]
+        P = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        rank = min(self.rank, P - 1)
+        if rank < 2:
+            return None, math.nan
         try:
-            curv = subspace_curvature(
-                self.model, self._ggn_loss, x, subspace.to(x.dtype), preconditioner=pre
-            )
+            curv = per_sample_ggn(
+                self.model, self._ggn_loss, x, subspace="top", rank=rank, tol=1e-3,
+                seed=self._calls, preconditioner=pre,
+            )  # fmt: skip
         except ConfigError:
-            return None, math.nan  # e.g. zero curvature in the subspace: nothing to add
+            return None, math.nan  # e.g. no curvature in the top directions: nothing to add
         opts = from_optimizer(self.optimizer)
         ref = int(np.argmax(lrs)) if len(lrs) > 1 else group
         limit, rho = mean_square_limit(opts[ref], curv, self.batching, self._memo)
@@ -530,7 +608,9 @@ class StabilityMonitor:
         device = next(self.model.parameters()).device
         return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
-    def _crossing(self, limit: float, lr: float, group: int = 0) -> int | None:
+    def _crossing(
+        self, limit: float, lr: float, group: int = 0, horizon: int | None = None
+    ) -> int | None:
         """First future step whose scheduled learning rate is above ``limit`` (the largest
         stable lr at the current curvature, and batch noise), in the schedule of the group
         that sets the limit; a scheduler past its last step keeps its last learning rate
@@ -539,7 +619,8 @@ class StabilityMonitor:
             return None
         if self.lookahead < 2 or type(self.scheduler).__name__ == "ReduceLROnPlateau":
             return None  # a plateau scheduler cannot be predicted: each check reads the lr
-        future = schedule_from_torch(self.scheduler, self.lookahead, group=group).values
+        steps = max(horizon or self.lookahead, 2)
+        future = schedule_from_torch(self.scheduler, steps, group=group).values
         now = future[0]
         if not now > 0:
             return None
