@@ -43,6 +43,7 @@ __all__ = [
     "GGN_LOSSES",
     "SUBSPACE_SAMPLES",
     "per_sample_ggn",
+    "tracked_ggn",
 ]
 
 GGN_LOSSES = ("mse", "cross_entropy")
@@ -340,6 +341,47 @@ class _Network:
             subspace=f"the top {rank} Gauss-Newton eigenvectors",
         )
 
+    def tracked(self, V: Any) -> tuple[PerSampleCurvature, Any]:
+        """One block-Krylov step from the orthonormal directions ``V`` (``P x r``, the top
+        Gauss-Newton directions of a nearby point): the basis ``[V, G V]`` orthonormalised,
+        the per-sample curvature in it (``2r`` forward-mode passes and ``r`` reverse ones over
+        the data, for ``G V`` and the factors), and its top ``r`` Ritz directions (a
+        Rayleigh-Ritz step): the curvature in them and the new ``V``."""
+        from torch.func import vjp, vmap
+
+        torch = self.torch
+        V = V.to(device=self.device, dtype=self.dtype)
+        r = V.shape[1]
+        FV = torch.as_tensor(self.factors(V), dtype=self.dtype, device=self.device)  # (n,k,r)
+        _, pullback = vjp(self.outputs, self.params)
+        cot = (self.Ct.transpose(1, 2) @ FV).permute(2, 0, 1) / self.n  # A J S V, (r, n, k)
+        (grads,) = vmap(pullback)(cot)
+        GV = torch.cat([grads[k].reshape(r, -1) for k in self.names], dim=1).T  # (P, r)
+        if self.scale is not None:
+            GV = GV * self.scale[:, None]
+        W = GV - V @ (V.T @ GV)
+        W = W - V @ (V.T @ W)  # twice: orthogonal to V in floats
+        Q, R = torch.linalg.qr(W)
+        keep = torch.abs(torch.diagonal(R)) > 1e-10 * max(float(torch.abs(R).max()), 1e-300)
+        Q = Q[:, keep]
+        FQ = torch.as_tensor(self.factors(Q), dtype=self.dtype, device=self.device)
+        F = torch.cat([FV, FQ], dim=2).double()  # (n, k, r + q) in the basis [V, Q]
+        M = torch.einsum("nki,nkj->ij", F, F) / self.n
+        lam, U = torch.linalg.eigh((M + M.T) / 2)
+        U = U[:, torch.argsort(lam, descending=True)[:r]]
+        basis = torch.cat([V, Q], dim=1)
+        V_new = basis @ U.to(basis.dtype)
+        curvature = PerSampleCurvature.from_factors(
+            (F @ U).cpu().numpy(),
+            notes=(
+                self.note,
+                f"subspace: the top {r} Gauss-Newton directions, tracked from the previous "
+                "check by one block-Krylov (Rayleigh-Ritz) step",
+            ),
+            subspace=f"the top {r} Gauss-Newton directions (tracked)",
+        )
+        return curvature, V_new
+
     def factors(self, V: Any) -> np.ndarray:
         """``C_i^T J_i S V`` of every sample (``S = P^-1/2``, or 1), ``(n, k, r)``, for the
         orthonormal columns ``V`` (``P x r``, in the preconditioned coordinates): ``r``
@@ -357,3 +399,82 @@ class _Network:
         r = V.shape[1]
         JV = [vmap(push)(self.directions(V[:, c : c + _CHUNK])) for c in range(0, r, _CHUNK)]
         return (self.Ct @ torch.cat(JV, dim=0).permute(1, 2, 0)).double().cpu().numpy()
+
+
+def tracked_ggn(
+    model: Any,
+    loss: Any,
+    inputs: Any,
+    directions: Any = None,
+    *,
+    rank: int = 8,
+    preconditioner: Any = None,
+    seed: int = 0,
+) -> tuple[PerSampleCurvature, Any]:
+    """The per-sample Gauss-Newton curvature in the top ``rank`` directions, followed along a
+    training run: from ``directions`` (the ``P x rank`` tensor this returned at the previous
+    point) one block-Krylov step and a Rayleigh-Ritz projection (``3 rank`` passes over the
+    data), else Lanczos on Gauss-Newton products on the device (to 1e-2, at most
+    ``max(3 rank, 24)`` products: the tracking refines it). Returns the
+    curvature and the directions to pass next time. The stability monitor calls it at each
+    check; a slowly moving top subspace stays tracked, one step per check."""
+    torch = _torch()
+    _quiet_jvp_import()
+    _check_model(model, torch)
+    net = _Network(model, _loss_name(loss, torch), inputs, torch)
+    net.set_preconditioner(preconditioner)
+    rank = min(int(rank), net.P - 1)
+    if directions is None or tuple(directions.shape) != (net.P, rank):
+        from .lanczos import lanczos_top
+
+        with limited(10.0 * net.P, 4.0 * net.n * net.k * net.P):
+            op = _GGNOperator(net)
+            top = lanczos_top(op, rank, tol=1e-2, maxiter=max(3 * rank, 24), seed=seed)
+            V = top.vectors.to(net.dtype)
+            curvature = PerSampleCurvature.from_factors(
+                net.factors(V),
+                notes=(
+                    net.note,
+                    f"subspace: the top {rank} Gauss-Newton directions (Lanczos on the device, "
+                    f"{top.matvecs} products, {top.stop})",
+                ),
+                subspace=f"the top {rank} Gauss-Newton directions",
+            )
+        return curvature, V
+    with limited(10.0 * net.P, 4.0 * net.n * net.k * net.P):
+        return net.tracked(directions)
+
+
+class _GGNOperator:
+    """``v -> S J^T A J S v / n`` on the device (``S = P^-1/2``, or 1): the mean Gauss-Newton
+    matrix of a network's samples, one forward-mode and one reverse pass per product, in the
+    interface :func:`~stability.training.lanczos.lanczos_top` iterates on."""
+
+    def __init__(self, net: _Network) -> None:
+        from torch.func import vjp
+
+        self.net, self.torch = net, net.torch
+        self.n, self.dtype, self.device = net.P, net.dtype, net.device
+        self.work = net.torch.float64 if net.dtype == net.torch.float64 else net.torch.float32
+        self.calls = 0
+        _, self.pullback = vjp(net.outputs, net.params)
+        self.A = net.Ct.transpose(1, 2) @ net.Ct
+
+    def __call__(self, q: Any) -> Any:
+        from torch.func import jvp
+
+        net, torch = self.net, self.torch
+        self.calls += 1
+        x = q.to(net.dtype)
+        if net.scale is not None:
+            x = x * net.scale
+        t = net.directions(x[:, None])
+        u = jvp(net.outputs, (net.params,), ({k: t[k][0] for k in net.names},))[1]
+        (g,) = self.pullback((self.A @ u[:, :, None])[:, :, 0] / net.n)
+        out = torch.cat([g[k].reshape(-1) for k in net.names])
+        if net.scale is not None:
+            out = out * net.scale
+        return out.to(self.work)
+
+    def precision(self) -> str:
+        return f"Gauss-Newton products in {str(self.dtype).split('.')[-1]}"

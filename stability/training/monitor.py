@@ -206,9 +206,10 @@ class StabilityMonitor:
     passes); ``lookahead`` the scheduler steps examined.
 
     **When it checks.** ``every="auto"`` (the default) spaces the checks so that they take
-    about ``overhead`` (5 %) of the training time: after each check the next one is due once
-    the training time since (measured between calls of :meth:`step`) is the check's own time
-    divided by ``overhead``. The first check is after the first step. An integer ``every``
+    about ``overhead`` (5 %) of the run's time: a check is due once the monitor's time so far
+    plus one more check (as long as the last one) is at most ``overhead`` times the training
+    time so far (measured between calls of :meth:`step`). The first check is after the first
+    step (it also pays one-time costs: imports, the exact thresholds). An integer ``every``
     checks after the first step and every ``every`` steps. For Adam, the steps between checks
     follow the decay of ``v_t`` (below); a check is run early when it is predicted to reach
     the edge. Checks also come early when the learning rate rises (a schedule the monitor
@@ -222,8 +223,8 @@ class StabilityMonitor:
     ``loader=`` the training ``DataLoader``, makes the ratio the one of the run being watched:
     besides ``sharpness / threshold``, the learning rate over the mean-square limit at that
     batch size, from the per-sample Gauss-Newton curvature of ``data`` in its top ``rank``
-    directions (:func:`~stability.training.per_sample_ggn`: Lanczos on Gauss-Newton products
-    to 1e-3, then ``rank`` forward-mode passes over ``data``, and a small search;
+    directions (found by Lanczos at the first check, then tracked by one block-Krylov step
+    per check: ``3 rank`` passes over ``data``; and a small search;
     :mod:`stability.training.minibatch_edge`). The record's ``ratio`` is
     the larger of the two, ``lr_limit`` the smaller limit. It needs ``loss_fn`` to be
     ``MSELoss()`` or ``CrossEntropyLoss()`` (or their functional forms, mean reduction) and
@@ -317,9 +318,9 @@ class StabilityMonitor:
         self._reported_collapse = False
         self._thresholds: dict[Any, list[tuple[float, bool, bool]]] = {}
         self._memo: dict[Any, Any] = {}
+        self._ggn_dirs: Any = None  # the top Gauss-Newton directions, tracked
         self._train_seconds = 0.0  # training time since the last check
         self._last_return: float | None = None  # set on the way out of the constructor
-        self._due_seconds = 0.0
         self._due_step: float = math.inf  # a check is due by this step at the latest
         self._since = 0  # steps since the last check
         self._far: int | None = None  # a crossing seen beyond the look-ahead
@@ -359,15 +360,20 @@ class StabilityMonitor:
             self.monitor_seconds += self._last_return - now
 
     def _alarming(self, r: MonitorRecord) -> bool:
-        """Whether a check's ratio calls for action: above ``1 + tolerance``. With
+        """Whether a check's ratio calls for action: above ``1 + tolerance``, or above
+        ``1 - tolerance`` when the learning rate has risen since the last check (a ramp the
+        monitor was not told about is about to cross). With
         cross-entropy the mean-square part counts only when the loss has risen since the last
         check: cross-entropy saturates where the linearised noise would grow (healthy runs of
         small MLPs on sklearn's digits, wine and breast_cancer at their best learning rate, B =
         32, momentum 0.9, showed mean-square ratios of 1.2-2.0 early on), so that ratio alone
         would cry wolf."""
-        if r.sharpness_ratio > 1 + self.tolerance:
+        before = [h for h in self.history[:-1] if not h.collapsed]
+        rising = bool(before) and r.lr > 1.01 * before[-1].lr and r.group == before[-1].group
+        edge = 1 - self.tolerance if rising else 1 + self.tolerance  # a rising lr at the edge
+        if r.sharpness_ratio > edge:
             return True
-        if not (math.isfinite(r.noise_ratio) and r.noise_ratio > 1 + self.tolerance):
+        if not (math.isfinite(r.noise_ratio) and r.noise_ratio > edge):
             return False
         if self._ggn_loss != "cross_entropy":
             return True
@@ -389,8 +395,9 @@ class StabilityMonitor:
             return True  # the trend of the ratio, or a crossing beyond the look-ahead
         if self._lr_rose():
             return True
-        if self.every == "auto":
-            return self._train_seconds >= self._due_seconds
+        if self.every == "auto":  # the whole run's share, the next check included
+            last = self.history[-1].seconds if self.history else 0.0
+            return self.monitor_seconds + last <= self.overhead * self.training_seconds
         return self._calls % self.every == 0
 
     def _lr_rose(self) -> bool:
@@ -516,13 +523,13 @@ class StabilityMonitor:
         return int(min(max(self.lookahead, 4 * expected), 20_000))
 
     def _schedule_next(self, record: MonitorRecord) -> None:
-        """When the next check is due: after ``record.seconds / overhead`` of training
-        (``every="auto"``), and in any case by half the steps the ratio's trend over the last
+        """When the next check is due besides the budget (``every="auto"``: when the run's
+        monitor time with one more check is at most ``overhead`` of its training time) and
+        ``every``: by half the steps the ratio's trend over the last
         two checks (log-linear) takes to reach 1, half a look-ahead before a crossing seen
-        beyond it, and 10 steps after the first check (two checks give a trend)."""
+        beyond it."""
         self._train_seconds, self._since = 0.0, 0
-        self._due_seconds = record.seconds / self.overhead
-        self._due_step = self._calls + 9.0 if len(self.history) == 1 else math.inf  # a trend
+        self._due_step = math.inf
         if self._far is not None:
             self._due_step = max(self._calls + 1, self._far - self.lookahead // 2)
         if len(self.history) >= 2 and not record.collapsed:
@@ -535,22 +542,22 @@ class StabilityMonitor:
     def _mean_square(self, pre: Any, group: int, lrs: list[float]) -> tuple[float | None, float]:
         """The mean-square limit of the group's settings at the run's batch size, and ``rho``
         at its learning rate, from the per-sample Gauss-Newton curvature of ``data`` in its
-        top ``rank`` directions (:func:`~stability.training.per_sample_ggn`, Lanczos to 1e-3,
-        with the check's preconditioner)."""
-        from .ggn import per_sample_ggn
+        top ``rank`` directions (with the check's preconditioner): found by Lanczos at the
+        first check, then tracked from check to check by one block-Krylov step
+        (:func:`~stability.training.ggn.tracked_ggn`)."""
+        from .ggn import tracked_ggn
         from .minibatch_edge import mean_square_limit
 
-        x = self.data[0]
         P = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        rank = min(self.rank, P - 1)
-        if rank < 2:
+        if min(self.rank, P - 1) < 2:
             return None, math.nan
         try:
-            curv = per_sample_ggn(
-                self.model, self._ggn_loss, x, subspace="top", rank=rank, tol=1e-3,
-                seed=self._calls, preconditioner=pre,
+            curv, self._ggn_dirs = tracked_ggn(
+                self.model, self._ggn_loss, self.data[0], self._ggn_dirs, rank=self.rank,
+                preconditioner=pre, seed=self._calls,
             )  # fmt: skip
         except ConfigError:
+            self._ggn_dirs = None
             return None, math.nan  # e.g. no curvature in the top directions: nothing to add
         opts = from_optimizer(self.optimizer)
         ref = int(np.argmax(lrs)) if len(lrs) > 1 else group
@@ -649,6 +656,13 @@ class StabilityMonitor:
             )
         limit = f"{r.lr_limit:.4g}" if r.lr_limit is not None else "lower"
         noise_binds = math.isfinite(r.noise_ratio) and r.noise_ratio >= r.sharpness_ratio
+        if r.crossing_step is None and r.ratio <= 1 + self.tolerance:  # a rising lr at the edge
+            return (
+                f"step {r.step}: the learning rate has risen to {r.lr:.4g}, {r.ratio:.3g}x the "
+                f"largest stable lr {limit} at the current sharpness"
+                f"{f' and batch size {r.batch_size}' if noise_binds else ''}: stop raising it "
+                "(a schedule passed to the monitor gives the crossing in advance)"
+            )
         if r.ratio > 1 + self.tolerance and noise_binds:
             return (
                 f"step {r.step}: at batch size {r.batch_size} the mini-batch noise is unstable: "
