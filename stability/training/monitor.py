@@ -86,6 +86,7 @@ class MonitorRecord:
     noise_ratio: float = math.nan
     noise_lr_limit: float | None = None
     rho: float = math.nan
+    crossing_from: str = ""
 
     @property
     def sharpness_ratio(self) -> float:
@@ -231,10 +232,14 @@ class StabilityMonitor:
     ``data = (x, y)``. With the whole data set as the batch the ratio is the full-batch one.
 
     **Adam.** The preconditioner is Adam's live ``sqrt(v_hat) + eps``, frozen at each check.
-    Between checks, each step re-weighs the last top eigenvector by how ``P`` has moved since
-    (``sum_i u_i^2 P_i(check) / P_i(now)``, a few operations per parameter): when ``v_t``
-    decays (Bai et al. 2025: small gradients, ``v`` falling like ``beta2^t``) the estimated
-    ratio climbs, and a full check is run as soon as it passes ``1``.
+    Between checks, each step bounds how far the preconditioner alone can have moved the
+    ratio: ``ratio * max_i P_i(check) / P_i(now)`` (a few operations per parameter; the
+    operators are congruent by ``diag(sqrt(P(check)/P(now)))``). When ``v_t`` decays (Bai et
+    al. 2025: small gradients, ``v`` falling like ``beta2^t``) the bound climbs, and a full
+    check is run as soon as it passes 1 (or 1.2 times the last check's ratio, when that was
+    already above 1): the check says whether the curvature followed. A check whose ratio is
+    0.9 or more and has risen since the last one warns of the step at which it reaches 1 at
+    that geometric rate (within the look-ahead): the spike's lead time.
 
     **Collapse.** A check whose loss is not finite or above 10 times the first check's loss
     is marked collapsed (the ratio no longer describes the run) and reported once; a later
@@ -319,12 +324,13 @@ class StabilityMonitor:
         self._thresholds: dict[Any, list[tuple[float, bool, bool]]] = {}
         self._memo: dict[Any, Any] = {}
         self._ggn_dirs: Any = None  # the top Gauss-Newton directions, tracked
+        self._quiet_until = 0  # a predicted crossing already warned of
         self._train_seconds = 0.0  # training time since the last check
         self._last_return: float | None = None  # set on the way out of the constructor
         self._due_step: float = math.inf  # a check is due by this step at the latest
         self._since = 0  # steps since the last check
         self._far: int | None = None  # a crossing seen beyond the look-ahead
-        self._watch: Any = None  # Adam: (u^2, P at the check, ratio at the check)
+        self._watch: Any = None  # Adam: (P at the check, its sharpness ratio)
         self.monitor_seconds = 0.0
         self.training_seconds = 0.0
         self._threshold()  # refuses optimizers the package cannot analyse, now
@@ -389,7 +395,7 @@ class StabilityMonitor:
     def _due(self) -> bool:
         if self._calls == 1:
             return True
-        if self._watch is not None and self._drifted() > 1:
+        if self._watch is not None and self._drifted() > max(1.0, 1.2 * self._watch[1]):
             return True  # Adam's v_t has moved the ratio past the edge since the last check
         if self._calls >= self._due_step:
             return True  # the trend of the ratio, or a crossing beyond the look-ahead
@@ -414,16 +420,17 @@ class StabilityMonitor:
         return lr / last.lr_limit >= max(0.5, 1.2 * last.ratio)
 
     def _drifted(self) -> float:
-        """Adam: the last check's ratio re-weighed by how the preconditioner moved since,
-        ``ratio * sum_i u_i^2 P_i(check) / P_i(now)`` (``u`` its top eigenvector)."""
+        """Adam: the most the ratio can have grown to since the last check through the
+        preconditioner alone, ``ratio * max_i P_i(check) / P_i(now)`` (``P^-1/2 H P^-1/2``
+        is congruent to the last check's operator by ``diag(sqrt(P(check) / P(now)))``)."""
         import torch
 
-        u2, p_then, ratio = self._watch
+        p_then, ratio = self._watch
         with torch.no_grad():
             p_now = self._live_preconditioner()
             if p_now is None or p_now.numel() != p_then.numel():
                 return 0.0
-            return float(ratio * torch.sum(u2 * (p_then / p_now)))
+            return float(ratio * torch.max(p_then / p_now))
 
     def _live_preconditioner(self) -> Any:
         try:
@@ -484,6 +491,12 @@ class StabilityMonitor:
             crossing = self._crossing(limit, lr, group, self._horizon(time.perf_counter() - start))
             if crossing is not None and crossing > self._calls + self.lookahead:
                 self._far, crossing = crossing, None  # not a warning yet: check before it
+        crossing_from = "schedule" if crossing is not None else ""
+        if crossing is None and adaptive and not collapsed and 0.9 <= ratio < 1:
+            crossing = self._adam_trend(ratio)
+            crossing_from = "preconditioner trend" if crossing is not None else ""
+        if crossing is not None and self._calls < self._quiet_until:
+            crossing = None  # a crossing still ahead was warned of at an earlier check
         record = MonitorRecord(
             self._calls,
             lr,
@@ -503,14 +516,31 @@ class StabilityMonitor:
             noise_ratio,
             noise_limit,
             rho,
+            crossing_from,
         )
         self.history.append(record)
+        if crossing is not None:
+            self._quiet_until = crossing
         self._watch = None
-        if adaptive and top is not None and pre is not None and math.isfinite(ratio):
-            u = top.vectors[:, 0].detach()
-            self._watch = ((u * u).to(pre.dtype), pre.detach().clone(), sharp_g / threshold)
+        if adaptive and top is not None and math.isfinite(sharp_g / threshold):
+            p_then = self._live_preconditioner()
+            if p_then is not None:
+                self._watch = (p_then, sharp_g / threshold)
         self._schedule_next(record)
         return record
+
+    def _adam_trend(self, ratio: float) -> int | None:
+        """Adam: the step at which the preconditioned ratio reaches 1 if it keeps rising at its
+        rate since the last check (geometric: ``v_t`` decays like ``beta2^t``), when within the
+        look-ahead and the ratio is already 0.9 or more."""
+        if not self.history or self.history[-1].collapsed:
+            return None
+        prev = self.history[-1]
+        if not 0 < prev.ratio < ratio or self._calls <= prev.step:
+            return None
+        rate = math.log(ratio / prev.ratio) / (self._calls - prev.step)
+        steps = math.log(1 / ratio) / rate
+        return self._calls + max(1, math.ceil(steps)) if steps <= self.lookahead else None
 
     def _horizon(self, cost: float) -> int:
         """Steps the look-ahead examines: ``lookahead``, and with ``every="auto"`` at least
@@ -656,6 +686,13 @@ class StabilityMonitor:
             )
         limit = f"{r.lr_limit:.4g}" if r.lr_limit is not None else "lower"
         noise_binds = math.isfinite(r.noise_ratio) and r.noise_ratio >= r.sharpness_ratio
+        if r.crossing_from == "preconditioner trend":
+            return (
+                f"step {r.step}: Adam's preconditioned sharpness is {r.ratio:.3g}x its edge and "
+                f"rising (v_t decays where the gradients are small): at this rate it crosses at "
+                f"step {r.crossing_step}, where a loss spike follows once the gradient aligns "
+                "with the top direction (Bai et al. 2025). Lower the lr, or raise eps or beta2"
+            )
         if r.crossing_step is None and r.ratio <= 1 + self.tolerance:  # a rising lr at the edge
             return (
                 f"step {r.step}: the learning rate has risen to {r.lr:.4g}, {r.ratio:.3g}x the "
