@@ -362,10 +362,16 @@ class _Network:
         W = GV - V @ (V.T @ GV)
         W = W - V @ (V.T @ W)  # twice: orthogonal to V in floats
         Q, R = torch.linalg.qr(W)
-        keep = torch.abs(torch.diagonal(R)) > 1e-10 * max(float(torch.abs(R).max()), 1e-300)
-        Q = Q[:, keep]
-        FQ = torch.as_tensor(self.factors(Q), dtype=self.dtype, device=self.device)
-        F = torch.cat([FV, FQ], dim=2).double()  # (n, k, r + q) in the basis [V, Q]
+        # a direction of G V already in span(V) (converged) leaves little but rounding in W:
+        # dropped; what is kept is orthogonalised against V once more (block Gram-Schmidt)
+        size = max(float(torch.linalg.matrix_norm(GV, ord=2)), 1e-300)
+        Q = Q[:, torch.abs(torch.diagonal(R)) > 1e-10 * size]
+        Q = Q - V @ (V.T @ Q)
+        Q, _ = torch.linalg.qr(Q)
+        F = FV.double()  # (n, k, r + q) in the basis [V, Q]
+        if Q.shape[1]:
+            FQ = torch.as_tensor(self.factors(Q), dtype=self.dtype, device=self.device)
+            F = torch.cat([FV, FQ], dim=2).double()
         M = torch.einsum("nki,nkj->ij", F, F) / self.n
         lam, U = torch.linalg.eigh((M + M.T) / 2)
         U = U[:, torch.argsort(lam, descending=True)[:r]]

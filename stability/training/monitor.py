@@ -368,12 +368,12 @@ class StabilityMonitor:
     def _alarming(self, r: MonitorRecord) -> bool:
         """Whether a check's ratio calls for action: above ``1 + tolerance``, or above
         ``1 - tolerance`` when the learning rate has risen since the last check (a ramp the
-        monitor was not told about is about to cross). With
-        cross-entropy the mean-square part counts only when the loss has risen since the last
-        check: cross-entropy saturates where the linearised noise would grow (healthy runs of
-        small MLPs on sklearn's digits, wine and breast_cancer at their best learning rate, B =
-        32, momentum 0.9, showed mean-square ratios of 1.2-2.0 early on), so that ratio alone
-        would cry wolf."""
+        monitor was not told about is about to cross). With cross-entropy the mean-square
+        part counts only once the loss is above the first check's: cross-entropy saturates
+        where the linearised noise would grow (healthy runs of small MLPs on sklearn's digits,
+        wine and breast_cancer at their best learning rate, B = 32, momentum 0.9, showed
+        mean-square ratios of 1.2-2.0 early on, and loss bumps between checks), so that ratio
+        alone would cry wolf."""
         before = [h for h in self.history[:-1] if not h.collapsed]
         rising = bool(before) and r.lr > 1.01 * before[-1].lr and r.group == before[-1].group
         edge = 1 - self.tolerance if rising else 1 + self.tolerance  # a rising lr at the edge
@@ -383,8 +383,7 @@ class StabilityMonitor:
             return False
         if self._ggn_loss != "cross_entropy":
             return True
-        before = [h.loss for h in self.history[:-1] if math.isfinite(h.loss)]
-        return bool(before) and r.loss > before[-1]
+        return r.loss > self._first_loss  # the run has undone its progress
 
     @property
     def overhead_measured(self) -> float:
