@@ -37,6 +37,7 @@ from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
 from .curvature import adam_preconditioner_for
 from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
+from .lanczos import differentiable_attention
 
 __all__ = [
     "EXACT_ROWS",
@@ -254,7 +255,8 @@ class _Network:
     def outputs(self, p: dict[str, Any]) -> Any:
         from torch.func import functional_call
 
-        return functional_call(self.model, p, (self.inputs,)).reshape(self.n, self.k)
+        with differentiable_attention(self.torch):
+            return functional_call(self.model, p, (self.inputs,)).reshape(self.n, self.k)
 
     def directions(self, cols: Any) -> dict[str, Any]:
         """Columns of parameter-space vectors as a dict of per-parameter batches."""
@@ -272,7 +274,8 @@ class _Network:
         torch, n, k = self.torch, self.n, self.k
 
         def f_single(p: dict[str, Any], x: Any) -> Any:
-            return functional_call(self.model, p, (x[None],)).reshape(-1)
+            with differentiable_attention(torch):
+                return functional_call(self.model, p, (x[None],)).reshape(-1)
 
         J = vmap(jacrev(f_single), in_dims=(None, 0))(self.params, self.inputs)
         Jflat = torch.cat([J[name].reshape(n, k, -1) for name in self.names], dim=2)
@@ -306,7 +309,8 @@ class _Network:
         A = (self.Ct.transpose(1, 2) @ self.Ct)[rows]  # A_i = C_i C_i^T, (m, k, k)
 
         def outputs(p: dict[str, Any]) -> Any:
-            return functional_call(self.model, p, (inputs,)).reshape(m, self.k)
+            with differentiable_attention(torch):
+                return functional_call(self.model, p, (inputs,)).reshape(m, self.k)
 
         _, pullback = vjp(outputs, self.params)
 

@@ -28,6 +28,7 @@ the operator to data-parallel ranks); the products themselves are torch's own au
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -147,7 +148,7 @@ class HessianOperator:
         an unused head) gets ``None``, and so does every parameter of a loss that does not
         depend on them (a constant or zero loss): its Hessian rows are zero."""
         torch = self.torch
-        with torch.enable_grad():
+        with torch.enable_grad(), differentiable_attention(torch):
             loss = _scalar_loss(self.loss_fn(self.model(x), y), torch) * (len(x) / self.total)
             if self.single:
                 self._loss = float(loss.detach())
@@ -224,6 +225,19 @@ class HessianOperator:
             f"{_UNIT_ROUNDOFF.get(name, float('nan')):.1g}), accumulated and iterated in float32: "
             "eigenvalues carry a relative error of that order"
         )
+
+
+def differentiable_attention(torch: Any) -> Any:
+    """A context in which ``scaled_dot_product_attention`` takes its plain (math) kernel: the
+    fused CPU and GPU kernels have no double backward (``derivative for
+    aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented``) and no
+    forward-mode derivative, which Hessian-vector and Jacobian-vector products need. The same
+    numbers up to rounding; a no-op on torch without ``torch.nn.attention``."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def _scalar_loss(loss: Any, torch: Any) -> Any:
