@@ -216,9 +216,9 @@ class StabilityMonitor:
     the edge. Checks also come early when the learning rate rises (a schedule the monitor
     was not given: the last check's ``lr / lr_limit``, the ratio now at the same curvature,
     passes ``max(0.5, 1.2 x`` its ratio), when the ratio's trend over the last two checks
-    reaches 1 (by half the steps it takes), and half a look-ahead before a crossing the
-    schedule makes beyond the look-ahead, which with ``every="auto"`` extends to four times
-    the expected steps between checks.
+    reaches 1 (by half the steps it takes, once the ratio is 0.5 or more), and half a
+    look-ahead before a crossing the schedule makes beyond the look-ahead, which with
+    ``every="auto"`` extends to four times the expected steps between checks.
 
     **Mini-batch training.** ``batch_size=B`` (with ``dataset_size=n`` when known), or
     ``loader=`` the training ``DataLoader``, makes the ratio the one of the run being watched:
@@ -234,7 +234,8 @@ class StabilityMonitor:
     **Adam.** The preconditioner is Adam's live ``sqrt(v_hat) + eps``, frozen at each check.
     Between checks, each step bounds how far the preconditioner alone can have moved the
     ratio: ``ratio * max_i P_i(check) / P_i(now)`` (a few operations per parameter; the
-    operators are congruent by ``diag(sqrt(P(check)/P(now)))``). When ``v_t`` decays (Bai et
+    operators are congruent by ``diag(sqrt(P(check)/P(now)))``; read as often as 1 % of the
+    training time allows, every step on small models). When ``v_t`` decays (Bai et
     al. 2025: small gradients, ``v`` falling like ``beta2^t``) the bound climbs, and a full
     check is run as soon as it passes 1 (or 1.2 times the last check's ratio, when that was
     already above 1): the check says whether the curvature followed. A check whose ratio is
@@ -331,6 +332,7 @@ class StabilityMonitor:
         self._since = 0  # steps since the last check
         self._far: int | None = None  # a crossing seen beyond the look-ahead
         self._watch: Any = None  # Adam: (P at the check, its sharpness ratio)
+        self._drift_next = 0  # the step the Adam bound is read next (at most 1 % of the time)
         self.monitor_seconds = 0.0
         self.training_seconds = 0.0
         self._threshold()  # refuses optimizers the package cannot analyse, now
@@ -394,8 +396,14 @@ class StabilityMonitor:
     def _due(self) -> bool:
         if self._calls == 1:
             return True
-        if self._watch is not None and self._drifted() > max(1.0, 1.2 * self._watch[1]):
-            return True  # Adam's v_t has moved the ratio past the edge since the last check
+        if self._watch is not None and self._calls >= self._drift_next:
+            start = time.perf_counter()
+            drifted = self._drifted()
+            cost = time.perf_counter() - start
+            per_step = self.training_seconds / max(self._calls - 1, 1)
+            self._drift_next = self._calls + max(1, math.ceil(cost / (0.01 * max(per_step, 1e-9))))
+            if drifted > max(1.0, 1.2 * self._watch[1]):
+                return True  # Adam's v_t has moved the ratio past the edge since the last check
         if self._calls >= self._due_step:
             return True  # the trend of the ratio, or a crossing beyond the look-ahead
         if self._lr_rose():
@@ -564,16 +572,16 @@ class StabilityMonitor:
     def _schedule_next(self, record: MonitorRecord) -> None:
         """When the next check is due besides the budget (``every="auto"``: when the run's
         monitor time with one more check is at most ``overhead`` of its training time) and
-        ``every``: by half the steps the ratio's trend over the last
-        two checks (log-linear) takes to reach 1, half a look-ahead before a crossing seen
-        beyond it."""
+        ``every``: by half the steps the ratio's trend over the last two checks (log-linear)
+        takes to reach 1 once the ratio is 0.5 or more, and half a look-ahead before a crossing
+        seen beyond it."""
         self._train_seconds, self._since = 0.0, 0
         self._due_step = math.inf
         if self._far is not None:
             self._due_step = max(self._calls + 1, self._far - self.lookahead // 2)
         if len(self.history) >= 2 and not record.collapsed:
             a, b = self.history[-2], self.history[-1]
-            if 0 < a.ratio < b.ratio < 1 and b.step > a.step:
+            if 0 < a.ratio < b.ratio < 1 and b.ratio >= 0.5 and b.step > a.step:
                 rate = math.log(b.ratio / a.ratio) / (b.step - a.step)
                 to_edge = math.log(1 / b.ratio) / rate
                 self._due_step = min(self._due_step, self._calls + max(1.0, to_edge / 2))
