@@ -77,7 +77,8 @@ reads the map: a module missing from it, or an import against its order, fails t
             curvature.py    a model's sharpness, density and matvecs; Adam's preconditioner
             schedulers.py   torch lr schedulers read into schedules
             ggn.py          per-sample Gauss-Newton curvature of a network (data noise)
-            monitor.py      StabilityMonitor: sharpness against the threshold while training
+            minibatch_edge.py  a run's batching and its mean-square edge, for the monitor
+            monitor.py      StabilityMonitor: the run's stability ratio while training
         report.py           the Report and its presentation (text, dict, notebook reprs)
         checking.py         check(config, ...) -> Report
         curve.py            the stability curve lr_max(B) from data, and its knee (§4.4)

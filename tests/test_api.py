@@ -105,6 +105,8 @@ JOINED["stability.training"] = {
         n: "torch-native curvature on any device and across ranks (issue 22)"
         for n in ("LANCZOS_MEMORY", "HessianOperator", "distributed_world", "lanczos_top", "slq")
     },
+    "tracked_ggn": "the top Gauss-Newton curvature followed along a run, for the monitor's "
+    "mean-square edge (issue 25)",
 }
 ADDED_TO_PACKAGE: dict[str, str] = {  # name -> reason
     "DataNoise": "the data noise model (issue 20)",

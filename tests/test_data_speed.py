@@ -166,6 +166,22 @@ def test_the_float_strict_check_agrees_with_the_exact_one(scale, momentum, neste
     assert got.stable == stb.is_strictly_stable(alg, lam).stable
 
 
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 9))
+def test_the_search_interpolant_is_scipys_pchip(seed, n):
+    """The data edge search's monotone cubic (written out: scipy is optional in the core)
+    equals scipy's PchipInterpolator on random increasing abscissae."""
+    from scipy.interpolate import PchipInterpolator
+
+    from stability.checkers.searches import _pchip
+
+    rng = np.random.default_rng(seed)
+    xs = np.cumsum(rng.uniform(0.05, 1.0, n))
+    ys = rng.standard_normal(n).cumsum() if seed % 2 else np.sort(rng.standard_normal(n))
+    ours, theirs = _pchip(xs, ys), PchipInterpolator(xs, ys)
+    for x in np.linspace(xs[0], xs[-1], 23):
+        assert ours(float(x)) == pytest.approx(float(theirs(x)), rel=1e-10, abs=1e-10)
+
+
 def test_a_warm_started_radius_keeps_its_certificate(digits):
     """The eigenmatrix at one learning rate starts the iteration at the next; the bounds
     still hold (checked against the Perron root of the dense operator on a small set), a

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from scipy.interpolate import PchipInterpolator
 
 from .. import progress
 from .._values import to_exact, to_float, to_sympy
@@ -474,7 +473,7 @@ def _guess(
     if not known:
         return (x_lo + x_hi) / 2, 0.0
     xs, hs = np.array([k[0] for k in known]), np.array([k[1] for k in known])
-    curve = PchipInterpolator(xs, hs, extrapolate=False) if xs.size > 1 else None
+    curve = _pchip(xs, hs) if xs.size > 1 else None
 
     # beyond the last point, h grows about linearly in lr (its pole is weak): the line
     # through the last two points, never decreasing
@@ -498,6 +497,43 @@ def _guess(
     x = (a + b) / 2
     dx = 1e-4 * (x_hi - x_lo)
     return x, (model(min(x + dx, x_hi)) - model(max(x - dx, x_lo))) / (2 * dx)
+
+
+def _pchip(xs: np.ndarray, ys: np.ndarray) -> Callable[[float], float]:
+    """The monotone piecewise-cubic Hermite interpolant of ``(xs, ys)`` (``xs`` increasing;
+    Fritsch-Carlson slopes: the harmonic mean of the neighbouring secants where they agree in
+    sign, 0 where they do not, one-sided at the ends), evaluated inside ``[xs[0], xs[-1]]``.
+    scipy's ``PchipInterpolator`` is the same curve; scipy is an optional dependency, and the
+    core answers without it."""
+    h = np.diff(xs)
+    keep = np.concatenate([[True], h > 0])  # repeated abscissae (a point tried twice): once
+    xs, ys = xs[keep], ys[keep]
+    h, delta = np.diff(xs), np.diff(ys) / np.diff(xs)
+    d = np.zeros_like(ys)
+    if xs.size == 2:
+        d[:] = delta[0]
+    else:
+        w1, w2 = 2 * h[1:] + h[:-1], h[1:] + 2 * h[:-1]
+        same = delta[:-1] * delta[1:] > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            harm = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])
+        d[1:-1] = np.where(same, harm, 0.0)
+        for end, hh, dd in ((0, h, delta), (-1, h[::-1], delta[::-1])):
+            e = ((2 * hh[0] + hh[1]) * dd[0] - hh[0] * dd[1]) / (hh[0] + hh[1])
+            if np.sign(e) != np.sign(dd[0]):
+                e = 0.0
+            elif np.sign(dd[0]) != np.sign(dd[1]) and abs(e) > abs(3 * dd[0]):
+                e = 3 * dd[0]
+            d[end] = e
+
+    def value(x: float) -> float:
+        i = int(np.clip(np.searchsorted(xs, x) - 1, 0, xs.size - 2))
+        t = (x - xs[i]) / h[i]
+        h00, h10 = (1 + 2 * t) * (1 - t) ** 2, t * (1 - t) ** 2
+        h01, h11 = t * t * (3 - 2 * t), t * t * (t - 1)
+        return float(h00 * ys[i] + h10 * h[i] * d[i] + h01 * ys[i + 1] + h11 * h[i] * d[i + 1])
+
+    return value
 
 
 def _refine_edge(

@@ -185,10 +185,10 @@ def _adam_preconditioner(optimizer: Any) -> Any:
     """:func:`adam_preconditioner` as a flat tensor on the parameters' device, in the order of
     the optimizer's groups."""
     params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
-    return adam_preconditioner_for(optimizer, params)
+    return _adam_preconditioner_for(optimizer, params)
 
 
-def adam_preconditioner_for(optimizer: Any, params: list[Any]) -> Any:
+def _adam_preconditioner_for(optimizer: Any, params: list[Any]) -> Any:
     """Adam's live ``sqrt(v_hat) + eps`` of each of ``params`` (in that order: a model's
     parameters are not always in its optimizer's group order), flat; a parameter the optimizer
     does not hold never moves and gets ``1e30`` (its preconditioned curvature is 0)."""

@@ -35,9 +35,9 @@ import numpy as np
 from .._threads import limited
 from ..errors import ConfigError, describe
 from ..noise.persample import PerSampleCurvature
-from .curvature import adam_preconditioner_for
+from .curvature import _adam_preconditioner_for
 from .estimators import _quiet_jvp_import, _torch, top_eigenvalues
-from .lanczos import differentiable_attention
+from .lanczos import _differentiable_attention
 
 __all__ = [
     "EXACT_ROWS",
@@ -234,7 +234,7 @@ class _Network:
             return
         if isinstance(preconditioner, torch.optim.Optimizer):
             params = [p for p in self.model.parameters() if p.requires_grad]
-            P = adam_preconditioner_for(preconditioner, params)
+            P = _adam_preconditioner_for(preconditioner, params)
         else:
             try:
                 P = torch.as_tensor(np.asarray(preconditioner, dtype=float))
@@ -255,7 +255,7 @@ class _Network:
     def outputs(self, p: dict[str, Any]) -> Any:
         from torch.func import functional_call
 
-        with differentiable_attention(self.torch):
+        with _differentiable_attention(self.torch):
             return functional_call(self.model, p, (self.inputs,)).reshape(self.n, self.k)
 
     def directions(self, cols: Any) -> dict[str, Any]:
@@ -274,7 +274,7 @@ class _Network:
         torch, n, k = self.torch, self.n, self.k
 
         def f_single(p: dict[str, Any], x: Any) -> Any:
-            with differentiable_attention(torch):
+            with _differentiable_attention(torch):
                 return functional_call(self.model, p, (x[None],)).reshape(-1)
 
         J = vmap(jacrev(f_single), in_dims=(None, 0))(self.params, self.inputs)
@@ -309,7 +309,7 @@ class _Network:
         A = (self.Ct.transpose(1, 2) @ self.Ct)[rows]  # A_i = C_i C_i^T, (m, k, k)
 
         def outputs(p: dict[str, Any]) -> Any:
-            with differentiable_attention(torch):
+            with _differentiable_attention(torch):
                 return functional_call(self.model, p, (inputs,)).reshape(m, self.k)
 
         _, pullback = vjp(outputs, self.params)

@@ -148,7 +148,7 @@ class HessianOperator:
         an unused head) gets ``None``, and so does every parameter of a loss that does not
         depend on them (a constant or zero loss): its Hessian rows are zero."""
         torch = self.torch
-        with torch.enable_grad(), differentiable_attention(torch):
+        with torch.enable_grad(), _differentiable_attention(torch):
             loss = _scalar_loss(self.loss_fn(self.model(x), y), torch) * (len(x) / self.total)
             if self.single:
                 self._loss = float(loss.detach())
@@ -227,7 +227,7 @@ class HessianOperator:
         )
 
 
-def differentiable_attention(torch: Any) -> Any:
+def _differentiable_attention(torch: Any) -> Any:
     """A context in which ``scaled_dot_product_attention`` takes its plain (math) kernel: the
     fused CPU and GPU kernels have no double backward (``derivative for
     aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented``) and no

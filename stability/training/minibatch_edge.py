@@ -126,7 +126,9 @@ def _from_loader(loader: Any) -> Batching:
     return Batching(B, n, "without_replacement", kappa, f"DataLoader, drop_last={loader.drop_last}")
 
 
-def mean_square_limit(opt: Any, curvature: Any, batch: Batching, memo: dict) -> tuple[float, float]:
+def _mean_square_limit(
+    opt: Any, curvature: Any, batch: Batching, memo: dict
+) -> tuple[float, float]:
     """``(lr_limit, rho)``: the largest learning rate of ``opt``'s family with a certified
     ``rho < 1`` at the batch factor (to 1 %), and ``rho`` at ``opt``'s own learning rate.
     ``memo`` carries the float systems of the family from one check to the next."""

@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import ConfigError, StabilityError, describe
 from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
-from .curvature import adam_preconditioner_for
+from .curvature import _adam_preconditioner_for
 from .estimators import _positive_int
 from .lanczos import HessianOperator, lanczos_top
 from .minibatch_edge import batching
@@ -442,7 +442,7 @@ class StabilityMonitor:
     def _live_preconditioner(self) -> Any:
         try:
             params = [p for p in self.model.parameters() if p.requires_grad]
-            return adam_preconditioner_for(self.optimizer, params)
+            return _adam_preconditioner_for(self.optimizer, params)
         except ConfigError:
             return None
 
@@ -593,7 +593,7 @@ class StabilityMonitor:
         first check, then tracked from check to check by one block-Krylov step
         (:func:`~stability.training.ggn.tracked_ggn`)."""
         from .ggn import tracked_ggn
-        from .minibatch_edge import mean_square_limit
+        from .minibatch_edge import _mean_square_limit
 
         P = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if min(self.rank, P - 1) < 2:
@@ -608,7 +608,7 @@ class StabilityMonitor:
             return None, math.nan  # e.g. no curvature in the top directions: nothing to add
         opts = from_optimizer(self.optimizer)
         ref = int(np.argmax(lrs)) if len(lrs) > 1 else group
-        limit, rho = mean_square_limit(opts[ref], curv, self.batching, self._memo)
+        limit, rho = _mean_square_limit(opts[ref], curv, self.batching, self._memo)
         if ref != group:
             limit *= lrs[group] / lrs[ref]
         return limit, rho
@@ -623,7 +623,7 @@ class StabilityMonitor:
 
         groups = self.optimizer.param_groups
         params = [p for p in self.model.parameters() if p.requires_grad]
-        pre = adam_preconditioner_for(self.optimizer, params) if adaptive else None
+        pre = _adam_preconditioner_for(self.optimizer, params) if adaptive else None
         if len(groups) == 1:
             return pre, None
         where = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
