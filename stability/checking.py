@@ -317,9 +317,11 @@ def _check_data_for_adam(groups: list[ConfiguredOptimizer], data: Any) -> None:
         raise ConfigError(
             "data=(X, Y) gives the per-sample curvature of plain SGD; Adam's frozen-"
             "preconditioner verdict needs that of the preconditioned problem, P^-1/2 H_i "
-            "P^-1/2: pass PerSampleCurvature.from_features(X / sqrt(P)) for a linear model "
-            "with one output (P = sqrt(v_hat) + eps per feature, "
-            "stability.training.adam_preconditioner), or from_factors(F_i / sqrt(P))"
+            "P^-1/2: pass per_sample_ggn(model, loss, x, preconditioner=optimizer) (a torch "
+            "Adam/AdamW that has taken a step: its live sqrt(v_hat) + eps), "
+            "PerSampleCurvature.from_features(X / sqrt(P)) for a linear model with one output "
+            "(P = sqrt(v_hat) + eps per feature, stability.training.adam_preconditioner), or "
+            "from_factors(F_i / sqrt(P))"
         )
 
 

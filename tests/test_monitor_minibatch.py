@@ -239,6 +239,32 @@ def test_per_sample_ggn_with_adams_preconditioner_is_the_dense_preconditioned_on
         per_sample_ggn(net, "mse", X, preconditioner=-np.ones(P.size))
 
 
+def test_check_of_adam_with_the_preconditioned_data_of_a_network():
+    """``check(adam, data=per_sample_ggn(..., preconditioner=optimizer), batch_size=B)``: rho
+    is the exact radius of the dense preconditioned per-sample curvature, and raw features are
+    refused with a pointer to this route."""
+    import stability as stb
+
+    X, y = _wine()
+    Y = torch.nn.functional.one_hot(y, 3).double()
+    net = _net(width=4, seed=5)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(X), Y).backward()
+        opt.step()
+    data = per_sample_ggn(net, "mse", X, subspace="jacobian", preconditioner=opt)
+    rep = stb.check(opt, data=data, batch_size=8)
+    J, _ = _dense_ggn(net, X)
+    P = torch.cat([(opt.state[p]["exp_avg_sq"] / (1 - 0.99**20)).sqrt().reshape(-1) + 1e-8
+                   for p in net.parameters()]).numpy()  # fmt: skip
+    dense = PerSampleCurvature.from_factors(J / np.sqrt(P) * math.sqrt(2 / 3))
+    want = mean_square_radius(from_optimizer(opt)[0].algorithm, dense, 8, rtol=1e-10)
+    assert rep.noise["rho"] == pytest.approx(want.rho, rel=1e-6)
+    with pytest.raises(ConfigError, match=r"per_sample_ggn\(model, loss, x, preconditioner"):
+        stb.check(opt, data=(X.numpy(), Y.numpy()), batch_size=8)
+
+
 def _adam_least_squares(monitor: bool, steps: int):
     g = torch.Generator().manual_seed(0)
     X = torch.randn(200, 20, generator=g, dtype=torch.float64) * torch.linspace(0.3, 2, 20)
