@@ -40,6 +40,30 @@ def curvature(model, loss_fn, data, ddp_model=None, steps=12):
     return {"values": top.values, "nodes": dens.nodes, "weights": dens.weights, "records": records}
 
 
+def auto_steps(model, loss_fn, data, steps=60):
+    """The steps at which a monitor with ``every="auto"`` checks (the time budget is per
+    rank; the ranks must still check together)."""
+    import time
+
+    import torch
+
+    from stability.training import StabilityMonitor
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    mon = StabilityMonitor(model, loss_fn, opt, data, on_unstable=lambda r: None)
+    for t in range(steps):
+        opt.zero_grad()
+        loss_fn(model(data[0]), data[1]).backward()
+        for p in model.parameters():
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= torch.distributed.get_world_size()
+        opt.step()
+        if torch.distributed.get_rank() == 1 and t % 7 == 0:
+            time.sleep(0.02)  # rank 1 trains slower: its budget differs from rank 0's
+        mon.step()
+    return [r.step for r in mon.history]
+
+
 def run(rank: int, world: int, port: int, out: str) -> None:
     import torch
     import torch.distributed as dist
@@ -55,6 +79,8 @@ def run(rank: int, world: int, port: int, out: str) -> None:
         model2, _, _, _ = problem()
         ddp = torch.nn.parallel.DistributedDataParallel(model2)
         wrapped = curvature(ddp, loss_fn, data, ddp_model=ddp)
-        torch.save({"plain": plain, "ddp": wrapped}, f"{out}/rank{rank}.pt")
+        model3, _, _, _ = problem()
+        auto = auto_steps(model3, loss_fn, data)
+        torch.save({"plain": plain, "ddp": wrapped, "auto": auto}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -157,3 +157,6 @@ def test_two_ranks_with_half_the_data_each_equal_one_process(tmp_path):
             np.testing.assert_allclose(
                 [v for _, *v in r["records"]], [v for _, *v in single["records"]], rtol=1e-6
             )
+    # every="auto": each rank's own time budget, the same checks on both ranks
+    autos = [torch.load(tmp_path / f"rank{k}.pt", weights_only=False)["auto"] for k in (0, 1)]
+    assert autos[0] == autos[1] and autos[0][0] == 1

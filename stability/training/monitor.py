@@ -41,7 +41,7 @@ from ..optimizers import from_optimizer
 from ..regions.verdicts import stable_curvature_intervals
 from .curvature import _adam_preconditioner_for
 from .estimators import _positive_int
-from .lanczos import HessianOperator, lanczos_top
+from .lanczos import HessianOperator, distributed_world, lanczos_top
 from .minibatch_edge import batching
 from .schedulers import is_torch_scheduler, schedule_from_torch
 
@@ -230,6 +230,8 @@ class StabilityMonitor:
     the larger of the two, ``lr_limit`` the smaller limit. It needs ``loss_fn`` to be
     ``MSELoss()`` or ``CrossEntropyLoss()`` (or their functional forms, mean reduction) and
     ``data = (x, y)``. With the whole data set as the batch the ratio is the full-batch one.
+    Under ``torch.distributed`` the mean-square limit is rank 0's (from its share of the
+    samples), broadcast, and every rank checks when any rank's budget says so.
 
     **Adam.** The preconditioner is Adam's live ``sqrt(v_hat) + eps``, frozen at each check.
     Between checks, each step bounds how far the preconditioner alone can have moved the
@@ -351,7 +353,7 @@ class StabilityMonitor:
         self._calls += 1
         self._since += 1
         try:
-            if not self._due():
+            if not self._agreed(self._due()):
                 return None
             record = self.check()
             if record.collapsed:
@@ -366,6 +368,20 @@ class StabilityMonitor:
         finally:
             self._last_return = time.perf_counter()
             self.monitor_seconds += self._last_return - now
+
+    def _agreed(self, due: bool) -> bool:
+        """Under ``torch.distributed`` every rank checks when any rank finds a check due (the
+        time budget is measured per rank; a check all-reduces its products, so the ranks must
+        enter it together): one all-reduce of a flag per step."""
+        world = distributed_world()
+        if world is None:
+            return due
+        import torch
+
+        device = next(self.model.parameters()).device
+        flag = torch.tensor([1.0 if due else 0.0], device=device)
+        world.all_reduce(flag, op=world.ReduceOp.MAX)
+        return bool(flag.item() > 0)
 
     def _alarming(self, r: MonitorRecord) -> bool:
         """Whether a check's ratio calls for action: above ``1 + tolerance``, or above
@@ -611,6 +627,13 @@ class StabilityMonitor:
         limit, rho = _mean_square_limit(opts[ref], curv, self.batching, self._memo)
         if ref != group:
             limit *= lrs[group] / lrs[ref]
+        world = distributed_world()
+        if world is not None:  # rank 0's samples decide, so that every rank acts alike
+            import torch
+
+            shared = torch.tensor([limit, rho], dtype=torch.float64, device=self.data[0].device)
+            world.broadcast(shared, src=0)
+            limit, rho = float(shared[0]), float(shared[1])
         return limit, rho
 
     def _preconditioner(self, adaptive: bool, lrs: list[float] | None) -> tuple[Any, Any]:
