@@ -309,8 +309,12 @@ def plot_filter_response(filt: Any, n: int = 40, axes: Any = None):
 def plot_monitor(history: Any, ax: Any = None):
     """A :class:`~stability.training.StabilityMonitor`'s history: sharpness and threshold
     against the optimizer step (log scale), the edge of stability where they meet; checks above
-    the threshold and a collapsed run are marked."""
+    the threshold and a collapsed run are marked. A mini-batch history (a batch size given)
+    shows its two ratios instead: the learning rate over the mean-square limit and the
+    sharpness over the full-batch threshold, the edge at 1."""
     ax = _axes(ax)
+    if any(np.isfinite(getattr(r, "noise_ratio", np.nan)) for r in history):
+        return _plot_monitor_ratios(history, ax)
     steps = np.array([r.step for r in history])
     sharp = np.array([r.sharpness for r in history])
     artists = ax.semilogy(steps, sharp, "o-", ms=3, label="sharpness (top Hessian eigenvalue)")
@@ -335,6 +339,39 @@ def plot_monitor(history: Any, ax: Any = None):
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("curvature (Hessian eigenvalue)")
     ax.set_title("stability monitor: sharpness vs threshold")
+    ax.legend(fontsize=8, loc="best")
+    return artists
+
+
+def _plot_monitor_ratios(history: Any, ax: Any) -> list:
+    """A mini-batch monitor's history: its two ratios against the optimizer step (log scale),
+    the edge at 1, warnings and a collapse marked."""
+    steps = np.array([r.step for r in history])
+    noise = np.array([r.noise_ratio for r in history])
+    sharp = np.array([r.sharpness_ratio for r in history])
+    B = next(r.batch_size for r in history if r.batch_size is not None)
+    artists = ax.semilogy(steps, noise, "o-", ms=3, label=f"lr / mean-square limit at B = {B}")
+    artists += ax.semilogy(steps, sharp, "s--", ms=3, label="sharpness / full-batch threshold")
+    artists.append(ax.axhline(1.0, color="k", lw=0.8, label="the edge (ratio 1)"))
+    above = np.array([r.ratio > 1 and not r.collapsed for r in history], dtype=bool)
+    if above.any():
+        worst = np.array([r.ratio for r in history])
+        artists += ax.semilogy(steps[above], worst[above], "o", color="tab:red", ms=6,
+                               label="above the edge")  # fmt: skip
+    ahead = [r.crossing_step for r in history if r.crossing_step is not None]
+    if ahead:
+        artists.append(
+            ax.axvline(ahead[0], color="tab:red", ls="--", lw=0.8,
+                       label=f"predicted crossing (step {ahead[0]})")
+        )  # fmt: skip
+    collapsed = [r.step for r in history if r.collapsed]
+    if collapsed:
+        artists.append(
+            ax.axvline(collapsed[0], color="k", ls=":", label="run collapsed (loss 10x its first)")
+        )
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("stability ratio (1 = the edge)")
+    ax.set_title("stability monitor: the run's ratios")
     ax.legend(fontsize=8, loc="best")
     return artists
 

@@ -445,3 +445,19 @@ def test_bad_input_is_refused_clearly():
         StabilityMonitor(net, loss, opt, (X, Y), overhead=0)
     with pytest.raises(ConfigError, match="every must be"):
         StabilityMonitor(net, loss, opt, (X, Y), every="sometimes")
+
+
+def test_a_mini_batch_history_plots_its_two_ratios(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from stability import plots
+
+    _, _, mon = _ramp(32, 0.0, steps=60)
+    fig, ax = plt.subplots()
+    plots.plot_monitor(mon.history, ax=ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "lr / mean-square limit at B = 32" in labels
+    assert "sharpness / full-batch threshold" in labels and "the edge (ratio 1)" in labels
+    assert ax.get_xlabel() == "optimizer step" and "ratio" in ax.get_ylabel()
+    fig.savefig(tmp_path / "ratios.png")
+    plt.close(fig)
