@@ -9,7 +9,8 @@ value; learning rates on a grid a factor sqrt(2) apart from a low start until th
 divergent one, refined by bisection to a factor 2^(1/8) (9 %); per seed the largest surviving
 learning rate; the cell's value is the median over ``--seeds`` (3) seeds. A run that survives
 but ends with a full-data loss at or above its initial value is **degraded** (cross-entropy
-saturating, a ReLU network dying): counted as surviving, and reported.
+saturating, a ReLU network dying): counted as surviving, and reported; the largest tried lr
+whose run survived *without* degrading (median over seeds) is reported beside the truth.
 
 Beside it, at initialisation: ``2(1+mu)/lambda_max`` (the full-batch threshold on the Hessian's
 top eigenvalue) and the data model's largest stable lr at the cell's batch size from the
@@ -125,8 +126,10 @@ def run(x, t, k, net_kind, loss, mu, B, lr, seed, epochs):
 
 
 def largest_surviving(x, t, k, net_kind, loss, mu, B, seed, epochs, start):
-    """The largest surviving lr of one seed (sqrt(2) grid up, then bisection to 2^(1/8))."""
-    steps, lo, hi, degraded = 0, None, None, False
+    """The largest surviving lr of one seed (sqrt(2) grid up, then bisection to 2^(1/8)),
+    the steps it took, whether the run at that lr degraded, and the largest lr tried whose run
+    survived without degrading (the one that still makes progress; on the tried points)."""
+    steps, lo, hi, degraded, progress = 0, None, None, False, 0.0
     lr = start
     while hi is None:
         div, deg, s = run(x, t, k, net_kind, loss, mu, B, lr, seed, epochs)
@@ -135,11 +138,12 @@ def largest_surviving(x, t, k, net_kind, loss, mu, B, seed, epochs, start):
             hi = lr
         else:
             lo, degraded = lr, deg
+            progress = lr if not deg else progress
             lr *= math.sqrt(2)
             if lr > 1e4:
-                return math.inf, steps, degraded
+                return math.inf, steps, degraded, progress
     if lo is None:
-        return 0.0, steps, False  # diverges at the start of the grid: below it
+        return 0.0, steps, False, 0.0  # diverges at the start of the grid: below it
     while hi / lo > 2 ** (1 / 8):
         mid = math.sqrt(lo * hi)
         div, deg, s = run(x, t, k, net_kind, loss, mu, B, mid, seed, epochs)
@@ -148,7 +152,8 @@ def largest_surviving(x, t, k, net_kind, loss, mu, B, seed, epochs, start):
             hi = mid
         else:
             lo, degraded = mid, deg
-    return lo, steps, degraded
+            progress = max(progress, mid) if not deg else progress
+    return lo, steps, degraded, progress
 
 
 def predictions(x, t, k, net_kind, loss, mu, B):
@@ -186,15 +191,19 @@ def main() -> None:
         x, t, k = tensors(X, y, task, loss)
         threshold, edge = predictions(x, t, k, net_kind, loss, mu, B)
         start = 2 ** math.floor(math.log2(max(min(edge, threshold) / 16, 1e-4)))
-        per_seed, steps, degraded = [], 0, []
+        per_seed, steps, degraded, progress = [], 0, [], []
         for seed in range(a.seeds):
-            lr, s, deg = largest_surviving(x, t, k, net_kind, loss, mu, B, seed, a.epochs, start)
+            lr, s, deg, prog = largest_surviving(
+                x, t, k, net_kind, loss, mu, B, seed, a.epochs, start
+            )
             per_seed.append(lr)
             steps += s
             degraded.append(deg)
+            progress.append(prog)
         truth = statistics.median(per_seed)
         row = {
             "cell": list(cell), "truth": truth, "per_seed": per_seed, "degraded": degraded,
+            "largest_with_progress": statistics.median(progress),
             "threshold_2(1+mu)/lambda_max": threshold, "edge_data_model": edge,
             "threshold/truth": threshold / truth if truth > 0 else math.inf,
             "edge/truth": edge / truth if truth > 0 else math.inf,

@@ -461,3 +461,27 @@ def test_a_mini_batch_history_plots_its_two_ratios(tmp_path):
     assert ax.get_xlabel() == "optimizer step" and "ratio" in ax.get_ylabel()
     fig.savefig(tmp_path / "ratios.png")
     plt.close(fig)
+
+
+def test_batching_read_from_loaders():
+    """The batch factor each loader implies: subsets of B of n (epoch-averaged with a partial
+    last batch), B independent samples with a replacement sampler, B x ranks with a
+    DistributedSampler (the averaged gradient sees every rank's batch)."""
+    from stability.noise.persample import batch_factor
+
+    X = torch.zeros(100, 2)
+    ds = torch.utils.data.TensorDataset(X, X)
+    DL = torch.utils.data.DataLoader
+    dropped = batching(None, DL(ds, batch_size=8, drop_last=True), None)
+    assert dropped.kappa == pytest.approx(batch_factor(8, 100, "without_replacement"))
+    kept = batching(None, DL(ds, batch_size=8), None)  # 12 batches of 8 and one of 4
+    want = (12 * batch_factor(8, 100, "without_replacement")
+            + batch_factor(4, 100, "without_replacement")) / 13  # fmt: skip
+    assert kept.kappa == pytest.approx(want) and kept.n == 100
+    sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=100)
+    assert batching(None, DL(ds, batch_size=8, sampler=sampler), None).kappa == 1 / 8
+    dist = torch.utils.data.distributed.DistributedSampler(ds, num_replicas=4, rank=0)
+    shared = batching(None, DL(ds, batch_size=8, sampler=dist), None)
+    assert shared.batch_size == 32 and "4 ranks" in shared.describe()
+    assert batching(8, None, None).kappa == 1 / 8 and batching(None, None, None) is None
+    assert batching(100, None, 100).full_batch

@@ -235,6 +235,8 @@ class _Network:
         if isinstance(preconditioner, torch.optim.Optimizer):
             params = [p for p in self.model.parameters() if p.requires_grad]
             P = _adam_preconditioner_for(preconditioner, params)
+        elif isinstance(preconditioner, torch.Tensor):  # on any device
+            P = preconditioner.detach()
         else:
             try:
                 P = torch.as_tensor(np.asarray(preconditioner, dtype=float))

@@ -120,6 +120,13 @@ def _from_loader(loader: Any) -> Batching:
     if B > n:
         raise ConfigError(f"the loader's batch_size ({B:,}) is larger than its dataset ({n:,})")
     sampler = loader.sampler
+    if isinstance(sampler, torch.utils.data.distributed.DistributedSampler):
+        # each of the replicas draws B of the data set's n: the averaged gradient sees B x ranks
+        ranks = int(sampler.num_replicas)
+        total = min(B * ranks, n)
+        kappa = _kappa(total, n, bool(loader.drop_last))
+        source = f"DataLoader with a DistributedSampler: B = {B} on each of {ranks} ranks"
+        return Batching(total, n, "without_replacement", kappa, source)
     if isinstance(sampler, torch.utils.data.RandomSampler) and sampler.replacement:
         return Batching(B, n, "with_replacement", 1.0 / B, "DataLoader, sampled with replacement")
     kappa = _kappa(B, n, bool(loader.drop_last))
