@@ -129,31 +129,29 @@ def largest_surviving(x, t, k, net_kind, loss, mu, B, seed, epochs, start):
     """The largest surviving lr of one seed (sqrt(2) grid up, then bisection to 2^(1/8)),
     the steps it took, whether the run at that lr degraded, and the largest lr tried whose run
     survived without degrading (the one that still makes progress; on the tried points)."""
-    steps, lo, hi, degraded, progress = 0, None, None, False, 0.0
-    lr = start
-    while hi is None:
+    state = {"steps": 0, "lo": None, "hi": None, "degraded": False, "progress": 0.0}
+
+    def attempt(lr):
         div, deg, s = run(x, t, k, net_kind, loss, mu, B, lr, seed, epochs)
-        steps += s
+        state["steps"] += s
         if div:
-            hi = lr
+            state["hi"] = lr
         else:
-            lo, degraded = lr, deg
-            progress = lr if not deg else progress
-            lr *= math.sqrt(2)
-            if lr > 1e4:
-                return math.inf, steps, degraded, progress
-    if lo is None:
-        return 0.0, steps, False, 0.0  # diverges at the start of the grid: below it
-    while hi / lo > 2 ** (1 / 8):
-        mid = math.sqrt(lo * hi)
-        div, deg, s = run(x, t, k, net_kind, loss, mu, B, mid, seed, epochs)
-        steps += s
-        if div:
-            hi = mid
-        else:
-            lo, degraded = mid, deg
-            progress = max(progress, mid) if not deg else progress
-    return lo, steps, degraded, progress
+            state["lo"], state["degraded"] = lr, deg
+            if not deg:
+                state["progress"] = max(state["progress"], lr)
+
+    lr = start
+    while state["hi"] is None:
+        attempt(lr)
+        lr *= math.sqrt(2)
+        if state["hi"] is None and lr > 1e4:
+            return math.inf, state["steps"], state["degraded"], state["progress"]
+    if state["lo"] is None:
+        return 0.0, state["steps"], False, 0.0  # diverges at the start of the grid: below it
+    while state["hi"] / state["lo"] > 2 ** (1 / 8):
+        attempt(math.sqrt(state["lo"] * state["hi"]))
+    return state["lo"], state["steps"], state["degraded"], state["progress"]
 
 
 def predictions(x, t, k, net_kind, loss, mu, B):

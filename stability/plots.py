@@ -325,21 +325,31 @@ def plot_monitor(history: Any, ax: Any = None):
     if above.any():
         artists += ax.semilogy(steps[above], sharp[above], "o", color="tab:red", ms=6,
                                label="above the threshold")  # fmt: skip
-    ahead = [r.crossing_step for r in history if r.crossing_step is not None]
-    if ahead:
-        artists.append(
-            ax.axvline(ahead[0], color="tab:red", ls="--", lw=0.8,
-                       label=f"the schedule crosses the limit (predicted: step {ahead[0]})")
-        )  # fmt: skip
-    collapsed = [r.step for r in history if r.collapsed]
-    if collapsed:
-        artists.append(
-            ax.axvline(collapsed[0], color="k", ls=":", label="run collapsed (loss rose)")
-        )
+    artists += _mark_monitor_events(
+        ax,
+        history,
+        "the schedule crosses the limit (predicted: step {})",
+        "run collapsed (loss rose)",
+    )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("curvature (Hessian eigenvalue)")
     ax.set_title("stability monitor: sharpness vs threshold")
     ax.legend(fontsize=8, loc="best")
+    return artists
+
+
+def _mark_monitor_events(ax: Any, history: Any, crossing: str, collapse: str) -> list:
+    """Vertical lines at a history's first predicted crossing (``crossing`` formatted with the
+    step) and its first collapsed check."""
+    artists = []
+    ahead = [r.crossing_step for r in history if r.crossing_step is not None]
+    if ahead:
+        artists.append(
+            ax.axvline(ahead[0], color="tab:red", ls="--", lw=0.8, label=crossing.format(ahead[0]))
+        )
+    collapsed = [r.step for r in history if r.collapsed]
+    if collapsed:
+        artists.append(ax.axvline(collapsed[0], color="k", ls=":", label=collapse))
     return artists
 
 
@@ -358,17 +368,9 @@ def _plot_monitor_ratios(history: Any, ax: Any) -> list:
         worst = np.array([r.ratio for r in history])
         artists += ax.semilogy(steps[above], worst[above], "o", color="tab:red", ms=6,
                                label="above the edge")  # fmt: skip
-    ahead = [r.crossing_step for r in history if r.crossing_step is not None]
-    if ahead:
-        artists.append(
-            ax.axvline(ahead[0], color="tab:red", ls="--", lw=0.8,
-                       label=f"predicted crossing (step {ahead[0]})")
-        )  # fmt: skip
-    collapsed = [r.step for r in history if r.collapsed]
-    if collapsed:
-        artists.append(
-            ax.axvline(collapsed[0], color="k", ls=":", label="run collapsed (loss 10x its first)")
-        )
+    artists += _mark_monitor_events(
+        ax, history, "predicted crossing (step {})", "run collapsed (loss 10x its first)"
+    )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("stability ratio (1 = the edge)")
     ax.set_title("stability monitor: the run's ratios")

@@ -4,9 +4,10 @@ Full-batch training is stable while the (preconditioned) sharpness stays below t
 the optimizer's settings. Mini-batch training has a lower edge: the noise of the batches makes
 the second moments grow once the spectral radius ``rho`` of the data noise operator passes 1
 (docs §4.4). At each check the monitor takes the per-sample Gauss-Newton curvature of its data
-in the top ``r`` (8) Gauss-Newton directions (:func:`stability.training.per_sample_ggn`, with
-Adam's preconditioner when there is one), and the largest learning rate with a certified
-``rho < 1`` at the run's batch size follows from the data model. The top directions matter:
+in the top ``r`` (8) Gauss-Newton directions (found by Lanczos at the first check and tracked
+since, :func:`stability.training.tracked_ggn`, with Adam's preconditioner when there is one),
+and the largest learning rate with a certified ``rho < 1`` at the run's batch size follows
+from the data model. The top directions matter:
 on a tanh MLP on digits (B = 1, momentum 0.9) the 8 converged Gauss-Newton directions gave a
 limit of 0.060 where constant-lr runs diverge from 0.057-0.08; the Ritz vectors of the
 sharpness' own short warm-started Lanczos run gave 0.12-0.18 (their lower vectors are mostly

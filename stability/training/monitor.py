@@ -237,12 +237,13 @@ class StabilityMonitor:
     Between checks, each step bounds how far the preconditioner alone can have moved the
     ratio: ``ratio * max_i P_i(check) / P_i(now)`` (a few operations per parameter; the
     operators are congruent by ``diag(sqrt(P(check)/P(now)))``; read as often as 1 % of the
-    training time allows, every step on small models). When ``v_t`` decays (Bai et
+    training time allows, and at least every 100 steps). When ``v_t`` decays (Bai et
     al. 2025: small gradients, ``v`` falling like ``beta2^t``) the bound climbs, and a full
     check is run as soon as it passes 1 (or 1.2 times the last check's ratio, when that was
     already above 1): the check says whether the curvature followed. A check whose ratio is
-    0.9 or more and has risen since the last one warns of the step at which it reaches 1 at
-    that geometric rate (within the look-ahead): the spike's lead time.
+    0.9 or more (up to ``1 + tolerance``) and has risen since the last one warns of the step
+    at which it reaches 1 at that geometric rate (within the look-ahead): the spike's lead
+    time.
 
     **Collapse.** A check whose loss is not finite or above 10 times the first check's loss
     is marked collapsed (the ratio no longer describes the run) and reported once; a later
@@ -329,12 +330,12 @@ class StabilityMonitor:
         self._ggn_dirs: Any = None  # the top Gauss-Newton directions, tracked
         self._quiet_until = 0  # a predicted crossing already warned of
         self._train_seconds = 0.0  # training time since the last check
-        self._last_return: float | None = None  # set on the way out of the constructor
         self._due_step: float = math.inf  # a check is due by this step at the latest
         self._since = 0  # steps since the last check
         self._far: int | None = None  # a crossing seen beyond the look-ahead
         self._watch: Any = None  # Adam: (P at the check, its sharpness ratio)
         self._drift_next = 0  # the step the Adam bound is read next (at most 1 % of the time)
+        self._drift_cost = math.inf  # the cheapest read of it so far
         self.monitor_seconds = 0.0
         self.training_seconds = 0.0
         self._threshold()  # refuses optimizers the package cannot analyse, now
@@ -344,12 +345,9 @@ class StabilityMonitor:
         """Count an optimizer step; run a check when one is due (see the class docstring) and
         return its record (``record.step`` counts optimizer steps: 1 after the first)."""
         now = time.perf_counter()
-        if self._last_return is not None:
-            gap = now - self._last_return
-            self._train_seconds += gap
-            self.training_seconds += gap
-        else:
-            self._last_return = now
+        gap = now - self._last_return
+        self._train_seconds += gap
+        self.training_seconds += gap
         self._calls += 1
         self._since += 1
         try:
@@ -415,10 +413,12 @@ class StabilityMonitor:
         if self._watch is not None and self._calls >= self._drift_next:
             start = time.perf_counter()
             drifted = self._drifted()
-            cost = time.perf_counter() - start
+            self._drift_cost = min(self._drift_cost, time.perf_counter() - start)  # load spikes
             per_step = self.training_seconds / max(self._calls - 1, 1)
-            self._drift_next = self._calls + max(1, math.ceil(cost / (0.01 * max(per_step, 1e-9))))
-            if drifted > max(1.0, 1.2 * self._watch[1]):
+            gap = math.ceil(self._drift_cost / (0.01 * max(per_step, 1e-9)))
+            self._drift_next = self._calls + min(max(1, gap), 100)
+            last = self._watch[1]
+            if drifted > (1.0 if last < 1 else 1.2 * last):
                 return True  # Adam's v_t has moved the ratio past the edge since the last check
         if self._calls >= self._due_step:
             return True  # the trend of the ratio, or a crossing beyond the look-ahead
@@ -515,7 +515,8 @@ class StabilityMonitor:
             if crossing is not None and crossing > self._calls + self.lookahead:
                 self._far, crossing = crossing, None  # not a warning yet: check before it
         crossing_from = "schedule" if crossing is not None else ""
-        if crossing is None and adaptive and not collapsed and 0.9 <= ratio < 1:
+        edge = 1 + self.tolerance
+        if crossing is None and adaptive and not collapsed and 0.9 <= ratio <= edge:
             crossing = self._adam_trend(ratio)
             crossing_from = "preconditioner trend" if crossing is not None else ""
         if crossing is not None and self._calls < self._quiet_until:
@@ -565,14 +566,15 @@ class StabilityMonitor:
     def _adam_trend(self, ratio: float) -> int | None:
         """Adam: the step at which the preconditioned ratio reaches 1 if it keeps rising at its
         rate since the last check (geometric: ``v_t`` decays like ``beta2^t``), when within the
-        look-ahead and the ratio is already 0.9 or more."""
+        look-ahead and the ratio is already 0.9 or more (the next step when it is at 1 within
+        the tolerance: above that the ratio itself warns)."""
         if not self.history or self.history[-1].collapsed:
             return None
         prev = self.history[-1]
         if not 0 < prev.ratio < ratio or self._calls <= prev.step:
             return None
         rate = math.log(ratio / prev.ratio) / (self._calls - prev.step)
-        steps = math.log(1 / ratio) / rate
+        steps = max(math.log(1 / ratio), 0.0) / rate  # at the edge already (within tolerance): now
         return self._calls + max(1, math.ceil(steps)) if steps <= self.lookahead else None
 
     def _horizon(self, cost: float) -> int:
@@ -589,15 +591,17 @@ class StabilityMonitor:
         """When the next check is due besides the budget (``every="auto"``: when the run's
         monitor time with one more check is at most ``overhead`` of its training time) and
         ``every``: by half the steps the ratio's trend over the last two checks (log-linear)
-        takes to reach 1 once the ratio is 0.5 or more, and half a look-ahead before a crossing
-        seen beyond it."""
+        takes to reach 1 once the ratio is 0.5 or more (for Adam at any ratio: the decay of
+        ``v_t`` outpaced the drift bound after an early check), and half a look-ahead before a
+        crossing seen beyond it."""
         self._train_seconds, self._since = 0.0, 0
         self._due_step = math.inf
         if self._far is not None:
             self._due_step = max(self._calls + 1, self._far - self.lookahead // 2)
         if len(self.history) >= 2 and not record.collapsed:
             a, b = self.history[-2], self.history[-1]
-            if 0 < a.ratio < b.ratio < 1 and b.ratio >= 0.5 and b.step > a.step:
+            adaptive = self._watch is not None  # Adam: v_t decay makes any rise a trend
+            if 0 < a.ratio < b.ratio < 1 and (b.ratio >= 0.5 or adaptive) and b.step > a.step:
                 rate = math.log(b.ratio / a.ratio) / (b.step - a.step)
                 to_edge = math.log(1 / b.ratio) / rate
                 self._due_step = min(self._due_step, self._calls + max(1.0, to_edge / 2))
