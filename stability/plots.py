@@ -21,6 +21,7 @@ from .regions.verdicts import is_strictly_stable
 __all__ = [
     "plot_eigenvalue_locus",
     "plot_filter_response",
+    "plot_find_lr",
     "plot_heavy_ball_vs_memory1",
     "plot_loss_curves",
     "plot_lr_momentum_region",
@@ -397,4 +398,52 @@ def plot_stability_curve(curve: Any, ax: Any = None):
     ax.set_ylabel("largest stable learning rate")
     ax.set_title("stability curve: lr_max(B)")
     ax.legend(fontsize=8, loc="lower right")
+    return artists
+
+
+_VERDICT_STYLE = {
+    "stable": ("o", "tab:green", "made progress"),
+    "catapult": ("^", "tab:olive", "catapult (spiked, recovered)"),
+    "saturated": ("s", "tab:purple", "saturated (no progress, no divergence)"),
+    "stalled": ("s", "tab:purple", "stalled (no progress, no divergence)"),
+    "rising": ("v", "tab:orange", "rising (confirmation failed)"),
+    "divergent": ("x", "tab:red", "diverged"),
+}
+
+
+def plot_find_lr(result: Any, ax: Any = None, truth: float | None = None):
+    """A :func:`~stability.training.find_lr` result on a learning-rate axis: each probe's
+    peak loss over its start, marked by what it did (filled marks: the search, outlined: the
+    confirmation runs), with the quadratic edge, the largest stable and the recommended
+    learning rates, and ``truth`` (a limit measured by full training runs) when given."""
+    ax = _axes(ax)
+    artists = []
+    seen: set[str] = set()
+    for p in sorted(result.probes, key=lambda p: p.lr):
+        marker, color, label = _VERDICT_STYLE[p.verdict]
+        peak = min(p.peak, 1e4)
+        confirm = p.role == "confirm"
+        text = label + (" - confirmation run" if confirm else "")
+        artists += ax.loglog(
+            [p.lr], [peak], marker, color=color, ms=9 if confirm else 7,
+            mfc="none" if confirm else color, mew=2 if confirm else 1.5,
+            label=None if text in seen else text, ls="none",
+        )  # fmt: skip
+        seen.add(text)
+    lines = [
+        (result.edge, "tab:blue", ":", "quadratic edge (data model at the start)"),
+        (result.largest_stable_lr, "black", "-", "largest stable lr (find_lr)"),
+        (result.recommended_lr, "tab:green", "--", "recommended lr"),
+        (truth, "tab:red", "-.", "measured limit (full training runs)"),
+    ]
+    for x, color, style, label in lines:
+        if x is not None and x > 0 and np.isfinite(x):
+            artists.append(ax.axvline(x, color=color, ls=style, lw=1.5, label=f"{label}: {x:.3g}"))
+    ax.axhline(1000, color="0.5", lw=0.8)
+    ax.text(ax.get_xlim()[0], 1000, " divergence (1000x start)", va="bottom", fontsize=8,
+            color="0.4")  # fmt: skip
+    ax.set_xlabel("learning rate (group 0)")
+    ax.set_ylabel("peak batch loss / starting loss")
+    ax.set_title(f"find_lr: B = {result.batch_size}, probes of {result.probe_steps} steps")
+    ax.legend(fontsize=7, loc="upper left")
     return artists

@@ -107,6 +107,10 @@ JOINED["stability.training"] = {
     },
     "tracked_ggn": "the top Gauss-Newton curvature followed along a run, for the monitor's "
     "mean-square edge (issue 25)",
+    **{
+        n: "the largest stable lr of a real network, measured by probes (issue 26)"
+        for n in ("LRFinderResult", "ProbeRun", "find_lr")
+    },
 }
 ADDED_TO_PACKAGE: dict[str, str] = {  # name -> reason
     "DataNoise": "the data noise model (issue 20)",
@@ -128,6 +132,7 @@ ADDED: dict[str, dict[str, str]] = {  # foundation/face module -> {name: reason}
     "stability.plots": {
         "plot_monitor": "public (it lacked the underscore)",
         "plot_stability_curve": "the stability curve's figure (issue 27)",
+        "plot_find_lr": "find_lr's probes, edge and answer on a learning-rate axis (issue 26)",
     },
     "stability.errors": {
         **{

@@ -155,10 +155,17 @@ def test_the_layers_come_from_the_folders():
         assert len(folders) == 1, layer  # a layer is one package, or top-level modules
 
 
+# a result's ``plot()`` method may import the figures lazily (inside the method) from a later
+# layer: the figure is presentation, drawn only when asked for, and matplotlib stays in plots.py
+PRESENTATION = {"training/find_lr": ("plots",)}
+
+
 @pytest.mark.parametrize("module", sorted(GRAPH))
 def test_imports_respect_the_layers(module):
     ours, _ = GRAPH[module]
-    later = sorted(m for m in ours if LAYER_OF[m] > LAYER_OF[module])
+    later = sorted(
+        m for m in ours if LAYER_OF[m] > LAYER_OF[module] and m not in PRESENTATION.get(module, ())
+    )
     assert not later, f"{module} imports {later}, listed below it in the map"
 
 

@@ -67,6 +67,7 @@ class PerSampleCurvature:
     outputs: int = 1
     notes: tuple[str, ...] = ()
     subspace: str = "the range of H (exact)"
+    products: int = 0  # curvature-vector products its subspace took (0: exact, no search)
 
     @property
     def n(self) -> int:

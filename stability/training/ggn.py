@@ -27,6 +27,7 @@ BatchNorm in training mode couples the samples of a batch and is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -331,7 +332,7 @@ class _Network:
             matvec, self.P, rank, tol=tol, seed=seed, check_symmetry=False, residuals=False
         )
         V = torch.as_tensor(top.vectors, dtype=self.dtype, device=self.device)
-        return PerSampleCurvature.from_factors(
+        found = PerSampleCurvature.from_factors(
             self.factors(V),
             notes=(
                 self.note,
@@ -346,6 +347,7 @@ class _Network:
             ),
             subspace=f"the top {rank} Gauss-Newton eigenvectors",
         )
+        return dataclasses.replace(found, products=int(top.matvecs))
 
     def tracked(self, V: Any) -> tuple[PerSampleCurvature, Any]:
         """One block-Krylov step from the orthonormal directions ``V`` (``P x r``, the top
