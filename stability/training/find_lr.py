@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, describe
-from .lr_probe import ProbeRun, _Trainer, _preserved_rng, _sgd_from
+from .lr_probe import ProbeRun, _preserved_rng, _sgd_from, _Trainer
 
 __all__ = ["LRFinderResult", "find_lr"]
 
