@@ -424,6 +424,8 @@ def plot_find_lr(result: Any, ax: Any = None, truth: float | None = None):
         peak = min(p.peak, 1e4)
         confirm = p.role == "confirm"
         text = label + (" - confirmation run" if confirm else "")
+        if p.peak > 1e4:
+            text += " (peak capped at 1e4)"
         artists += ax.loglog(
             [p.lr], [peak], marker, color=color, ms=9 if confirm else 7,
             mfc="none" if confirm else color, mew=2 if confirm else 1.5,
@@ -442,8 +444,14 @@ def plot_find_lr(result: Any, ax: Any = None, truth: float | None = None):
     ax.axhline(1000, color="0.5", lw=0.8)
     ax.text(ax.get_xlim()[0], 1000, " divergence (1000x start)", va="bottom", fontsize=8,
             color="0.4")  # fmt: skip
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(
+        FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+    )
     ax.set_xlabel("learning rate (group 0)")
     ax.set_ylabel("peak batch loss / starting loss")
     ax.set_title(f"find_lr: B = {result.batch_size}, probes of {result.probe_steps} steps")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return artists

@@ -44,6 +44,8 @@ _MIN_PROBE_STEPS = 20  # a catapult's spike rises and falls within about ten ste
 _PLANNED_PROBES = 7  # the search's share of the budget is split among about this many probes
 _EDGE_SHARE, _SEARCH_SHARE, _CONFIRM_SHARE = 0.2, 0.4, 0.4  # of the budget
 _CONFIRMATIONS = 3
+_PROGRESS_TRIES = 4
+_NOISE_DOMINATED = 0.3  # the edge at B below this share of the noiseless edge caps the answer
 _RISE = 3.0
 _EDGE_SAMPLES = 128
 
@@ -68,6 +70,7 @@ class LRFinderResult:
     budget_epochs: float = 0.0
     margin: float = _MARGIN
     caveats: tuple[str, ...] = ()
+    noiseless_edge: float | None = None
 
     @property
     def survived(self) -> float:
@@ -83,11 +86,14 @@ class LRFinderResult:
             "probe_steps": self.probe_steps, "cost_steps": self.cost_steps,
             "cost_epochs": self.cost_epochs, "budget_epochs": self.budget_epochs,
             "margin": self.margin, "caveats": list(self.caveats),
+            "noiseless_edge": self.noiseless_edge,
             "probes": [p.to_dict() for p in self.probes],
         }  # fmt: skip
 
     def _lines(self) -> list[str]:
         edge = "not computed" if self.edge is None else f"{self.edge:.4g}"
+        if self.noiseless_edge is not None and self.batch_size < self.dataset_size:
+            edge += f" at B = {self.batch_size}; {self.noiseless_edge:.4g} without noise"
         hi = "none diverged" if self.bracket[1] is None else f"{self.bracket[1]:.4g}"
         return [
             f"largest stable lr  {self.largest_stable_lr:.4g}  (estimate: {self.margin:g} x "
@@ -207,7 +213,7 @@ def _search(
             "the data and the model's initialisation"
         )
     caveats: list[str] = []
-    edge, edge_units = _edge(s, seed, torch, caveats)
+    edge, noiseless, edge_units = _edge(s, seed, torch, caveats)
     trainer.units += edge_units
     n, B, H = s["n"], s["B"], s["horizon"]
     budget_units = budget * n
@@ -236,12 +242,33 @@ def _search(
             confirmed = True
             break
         largest /= 2.0
+    if edge is not None and noiseless is not None and edge < _NOISE_DOMINATED * noiseless:
+        # the batch noise sets the edge (far below the noiseless one): the mean-square growth it
+        # predicts is slow and shows late, beyond a probe; there the data model is the better
+        # guide (within 0.8-1.3 of measured limits at small batches), so it caps the answer
+        if largest > edge:
+            caveats.append(
+                f"noise-dominated: the edge at B = {B} is {edge / noiseless:.2g}x the noiseless "
+                f"one ({noiseless:.3g}); the answer is capped at the edge ({edge:.3g}; the "
+                f"probes alone gave {largest:.3g})"
+            )
+            largest = edge
     if lo > 0 and not confirmed:
         caveats.append(
             f"the confirmation runs diverged or rose {_CONFIRMATIONS} times: the answer, "
             f"{largest:.3g}, is unconfirmed"
         )
     progress = [p.lr for p in probes if p.progress]
+    tries = 0
+    while not progress and largest > 0 and tries < _PROGRESS_TRIES:
+        # no probe made progress (cross-entropy saturating, a ReLU net dying above some lr):
+        # halve from the answer until a short run ends below its start
+        tries += 1
+        lr = min(largest, min(p.lr for p in probes)) / 2.0
+        run = trainer.run(lr, k, start, role="progress")
+        probes.append(run)
+        if run.progress:
+            progress.append(lr)
     if progress:
         best = max(progress)
         recommended = min(largest, 0.5 * best)
@@ -274,7 +301,7 @@ def _search(
         largest_stable_lr=largest, edge=edge, recommended_lr=recommended, rule=rule,
         regime=regime, bracket=(lo, hi), probes=tuple(probes), batch_size=B, dataset_size=n,
         horizon_steps=H, probe_steps=k, cost_steps=units / B, cost_epochs=units / n,
-        budget_epochs=budget, margin=margin, caveats=tuple(caveats),
+        budget_epochs=budget, margin=margin, caveats=tuple(caveats), noiseless_edge=noiseless,
     )  # fmt: skip
 
 
@@ -338,14 +365,18 @@ def _regime(probes: list[ProbeRun], lo: float, edge: float | None, ce: bool) -> 
     return "; ".join(parts) or "no probe survived"
 
 
-def _edge(s: dict, seed: int, torch: Any, caveats: list[str]) -> tuple[float | None, float]:
-    """The data model's edge at the start point and its cost (per-sample passes)."""
+def _edge(
+    s: dict, seed: int, torch: Any, caveats: list[str]
+) -> tuple[float | None, float | None, float]:
+    """The data model's edge at the start point at the run's batch size, the noiseless
+    (full-batch) edge on the same curvature, and their cost (per-sample passes)."""
     from .ggn import per_sample_ggn
     from .minibatch_edge import Batching, _kappa, _mean_square_limit
+    from .monitor import _threshold
 
     if s["ggn_loss"] is None:
         caveats.append("no quadratic edge: the Gauss-Newton curvature needs MSE or cross-entropy")
-        return None, 0.0
+        return None, None, 0.0
     x = s["edge_inputs"]
     m = len(x)
     rank = 8
@@ -356,25 +387,23 @@ def _edge(s: dict, seed: int, torch: Any, caveats: list[str]) -> tuple[float | N
         )  # fmt: skip
     except ConfigError as err:
         caveats.append(f"no quadratic edge: {err}")
-        return None, 0.0
-    products = curv.products or 0
-    units = 2.0 * m * (products + rank)  # Gauss-Newton products, then J_i V (two passes each)
+        return None, None, 0.0
+    units = 2.0 * m * (curv.products + rank)  # Gauss-Newton products, then J_i V (2 passes)
     from ..optimizers import from_optimizer
 
     opt = from_optimizer(s["optimizer"])[0]
+    curvature, scales, _ = _threshold(opt)
+    if not scales:  # weight decay with a threshold that does not scale as 1/lr
+        caveats.append("no quadratic edge: the threshold does not scale with the lr")
+        return None, None, units
+    lr = float(s["optimizer"].param_groups[0]["lr"])
+    full = lr * curvature / float(curv.eigenvalues.max())
     n, B = s["n"], s["B"]
     if B >= n:  # no noise: the full-batch edge on the top Gauss-Newton eigenvalue
-        from .monitor import _threshold
-
-        curvature, scales, _ = _threshold(opt)
-        lr = float(s["optimizer"].param_groups[0]["lr"])
-        if not scales:  # weight decay with a threshold that does not scale as 1/lr
-            caveats.append("no quadratic edge: the threshold does not scale with the lr")
-            return None, units
-        return lr * curvature / float(curv.eigenvalues.max()), units
+        return full, full, units
     batch = Batching(B, n, "without_replacement", _kappa(B, n, s["drop_last"]), "find_lr")
     limit, _ = _mean_square_limit(opt, curv, batch, {})
-    return limit, units
+    return limit, full, units
 
 
 def _setup(

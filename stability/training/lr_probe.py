@@ -44,8 +44,9 @@ class ProbeRun:
     when it diverged), the batch loss of every step, the full-data loss at its ``start`` and
     ``end`` (``None`` when it diverged), its ``verdict``: ``"divergent"``, ``"rising"`` (a
     confirmation run on its way to diverging), ``"catapult"``, ``"saturated"``/``"stalled"`` or
-    ``"stable"``, and its ``role``: ``"search"`` (bracketing the divergence) or ``"confirm"``
-    (a longer run at the answer)."""
+    ``"stable"``, and its ``role``: ``"search"`` (bracketing the divergence), ``"confirm"``
+    (a longer run at the answer) or ``"progress"`` (below the answer, looking for a run that
+    makes progress when none did)."""
 
     lr: float
     steps: int
