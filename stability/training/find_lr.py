@@ -233,7 +233,8 @@ def _search(
             "learning rate was found (is the loss or the data scaled sensibly?)"
         )
     # the confirmation: a longer run at the answer, halved while it diverges or rises
-    k2 = min(H, max(_MIN_PROBE_STEPS, int(_CONFIRM_SHARE * budget_units / B)))
+    left = min(_CONFIRM_SHARE * budget_units, budget_units - trainer.units)
+    k2 = min(H, max(_MIN_PROBE_STEPS, int(left / B)))
     largest, confirmed = margin * lo, False
     for _ in range(_CONFIRMATIONS if lo > 0 else 0):
         run = trainer.run(largest, k2, start, rise=_RISE, role="confirm")
