@@ -80,7 +80,7 @@ reads the map: a module missing from it, or an import against its order, fails t
             minibatch_edge.py  a run's batching and its mean-square edge, for the monitor
             monitor.py      StabilityMonitor: the run's stability ratio while training
             lr_probe.py     find_lr's short training runs from copies, and their verdicts
-            find_lr.py      find_lr: the largest stable lr of a real network (edge + probes)
+            lr_finder.py    find_lr: the largest stable lr of a real network (edge + probes)
         report.py           the Report and its presentation (text, dict, notebook reprs)
         checking.py         check(config, ...) -> Report
         curve.py            the stability curve lr_max(B) from data, and its knee (§4.4)

@@ -157,7 +157,7 @@ def test_the_layers_come_from_the_folders():
 
 # a result's ``plot()`` method may import the figures lazily (inside the method) from a later
 # layer: the figure is presentation, drawn only when asked for, and matplotlib stays in plots.py
-PRESENTATION = {"training/find_lr": ("plots",)}
+PRESENTATION = {"training/lr_finder": ("plots",)}
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))

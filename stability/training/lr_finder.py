@@ -243,10 +243,12 @@ def _search(
             confirmed = True
             break
         largest /= 2.0
-    if edge is not None and noiseless is not None and edge < _NOISE_DOMINATED * noiseless:
+    noise_cap = edge is not None and noiseless is not None and not s["cross_entropy"]
+    if noise_cap and edge < _NOISE_DOMINATED * noiseless:
         # the batch noise sets the edge (far below the noiseless one): the mean-square growth it
         # predicts is slow and shows late, beyond a probe; there the data model is the better
-        # guide (within 0.8-1.3 of measured limits at small batches), so it caps the answer
+        # guide (within 0.8-1.3 of measured limits at small batches), so it caps the answer.
+        # Not with cross-entropy, which saturates where the linearised noise would grow
         if largest > edge:
             caveats.append(
                 f"noise-dominated: the edge at B = {B} is {edge / noiseless:.2g}x the noiseless "
