@@ -234,10 +234,10 @@ def _search(
         )
     # the confirmation: a longer run at the answer, halved while it diverges or rises
     left = min(_CONFIRM_SHARE * budget_units, budget_units - trainer.units)
-    k2 = min(H, max(_MIN_PROBE_STEPS, int(left / B)))
+    k2 = min(H, max(_MIN_PROBE_STEPS, 2 * k, int(left / B)))  # at least twice a search probe
     largest, confirmed = margin * lo, False
     for _ in range(_CONFIRMATIONS if lo > 0 else 0):
-        run = trainer.run(largest, k2, start, rise=_RISE, role="confirm")
+        run = trainer.run(largest, k2, start, rise=_RISE, role="confirm", transient=k)
         probes.append(run)
         if run.survived:
             confirmed = True

@@ -82,18 +82,20 @@ class ProbeRun:
 
 def _classify(
     losses: np.ndarray, start: float, end: float | None, cross_entropy: bool,
-    rise: float | None = None,
+    rise: float | None = None, transient: int = 0,
 ) -> str:  # fmt: skip
     """The verdict of a run from its batch losses and full-data losses (module docstring).
-    With ``rise``, a run whose smoothed loss ends above its start and ``rise`` times its
-    smoothed minimum is ``"rising"``: on its way to diverging (a confirmation run's test)."""
+    With ``rise``, a run whose smoothed loss, after its first ``transient`` steps (a catapult's
+    spike comes and goes there), ends above its start and ``rise`` times its smoothed minimum is
+    ``"rising"``: on its way to diverging (a confirmation run's test)."""
     if end is None or not math.isfinite(end) or end > _DIVERGENCE * start:
         return "divergent"
     if not np.all(np.isfinite(losses)) or np.any(losses > _DIVERGENCE * start):
         return "divergent"
-    if rise is not None and losses.size >= 10:
-        q = max(losses.size // 5, 2)
-        smooth = np.convolve(losses, np.ones(q) / q, mode="valid")
+    after = losses[transient:]
+    if rise is not None and after.size >= 10:
+        q = max(after.size // 5, 2)
+        smooth = np.convolve(after, np.ones(q) / q, mode="valid")
         if smooth[-1] > start and smooth[-1] > rise * smooth.min():
             return "rising"
     if end >= start:
@@ -169,7 +171,7 @@ class _Trainer:
 
     def run(
         self, lr: float, steps: int, start: float, rise: float | None = None,
-        role: str = "search",
+        role: str = "search", transient: int = 0,
     ) -> ProbeRun:  # fmt: skip
         """One probe of ``steps`` steps at ``lr`` (group 0's), the batches in the fixed order."""
         torch = self.torch
@@ -197,7 +199,7 @@ class _Trainer:
         arr = np.asarray(losses, dtype=float)
         # the end: the mean batch loss of the run's last quarter (no extra pass over the data)
         end = None if diverged else float(arr[-max(1, arr.size // 4) :].mean())
-        verdict = _classify(arr, start, end, self.cross_entropy, rise)
+        verdict = _classify(arr, start, end, self.cross_entropy, rise, transient)
         return ProbeRun(float(lr), len(losses), int(steps), start, end, verdict, arr, role)
 
 
