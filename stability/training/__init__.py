@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from .curvature import adam_preconditioner, ggn_matvec, hessian_density, hessian_matvec, sharpness
 from .estimators import Density, TopEigen, preconditioned, slq_density, top_eigenvalues
-from .lr_finder import LRFinderResult, find_lr
 from .ggn import EXACT_ROWS, GGN_LOSSES, per_sample_ggn, tracked_ggn
 from .lanczos import LANCZOS_MEMORY, HessianOperator, distributed_world, lanczos_top, slq
+from .lr_finder import LRFinderResult, find_lr
 from .lr_probe import ProbeRun
 from .monitor import MonitorHistory, MonitorRecord, StabilityMonitor, StabilityWarning
 from .schedulers import horizon_of, is_torch_scheduler, schedule_from_torch
