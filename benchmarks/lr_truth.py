@@ -54,6 +54,8 @@ def datasets():
     yield "digits", standard(X), y, "classification"
     X, y = d.load_diabetes(return_X_y=True)
     yield "diabetes", standard(X), (y - y.mean()) / y.std(), "regression"
+    X, y = d.make_classification(5000, 20, n_informative=8, n_classes=3, random_state=1)
+    yield "classification5k", standard(X), y, "classification"  # budget-sized: 2 epochs go far
     rng = np.random.default_rng(0)  # a teacher network: tanh, 10 inputs, 3 outputs
     X = rng.standard_normal((500, 10))
     W1, W2 = rng.standard_normal((10, 16)) / 3, rng.standard_normal((16, 3)) / 4
@@ -79,8 +81,8 @@ def cells():
                     for B in (1, 8, 32, 128):
                         if B == 1 and len(X) > 600:
                             continue  # B = 1 on the larger sets: too many steps for 10 epochs
-                        if B >= len(X):
-                            continue
+                        if B >= len(X) or (B < 32 and len(X) > 2000):
+                            continue  # (small batches on the 5,000-sample set: too slow)
                         yield name, X, y, task, net, loss, mu, B
 
 

@@ -10,7 +10,8 @@ non-finite loss nor a loss above 1000x its start.
 The figure (``find_lr_mlp.png``): every probe's peak loss against its learning rate, marked by
 what it did, with the edge, ``largest_stable_lr``, ``recommended_lr`` and the measured limit
 (the median of the shuffles; the band spans the three). About 30 s. Needs torch and
-scikit-learn. ``--quick`` skips the measured limit.
+scikit-learn. ``--quick`` skips the measured limit; ``--out FILE`` names the figure (the
+README's is ``docs/figures/find_lr_mlp.png``).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def measured_limit(net, X, y, momentum, B, epochs, start, seeds=(0, 1, 2)):
     return out
 
 
-def main(quick: bool = False):
+def main(out: str = "find_lr_mlp.png", quick: bool = False):
     import statistics
 
     import torch
@@ -104,10 +105,12 @@ def main(quick: bool = False):
     ax.set_title("find_lr: ReLU MLP, cross-entropy, SGD momentum 0.9, B = 32")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig("find_lr_mlp.png", dpi=120)
-    print("wrote find_lr_mlp.png")
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
     return res, truth
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    args = sys.argv[1:]
+    out = args[args.index("--out") + 1] if "--out" in args else "find_lr_mlp.png"
+    main(out, quick="--quick" in args)

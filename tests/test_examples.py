@@ -10,7 +10,12 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 
-HEAVY = {"am1_vs_sgd", "model_to_verdict", "minibatch_from_data"}  # long runs: make test-slow
+HEAVY = {
+    "am1_vs_sgd",
+    "model_to_verdict",
+    "minibatch_from_data",
+    "find_lr_mlp",
+}  # long runs: make test-slow
 OWN_TEST = {"edge_of_stability"}  # full-batch training: its own slow test below
 PARAMS = [
     pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in HEAVY else [])

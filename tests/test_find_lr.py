@@ -110,6 +110,7 @@ def test_tanh_cross_entropy_saturates_rather_than_diverges():
     net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
     res = find_lr(net, torch.nn.CrossEntropyLoss(), (X, y), {"optimizer": "sgd"}, 16)
     assert "saturates" in res.regime
+    assert "made progress" in res.rule
     assert any(p.verdict == "saturated" for p in res.probes)
     assert res.edge is not None and res.bracket[0] > 5 * res.edge
     assert res.recommended_lr < res.largest_stable_lr
@@ -271,3 +272,37 @@ def test_result_reports_text_html_dict_and_plot(tmp_path):
     labels = [a.get_label() for a in artists if not a.get_label().startswith("_")]
     assert any("measured limit" in s for s in labels) and any("largest stable" in s for s in labels)
     artists[0].figure.savefig(tmp_path / "find_lr.png")
+
+
+def test_nesterov_weight_decay_and_a_batchnorm_model():
+    """Nesterov with weight decay: the probes are torch's own SGD with those settings and the
+    answer survives a real run; a BatchNorm model in training mode has no per-sample curvature,
+    so there is no edge (said in the caveats) and the search starts from the optimizer's lr."""
+    net, X, Y = _problem()
+    cfg = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+           "weight_decay": 1e-3}  # fmt: skip
+    res = find_lr(net, torch.nn.MSELoss(), (X, Y), cfg, 16)
+    assert res.edge is not None and res.edge > 0
+    import copy
+
+    twin = copy.deepcopy(net)
+    opt = torch.optim.SGD(twin.parameters(), lr=res.largest_stable_lr, momentum=0.9,
+                          nesterov=True, weight_decay=1e-3)  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    for _ in range(res.horizon_steps // 6):
+        for idx in torch.randperm(96, generator=g).split(16):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(twin(X[idx]), Y[idx]).backward()
+            opt.step()
+    assert torch.isfinite(torch.nn.functional.mse_loss(twin(X), Y))
+
+    torch.manual_seed(0)
+    bn = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.BatchNorm1d(16), torch.nn.Tanh(), torch.nn.Linear(16, 2)
+    )
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    res = find_lr(bn, torch.nn.MSELoss(), (X, Y), {"optimizer": "sgd", "lr": 0.05}, 16)
+    assert res.edge is None and any("no quadratic edge" in c for c in res.caveats)
+    assert res.largest_stable_lr > 0
+    for k, v in bn.state_dict().items():  # running statistics untouched
+        assert torch.equal(v, before[k]), k

@@ -29,6 +29,7 @@ run's batch size and in epochs.
 
 from __future__ import annotations
 
+import copy
 import html
 import math
 from dataclasses import dataclass, field
@@ -206,7 +207,8 @@ def _search(
         s["model"], s["loss_fn"], s["loader"], s["full"], s["optimizer"], torch, seed,
         s["cross_entropy"],
     )  # fmt: skip
-    start = trainer.full_loss(s["model"])
+    # on a copy: a forward pass in training mode updates batch-norm statistics
+    start = trainer.full_loss(copy.deepcopy(s["model"]))
     if not math.isfinite(start):
         raise ConfigError(
             f"loss_fn: the loss at the start is {start} (non-finite): nothing to probe; check "

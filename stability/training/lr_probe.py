@@ -36,6 +36,7 @@ __all__ = ["ProbeRun"]
 
 _DIVERGENCE = 1000.0  # a loss above this multiple of its start is divergence (issue protocol)
 _SPIKE = 2.0  # a catapult's loss rises above this multiple of its start
+_RISE_FLOOR = 1.0  # a rising run ends above this multiple of its start
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _classify(
     if rise is not None and after.size >= 10:
         q = max(after.size // 5, 2)
         smooth = np.convolve(after, np.ones(q) / q, mode="valid")
-        if smooth[-1] > start and smooth[-1] > rise * smooth.min():
+        if smooth[-1] > _RISE_FLOOR * start and smooth[-1] > rise * smooth.min():
             return "rising"
     if end >= start:
         return "saturated" if cross_entropy else "stalled"
