@@ -100,6 +100,22 @@ def summary(rows):
             f"| {key} | {v.size} | {inside:.0%} | {int(np.sum(v > 1.25))} | "
             f"{np.median(v):.2f} | {c:.2f} |"
         )
+    lines += [
+        "",
+        "| find_lr by setting | cells | in [0.5, 1.1] | above 1.25 | ratio range |",
+        "|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        _, net, loss, mu, B = r["cell"]
+        key = (net, loss, f"momentum {mu:g}", "B <= 8" if B <= 8 else "B >= 32")
+        groups.setdefault(key, []).append(r["ratios"]["find_lr"])
+    for key, v in sorted(groups.items()):
+        a = np.array(v)
+        lines.append(
+            f"| {', '.join(key)} | {a.size} | {np.mean((a >= 0.5) & (a <= 1.1)):.0%} | "
+            f"{int(np.sum(a > 1.25))} | {a.min():.2f}-{a.max():.2f} |"
+        )
     return "\n".join(lines)
 
 

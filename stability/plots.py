@@ -416,7 +416,11 @@ def plot_find_lr(result: Any, ax: Any = None, truth: float | None = None):
     peak loss over its start, marked by what it did (filled marks: the search, outlined: the
     confirmation runs), with the quadratic edge, the largest stable and the recommended
     learning rates, and ``truth`` (a limit measured by full training runs) when given."""
-    ax = _axes(ax)
+    if ax is None:  # room on the right for the legend
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        fig.subplots_adjust(left=0.08, right=0.62, bottom=0.12, top=0.92)
     artists = []
     seen: set[str] = set()
     for p in sorted(result.probes, key=lambda p: p.lr):

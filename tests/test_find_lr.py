@@ -239,12 +239,15 @@ def test_classify_follows_the_divergence_rule(losses, start, ce):
     assert _classify(arr, start, None, ce) == "divergent"
 
 
-def test_classify_rising_needs_a_rise_above_start_and_the_minimum():
-    up = np.concatenate([np.linspace(1.0, 0.2, 20), np.linspace(0.2, 3.0, 20)])
-    assert _classify(up, 1.0, float(up[-10:].mean()), False, rise=3.0) == "rising"
-    assert _classify(up, 1.0, float(up[-10:].mean()), False) == "stalled"
-    down = np.linspace(1.0, 0.1, 40)
-    assert _classify(down, 1.0, 0.12, False, rise=3.0) == "stable"
+def test_classify_rising_is_a_rise_after_the_transient():
+    up = np.concatenate([np.linspace(1.0, 0.2, 20), np.linspace(0.2, 0.6, 20)])
+    assert _classify(up, 1.0, float(up[-10:].mean()), False, rise=1.5) == "rising"
+    assert _classify(up, 1.0, float(up[-10:].mean()), False) == "stable"
+    spike = np.concatenate([np.linspace(1.0, 8.0, 5), np.linspace(8.0, 0.3, 10), np.full(30, 0.3)])
+    assert _classify(spike, 1.0, 0.3, False) == "catapult"
+    assert _classify(spike, 1.0, 0.3, False, rise=1.5) == "catapult"  # falls after its spike
+    flat = 0.5 + 0.05 * np.random.default_rng(0).standard_normal(60)
+    assert _classify(flat, 1.0, 0.5, False, rise=1.5) == "stable"  # noise is not a rise
 
 
 # ----------------------------------------------------------------- presentation

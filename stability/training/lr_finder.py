@@ -17,9 +17,10 @@
    batches, and runs that survive a probe can still diverge later (momentum and progressive
    sharpening let the curvature grow over hundreds of steps; a ReLU network's cross-entropy
    spikes come from a few samples at random times). The answer is therefore ``margin`` (0.6)
-   times the largest learning rate that survived, then checked by one longer run (the last
-   40 % of the budget) and halved while that run diverges or its smoothed loss ends above its
-   start and 3x its minimum (at most 3 times). The measured accuracy of this rule against
+   times the largest learning rate that survived, then checked by one longer run (the rest of
+   the budget, at least twice a search probe) and halved while that run diverges or its
+   smoothed loss, after the first search-probe length, ends above 1.5x its minimum (at most 3
+   times). The measured accuracy of this rule against
    10-epoch torch runs is in the benchmark (docs §6.2): an estimate, not a certificate.
 
 Cost is counted in per-sample training passes (a forward and backward pass of one sample;
@@ -45,9 +46,10 @@ _MIN_PROBE_STEPS = 20  # a catapult's spike rises and falls within about ten ste
 _PLANNED_PROBES = 7  # the search's share of the budget is split among about this many probes
 _EDGE_SHARE, _SEARCH_SHARE, _CONFIRM_SHARE = 0.2, 0.4, 0.4  # of the budget
 _CONFIRMATIONS = 3
+_CONFIRM_STEP = 2.0  # a failed confirmation divides the answer by this
 _PROGRESS_TRIES = 4
 _NOISE_DOMINATED = 0.3  # the edge at B below this share of the noiseless edge caps the answer
-_RISE = 3.0
+_RISE = 1.5
 _EDGE_SAMPLES = 128
 
 
@@ -244,7 +246,7 @@ def _search(
         if run.survived:
             confirmed = True
             break
-        largest /= 2.0
+        largest /= _CONFIRM_STEP
     noise_cap = edge is not None and noiseless is not None and not s["cross_entropy"]
     if noise_cap and edge < _NOISE_DOMINATED * noiseless:
         # the batch noise sets the edge (far below the noiseless one): the mean-square growth it

@@ -36,7 +36,6 @@ __all__ = ["ProbeRun"]
 
 _DIVERGENCE = 1000.0  # a loss above this multiple of its start is divergence (issue protocol)
 _SPIKE = 2.0  # a catapult's loss rises above this multiple of its start
-_RISE_FLOOR = 1.0  # a rising run ends above this multiple of its start
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,10 @@ def _classify(
     rise: float | None = None, transient: int = 0,
 ) -> str:  # fmt: skip
     """The verdict of a run from its batch losses and full-data losses (module docstring).
-    With ``rise``, a run whose smoothed loss, after its first ``transient`` steps (a catapult's
-    spike comes and goes there), ends above its start and ``rise`` times its smoothed minimum is
-    ``"rising"``: on its way to diverging (a confirmation run's test)."""
+    With ``rise``, a run whose smoothed loss (a moving mean over a fifth of the run), after its
+    first ``transient`` steps (a catapult's spike comes and goes there), ends above ``rise``
+    times its smoothed minimum is ``"rising"``: on its way to diverging, as momentum and
+    sharpening make it (a confirmation run's test)."""
     if end is None or not math.isfinite(end) or end > _DIVERGENCE * start:
         return "divergent"
     if not np.all(np.isfinite(losses)) or np.any(losses > _DIVERGENCE * start):
@@ -97,7 +97,7 @@ def _classify(
     if rise is not None and after.size >= 10:
         q = max(after.size // 5, 2)
         smooth = np.convolve(after, np.ones(q) / q, mode="valid")
-        if smooth[-1] > _RISE_FLOOR * start and smooth[-1] > rise * smooth.min():
+        if smooth[-1] > rise * smooth.min():
             return "rising"
     if end >= start:
         return "saturated" if cross_entropy else "stalled"
