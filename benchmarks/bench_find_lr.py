@@ -98,7 +98,7 @@ def summary(rows):
         inside = np.mean((v >= 0.5) & (v <= 1.1)) if v.size else math.nan
         lines.append(
             f"| {key} | {v.size} | {inside:.0%} | {int(np.sum(v > 1.25))} | "
-            f"{np.median(v):.2f} | {c:.2f} |"
+            f"{np.median(v):.2f} | {'-' if math.isnan(c) else f'{c:.2f}'} |"
         )
     lines += [
         "",

@@ -98,10 +98,16 @@ class LRFinderResult:
         if self.noiseless_edge is not None and self.batch_size < self.dataset_size:
             edge += f" at B = {self.batch_size}; {self.noiseless_edge:.4g} without noise"
         hi = "none diverged" if self.bracket[1] is None else f"{self.bracket[1]:.4g}"
+        failed = sum(p.role == "confirm" and not p.survived for p in self.probes)
+        how = {0: "", 1: ", halved once by the confirmation run"}.get(
+            failed, f", halved {failed} times by the confirmation runs"
+        )
+        capped = any(c.startswith("noise-dominated") for c in self.caveats)
+        how += ", capped at the edge (noise-dominated)" if capped else ""
         return [
             f"largest stable lr  {self.largest_stable_lr:.4g}  (estimate: {self.margin:g} x "
             f"the largest lr that survived a {self.probe_steps}-step probe, "
-            f"{self.bracket[0]:.4g}; the first to diverge {hi})",
+            f"{self.bracket[0]:.4g}{how}; the first to diverge {hi})",
             f"recommended lr     {self.recommended_lr:.4g}  ({self.rule})",
             f"quadratic edge     {edge}  (the data model at the start point)",
             f"regime             {self.regime}",
