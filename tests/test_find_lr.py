@@ -240,7 +240,7 @@ def test_classify_follows_the_divergence_rule(losses, start, ce):
 
 
 def test_classify_rising_is_a_rise_after_the_transient():
-    up = np.concatenate([np.linspace(1.0, 0.2, 20), np.linspace(0.2, 0.6, 20)])
+    up = np.concatenate([np.full(20, 0.3), np.linspace(0.3, 0.9, 20)])
     assert _classify(up, 1.0, float(up[-10:].mean()), False, rise=1.5) == "rising"
     assert _classify(up, 1.0, float(up[-10:].mean()), False) == "stable"
     spike = np.concatenate([np.linspace(1.0, 8.0, 5), np.linspace(8.0, 0.3, 10), np.full(30, 0.3)])
@@ -248,6 +248,9 @@ def test_classify_rising_is_a_rise_after_the_transient():
     assert _classify(spike, 1.0, 0.3, False, rise=1.5) == "catapult"  # falls after its spike
     flat = 0.5 + 0.05 * np.random.default_rng(0).standard_normal(60)
     assert _classify(flat, 1.0, 0.5, False, rise=1.5) == "stable"  # noise is not a rise
+    rng = np.random.default_rng(1)  # a small loss with large relative noise: not a rise either
+    small = np.abs(0.02 + 0.02 * rng.standard_normal(40))
+    assert _classify(small, 1.0, float(small[-10:].mean()), False, rise=1.5) == "stable"
 
 
 # ----------------------------------------------------------------- presentation
@@ -309,3 +312,11 @@ def test_nesterov_weight_decay_and_a_batchnorm_model():
     assert res.largest_stable_lr > 0
     for k, v in bn.state_dict().items():  # running statistics untouched
         assert torch.equal(v, before[k]), k
+
+
+def test_momentum_at_small_batches_is_flagged_as_an_upper_bound():
+    net, X, Y = _problem()
+    small = find_lr(net, torch.nn.MSELoss(), (X, Y), {"optimizer": "sgd", "momentum": 0.9}, 8)
+    assert any("upper bound" in c for c in small.caveats)
+    large = find_lr(net, torch.nn.MSELoss(), (X, Y), {"optimizer": "sgd", "momentum": 0.9}, 32)
+    assert not any("upper bound" in c for c in large.caveats)

@@ -85,25 +85,32 @@ def _classify(
     rise: float | None = None, transient: int = 0,
 ) -> str:  # fmt: skip
     """The verdict of a run from its batch losses and full-data losses (module docstring).
-    With ``rise``, a run whose smoothed loss (a moving mean over a fifth of the run), after its
-    first ``transient`` steps (a catapult's spike comes and goes there), ends above ``rise``
-    times its smoothed minimum is ``"rising"``: on its way to diverging, as momentum and
+    With ``rise``, a run whose mean loss over the second half of its steps after the first
+    ``transient`` (a catapult's spike comes and goes there) is above ``rise`` times the first
+    half's, beyond their noise, is ``"rising"``: on its way to diverging, as momentum and
     sharpening make it (a confirmation run's test)."""
     if end is None or not math.isfinite(end) or end > _DIVERGENCE * start:
         return "divergent"
     if not np.all(np.isfinite(losses)) or np.any(losses > _DIVERGENCE * start):
         return "divergent"
     after = losses[transient:]
-    if rise is not None and after.size >= 10:
-        q = max(after.size // 5, 2)
-        smooth = np.convolve(after, np.ones(q) / q, mode="valid")
-        if smooth[-1] > rise * smooth.min():
-            return "rising"
+    if rise is not None and after.size >= 10 and _rising(after, rise):
+        return "rising"
     if end >= start:
         return "saturated" if cross_entropy else "stalled"
     if losses.size and float(losses.max()) > _SPIKE * start:
         return "catapult"
     return "stable"
+
+
+def _rising(losses: np.ndarray, rise: float) -> bool:
+    """Whether the second half of ``losses`` is above ``rise`` times the first, by more than
+    twice the standard error of the difference (batch losses are noisy: a dip is not a base)."""
+    half = losses.size // 2
+    a, b = losses[:half], losses[half:]
+    gap = float(b.mean() - a.mean())
+    noise = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    return bool(b.mean() > rise * a.mean() and gap > 2.0 * noise)
 
 
 @contextlib.contextmanager
