@@ -320,3 +320,24 @@ def test_momentum_at_small_batches_is_flagged_as_an_upper_bound():
     assert any("upper bound" in c for c in small.caveats)
     large = find_lr(net, torch.nn.MSELoss(), (X, Y), {"optimizer": "sgd", "momentum": 0.9}, 32)
     assert not any("upper bound" in c for c in large.caveats)
+
+
+def test_a_confirmation_run_whose_velocity_grows_is_rising():
+    """The velocity a confirmation run watches is the norm of torch's own momentum buffers
+    (of the gradients without momentum), and the rise test flags its geometric growth (the
+    mean-square instability of momentum) but not a steady level."""
+    from stability.training import lr_probe
+    from stability.training.lr_probe import _speed
+
+    net, X, Y = _problem()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    torch.nn.functional.mse_loss(net(X), Y).backward()
+    opt.step()
+    bufs = [opt.state[p]["momentum_buffer"] for p in net.parameters()]
+    want = math.sqrt(sum(float((b**2).sum()) for b in bufs))
+    assert _speed(opt, torch) == pytest.approx(want, rel=1e-6)
+    plain = torch.optim.SGD(net.parameters(), lr=0.1)  # no buffers: the gradients
+    grads = math.sqrt(sum(float((p.grad**2).sum()) for p in net.parameters()))
+    assert _speed(plain, torch) == pytest.approx(grads, rel=1e-6)
+    assert lr_probe._rising(np.geomspace(1.0, 4.0, 40), 1.5)
+    assert not lr_probe._rising(np.full(40, 2.0) + 0.01 * np.sin(np.arange(40)), 1.5)

@@ -19,8 +19,9 @@
    spikes come from a few samples at random times). The answer is therefore ``margin`` (0.6)
    times the largest learning rate that survived, then checked by one longer run (the rest of
    the budget, at least twice a search probe) and halved while that run diverges or rises
-   (after the first search-probe length, its second half's mean loss above 1.5x the first
-   half's beyond their noise; at most 3 times). The measured accuracy of this rule against
+   (after the first search-probe length, its second half's mean loss or mean velocity, the
+   norm of the momentum buffers, above 1.5x the first half's beyond their noise; at most 3
+   times). The measured accuracy of this rule against
    10-epoch torch runs is in the benchmark (docs §6.2): an estimate, not a certificate.
 
 Cost is counted in per-sample training passes (a forward and backward pass of one sample;
@@ -312,7 +313,7 @@ def _search(
         caveats.append(
             f"momentum {mu:g} at B = {B}: the regime where find_lr errs high most (in the "
             "benchmark at momentum 0.9 and B <= 8 the answer was above 1.25x the measured "
-            "limit in 14 of 35 cells: the noise with momentum grows past the budget's runs); "
+            "limit in 10 of 35 cells: the noise with momentum grows past the budget's runs); "
             "treat the answer as an upper bound and start below it"
         )
     if s["scheduler_note"]:

@@ -13,6 +13,10 @@ above ``1000x`` the full-data loss at the start. A run that survives is classifi
   neither progress nor divergence (a tanh network's outputs saturate, a ReLU network dies);
 * ``stable``: it ends below its start without such a spike.
 
+A confirmation run (``rise=``) is also ``rising`` when, after its transient, its loss or its
+velocity (the norm of the momentum buffers; of the gradients without momentum) grows: the
+second half's mean above ``rise`` times the first half's, beyond their noise.
+
 Everything the caller owns is left as it was: the model and optimizer are copied, the global
 RNG states (python, numpy, torch and CUDA) and a loader's own generator are saved before and
 restored after (:func:`_preserved_rng`).
@@ -36,6 +40,7 @@ __all__ = ["ProbeRun"]
 
 _DIVERGENCE = 1000.0  # a loss above this multiple of its start is divergence (issue protocol)
 _SPIKE = 2.0  # a catapult's loss rises above this multiple of its start
+_WATCH_SPEED = True  # a confirmation run also tests its velocity for a rise
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,19 @@ def _classify(
     if losses.size and float(losses.max()) > _SPIKE * start:
         return "catapult"
     return "stable"
+
+
+def _speed(opt: Any, torch: Any) -> float:
+    """The norm of the step's velocity: every parameter's momentum buffer (its gradient when
+    it has none), a few operations per parameter."""
+    total = 0.0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            buf = opt.state.get(p, {}).get("momentum_buffer")
+            v = buf if buf is not None else p.grad
+            if v is not None:
+                total += float(torch.linalg.vector_norm(v)) ** 2
+    return math.sqrt(total)
 
 
 def _rising(losses: np.ndarray, rise: float) -> bool:
@@ -190,6 +208,7 @@ class _Trainer:
         if gen is not None:
             gen.manual_seed(self.seed)
         losses: list[float] = []
+        speeds: list[float] = []  # |the step's velocity|: momentum buffers, else gradients
         diverged = False
         while len(losses) < steps and not diverged:
             for x, y in self.loader:
@@ -200,6 +219,8 @@ class _Trainer:
                 self.units += len(x)
                 value = float(loss.detach())
                 losses.append(value)
+                if rise is not None and _WATCH_SPEED:
+                    speeds.append(_speed(opt, torch))
                 if not math.isfinite(value) or value > _DIVERGENCE * start:
                     diverged = True
                 if diverged or len(losses) >= steps:
@@ -208,6 +229,9 @@ class _Trainer:
         # the end: the mean batch loss of the run's last quarter (no extra pass over the data)
         end = None if diverged else float(arr[-max(1, arr.size // 4) :].mean())
         verdict = _classify(arr, start, end, self.cross_entropy, rise, transient)
+        after = np.asarray(speeds[transient:], dtype=float)
+        if verdict not in ("divergent", "rising") and after.size >= 10 and _rising(after, rise):
+            verdict = "rising"  # the velocity grows: the mean-square instability of momentum
         return ProbeRun(float(lr), len(losses), int(steps), start, end, verdict, arr, role)
 
 
