@@ -341,3 +341,63 @@ def test_a_confirmation_run_whose_velocity_grows_is_rising():
     assert _speed(plain, torch) == pytest.approx(grads, rel=1e-6)
     assert lr_probe._rising(np.geomspace(1.0, 4.0, 40), 1.5)
     assert not lr_probe._rising(np.full(40, 2.0) + 0.01 * np.sin(np.arange(40)), 1.5)
+
+
+def _benchmark_cell(name, kind, loss):
+    """A cell of benchmarks/lr_truth.py: its data (standardised) and network, rebuilt here."""
+    from sklearn import datasets as d
+
+    if name == "moons":
+        X, y = d.make_moons(400, noise=0.2, random_state=0)
+    elif name == "classification":
+        X, y = d.make_classification(600, 20, n_informative=8, n_classes=3, random_state=0)
+    elif name == "iris":
+        X, y = d.load_iris(return_X_y=True)
+    else:
+        X, y = d.load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / (X.std(0) + 1e-8)
+    x = torch.tensor(X, dtype=torch.float32)
+    if name == "diabetes":
+        t = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32).reshape(-1, 1)
+    elif loss == "ce":
+        t = torch.tensor(y)
+    else:
+        t = torch.nn.functional.one_hot(torch.tensor(y), int(y.max()) + 1).float()
+    k = 1 if name == "diabetes" else int(y.max()) + 1
+    torch.manual_seed(0)
+    if kind == "tanh":
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 32), torch.nn.Tanh(),
+                                  torch.nn.Linear(32, k))  # fmt: skip
+    else:
+        net = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
+            torch.nn.ReLU(), torch.nn.Linear(32, k),
+        )  # fmt: skip
+    return net, x, t
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        ("moons", "tanh", "ce", 0.0, 32),
+        ("classification", "tanh", "mse", 0.9, 32),
+        ("diabetes", "relu", "mse", 0.9, 128),
+        ("iris", "relu", "ce", 0.9, 32),
+        ("moons", "relu", "mse", 0.9, 128),
+    ],
+    ids=lambda c: "-".join(map(str, c)),
+)
+def test_answer_against_the_measured_truth_of_benchmark_cells(cell):
+    """The largest lr that 10-epoch torch runs survived (median of 3 shuffles, measured by
+    benchmarks/lr_truth.py and stored with the benchmark): find_lr's answer is within
+    [0.5, 1.1] of it on cells of the regimes where it is reliable (B >= 32)."""
+    pytest.importorskip("sklearn")
+    from pathlib import Path
+
+    rows = (Path(__file__).resolve().parents[1] / "benchmarks/results/lr_truth.jsonl").read_text()
+    truth = {tuple(r["cell"]): r["truth"] for r in map(json.loads, rows.splitlines())}[cell]
+    name, kind, loss, mu, B = cell
+    net, x, t = _benchmark_cell(name, kind, loss)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss == "ce" else torch.nn.MSELoss()
+    res = find_lr(net, loss_fn, (x, t), {"optimizer": "sgd", "momentum": mu}, B)
+    assert 0.5 <= res.largest_stable_lr / truth <= 1.1
