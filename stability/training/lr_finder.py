@@ -37,7 +37,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._values import check_range
 from ..errors import ConfigError, describe
+from .estimators import _torch
 from .lr_probe import ProbeRun, _preserved_rng, _sgd_from, _Trainer
 
 __all__ = ["LRFinderResult", "find_lr"]
@@ -202,9 +204,7 @@ def find_lr(
         model, loss_fn, data, optimizer, batch_size, scheduler, epochs, steps, budget, torch
     )
     margin = _positive(margin, "margin", high=1.0)
-    resolution = _positive(resolution, "resolution")
-    if resolution <= 1.0:
-        raise ConfigError(f"resolution must be above 1, got {describe(resolution)}")
+    resolution = float(check_range(resolution, "resolution", 1, None, low_open=True))
     with _preserved_rng(torch, setup["generators"]):
         return _search(setup, budget, margin, resolution, int(seed), torch, t0)
 
@@ -555,17 +555,6 @@ def _peak(scheduler: Any, opt: Any, horizon: int) -> str:
     )
 
 
-def _positive(value: Any, name: str, high: float = math.inf) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or value <= 0 or value > high:
-        top = "inf)" if high == math.inf else f"{high:g}]"
-        raise ConfigError(f"{name} must be in (0, {top}, got {describe(value)}")
-    return float(value)
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is an extra
-        raise ConfigError("find_lr needs torch: pip install 'sgd-stability[torch]'") from None
-    return torch
+def _positive(value: Any, name: str, high: float | None = None) -> float:
+    """A positive number (at most ``high``), refused by name otherwise."""
+    return float(check_range(value, name, 0, high, low_open=True))

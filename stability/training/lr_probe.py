@@ -40,7 +40,6 @@ __all__ = ["ProbeRun"]
 
 _DIVERGENCE = 1000.0  # a loss above this multiple of its start is divergence (issue protocol)
 _SPIKE = 2.0  # a catapult's loss rises above this multiple of its start
-_WATCH_SPEED = True  # a confirmation run also tests its velocity for a rise
 
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ class _Trainer:
                 self.units += len(x)
                 value = float(loss.detach())
                 losses.append(value)
-                if rise is not None and _WATCH_SPEED:
+                if rise is not None:
                     speeds.append(_speed(opt, torch))
                 if not math.isfinite(value) or value > _DIVERGENCE * start:
                     diverged = True
@@ -262,43 +261,15 @@ def _sgd_from(optimizer: Any, params: list[Any], torch: Any) -> Any:
             f"optimizer must be a torch.optim.SGD or a mapping like {{'optimizer': 'sgd', "
             f"'momentum': 0.9}}, got {describe(optimizer)}"
         )
-    allowed = {"optimizer", "lr", "momentum", "dampening", "nesterov", "weight_decay"}
-    unknown = sorted(set(optimizer) - allowed)
-    if unknown:
-        raise ConfigError(f"optimizer: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    name = str(optimizer.get("optimizer", "sgd")).lower()
-    if name not in ("sgd", "momentum", "nesterov", "heavy_ball"):
+    from ..optimizers import from_optimizer
+
+    # the package's own adapter checks the keys, the ranges and torch's Nesterov rule
+    config = from_optimizer({"optimizer": "sgd", "lr": 1.0, **optimizer})[0]
+    if config.kind is None or config.kind.torch_class != "SGD":
         raise ConfigError(
             f"optimizer: find_lr supports SGD (with or without momentum and Nesterov) for now, "
             f"got {describe(optimizer.get('optimizer'))}; adaptive optimizers (Adam, AdamW) "
             "are not supported yet"
         )
-    mu = _number(optimizer.get("momentum", 0.0), "momentum", 0.0, 1.0, high_open=True)
-    wd = _number(optimizer.get("weight_decay", 0.0), "weight_decay", 0.0, math.inf)
-    damp = _number(optimizer.get("dampening", 0.0), "dampening", 0.0, 1.0)
-    nesterov = optimizer.get("nesterov", name == "nesterov")
-    if not isinstance(nesterov, bool):
-        raise ConfigError(f"nesterov must be True or False, got {describe(nesterov)}")
-    if nesterov and (mu == 0 or damp != 0):
-        raise ConfigError("nesterov needs momentum > 0 and dampening = 0 (torch's rule)")
-    lr = _number(optimizer.get("lr", 1.0), "lr", 0.0, math.inf, low_open=True)
-    return torch.optim.SGD(
-        params, lr=lr, momentum=mu, dampening=damp, nesterov=nesterov, weight_decay=wd
-    )
-
-
-def _number(
-    value: Any, name: str, low: float, high: float, low_open: bool = False,
-    high_open: bool = False,
-) -> float:  # fmt: skip
-    ok = isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
-    bad = (
-        not math.isfinite(v) if high == math.inf and not ok else
-        math.isnan(v) or v < low or v > high or (low_open and v == low) or
-        (high_open and v == high) or (high == math.inf and not math.isfinite(v))
-    )  # fmt: skip
-    if bad:
-        lo, hi = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-        raise ConfigError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {describe(value)}")
-    return v
+    kwargs = {k: v if isinstance(v, bool) else float(v) for k, v in config.config.items()}
+    return torch.optim.SGD(params, **kwargs)
