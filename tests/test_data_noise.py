@@ -377,3 +377,32 @@ def test_a_curvature_at_the_edge_to_rounding_is_not_called_stable():
     lr = 2.0 / np.linalg.eigvalsh(_hessians(X).mean(axis=0)).max()
     res = mean_square_radius(stb.gd(lr), data, 1, decide=True)
     assert res.strict and not res.stable and not res.decided and "edge" in res.reason
+
+
+def test_a_warm_start_in_a_degenerate_top_eigenvalue_restarts_cold():
+    """Two identical output blocks (a linear model with two outputs) give the noise operator a
+    degenerate top eigenvalue: the eigenmatrix warm-started from a far learning rate used to
+    leave the certified bounds apart ([5e-4, 1e4] around rho = 0.002), which the search read as
+    unstable, answering 9.6e-5 where the edge is 1.06. The largest stable lr from the network's
+    per-sample Gauss-Newton curvature (its top 8 of 10 directions, by Lanczos) now agrees with
+    the exact least-squares model of the same features (an independent path), and the radius
+    after a far warm start equals a cold one."""
+    torch = pytest.importorskip("torch")
+    from stability.noise.data import DataNoise
+    from stability.training import per_sample_ggn
+
+    torch.manual_seed(0)
+    X = torch.randn(32, 4)
+    Y = torch.randn(32, 2)
+    top = per_sample_ggn(torch.nn.Linear(4, 2), "mse", X, subspace="top", rank=8, tol=1e-8)
+    cfg = {"optimizer": "sgd", "lr": 0.1}
+    exact = stb.check(cfg, data=(X.numpy(), Y.numpy()), batch_size=16,
+                      sampling="without_replacement")  # fmt: skip
+    got = stb.check(cfg, data=top, batch_size=16, sampling="without_replacement")
+    assert got.max_stable_lr == pytest.approx(exact.max_stable_lr, rel=0.01)
+    model = DataNoise(top, "without_replacement")
+    model.radius(stb.from_optimizer(dict(cfg, lr=1.11))[0].algorithm, 16)  # the next start
+    at = stb.from_optimizer(dict(cfg, lr=0.017))[0].algorithm
+    warm = model.radius(at, 16, decide=True)
+    cold = DataNoise(top, "without_replacement").radius(at, 16, decide=True)
+    assert warm.upper < 1 and warm.rho == pytest.approx(cold.rho, rel=1e-3)

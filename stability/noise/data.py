@@ -604,6 +604,27 @@ def _iterate(
     end by the rounding allowance. A warm start lets the first Krylov space stop on its Ritz
     residual after one application instead of four. With ``decide`` and ``value``, a decided
     verdict also waits for the Ritz value to converge (to ``rtol/10`` residual)."""
+    if start is not None:
+        found = _iterate_from(op, kappa, rtol, decide, max_matvecs, start, value)
+        _, lower, upper, _ = found
+        if upper - lower <= 2 * rtol * upper or upper < 1 or lower > 1:
+            return found
+        # a warm start that leaves the bounds apart and undecided (a degenerate top eigenvalue:
+        # the previous eigenmatrix can sit in an indefinite combination) starts again cold
+        max_matvecs += op.calls
+    return _iterate_from(op, kappa, rtol, decide, max_matvecs, None, value)
+
+
+def _iterate_from(
+    op: _Operator,
+    kappa: float,
+    rtol: float,
+    decide: bool,
+    max_matvecs: int,
+    start: np.ndarray | None,
+    value: bool,
+) -> tuple[float, float, float, np.ndarray]:
+    """:func:`_iterate` from one start (``None``: the diagonal closure)."""
     R, d = op.R, op.lam.size
     warm = start is not None
     Q = start if warm else np.diag(1.0 / np.maximum(np.diag(R), 1e-300))  # near the closure
